@@ -1,0 +1,1 @@
+"""Fixtures that build small question trees on disk (real files, no mocks)."""

@@ -1,0 +1,91 @@
+"""vmeval-hf: package, version and ship VMEvalKit benchmark datasets.
+
+Public API (heavy modules are imported lazily, so ``import vmeval_hf`` stays fast)::
+
+    validate_tree, scan_questions, write_manifest, check_manifest   question tree
+    create_dataset                                                  generators
+    build_release                                                   Parquet + card
+    publish_version, verify_version, pull_version                   the release flow
+    sync_to_s3                                                      seed-compatible S3 mirror
+    log_version, get_latest, print_summary, load_log, save_log      seed-compatible version log
+    Settings, VmevalError and its subclasses
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .config import Settings
+from .errors import (
+    BuildError,
+    ConfigError,
+    HubAuthError,
+    HubConflictError,
+    HubError,
+    HubNotFoundError,
+    IntegrityError,
+    RemoteError,
+    S3AuthError,
+    S3BucketNotFoundError,
+    S3ConflictError,
+    S3Error,
+    S3UnreachableError,
+    ValidationError,
+    VerifyError,
+    VersionConflictError,
+    VersionLogError,
+    VmevalError,
+)
+
+_LAZY = {
+    "validate_tree": "questions",
+    "scan_questions": "questions",
+    "write_manifest": "questions",
+    "check_manifest": "questions",
+    "Question": "questions",
+    "create_dataset": "generate",
+    "build_release": "build",
+    "publish_version": "publish",
+    "verify_version": "publish",
+    "pull_version": "publish",
+    "sync_to_s3": "mirror",
+    "log_version": "versions",
+    "get_latest": "versions",
+    "print_summary": "versions",
+    "load_log": "versions",
+    "save_log": "versions",
+}
+
+__all__ = [
+    "__version__",
+    "Settings",
+    "VmevalError",
+    "ConfigError",
+    "ValidationError",
+    "BuildError",
+    "VersionLogError",
+    "VersionConflictError",
+    "IntegrityError",
+    "VerifyError",
+    "RemoteError",
+    "HubError",
+    "HubAuthError",
+    "HubNotFoundError",
+    "HubConflictError",
+    "S3Error",
+    "S3AuthError",
+    "S3BucketNotFoundError",
+    "S3ConflictError",
+    "S3UnreachableError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vmeval_hf' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

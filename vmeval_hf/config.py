@@ -1,0 +1,110 @@
+"""Settings: the one place environment variables and ``.env`` are read.
+
+Library functions take a :class:`Settings` (or plain parameters); only the CLI
+edge and the seed-compatible scripts call :meth:`Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+DEFAULT_BUCKET = "vmevalkit"
+DEFAULT_REGION = "us-east-2"
+DEFAULT_REPO = "org/vmevalkit-questions"
+HUB_PUBLIC_ENDPOINT = "https://huggingface.co"
+
+_SECRET_FIELDS = ("hf_token", "aws_secret_access_key", "aws_session_token", "aws_access_key_id")
+
+
+def _redact(value: str | None) -> str:
+    return "None" if value is None else "'***'"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything vmeval-hf needs to reach the Hub and S3.
+
+    Secrets (``hf_token``, AWS keys) never appear in ``repr()`` or ``str()``.
+    """
+
+    hf_token: str | None = field(default=None, repr=False)
+    hf_endpoint: str | None = None
+    hf_repo: str = DEFAULT_REPO
+    s3_bucket: str = DEFAULT_BUCKET
+    aws_region: str = DEFAULT_REGION
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    aws_endpoint_url: str | None = None
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown = _redact(value) if f.name in _SECRET_FIELDS else repr(value)
+            parts.append(f"{f.name}={shown}")
+        return f"Settings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values set, so callers can scrub them from any text."""
+        return tuple(v for v in (getattr(self, n) for n in _SECRET_FIELDS) if v)
+
+    @property
+    def hub_endpoint(self) -> str:
+        return (self.hf_endpoint or HUB_PUBLIC_ENDPOINT).rstrip("/")
+
+    @property
+    def hub_is_local(self) -> bool:
+        """True when the Hub endpoint is a loopback server (the sandbox), never for the real Hub."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.hub_endpoint).hostname or ""
+        return host in {"127.0.0.1", "localhost", "::1"}
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        dotenv_path: str | os.PathLike[str] | None = None,
+    ) -> Settings:
+        """Read settings from ``.env`` (in the working directory by default) and the environment.
+
+        The real environment wins over ``.env``. ``.env`` values are not copied into
+        ``os.environ``.
+        """
+        from dotenv import dotenv_values
+
+        env_file = Path(dotenv_path) if dotenv_path is not None else Path.cwd() / ".env"
+        merged: dict[str, str] = {}
+        if env_file.is_file():
+            merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        merged.update(os.environ if environ is None else environ)
+
+        def get(*names: str) -> str | None:
+            for name in names:
+                value = merged.get(name)
+                if value:
+                    return value
+            return None
+
+        return cls(
+            hf_token=get("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
+            hf_endpoint=get("HF_ENDPOINT"),
+            hf_repo=get("VMEVAL_HF_REPO") or DEFAULT_REPO,
+            s3_bucket=get("S3_BUCKET") or DEFAULT_BUCKET,
+            aws_region=get("AWS_DEFAULT_REGION", "AWS_REGION") or DEFAULT_REGION,
+            aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=get("AWS_SESSION_TOKEN"),
+            aws_endpoint_url=get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        )

@@ -1,0 +1,104 @@
+"""The release manifest, ``vmeval_release.json``: the record every later step checks against.
+
+Shape (schema 1)::
+
+    {"schema": 1, "version": "1.0", "questions": 75, "domains": {"chess": 15, ...},
+     "sources": [{"path": "chess_task/chess_0000/first_frame.png", "size": 123, "sha256": "..."}],
+     "shards":  [{"path": "data/chess/test-00000-of-00001.parquet", "rows": 15, "size": 1, "sha256": "..."}],
+     "files":   [{"path": "README.md", "size": 1, "sha256": "..."}, ...],   # every release file but this one
+     "content_sha256": "<sha256 of the sorted source list>"}
+
+``sources`` paths are relative to ``data/questions``. ``content_sha256`` identifies the
+question content independent of the version label, so re-publishing the same content
+is recognised whatever it is called.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TypedDict
+
+from .errors import BuildError, IntegrityError
+from .fsutil import sha256_bytes, sha256_file
+
+RELEASE_MANIFEST = "vmeval_release.json"
+SCHEMA = 1
+
+
+class FileEntry(TypedDict):
+    path: str
+    size: int
+    sha256: str
+
+
+class ShardEntry(TypedDict):
+    path: str
+    rows: int
+    size: int
+    sha256: str
+
+
+class ReleaseManifest(TypedDict):
+    schema: int
+    version: str
+    questions: int
+    domains: dict[str, int]
+    sources: list[FileEntry]
+    shards: list[ShardEntry]
+    files: list[FileEntry]
+    content_sha256: str
+
+
+def content_sha256(sources: list[FileEntry]) -> str:
+    """sha256 of the sorted source list in a fixed compact JSON form."""
+    ordered = sorted(
+        ({"path": s["path"], "size": s["size"], "sha256": s["sha256"]} for s in sources),
+        key=lambda s: s["path"],
+    )
+    text = json.dumps(ordered, sort_keys=True, separators=(",", ":"))
+    return sha256_bytes(text.encode("utf-8"))
+
+
+def load_release(release_dir: str | Path) -> ReleaseManifest:
+    """Read and sanity-check ``<release_dir>/vmeval_release.json``."""
+    path = Path(release_dir) / RELEASE_MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BuildError(
+            f"{path}: no release manifest here; run `vmeval-hf build` to compile a release first",
+            path=path,
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BuildError(f"{path}: not valid JSON ({exc}); rebuild the release", path=path) from exc
+    missing = [k for k in ReleaseManifest.__annotations__ if k not in data]
+    if data.get("schema") != SCHEMA or missing:
+        raise BuildError(
+            f"{path}: not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); rebuild the release",
+            path=path,
+        )
+    if content_sha256(data["sources"]) != data["content_sha256"]:
+        raise IntegrityError(
+            f"{path}: content_sha256 does not match its source list; the manifest was edited, rebuild the release",
+            path=path,
+        )
+    return data  # type: ignore[no-any-return]
+
+
+def check_release_files(release_dir: str | Path, manifest: ReleaseManifest) -> list[str]:
+    """Re-hash every release file listed in ``manifest``; return one line per mismatch."""
+    root = Path(release_dir)
+    problems = []
+    for entry in manifest["files"]:
+        p = root / entry["path"]
+        if not p.is_file():
+            problems.append(f"{entry['path']}: missing")
+        elif p.stat().st_size != entry["size"] or sha256_file(p) != entry["sha256"]:
+            problems.append(f"{entry['path']}: bytes differ from the manifest")
+    return problems
+
+
+def release_paths(manifest: ReleaseManifest) -> list[str]:
+    """Every file that makes up the release, the manifest itself included, sorted."""
+    return sorted([e["path"] for e in manifest["files"]] + [RELEASE_MANIFEST])
