@@ -43,8 +43,8 @@ from .errors import (
 _LAZY = {
     "validate_tree": "questions",
     "scan_questions": "questions",
-    "write_manifest": "questions",
-    "check_manifest": "questions",
+    "write_manifest": "manifest",
+    "check_manifest": "manifest",
     "Question": "questions",
     "create_dataset": "generate",
     "build_release": "build",

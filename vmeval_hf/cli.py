@@ -138,7 +138,7 @@ def _print_report(report: Any) -> None:
 @json_option
 def manifest(data_dir: Path, check: bool, as_json: bool) -> None:
     """Write vmeval_dataset.json from the folders, or check it is in sync."""
-    from .questions import check_manifest, write_manifest
+    from .manifest import check_manifest, write_manifest
 
     if check:
         problems = check_manifest(data_dir)

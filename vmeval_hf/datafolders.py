@@ -1,0 +1,61 @@
+"""Structure checks for ``data/outputs/`` and ``data/evaluations/``.
+
+These trees are mirrored to S3, not compiled, so layout findings are warnings;
+a symlink that escapes the data root is an error because the mirror must never
+read outside the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .questions import DOMAIN_DIR_RE, Problem
+
+OUTPUTS, EVALUATIONS = "outputs", "evaluations"
+
+
+def _walk(top: Path, root_real: str) -> tuple[list[Path], list[Problem]]:
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                real = os.path.realpath(p)
+                if not (real == root_real or real.startswith(root_real + os.sep)):
+                    problems.append(Problem(str(p), "path_escape",
+                                            f"symlink points outside the data root ({real}); "
+                                            "copy the file in instead"))
+        files.extend(Path(dirpath) / f for f in filenames)
+    return files, problems
+
+
+def data_folder_problems(data_dir: Path) -> list[Problem]:
+    """Layout warnings (and escape errors) for outputs/ and evaluations/ when present."""
+    root_real = os.path.realpath(data_dir)
+    problems: list[Problem] = []
+    for kind in (OUTPUTS, EVALUATIONS):
+        top = data_dir / kind
+        if not top.is_dir():
+            continue
+        files, found = _walk(top, root_real)
+        problems.extend(found)
+        for f in files:
+            parts = f.relative_to(top).parts
+            if f.name.startswith("."):
+                continue
+            task_levels = [i for i, part in enumerate(parts[:-1]) if DOMAIN_DIR_RE.match(part)]
+            if not task_levels:
+                problems.append(Problem(
+                    str(f), f"{kind}_layout",
+                    f"not under a <domain>_task/<task_id>/ folder; expected {kind}/<experiment>/<model>/"
+                    "<domain>_task/<task_id>/...", "warning"))
+            elif kind == EVALUATIONS and f.suffix == ".json":
+                try:
+                    json.loads(f.read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                    problems.append(Problem(str(f), "evaluation_invalid_json",
+                                            f"evaluation file is not valid JSON ({exc})", "warning"))
+    return problems

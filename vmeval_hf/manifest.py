@@ -1,0 +1,142 @@
+"""The master manifest ``data/questions/vmeval_dataset.json``: written from the folders, and checked.
+
+Fields the original tools wrote (``name``, ``description``, ``created_at``,
+``total_pairs``, ``pairs``) are kept; ``version``, ``statistics`` and
+``questions`` follow DATA_MANAGEMENT.md. Writing is deterministic: sorted, and
+no wall-clock field unless one is given (or already present in the file).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .fsutil import atomic_write_json
+from .questions import MANIFEST_NAME, Problem, Question, ValidationReport, resolve_questions_dir
+
+
+def _pair(q: Question) -> dict[str, Any]:
+    if q.metadata is not None:
+        return dict(q.metadata)
+    pair: dict[str, Any] = {
+        "id": q.id, "domain": q.domain, "prompt": q.prompt,
+        "first_image_path": f"{q.source_path}/first_frame.png",
+        "final_image_path": f"{q.source_path}/final_frame.png" if q.final_frame else None,
+    }
+    return pair
+
+
+def _entry(q: Question) -> dict[str, Any]:
+    return {"id": q.id, "domain": q.domain, "difficulty": q.difficulty, "path": q.source_path}
+
+
+def manifest_document(questions: list[Question], *, previous: dict[str, Any] | None = None,
+                      created_at: str | None = None, version: str | None = None,
+                      generation_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest for ``questions``; optional fields come from the arguments or ``previous``."""
+    previous = previous or {}
+    n = len(questions)
+    doc: dict[str, Any] = {
+        "name": "vmeval_dataset",
+        "description": f"VMEvalKit video reasoning evaluation dataset ({n} task pairs)",
+        "total_pairs": n,
+        "statistics": {
+            "total_questions": n,
+            "domains": dict(sorted(Counter(q.domain for q in questions).items())),
+            "difficulties": dict(sorted(Counter(q.difficulty or "unlabelled" for q in questions).items())),
+        },
+        "questions": [_entry(q) for q in questions],
+        "pairs": [_pair(q) for q in questions],
+    }
+    for key, value in (("created_at", created_at), ("version", version), ("generation_info", generation_info)):
+        chosen = value if value is not None else previous.get(key)
+        if chosen is not None:
+            doc[key] = chosen
+    return doc
+
+
+def _read_existing(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_manifest(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
+                   created_at: str | None = None, version: str | None = None,
+                   generation_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate the folders and write ``vmeval_dataset.json`` from them (atomically).
+
+    Raises :class:`ValidationError` if the folders have errors (the manifest is not
+    checked against itself here: it is being replaced).
+    """
+    from .questions import validate_tree
+
+    qdir = resolve_questions_dir(data_dir, questions_dir)
+    report = validate_tree(questions_dir=qdir, check_manifest_file=False, check_data_folders=False)
+    report.raise_for_errors()
+    path = qdir / MANIFEST_NAME
+    doc = manifest_document(report.question_list, previous=_read_existing(path), created_at=created_at,
+                            version=version, generation_info=generation_info)
+    atomic_write_json(path, doc)
+    return {"path": str(path), "total_questions": doc["total_pairs"], "domains": doc["statistics"]["domains"]}
+
+
+def manifest_problems(questions_dir: Path, report: ValidationReport) -> list[Problem]:
+    """Differences between ``vmeval_dataset.json`` and the folders (errors), or a warning if it is absent."""
+    path = questions_dir / MANIFEST_NAME
+    if not path.exists():
+        return [Problem(str(path), "manifest_missing",
+                        "no master manifest; run `vmeval-hf manifest` to write it", "warning")]
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return [Problem(str(path), "manifest_invalid",
+                        f"cannot read the manifest ({exc}); run `vmeval-hf manifest` to rewrite it")]
+    if not isinstance(doc, dict):
+        return [Problem(str(path), "manifest_invalid", "manifest is not a JSON object; run `vmeval-hf manifest`")]
+    listed = doc.get("questions")
+    if listed is None:  # the seed's format: only "pairs" with full metadata
+        listed = [{"id": p.get("id"), "domain": p.get("domain"), "difficulty": p.get("difficulty")}
+                  for p in doc.get("pairs", []) if isinstance(p, dict)]
+    if not isinstance(listed, list) or not all(isinstance(e, dict) for e in listed):
+        return [Problem(str(path), "manifest_invalid", "manifest `questions` is not a list of objects; "
+                        "run `vmeval-hf manifest`")]
+    on_disk = {q.id: _entry(q) for q in report.question_list}
+    in_file = {str(e.get("id")): e for e in listed}
+    problems = []
+    fix = "run `vmeval-hf manifest` to rewrite it from the folders"
+    for qid in sorted(set(in_file) - set(report.folders)):
+        problems.append(Problem(str(path), "manifest_lists_missing",
+                                f"lists {qid} but no folder holds it; {fix}", question=qid))
+    for qid in sorted(set(on_disk) - set(in_file)):
+        problems.append(Problem(str(path), "manifest_missing_question",
+                                f"does not list {on_disk[qid]['path']}; {fix}", question=on_disk[qid]["path"]))
+    for qid in sorted(set(on_disk) & set(in_file)):
+        for key in ("domain", "difficulty", "path"):
+            if key in in_file[qid] and in_file[qid][key] != on_disk[qid][key]:
+                problems.append(Problem(
+                    str(path), "manifest_field_differs",
+                    f"{qid}: {key} is {in_file[qid][key]!r} in the manifest but {on_disk[qid][key]!r} "
+                    f"in the folder; {fix}", question=on_disk[qid]["path"]))
+    total = doc.get("total_pairs")
+    if total is not None and total != len(listed):
+        problems.append(Problem(str(path), "manifest_count_differs",
+                                f"total_pairs is {total} but {len(listed)} questions are listed; {fix}"))
+    return problems
+
+
+def check_manifest(data_dir: str | Path | None = None, *,
+                   questions_dir: str | Path | None = None) -> list[Problem]:
+    """Problems that make ``vmeval_dataset.json`` out of sync with the folders (empty list = in sync)."""
+    from .questions import validate_tree
+
+    qdir = resolve_questions_dir(data_dir, questions_dir)
+    report = validate_tree(questions_dir=qdir, check_manifest_file=False, check_data_folders=False)
+    problems = manifest_problems(qdir, report)
+    if (qdir / MANIFEST_NAME).exists():
+        return problems
+    return [Problem(p.path, p.code, p.message, "error", p.question) for p in problems]

@@ -1,0 +1,413 @@
+"""The question tree: scan ``data/questions/<domain>_task/<domain>_NNNN/`` and validate it.
+
+Validation collects *every* problem before reporting. Each :class:`Problem` names
+the path, a stable code and what to do. Nothing here writes; the manifest lives in
+:mod:`vmeval_hf.manifest`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ValidationError
+
+QUESTIONS = "questions"
+MANIFEST_NAME = "vmeval_dataset.json"
+FIRST, FINAL, PROMPT, METADATA = "first_frame.png", "final_frame.png", "prompt.txt", "question_metadata.json"
+GOAL, VIDEO = "goal.txt", "ground_truth.mp4"
+KNOWN_FILES = {FIRST, FINAL, PROMPT, METADATA, GOAL, VIDEO}
+
+DOMAIN_DIR_RE = re.compile(r"^([a-z0-9_]+)_task$", re.ASCII)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_PROMPT_BYTES = 64 * 1024
+MAX_METADATA_BYTES = 1024 * 1024
+MAX_IMAGE_PIXELS = 40_000_000  # 40 MP: far above any benchmark frame, far below a decompression bomb
+MAX_VIDEO_BYTES = 2 * 1024**3
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: ``path`` (as the user would type it), a stable ``code``, a message saying what to do."""
+
+    path: str
+    code: str
+    message: str
+    severity: Severity = "error"
+    question: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "code": self.code, "message": self.message, "severity": self.severity}
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question folder, read and checked."""
+
+    id: str
+    domain: str
+    prompt: str
+    source_path: str  # "chess_task/chess_0000", relative to data/questions
+    folder: Path
+    first_frame: Path
+    final_frame: Path | None = None
+    difficulty: str | None = None
+    task_category: str | None = None
+    goal: str | None = None
+    ground_truth_video: Path | None = None
+    metadata_text: str | None = None
+    metadata: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class ValidationReport:
+    questions_dir: Path
+    problems: list[Problem] = field(default_factory=list)
+    question_list: list[Question] = field(default_factory=list)
+    #: every folder with a valid question name, valid content or not: id -> "domain_task/id"
+    folders: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def questions(self) -> int:
+        return len(self.question_list)
+
+    def grouped(self) -> dict[str, list[Problem]]:
+        """Problems grouped by question (or by path for problems outside a question)."""
+        groups: dict[str, list[Problem]] = defaultdict(list)
+        for p in self.problems:
+            groups[p.question or p.path].append(p)
+        return dict(groups)
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            first = self.errors[0]
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            raise ValidationError(
+                f"{first.path}: {first.message}{more}; run `vmeval-hf validate` to list every problem",
+                problems=self.problems,
+                path=first.path,
+            )
+
+
+def resolve_questions_dir(data_dir: str | Path | None = None, questions_dir: str | Path | None = None) -> Path:
+    """``questions_dir`` if given, else ``<data_dir>/questions`` (``data_dir`` defaults to ``data``)."""
+    if questions_dir is not None:
+        return Path(questions_dir)
+    return Path(data_dir if data_dir is not None else "data") / QUESTIONS
+
+
+def id_sort_key(qid: str) -> tuple[str, int, str]:
+    """Natural order: ``chess_9999`` before ``chess_10000``."""
+    prefix, _, num = qid.rpartition("_")
+    return (prefix, int(num) if num.isdigit() else -1, qid)
+
+
+class _Checker:
+    def __init__(self, questions_dir: Path) -> None:
+        self.qdir = questions_dir
+        self.root = self._real(questions_dir.parent)
+        self.report = ValidationReport(questions_dir)
+
+    @staticmethod
+    def _real(p: Path) -> Path:
+        return Path(os.path.realpath(p))
+
+    def add(self, path: Path | str, code: str, message: str, severity: Severity = "error",
+            question: str | None = None) -> None:
+        self.report.problems.append(Problem(str(path), code, message, severity, question))
+
+    def inside_root(self, p: Path) -> bool:
+        try:
+            real = self._real(p)
+        except (OSError, RuntimeError):
+            return False
+        return real == self.root or self.root in real.parents
+
+    def entry_ok(self, p: Path, q: str | None, want: Literal["file", "dir"]) -> os.stat_result | None:
+        """lstat + symlink/escape/type checks shared by every path we touch."""
+        try:
+            st = p.lstat()
+        except OSError as exc:
+            self.add(p, "unreadable", f"cannot stat ({exc.strerror}); fix permissions", question=q)
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                st = p.stat()
+            except (OSError, RuntimeError):
+                self.add(p, "broken_symlink", "symlink is broken or loops; replace it with the real file", question=q)
+                return None
+            if not self.inside_root(p):
+                self.add(p, "path_escape",
+                         f"symlink points outside the data root ({os.path.realpath(p)}); copy the file in instead",
+                         question=q)
+                return None
+        if want == "file" and not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
+            self.add(p, "not_a_file", f"is {kind}; replace it with a regular file", question=q)
+            return None
+        if want == "dir" and not stat.S_ISDIR(st.st_mode):
+            self.add(p, "not_a_folder", "expected a folder", question=q)
+            return None
+        return st
+
+    def read(self, p: Path, q: str, limit: int) -> bytes | None:
+        st = self.entry_ok(p, q, "file")
+        if st is None:
+            return None
+        if st.st_size > limit:
+            self.add(p, "too_large", f"is {st.st_size} bytes, over the {limit}-byte limit; shorten it", question=q)
+            return None
+        try:
+            with open(p, "rb") as fh:
+                return fh.read(limit + 1)
+        except OSError as exc:
+            self.add(p, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
+            return None
+
+    def check_png(self, p: Path, q: str) -> bool:
+        st = self.entry_ok(p, q, "file")
+        if st is None:
+            return False
+        from PIL import Image
+
+        try:
+            with open(p, "rb") as fh:
+                head = fh.read(8)
+                if head != PNG_SIGNATURE:
+                    self.add(p, "not_png", "is not a PNG file (bad signature); re-export it as PNG", question=q)
+                    return False
+                fh.seek(0)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(fh, formats=["PNG"]) as im:
+                        w, h = im.size
+                        if w * h > MAX_IMAGE_PIXELS:
+                            raise Image.DecompressionBombError(f"{w}x{h} pixels")
+                        im.verify()  # checks chunk CRCs; never re-encodes
+        except OSError as exc:
+            if exc.errno is not None:
+                self.add(p, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
+            else:
+                self.add(p, "bad_image", f"PNG does not decode ({exc}); re-export it", question=q)
+            return False
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            self.add(p, "image_too_large", f"image is too large to be a question frame ({exc}); "
+                     f"limit is {MAX_IMAGE_PIXELS} pixels", question=q)
+            return False
+        except Exception as exc:  # Pillow raises SyntaxError, ValueError, struct.error... on corrupt data
+            self.add(p, "bad_image", f"PNG does not decode ({type(exc).__name__}: {exc}); re-export it", question=q)
+            return False
+        return True
+
+    def check_text(self, p: Path, q: str, what: str) -> str | None:
+        data = self.read(p, q, MAX_PROMPT_BYTES)
+        if data is None:
+            return None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.add(p, "not_utf8", f"{what} is not UTF-8 (byte {exc.start}); save it as UTF-8", question=q)
+            return None
+        if not text.strip():
+            self.add(p, "empty_prompt" if what == "prompt" else "empty_text",
+                     f"{what} is empty; write the {what} text", question=q)
+            return None
+        return text
+
+    def check_metadata(self, p: Path, q: str, domain: str, qid: str) -> tuple[str, dict[str, Any]] | None:
+        data = self.read(p, q, MAX_METADATA_BYTES)
+        if data is None:
+            return None
+        try:
+            text = data.decode("utf-8")
+            meta = json.loads(text)
+        except UnicodeDecodeError as exc:
+            self.add(p, "not_utf8", f"not UTF-8 (byte {exc.start}); save it as UTF-8 JSON", question=q)
+            return None
+        except json.JSONDecodeError as exc:
+            self.add(p, "invalid_json", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; fix the file",
+                     question=q)
+            return None
+        except RecursionError:
+            self.add(p, "invalid_json", "JSON is nested too deeply to read; flatten it", question=q)
+            return None
+        if not isinstance(meta, dict):
+            self.add(p, "invalid_json", "metadata must be a JSON object", question=q)
+            return None
+        for key, want in (("id", qid), ("domain", domain)):
+            if key in meta and meta[key] != want:
+                self.add(p, f"metadata_{key}_mismatch",
+                         f"metadata {key} {meta[key]!r} disagrees with the folder ({want!r}); "
+                         "fix the metadata or rename the folder", question=q)
+        return text, meta
+
+    def check_question(self, folder: Path, domain: str) -> None:
+        q = folder.name
+        rel = f"{domain}_task/{q}"
+        names: set[str] = set()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            self.add(folder, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions", question=rel)
+            return
+        for e in entries:
+            names.add(e.name)
+            if e.name not in KNOWN_FILES:
+                self.add(e.path, "stray_file", "not part of a question; it is ignored (move it elsewhere)",
+                         "warning", question=rel)
+        n_err = len(self.report.errors)
+        meta_pair = self.check_metadata(folder / METADATA, rel, domain, q) if METADATA in names else None
+        if FIRST not in names:
+            self.add(folder / FIRST, "missing_file", "required start frame is missing; add first_frame.png",
+                     question=rel)
+        else:
+            self.check_png(folder / FIRST, rel)
+        if PROMPT not in names:
+            self.add(folder / PROMPT, "missing_file", "required prompt is missing; add prompt.txt (UTF-8)",
+                     question=rel)
+            prompt = None
+        else:
+            prompt = self.check_text(folder / PROMPT, rel, "prompt")
+        final = None
+        if FINAL in names:
+            final = folder / FINAL if self.check_png(folder / FINAL, rel) else None
+        elif METADATA in names:
+            self.add(folder / FINAL, "missing_file",
+                     "classic layout (with question_metadata.json) needs final_frame.png; add it", question=rel)
+        goal = self.check_text(folder / GOAL, rel, "goal") if GOAL in names else None
+        video = None
+        if VIDEO in names and self.entry_ok(folder / VIDEO, rel, "file"):
+            video = folder / VIDEO
+        if len(self.report.errors) != n_err or prompt is None:
+            return
+        meta_text, meta = meta_pair if meta_pair else (None, None)
+        if meta and isinstance(meta.get("prompt"), str) and meta["prompt"].strip() != prompt.strip():
+            self.add(folder / METADATA, "prompt_mismatch", "metadata prompt differs from prompt.txt; "
+                     "prompt.txt is used", "warning", question=rel)
+
+        def text_field(key: str) -> str | None:
+            value = (meta or {}).get(key)
+            return str(value) if value is not None else None
+
+        self.report.question_list.append(Question(
+            id=q, domain=domain, prompt=prompt, source_path=rel, folder=folder,
+            first_frame=folder / FIRST, final_frame=final,
+            difficulty=text_field("difficulty"), task_category=text_field("task_category"),
+            goal=goal if goal is not None else text_field("goal"),
+            ground_truth_video=video, metadata_text=meta_text, metadata=meta,
+        ))
+
+    def check_domain(self, ddir: Path, domain: str) -> None:
+        qre = re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}$", re.ASCII)
+        try:
+            entries = sorted(os.scandir(ddir), key=lambda e: e.name)
+        except OSError as exc:
+            self.add(ddir, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions")
+            return
+        for e in entries:
+            p = Path(e.path)
+            if not e.is_dir(follow_symlinks=True) or e.is_symlink():
+                if e.is_symlink():
+                    self.entry_ok(p, None, "dir")
+                    if e.is_dir(follow_symlinks=True):
+                        self.add(p, "symlinked_folder", "question folders may not be symlinks; copy it in")
+                    continue
+                self.add(p, "stray_file", "not a question folder; it is ignored (move it elsewhere)", "warning")
+                continue
+            if not qre.match(e.name):
+                self.add(p, "bad_folder_name",
+                         f"question folder must be named {domain}_NNNN (4+ ASCII digits); rename it",
+                         question=f"{ddir.name}/{e.name}")
+                continue
+            self.report.folders[e.name] = f"{ddir.name}/{e.name}"
+            self.check_question(p, domain)
+
+    def run(self) -> ValidationReport:
+        qdir = self.qdir
+        if not qdir.is_dir():
+            self.add(qdir, "missing_questions_dir",
+                     "no questions folder here; pass --data-dir, or run `vmeval-hf create` to generate one")
+            return self.report
+        for e in sorted(os.scandir(qdir), key=lambda e: e.name):
+            p = Path(e.path)
+            if e.name == MANIFEST_NAME:
+                continue
+            m = DOMAIN_DIR_RE.match(e.name)
+            if e.is_symlink():
+                self.entry_ok(p, None, "dir")
+                if e.is_dir(follow_symlinks=True):
+                    self.add(p, "symlinked_folder", "domain folders may not be symlinks; copy it in")
+                continue
+            if not e.is_dir():
+                self.add(p, "stray_file", "not part of the question tree; it is ignored (move it elsewhere)",
+                         "warning")
+            elif not m:
+                self.add(p, "bad_folder_name",
+                         "domain folder must be named <domain>_task with domain matching [a-z0-9_]+; rename it")
+            else:
+                self.check_domain(p, m.group(1))
+        if not self.report.question_list and not self.report.errors:
+            self.add(qdir, "empty_tree", "holds no questions; add <domain>_task/<domain>_NNNN folders "
+                     "or run `vmeval-hf create`")
+        self._check_duplicates()
+        self.report.question_list.sort(key=lambda x: (x.domain, id_sort_key(x.id)))
+        return self.report
+
+    def _check_duplicates(self) -> None:
+        seen: dict[str, str] = {}
+        for question in self.report.question_list:
+            key = question.id.casefold()
+            if key in seen:
+                self.add(question.folder, "duplicate_id", f"id {question.id!r} is also used by {seen[key]}; "
+                         "give each question a unique id", question=question.source_path)
+            else:
+                seen[key] = question.source_path
+
+
+def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
+                  check_manifest_file: bool = True, check_data_folders: bool = True) -> ValidationReport:
+    """Check the whole tree and return every problem found (never raises for bad input)."""
+    qdir = resolve_questions_dir(data_dir, questions_dir)
+    checker = _Checker(qdir)
+    report = checker.run()
+    if check_manifest_file and qdir.is_dir():
+        from .manifest import manifest_problems
+
+        report.problems.extend(manifest_problems(qdir, report))
+    if check_data_folders:
+        from .datafolders import data_folder_problems
+
+        report.problems.extend(data_folder_problems(qdir.parent))
+    return report
+
+
+def scan_questions(data_dir: str | Path | None = None, *,
+                   questions_dir: str | Path | None = None) -> list[Question]:
+    """Validate, then return the questions sorted by domain and natural id order.
+
+    Raises :class:`ValidationError` (with every problem attached) if the tree has errors.
+    """
+    report = validate_tree(data_dir, questions_dir=questions_dir)
+    report.raise_for_errors()
+    return report.question_list
