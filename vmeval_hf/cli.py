@@ -154,6 +154,37 @@ def manifest(data_dir: Path, check: bool, as_json: bool) -> None:
     emit(as_json, result, lambda: echo(f"wrote {result['path']} ({result['total_questions']} questions)"))
 
 
+def _default_version(data_dir: Path) -> str:
+    from .versions import VersionLog, log_path
+
+    return VersionLog(log_path(data_dir=data_dir)).next_version()
+
+
+@cli.command()
+@data_dir_option
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Release folder to write (default: <data-dir>/releases/<version>).")
+@click.option("--version", "version", help="Version label (default: next minor after the latest logged).")
+@click.option("--repo", help="Hub repo id used in the card's load snippets (default: $VMEVAL_HF_REPO).")
+@click.option("--max-shard-size", default="500MB", show_default=True, help="Largest Parquet shard.")
+@json_option
+@click.pass_context
+def build(ctx: click.Context, data_dir: Path, out: Path | None, version: str | None, repo: str | None,
+          max_shard_size: str, as_json: bool) -> None:
+    """Compile the release folder: Parquet shards, dataset card, vmeval_release.json."""
+    from .build import build_release
+
+    settings = _settings(ctx)
+    result = build_release(data_dir, out, version=version or _default_version(data_dir),
+                           repo_id=repo or settings.hf_repo, max_shard_size=max_shard_size)
+    summary = {"out": str(result.out), "version": result.version, "questions": result.questions,
+               "domains": result.domains, "shards": len(result.shards), "bytes": result.size_bytes,
+               "content_sha256": result.content_sha256}
+    emit(as_json, summary, lambda: echo(
+        f"built {result.out} (version {result.version}): {result.questions} questions, "
+        f"{len(result.shards)} shards, {result.size_bytes / 1e6:.1f} MB, content sha256:{result.content_sha256[:12]}"))
+
+
 def main() -> None:
     cli(prog_name="vmeval-hf")
 

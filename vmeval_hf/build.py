@@ -1,0 +1,243 @@
+"""Compile a question tree into a release folder: Parquet shards, dataset card, release manifest.
+
+Layout written (atomically: built in a temp folder beside ``out``, then moved in)::
+
+    README.md                                   dataset card; its YAML is the loading config
+    assets/<domain>_preview.png                 first | final frame of one question per domain
+    data/<domain>/test-00000-of-0000N.parquet   rows sorted by id; images embedded byte for byte
+    vmeval_release.json                         sources, shards, files, content_sha256
+
+Streaming: one question's bytes at a time go into a row group of about 100 rows,
+so memory does not grow with the tree. Domains are written in parallel processes
+when the tree is big enough for that to pay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BuildError
+from .fsutil import atomic_write_json, parse_size, sha256_bytes, sha256_file
+from .questions import KNOWN_FILES, Question, resolve_questions_dir, scan_questions
+from .release import RELEASE_MANIFEST, SCHEMA, FileEntry, ReleaseManifest, ShardEntry, content_sha256
+from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema
+
+log = logging.getLogger(__name__)
+
+ROW_GROUP_ROWS = 100
+DEFAULT_MAX_SHARD_SIZE = "500MB"
+PARALLEL_MIN_BYTES = 32 * 10**6  # below this, process start-up costs more than it saves
+
+Progress = Callable[[int, int], None]  # (questions_done, questions_total)
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    version: str
+    questions: int
+    domains: dict[str, int]
+    shards: list[ShardEntry]
+    content_sha256: str
+    size_bytes: int
+    manifest: ReleaseManifest = field(repr=False)
+
+
+@dataclass
+class _DomainResult:
+    domain: str
+    shards: list[ShardEntry]
+    sources: list[FileEntry]
+    num_bytes: int
+    difficulties: dict[str, int]
+
+
+def _question_size(q: Question) -> int:
+    paths = [q.first_frame, q.final_frame, q.ground_truth_video]
+    return sum(p.stat().st_size for p in paths if p is not None) + len(q.prompt) + len(q.metadata_text or "")
+
+
+def plan_shards(questions: list[Question], max_shard_size: int) -> list[list[Question]]:
+    """Split one domain's (sorted) questions into shards of at most ``max_shard_size`` input bytes.
+
+    A question larger than the limit gets a shard of its own. Planning up front (from
+    file sizes) fixes the ``-of-N`` count before anything is written.
+    """
+    shards: list[list[Question]] = [[]]
+    size = 0
+    for q in questions:
+        qsize = _question_size(q)
+        if shards[-1] and size + qsize > max_shard_size:
+            shards.append([])
+            size = 0
+        shards[-1].append(q)
+        size += qsize
+    return shards
+
+
+def _source_files(q: Question) -> Iterator[Path]:
+    for name in sorted(KNOWN_FILES):
+        path = q.folder / name
+        if path.is_file():
+            yield path
+
+
+def _rows(questions: list[Question], sources: list[FileEntry]) -> Iterator[dict[str, Any]]:
+    """One row per question; hashes every source file from the same bytes that get embedded."""
+    for q in questions:
+        blobs: dict[str, bytes] = {}
+        for path in _source_files(q):
+            data = path.read_bytes()
+            blobs[path.name] = data
+            sources.append({"path": f"{q.source_path}/{path.name}", "size": len(data), "sha256": sha256_bytes(data)})
+
+        def image(name: str) -> dict[str, Any] | None:
+            return {"bytes": blobs[name], "path": name} if name in blobs else None
+
+        yield {
+            "id": q.id, "domain": q.domain, "task_category": q.task_category, "difficulty": q.difficulty,
+            "prompt": q.prompt, "first_frame": image("first_frame.png"), "final_frame": image("final_frame.png"),
+            "goal": q.goal, "ground_truth_video": blobs.get("ground_truth.mp4"), "metadata": q.metadata_text,
+            "source_path": q.source_path,
+        }
+
+
+def _writer(path: Path, schema: Any) -> Any:
+    import pyarrow.parquet as pq
+
+    image_cols = [f"{c}.bytes" for c in IMAGE_COLUMNS] + ["ground_truth_video"]
+    compression = {name: "snappy" for name in schema.names}
+    compression.update({c: "none" for c in image_cols})  # PNG/MP4 bytes are already compressed
+    dictionary = [n for n in ("domain", "task_category", "difficulty")]
+    kwargs: dict[str, Any] = dict(compression=compression, use_dictionary=dictionary, write_page_index=True,
+                                  write_statistics=["id", "domain", "difficulty", "source_path"])
+    return pq.ParquetWriter(str(path), schema, **kwargs)
+
+
+def _write_domain(domain: str, shards: list[list[Question]], root: Path) -> _DomainResult:
+    import pyarrow as pa
+
+    schema = arrow_schema()
+    folder = root / "data" / domain
+    folder.mkdir(parents=True, exist_ok=True)
+    sources: list[FileEntry] = []
+    entries: list[ShardEntry] = []
+    num_bytes = 0
+    for index, shard in enumerate(shards):
+        rel = f"data/{domain}/{SPLIT}-{index:05d}-of-{len(shards):05d}.parquet"
+        writer = _writer(root / rel, schema)
+        try:
+            batch_rows: list[dict[str, Any]] = []
+            for row in _rows(shard, sources):
+                batch_rows.append(row)
+                if len(batch_rows) == ROW_GROUP_ROWS:
+                    table = pa.Table.from_pylist(batch_rows, schema=schema)
+                    num_bytes += table.nbytes
+                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    batch_rows = []
+            if batch_rows:
+                table = pa.Table.from_pylist(batch_rows, schema=schema)
+                num_bytes += table.nbytes
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        finally:
+            writer.close()
+        p = root / rel
+        entries.append({"path": rel, "rows": len(shard), "size": p.stat().st_size, "sha256": sha256_file(p)})
+    difficulties = Counter(q.difficulty or "unlabelled" for shard in shards for q in shard)
+    return _DomainResult(domain, entries, sources, num_bytes, dict(difficulties))
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Replace ``out`` with ``tmp`` so that ``out`` is never a half-written release."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def build_release(
+    data_dir: str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    version: str,
+    repo_id: str = "org/vmevalkit-questions",
+    questions_dir: str | Path | None = None,
+    max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
+    workers: int | None = None,
+    license: str = "mit",
+) -> BuildResult:
+    """Validate the tree, then compile the release folder at ``out``.
+
+    Nothing is written if validation fails (:class:`ValidationError`). The same tree,
+    version and repo id give a byte-identical folder.
+    """
+    from .card import render_card, write_previews
+
+    questions = scan_questions(data_dir, questions_dir=questions_dir)
+    qdir = resolve_questions_dir(data_dir, questions_dir)
+    out_path = Path(out) if out is not None else qdir.parent / "releases" / version
+    limit = parse_size(max_shard_size)
+    if limit <= 0:
+        raise BuildError(f"--max-shard-size must be positive, got {max_shard_size!r}")
+    by_domain: dict[str, list[Question]] = {}
+    for q in questions:
+        by_domain.setdefault(q.domain, []).append(q)
+    plans = {d: plan_shards(qs, limit) for d, qs in sorted(by_domain.items())}
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-", dir=out_path.parent))
+    try:
+        total_bytes = sum(_question_size(q) for q in questions)
+        n_workers = workers if workers is not None else min(len(plans), os.cpu_count() or 1)
+        if n_workers > 1 and len(plans) > 1 and total_bytes >= PARALLEL_MIN_BYTES:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+                futures = [pool.submit(_write_domain, d, s, tmp) for d, s in plans.items()]
+                results = [f.result() for f in futures]
+        else:
+            results = [_write_domain(d, s, tmp) for d, s in plans.items()]
+
+        sources = sorted((s for r in results for s in r.sources), key=lambda s: s["path"])
+        shards = [s for r in results for s in r.shards]
+        domains = {r.domain: sum(s["rows"] for s in r.shards) for r in results}
+        digest = content_sha256(sources)
+        previews = write_previews(tmp, {d: qs[0] for d, qs in by_domain.items()})
+        card_text = render_card(
+            repo_id=repo_id, version=version, license=license,
+            domains=domains, difficulties={r.domain: r.difficulties for r in results},
+            num_bytes={r.domain: r.num_bytes for r in results},
+            download_size={r.domain: sum(s["size"] for s in r.shards) for r in results},
+            previews=previews, content_sha256=digest,
+        )
+        (tmp / "README.md").write_text(card_text, encoding="utf-8")
+        files: list[FileEntry] = []
+        for p in sorted(tmp.rglob("*")):
+            if p.is_file():
+                rel = p.relative_to(tmp).as_posix()
+                files.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
+        manifest: ReleaseManifest = {
+            "schema": SCHEMA, "version": version, "questions": len(questions), "domains": domains,
+            "sources": sources, "shards": shards, "files": files, "content_sha256": digest,
+        }
+        atomic_write_json(tmp / RELEASE_MANIFEST, manifest)
+        _swap_into_place(tmp, out_path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    size = sum(f["size"] for f in files) + (out_path / RELEASE_MANIFEST).stat().st_size
+    log.info("built %s: %d questions, %d shards", out_path, len(questions), len(shards))
+    return BuildResult(out_path, version, len(questions), domains, shards, digest, size, manifest)

@@ -1,0 +1,52 @@
+"""The release's column schema (schema 1), in the three forms the release needs.
+
+One source of truth: the Arrow schema of the shards, the ``datasets`` features
+stored in the shards' ``huggingface`` metadata, and the ``dataset_info.features``
+YAML of the card are all derived from :data:`COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# (name, kind, nullable); kind is "string", "image" or "binary"
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("id", "string", False),
+    ("domain", "string", False),
+    ("task_category", "string", True),
+    ("difficulty", "string", True),
+    ("prompt", "string", False),
+    ("first_frame", "image", False),
+    ("final_frame", "image", True),
+    ("goal", "string", True),
+    ("ground_truth_video", "binary", True),
+    ("metadata", "string", True),
+    ("source_path", "string", False),
+)
+IMAGE_COLUMNS = tuple(name for name, kind, _ in COLUMNS if kind == "image")
+SPLIT = "test"
+SCHEMA_VERSION = 1
+
+
+def features_dict() -> dict[str, Any]:
+    """The ``datasets.Features.to_dict()`` form."""
+    out: dict[str, Any] = {}
+    for name, kind, _ in COLUMNS:
+        out[name] = {"_type": "Image"} if kind == "image" else {"dtype": kind, "_type": "Value"}
+    return out
+
+
+def features_yaml() -> list[dict[str, str]]:
+    """The card's ``dataset_info.features`` list."""
+    return [{"name": name, "dtype": kind} for name, kind, _ in COLUMNS]
+
+
+def arrow_schema() -> Any:
+    import pyarrow as pa
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    types = {"string": pa.string(), "binary": pa.binary(), "image": image}
+    fields = [pa.field(name, types[kind], nullable=nullable) for name, kind, nullable in COLUMNS]
+    hf_meta = json.dumps({"info": {"features": features_dict()}}, separators=(",", ":"))
+    return pa.schema(fields, metadata={b"huggingface": hf_meta.encode()})
