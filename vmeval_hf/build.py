@@ -28,7 +28,14 @@ from typing import Any
 from .errors import BuildError
 from .fsutil import atomic_write_json, parse_size, sha256_bytes, sha256_file
 from .questions import KNOWN_FILES, Question, resolve_questions_dir, scan_questions
-from .release import RELEASE_MANIFEST, SCHEMA, FileEntry, ReleaseManifest, ShardEntry, content_sha256
+from .release import (
+    RELEASE_MANIFEST,
+    SCHEMA,
+    FileEntry,
+    ReleaseManifest,
+    ShardEntry,
+    content_sha256,
+)
 from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema
 
 log = logging.getLogger(__name__)
@@ -100,7 +107,7 @@ def _rows(questions: list[Question], sources: list[FileEntry]) -> Iterator[dict[
             blobs[path.name] = data
             sources.append({"path": f"{q.source_path}/{path.name}", "size": len(data), "sha256": sha256_bytes(data)})
 
-        def image(name: str) -> dict[str, Any] | None:
+        def image(name: str, blobs: dict[str, bytes] = blobs) -> dict[str, Any] | None:
             return {"bytes": blobs[name], "path": name} if name in blobs else None
 
         yield {
