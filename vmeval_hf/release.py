@@ -16,6 +16,7 @@ is recognised whatever it is called.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -24,6 +25,25 @@ from .fsutil import sha256_bytes, sha256_file
 
 RELEASE_MANIFEST = "vmeval_release.json"
 SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between a published copy and its manifest.
+
+    ``problem`` is one of: missing, extra, size, sha256, moved (a tag on another commit),
+    no-manifest.
+    """
+
+    where: str
+    problem: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}: {self.detail}"
 
 
 class FileEntry(TypedDict):

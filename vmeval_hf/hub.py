@@ -1,0 +1,310 @@
+"""The Hub side: publish a release folder as one commit + a version tag, verify it, pull it.
+
+This module is the one boundary where ``huggingface_hub`` errors are translated into
+:mod:`vmeval_hf.errors` (see :func:`_translate`). A version is one ``create_commit``
+holding exactly the release files (files of earlier versions deleted), then
+``create_tag(version, revision=<that commit's sha>)``. Xet is disabled only when the
+endpoint is a loopback server (the sandbox), never for the real Hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .config import Settings
+from .errors import (
+    HubAuthError,
+    HubConflictError,
+    HubError,
+    HubNotFoundError,
+    IntegrityError,
+    VersionConflictError,
+)
+from .fsutil import sha256_file
+from .release import (
+    RELEASE_MANIFEST,
+    Mismatch,
+    ReleaseManifest,
+    check_release_files,
+    load_release,
+    release_paths,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+KEEP = {".gitattributes"}
+RETRIES = 5
+
+
+@dataclass
+class HubResult:
+    repo_id: str
+    version: str
+    commit: str
+    uri: str
+    url: str
+    noop: bool = False
+    tag_moved: bool = False
+
+
+def hf_uri(repo_id: str, version: str) -> str:
+    return f"hf://datasets/{repo_id}@{version}"
+
+
+@contextlib.contextmanager
+def _translate(settings: Settings, repo_id: str, version: str | None = None) -> Iterator[None]:
+    """Turn huggingface_hub / HTTP errors into our errors, with what to do next."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalTokenNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo_id} on {settings.hub_endpoint}"
+    try:
+        yield
+    except RevisionNotFoundError as exc:
+        raise HubNotFoundError(f"{where}: revision {version or ''} not found; publish it first "
+                               "(`vmeval-hf publish`)", repo=repo_id, version=version) from exc
+    except RepositoryNotFoundError as exc:
+        raise HubNotFoundError(f"{where}: dataset repo not found (or not visible with this token); check --repo "
+                               "/ VMEVAL_HF_REPO and HF_TOKEN", repo=repo_id) from exc
+    except EntryNotFoundError as exc:
+        raise HubNotFoundError(f"{where}: file not found at {version}: {exc}", repo=repo_id) from exc
+    except LocalTokenNotFoundError as exc:
+        raise HubAuthError("no Hub token: set HF_TOKEN (or run `hf auth login`)", repo=repo_id) from exc
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            raise HubAuthError(f"{where}: the Hub refused the token (HTTP {status}); set HF_TOKEN to a token "
+                               "with write access to this repo", repo=repo_id) from exc
+        if status in (409, 412):
+            raise HubConflictError(f"{where}: another publish changed the repo at the same time (HTTP {status}); "
+                                   "re-run the same command", repo=repo_id) from exc
+        raise HubError(f"{where}: Hub request failed (HTTP {status}): {_first_line(exc)}; re-run the same "
+                       "command to resume", repo=repo_id, status=status) from exc
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        raise HubError(f"cannot reach the Hub at {settings.hub_endpoint} ({type(exc).__name__}); check "
+                       "HF_ENDPOINT and the network, then re-run the same command to resume", repo=repo_id) from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("httpx"):
+            raise HubError(f"cannot reach the Hub at {settings.hub_endpoint} ({type(exc).__name__}); check "
+                           "HF_ENDPOINT and the network, then re-run the same command to resume",
+                           repo=repo_id) from exc
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _transient(exc: HubError) -> bool:
+    if isinstance(exc, HubConflictError):
+        return True
+    if isinstance(exc, (HubAuthError, HubNotFoundError)):
+        return False
+    status = getattr(exc, "status", None)
+    return status is None or status >= 500 or status == 429
+
+
+def _retry(fn: Callable[[], T], what: str) -> T:
+    """Run ``fn``; retry transient Hub failures (5xx, 429, network, commit races) with backoff."""
+    delay = 0.5
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return fn()
+        except HubError as exc:
+            if attempt == RETRIES or not _transient(exc):
+                raise
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def hub_api(settings: Settings) -> Any:
+    """An ``HfApi`` for the configured endpoint; plain LFS (no Xet) only against a loopback server."""
+    from huggingface_hub import HfApi, constants
+
+    if settings.hub_is_local:
+        constants.HF_HUB_DISABLE_XET = True
+    return HfApi(endpoint=settings.hub_endpoint, token=settings.hf_token)
+
+
+def _tags(api: Any, repo_id: str) -> dict[str, str]:
+    refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    return {t.name: t.target_commit for t in refs.tags}
+
+
+def _download(api: Any, settings: Settings, repo_id: str, filename: str, revision: str, folder: Path) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision, local_dir=folder,
+                                endpoint=settings.hub_endpoint, token=settings.hf_token))
+
+
+def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseManifest | None:
+    """The ``vmeval_release.json`` at ``revision``, or None if that revision has none."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    api = hub_api(settings)
+    with _translate(settings, repo_id, revision), tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = _download(api, settings, repo_id, RELEASE_MANIFEST, revision, Path(tmp))
+        except EntryNotFoundError:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str | None = None,
+                   force: bool = False, private: bool | None = None) -> HubResult:
+    """Publish the release at ``release_dir`` as one commit tagged with its version.
+
+    Same version + same ``content_sha256`` already tagged: a no-op reporting the existing
+    commit. Different content under the tag: :class:`VersionConflictError` unless
+    ``force``, which moves the tag (``tag_moved`` in the result).
+    """
+    release = Path(release_dir)
+    manifest = load_release(release)
+    bad = check_release_files(release, manifest)
+    if bad:
+        raise IntegrityError(f"{release}: release files changed since the build ({bad[0]}); rebuild it",
+                             path=release)
+    repo = repo_id or settings.hf_repo
+    version = manifest["version"]
+    api = hub_api(settings)
+    url = f"{settings.hub_endpoint}/datasets/{repo}/tree/{version}"
+
+    def tagged() -> dict[str, str]:
+        with _translate(settings, repo, version):
+            api.create_repo(repo, repo_type="dataset", exist_ok=True, private=private)
+            return _tags(api, repo)
+
+    tags = _retry(tagged, "listing tags")
+    tag_moved = False
+    if version in tags:
+        existing = _retry(lambda: remote_manifest(settings, repo, tags[version]), "reading the tagged manifest")
+        if existing and existing.get("content_sha256") == manifest["content_sha256"]:
+            log.info("%s@%s already published at %s", repo, version, tags[version])
+            return HubResult(repo, version, tags[version], hf_uri(repo, version), url, noop=True)
+        if not force:
+            raise VersionConflictError(
+                f"version {version} is already published on {repo} with different content "
+                f"(commit {tags[version][:12]}); publish as a new version, or pass --force to move the tag",
+                version=version, repo=repo)
+        tag_moved = True
+
+    def commit() -> str:
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+        with _translate(settings, repo, version):
+            head = api.repo_info(repo, repo_type="dataset", revision="main").sha
+            present = set(api.list_repo_files(repo, repo_type="dataset", revision=head))
+            wanted = release_paths(manifest)
+            ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
+            ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
+            info = api.create_commit(repo, ops, commit_message=f"Release {version}", repo_type="dataset",
+                                     parent_commit=head,
+                                     commit_description=f"vmeval-hf release {version}, content "
+                                     f"sha256:{manifest['content_sha256']}")
+            return str(info.oid)
+
+    sha = _retry(commit, "committing the release")
+
+    def tag() -> None:
+        with _translate(settings, repo, version):
+            if tag_moved:
+                with contextlib.suppress(Exception):
+                    api.delete_tag(repo, tag=version, repo_type="dataset")
+            api.create_tag(repo, tag=version, revision=sha, repo_type="dataset",
+                           tag_message=f"vmeval-hf release {version}")
+
+    try:
+        _retry(tag, "tagging the release")
+    except HubConflictError:
+        # Another publisher tagged this version first: fine if it is the same content.
+        current = _retry(lambda: _translate_call(settings, repo, version, lambda: _tags(api, repo)), "listing tags")
+        theirs = remote_manifest(settings, repo, current[version]) if version in current else None
+        if theirs and theirs.get("content_sha256") == manifest["content_sha256"]:
+            return HubResult(repo, version, current[version], hf_uri(repo, version), url, noop=True)
+        raise
+    return HubResult(repo, version, sha, hf_uri(repo, version), url, tag_moved=tag_moved)
+
+
+def _translate_call(settings: Settings, repo: str, version: str, fn: Callable[[], T]) -> T:
+    with _translate(settings, repo, version):
+        return fn()
+
+
+def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: ReleaseManifest,
+               expected_commit: str | None = None) -> list[Mismatch]:
+    """Compare the tagged revision's files (sizes, sha256) with the release manifest; every difference."""
+    api = hub_api(settings)
+    where = f"hf://datasets/{repo_id}@{version}"
+    tags = _retry(lambda: _translate_call(settings, repo_id, version, lambda: _tags(api, repo_id)), "listing tags")
+    if version not in tags:
+        return [Mismatch(where, "missing", f"tag {version} does not exist")]
+    sha = tags[version]
+    out: list[Mismatch] = []
+    if expected_commit and sha != expected_commit:
+        out.append(Mismatch(where, "moved", f"tag points at {sha[:12]}, the log recorded {expected_commit[:12]}"))
+
+    def listing() -> list[Any]:
+        with _translate(settings, repo_id, version):
+            return [e for e in api.list_repo_tree(repo_id, repo_type="dataset", revision=sha, recursive=True)
+                    if hasattr(e, "blob_id")]
+
+    remote = {e.path: e for e in _retry(listing, "listing files")}
+    want = {e["path"]: e for e in expected["files"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, entry in sorted(want.items()):
+            got = remote.get(path)
+            if got is None:
+                out.append(Mismatch(f"{where}/{path}", "missing", "not in the tagged revision"))
+            elif got.size != entry["size"]:
+                out.append(Mismatch(f"{where}/{path}", "size", f"{got.size} bytes, expected {entry['size']}"))
+            else:
+                digest = got.lfs.sha256 if got.lfs else sha256_file(
+                    _retry(lambda p=path: _translate_call(settings, repo_id, version,
+                                                          lambda: _download(api, settings, repo_id, p, sha, Path(tmp))),
+                           "downloading"))
+                if digest != entry["sha256"]:
+                    out.append(Mismatch(f"{where}/{path}", "sha256", f"sha256 {digest[:12]}, expected "
+                                        f"{entry['sha256'][:12]}"))
+        if RELEASE_MANIFEST not in remote:
+            out.append(Mismatch(f"{where}/{RELEASE_MANIFEST}", "missing", "not in the tagged revision"))
+        else:
+            theirs = remote_manifest(settings, repo_id, sha) or {}
+            if theirs.get("content_sha256") != expected["content_sha256"]:
+                out.append(Mismatch(f"{where}/{RELEASE_MANIFEST}", "sha256",
+                                    "content_sha256 differs from the recorded release"))
+    for path in sorted(set(remote) - set(want) - KEEP - {RELEASE_MANIFEST}):
+        out.append(Mismatch(f"{where}/{path}", "extra", "in the tagged revision but not in the release"))
+    return out
+
+
+def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path) -> ReleaseManifest:
+    """Download the tagged release into ``dest`` and check every file's sha256 against its manifest."""
+    from huggingface_hub import snapshot_download
+
+    dest_path = Path(dest)
+    with _translate(settings, repo_id, version):
+        hub_api(settings)
+        snapshot_download(repo_id, repo_type="dataset", revision=version, local_dir=dest_path,
+                          endpoint=settings.hub_endpoint, token=settings.hf_token)
+    manifest = load_release(dest_path)
+    bad = check_release_files(dest_path, manifest)
+    if bad:
+        raise IntegrityError(f"{dest_path}: downloaded release does not match its manifest ({bad[0]}); "
+                             "delete the folder and pull again", path=dest_path)
+    return manifest
