@@ -155,9 +155,9 @@ def manifest(data_dir: Path, check: bool, as_json: bool) -> None:
 
 
 def _default_version(data_dir: Path) -> str:
-    from .versions import VersionLog, log_path
+    from .versions import VersionLog
 
-    return VersionLog(log_path(data_dir=data_dir)).next_version()
+    return VersionLog(data_dir=data_dir).next_version()
 
 
 @cli.command()

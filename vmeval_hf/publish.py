@@ -1,0 +1,274 @@
+"""The release flow: validate -> build -> Hub -> S3 -> verify both -> log.
+
+``publish_version`` is resumable: every step is idempotent (the Hub commit is a no-op
+when the files are already there, the tag is checked by content, the S3 mirror skips
+objects already stored with the right checksum), so re-running the same command after
+any failure finishes the job. The version log is written last, only after both sides
+verify, so a half-finished publish never looks finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .errors import ConfigError, HubNotFoundError, VerifyError, VersionConflictError
+from .release import Mismatch, ReleaseManifest, load_release
+from .versions import VersionLog
+
+log = logging.getLogger(__name__)
+
+#: progress(stage, detail): stages are validate, build, hub, s3, verify, log
+StageProgress = Callable[[str, str], None]
+
+
+@dataclass
+class PublishResult:
+    version: str
+    release_dir: Path | None
+    content_sha256: str
+    questions: int
+    domains: dict[str, int]
+    files: int
+    size_bytes: int
+    hub: Any = None  # hub.HubResult
+    s3: Any = None  # mirror.MirrorResult
+    entry: dict[str, Any] | None = None  # the version-log entry (written only with log=True)
+    noop: bool = False
+    dry_run: bool = False
+    plan: list[str] = field(default_factory=list)
+
+
+def _stage(progress: StageProgress | None, stage: str, detail: str) -> None:
+    log.info("%s: %s", stage, detail)
+    if progress is not None:
+        progress(stage, detail)
+
+
+def _date_from_uri(uri: str | None) -> str | None:
+    m = re.match(r"^s3://[^/]+/([^/]+)/data$", uri or "")
+    return m.group(1) if m else None
+
+
+def publish_version(
+    data_dir: str | Path = "data",
+    *,
+    settings: Settings,
+    version: str | None = None,
+    log_entry: bool = False,
+    date: str | None = None,
+    repo_id: str | None = None,
+    hub: bool = True,
+    s3: bool = True,
+    dry_run: bool = False,
+    force: bool = False,
+    out: str | Path | None = None,
+    max_shard_size: str | int = "500MB",
+    progress: StageProgress | None = None,
+    s3_progress: Callable[[int, int, int, int], None] | None = None,
+) -> PublishResult:
+    """Publish the question tree at ``data_dir`` as ``version`` (default: next minor after the latest logged).
+
+    Raises a :class:`VmevalError` naming the failed side; the log is untouched then.
+    """
+    from .build import build_release
+
+    if not hub and not s3:
+        raise ConfigError("--no-hub and --no-s3 together publish nothing; drop one of them")
+    data = Path(data_dir)
+    versions = VersionLog(data_dir=data)
+    version = version or versions.next_version()
+    repo = repo_id or settings.hf_repo
+    logged = versions.get(version)
+
+    _stage(progress, "validate", str(data))
+    tmp_out = Path(tempfile.mkdtemp(prefix="vmeval-dry-run-")) if dry_run else None
+    try:
+        _stage(progress, "build", f"version {version}")
+        built = build_release(data, tmp_out or out, version=version, repo_id=repo, max_shard_size=max_shard_size)
+        manifest = built.manifest
+        result = PublishResult(version, None if dry_run else built.out, built.content_sha256, built.questions,
+                               built.domains, len(manifest["files"]) + 1, built.size_bytes, dry_run=dry_run)
+        if logged is not None:
+            if logged.get("content_sha256") == built.content_sha256 and not force:
+                result.noop, result.entry = True, dict(logged)
+                _stage(progress, "log", f"version {version} is already published with this content")
+                return result
+            if logged.get("content_sha256") != built.content_sha256 and not force:
+                raise VersionConflictError(
+                    f"version {version} is already logged with different content "
+                    f"(sha256:{str(logged.get('content_sha256'))[:12]}); publish as {versions.next_version()}, "
+                    "or pass --force to replace it", version=version)
+        if dry_run:
+            result.plan = _plan(settings, data, built, repo, date, hub, s3)
+            return result
+    finally:
+        if tmp_out is not None:
+            shutil.rmtree(tmp_out, ignore_errors=True)
+
+    from .mirror import mirror_version, parse_date
+
+    day = parse_date(date or _date_from_uri((logged or {}).get("s3_uri")))
+    if hub:
+        from .hub import publish_to_hub
+
+        _stage(progress, "hub", f"{repo}@{version}")
+        result.hub = publish_to_hub(built.out, settings=settings, repo_id=repo, force=force)
+    if s3:
+        _stage(progress, "s3", f"s3://{settings.s3_bucket}/{day}/")
+        hub_info = ({"repo": repo, "revision": version, "commit": result.hub.commit} if result.hub else None)
+        result.s3 = mirror_version(data, settings=settings, date=day, release_dir=built.out, version=version,
+                                   content_sha256=built.content_sha256, hub=hub_info, progress=s3_progress)
+    _stage(progress, "verify", "both sides against the release manifest")
+    problems = _verify_sides(settings, manifest, repo=repo if hub else None,
+                             commit=result.hub.commit if result.hub else None, date=day if s3 else None)
+    if problems:
+        raise VerifyError(_verify_message(version, problems), mismatches=problems, version=version)
+    entry = _entry(result, settings, day if s3 else None)
+    if log_entry:
+        _stage(progress, "log", str(versions.path))
+        entry = versions.append(entry, replace=logged is not None)
+    result.entry = entry
+    return result
+
+
+def _entry(result: PublishResult, settings: Settings, day: str | None) -> dict[str, Any]:
+    hub = result.hub
+    return {
+        "version": result.version,
+        "date": day or datetime.now(timezone.utc).strftime("%Y%m%d"),
+        "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "s3_uri": result.s3.uri if result.s3 else None,
+        "hf_uri": hub.uri if hub else None,
+        "hf_repo": hub.repo_id if hub else None,
+        "hf_revision": result.version if hub else None,
+        "hf_commit": hub.commit if hub else None,
+        "size_mb": round(result.size_bytes / 2**20, 3),
+        "files": result.files,
+        "questions": result.questions,
+        "domains": dict(result.domains),
+        "content_sha256": result.content_sha256,
+        "tool": f"vmeval-hf {__version__}",
+    }
+
+
+def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | None, hub: bool,
+          s3: bool) -> list[str]:
+    from .mirror import build_manifest_entries, parse_date
+
+    lines = []
+    manifest: ReleaseManifest = built.manifest
+    if hub:
+        lines.append(f"hub: one commit of {len(manifest['files']) + 1} files ({built.size_bytes / 1e6:.1f} MB) "
+                     f"to {settings.hub_endpoint}/datasets/{repo}, tagged {built.version}")
+    if s3:
+        day = parse_date(date)
+        entries = build_manifest_entries(data, None)
+        size = sum(e["size"] for e in entries)
+        lines.append(f"s3: {len(entries)} data files ({size / 1e6:.1f} MB) to s3://{settings.s3_bucket}/{day}/data/, "
+                     f"{len(manifest['files']) + 1} release files to s3://{settings.s3_bucket}/{day}/release/, "
+                     f"then s3://{settings.s3_bucket}/{day}/MANIFEST.json")
+    return lines
+
+
+def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | None, commit: str | None,
+                  date: str | None) -> list[Mismatch]:
+    problems: list[Mismatch] = []
+    if repo:
+        from .hub import verify_hub
+
+        problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
+                               expected_commit=commit)
+    if date:
+        from .mirror import read_manifest, verify_s3
+
+        problems += [Mismatch(m.key, m.problem, m.detail) if not isinstance(m, Mismatch) else m
+                     for m in verify_s3(settings=settings, date=date)]
+        remote = read_manifest(settings=settings, date=date) or {}
+        if remote.get("content_sha256") != manifest["content_sha256"]:
+            problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/MANIFEST.json", "sha256",
+                                     "content_sha256 differs from the release"))
+    return problems
+
+
+def _verify_message(version: str, problems: list[Mismatch]) -> str:
+    lines = "; ".join(str(p) for p in problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"version {version} does not match its release manifest: {lines}{more}"
+
+
+def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "data") -> list[Mismatch]:
+    """Check the logged version's Hub revision and S3 prefix; return every difference (empty = verified)."""
+    entry = VersionLog(data_dir=Path(data_dir)).get(version)
+    if entry is None:
+        raise ConfigError(f"version {version} is not in the version log; see `vmeval-hf versions summary`")
+    expected = _recorded_manifest(settings, entry, Path(data_dir))
+    problems: list[Mismatch] = []
+    if expected is None:
+        return [Mismatch(version, "no-manifest", "no release manifest found locally, on the Hub or on S3")]
+    if expected["content_sha256"] != entry.get("content_sha256"):
+        problems.append(Mismatch(version, "sha256", "release manifest content differs from the log's content_sha256"))
+    problems += _verify_sides(settings, expected,
+                              repo=entry.get("hf_repo") if entry.get("hf_commit") else None,
+                              commit=entry.get("hf_commit"),
+                              date=_date_from_uri(entry.get("s3_uri")))
+    return problems
+
+
+def _recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path) -> ReleaseManifest | None:
+    """The release manifest of a logged version: local copy, else the Hub at the logged commit, else S3."""
+    local = data_dir / "releases" / entry["version"]
+    if (local / "vmeval_release.json").is_file():
+        try:
+            m = load_release(local)
+            if m["content_sha256"] == entry.get("content_sha256"):
+                return m
+        except Exception:  # a damaged local copy is not evidence; fall through to the remotes
+            log.debug("local release copy unusable", exc_info=True)
+    if entry.get("hf_commit") and entry.get("hf_repo"):
+        from .hub import remote_manifest
+
+        try:
+            m = remote_manifest(settings, entry["hf_repo"], entry["hf_commit"])
+        except HubNotFoundError:
+            m = None
+        if m is not None:
+            return m
+    day = _date_from_uri(entry.get("s3_uri"))
+    if day:
+        from .mirror import read_release_manifest
+
+        return read_release_manifest(settings=settings, date=day)  # type: ignore[no-any-return]
+    return None
+
+
+def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: str | Path,
+                 release: bool = False, data_dir: str | Path = "data") -> dict[str, Any]:
+    """Download a logged version (S3: the question tree, or the release with ``release``; Hub: the release)."""
+    entry = VersionLog(data_dir=Path(data_dir)).get(version)
+    if entry is None:
+        raise ConfigError(f"version {version} is not in the version log; see `vmeval-hf versions summary`")
+    if source == "hub":
+        from .hub import pull_hub
+
+        if not entry.get("hf_repo"):
+            raise ConfigError(f"version {version} was not published to the Hub; pull it with --from s3")
+        m = pull_hub(settings=settings, repo_id=entry["hf_repo"], version=entry.get("hf_revision") or version,
+                     dest=dest)
+        return {"dest": str(dest), "files": len(m["files"]) + 1, "source": "hub"}
+    day = _date_from_uri(entry.get("s3_uri"))
+    if not day:
+        raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
+    from .mirror import pull_s3
+
+    r = pull_s3(settings=settings, date=day, dest=Path(dest), release=release)
+    return {"dest": str(dest), "files": r.files, "bytes": r.bytes, "source": "s3"}
