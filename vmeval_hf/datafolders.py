@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 from .questions import DOMAIN_DIR_RE, Problem
@@ -32,6 +33,18 @@ def _walk(top: Path, root_real: str) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
+def _special_file(p: Path) -> Problem | None:
+    """A warning for a FIFO, socket, device or broken symlink: opening one can block forever."""
+    try:
+        regular = stat.S_ISREG(p.stat().st_mode)
+    except OSError:
+        regular = False
+    if regular:
+        return None
+    return Problem(str(p), "not_a_file", "is not a regular file (FIFO, socket, device or broken symlink); "
+                   "remove it or replace it with a regular file", "warning")
+
+
 def data_folder_problems(data_dir: Path) -> list[Problem]:
     """Layout warnings (and escape errors) for outputs/ and evaluations/ when present."""
     root_real = os.path.realpath(data_dir)
@@ -42,7 +55,14 @@ def data_folder_problems(data_dir: Path) -> list[Problem]:
             continue
         files, found = _walk(top, root_real)
         problems.extend(found)
+        escaped = {p.path for p in found}
         for f in files:
+            if str(f) in escaped:
+                continue  # already an error; never read outside the root
+            special = _special_file(f)
+            if special is not None:
+                problems.append(special)
+                continue
             parts = f.relative_to(top).parts
             if f.name.startswith("."):
                 continue

@@ -25,7 +25,8 @@ FIRST, FINAL, PROMPT, METADATA = "first_frame.png", "final_frame.png", "prompt.t
 GOAL, VIDEO = "goal.txt", "ground_truth.mp4"
 KNOWN_FILES = {FIRST, FINAL, PROMPT, METADATA, GOAL, VIDEO}
 
-DOMAIN_DIR_RE = re.compile(r"^([a-z0-9_]+)_task$", re.ASCII)
+# \Z, not $: $ also matches before a trailing newline, so "chess_task\n" would pass.
+DOMAIN_DIR_RE = re.compile(r"^([a-z0-9_]+)_task\Z", re.ASCII)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PROMPT_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 1024 * 1024
@@ -205,6 +206,10 @@ class _Checker:
                         if w * h > MAX_IMAGE_PIXELS:
                             raise Image.DecompressionBombError(f"{w}x{h} pixels")
                         im.verify()  # checks chunk CRCs; never re-encodes
+                    # verify() skips the pixel data: a bad zlib stream with good CRCs only shows on decode
+                    fh.seek(0)
+                    with Image.open(fh, formats=["PNG"]) as im:
+                        im.load()
         except OSError as exc:
             if exc.errno is not None:
                 self.add(p, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
@@ -319,7 +324,7 @@ class _Checker:
         ))
 
     def check_domain(self, ddir: Path, domain: str) -> None:
-        qre = re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}$", re.ASCII)
+        qre = re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}\Z", re.ASCII)
         try:
             entries = sorted(os.scandir(ddir), key=lambda e: e.name)
         except OSError as exc:
