@@ -109,6 +109,14 @@ def manifest_problems(questions_dir: Path, report: ValidationReport) -> list[Pro
     in_file = {str(e.get("id")): e for e in listed}
     problems = []
     fix = "run `vmeval-hf manifest` to rewrite it from the folders"
+    # A repeated entry would collapse in `in_file` and hide from every check below.
+    seen: set[str] = set()
+    for e in listed:
+        key = str(e.get("id")).casefold()
+        if key in seen:
+            problems.append(Problem(str(path), "manifest_duplicate_id",
+                                    f"lists {e.get('id')} more than once; {fix}", question=str(e.get("id"))))
+        seen.add(key)
     for qid in sorted(set(in_file) - set(report.folders)):
         problems.append(Problem(str(path), "manifest_lists_missing",
                                 f"lists {qid} but no folder holds it; {fix}", question=qid))
