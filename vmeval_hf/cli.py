@@ -185,6 +185,238 @@ def build(ctx: click.Context, data_dir: Path, out: Path | None, version: str | N
         f"{len(result.shards)} shards, {result.size_bytes / 1e6:.1f} MB, content sha256:{result.content_sha256[:12]}"))
 
 
+# --- release flow ------------------------------------------------------------------
+
+
+def _show_progress(as_json: bool) -> bool:
+    return not as_json and sys.stderr.isatty()
+
+
+class _Bars:
+    """Stage lines and a tqdm bar for byte transfers, on a terminal only."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def stage(self, stage: str, detail: str) -> None:
+        if self.enabled:
+            self.close()
+            echo(f"[{stage}] {detail}", err=True)
+
+    def transfer(self, files_done: int, bytes_done: int, files_total: int, bytes_total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=bytes_total, unit="B", unit_scale=True, desc="upload", leave=False)
+        self.bar.n = bytes_done
+        self.bar.set_postfix_str(f"{files_done}/{files_total} files", refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _summary_lines(entry: dict[str, Any]) -> list[str]:
+    return [
+        f"version   {entry.get('version')}",
+        f"hf_uri    {entry.get('hf_uri') or '-'}" + (f"  (commit {entry['hf_commit'][:12]})"
+                                                    if entry.get("hf_commit") else ""),
+        f"s3_uri    {entry.get('s3_uri') or '-'}",
+        f"questions {entry.get('questions')}  files {entry.get('files')}  {entry.get('size_mb', 0):.1f} MB",
+        f"content   sha256:{entry.get('content_sha256')}",
+    ]
+
+
+@cli.command()
+@data_dir_option
+@click.option("--version", "version", help="Version label (default: next minor after the latest logged).")
+@click.option("--log", "log_entry", is_flag=True, help="Append the version to version_log.json once verified.")
+@click.option("--date", help="S3 date prefix YYYYMMDD or YYYYMMDD-<suffix> (default: today, UTC).")
+@click.option("--repo", help="Hub dataset repo id (default: $VMEVAL_HF_REPO).")
+@click.option("--bucket", help="S3 bucket (default: $S3_BUCKET or vmevalkit).")
+@click.option("--no-hub", is_flag=True, help="Skip the Hub side.")
+@click.option("--no-s3", is_flag=True, help="Skip the S3 side.")
+@click.option("--dry-run", is_flag=True, help="Print what would be uploaded and where; touch nothing remote.")
+@click.option("--force", is_flag=True, help="Replace a version published with different content (moves the tag).")
+@click.option("--max-shard-size", default="500MB", show_default=True)
+@json_option
+@click.pass_context
+def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: bool, date: str | None,
+            repo: str | None, bucket: str | None, no_hub: bool, no_s3: bool, dry_run: bool, force: bool,
+            max_shard_size: str, as_json: bool) -> None:
+    """Validate, build, publish to the Hub, mirror to S3, verify both, and log."""
+    from .publish import publish_version
+
+    settings = _settings(ctx).with_(s3_bucket=bucket)
+    bars = _Bars(_show_progress(as_json))
+    try:
+        result = publish_version(data_dir, settings=settings, version=version, log_entry=log_entry, date=date,
+                                 repo_id=repo, hub=not no_hub, s3=not no_s3, dry_run=dry_run, force=force,
+                                 max_shard_size=max_shard_size, progress=bars.stage, s3_progress=bars.transfer)
+    finally:
+        bars.close()
+    if result.dry_run:
+        emit(as_json, {"dry_run": True, "version": result.version, "plan": result.plan,
+                       "content_sha256": result.content_sha256, "questions": result.questions},
+             lambda: echo("\n".join([f"dry run: version {result.version}, {result.questions} questions, "
+                                     "nothing uploaded", *result.plan])))
+        return
+    entry = result.entry or {}
+
+    def human() -> None:
+        if result.noop:
+            echo(f"version {result.version} is already published with this content; nothing to do")
+        if result.hub is not None and result.hub.tag_moved:
+            echo(f"moved tag {result.version} to commit {result.hub.commit[:12]} (--force)")
+        echo("\n".join(_summary_lines(entry)))
+        if not log_entry and not result.noop:
+            echo("(not logged: pass --log to record it in version_log.json)")
+
+    emit(as_json, entry, human)
+
+
+@cli.command()
+@click.argument("version")
+@data_dir_option
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, version: str, data_dir: Path, as_json: bool) -> None:
+    """Check version V's Hub revision and S3 prefix against its recorded manifest."""
+    from .publish import verify_version
+
+    problems = verify_version(version, settings=_settings(ctx), data_dir=data_dir)
+    emit(as_json, {"version": version, "ok": not problems, "mismatches": [p.as_dict() for p in problems]},
+         lambda: echo("\n".join(str(p) for p in problems) if problems else f"version {version}: verified"))
+    if problems:
+        sys.exit(EXIT_PROBLEM)
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--from", "source", type=click.Choice(["s3", "hub"]), default="s3", show_default=True)
+@click.option("--dest", type=click.Path(path_type=Path, file_okay=False), help="Target folder "
+              "(default: ./vmeval-<version>).")
+@click.option("--release", is_flag=True, help="From S3: pull the release (Parquet + card) instead of the tree.")
+@data_dir_option
+@json_option
+@click.pass_context
+def pull(ctx: click.Context, version: str, source: str, dest: Path | None, release: bool, data_dir: Path,
+         as_json: bool) -> None:
+    """Download a published version, verifying every sha256."""
+    from .publish import pull_version
+
+    result = pull_version(version, settings=_settings(ctx), source=source, dest=dest or Path(f"vmeval-{version}"),
+                          release=release, data_dir=data_dir)
+    emit(as_json, result, lambda: echo(f"pulled {version} from {source} into {result['dest']} "
+                                       f"({result['files']} files, verified)"))
+
+
+@cli.command()
+@data_dir_option
+@click.option("--date", help="S3 date prefix YYYYMMDD or YYYYMMDD-<suffix> (default: today, UTC).")
+@click.option("--bucket", help="S3 bucket (default: $S3_BUCKET or vmevalkit).")
+@click.option("--log", "log_entry", is_flag=True, help="Also log the upload as the next version.")
+@click.option("--version", "version", help="Version label for --log (default: next minor).")
+@json_option
+@click.pass_context
+def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | None, log_entry: bool,
+         version: str | None, as_json: bool) -> None:
+    """Mirror the data tree to S3 only (the original s3_sync.py)."""
+    from .mirror import mirror_version
+
+    settings = _settings(ctx).with_(s3_bucket=bucket)
+    bars = _Bars(_show_progress(as_json))
+    try:
+        result = mirror_version(data_dir, settings=settings, date=date, progress=bars.transfer)
+    finally:
+        bars.close()
+    out: dict[str, Any] = {"s3_uri": result.uri, "files": result.files, "bytes": result.bytes,
+                           "uploaded": result.uploaded, "skipped": result.skipped}
+    if log_entry:
+        from .versions import VersionLog
+
+        log = VersionLog(data_dir=data_dir)
+        out["entry"] = log.append({"version": version or log.next_version(), "date": result.date,
+                                   "s3_uri": result.uri, "size_mb": round(result.bytes / 2**20, 3),
+                                   "files": result.files})
+    emit(as_json, out, lambda: echo(f"mirrored {result.files} files ({result.bytes / 2**20:.1f} MB) to "
+                                    f"{result.uri} ({result.uploaded} uploaded, {result.skipped} already there)"))
+
+
+@cli.command()
+@click.argument("action", type=click.Choice(["summary", "latest", "show"]), default="summary")
+@click.argument("version", required=False)
+@data_dir_option
+@json_option
+def versions(action: str, version: str | None, data_dir: Path, as_json: bool) -> None:
+    """Read the version log: summary, latest, or show V."""
+    from .versions import VersionLog
+
+    log = VersionLog(data_dir=data_dir)
+    if action == "summary":
+        emit(as_json, log.load(), lambda: echo(log.summary_text()))
+        return
+    if action == "latest":
+        entry = log.latest()
+        if entry is None:
+            emit(as_json, None, lambda: echo("No versions logged yet."))
+            sys.exit(EXIT_PROBLEM)
+        emit(as_json, entry, lambda: echo(f"Latest: v{entry['version']} → {entry.get('s3_uri') or entry.get('hf_uri')}"))
+        return
+    if not version:
+        raise click.UsageError("`versions show` needs a version, e.g. `vmeval-hf versions show 1.0`")
+    found = log.get(version)
+    if found is None:
+        from .errors import ConfigError
+
+        raise ConfigError(f"version {version} is not in {log.path}; see `vmeval-hf versions summary`")
+    emit(as_json, found, lambda: echo("\n".join(_summary_lines(dict(found)))))
+
+
+# --- sandbox -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path(".vmeval-sandbox"),
+              show_default=True, help="Folder where the Hub server keeps its repos.")
+@click.option("--hub-port", type=int, default=0, help="Hub server port (default: any free port).")
+@click.option("--s3-port", type=int, default=0, help="S3 server port (default: any free port).")
+def sandbox(root: Path, hub_port: int, s3_port: int) -> None:
+    """Run a local Hub-compatible server and S3 (moto) on 127.0.0.1 until Ctrl-C."""
+    import time
+
+    from .sandbox.local import Sandbox
+
+    with Sandbox(root, hub_port=hub_port, s3_port=s3_port) as box:
+        click.echo("# sandbox running on 127.0.0.1; in another shell:")
+        for key, value in box.env().items():
+            click.echo(f"export {key}={value}")
+        click.echo("# Ctrl-C to stop", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=Path("vmeval-demo"),
+              show_default=True, help="Work folder (questions, hub storage, version log).")
+@click.option("--pairs-per-domain", type=click.IntRange(1, 200), default=3, show_default=True)
+@json_option
+def demo(workdir: Path, pairs_per_domain: int, as_json: bool) -> None:
+    """The whole flow on the sandbox: create, publish 1.0, change, publish 1.1, load both back, verify."""
+    from .demo import run_demo
+
+    bars = _Bars(not as_json)
+    report = run_demo(workdir, pairs_per_domain=pairs_per_domain, progress=bars.stage)
+    emit(as_json, report, lambda: echo("\n".join(report["lines"])))
+
+
 def main() -> None:
     cli(prog_name="vmeval-hf")
 

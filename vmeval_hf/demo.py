@@ -1,0 +1,137 @@
+"""``vmeval-hf demo``: the whole flow end to end on the sandbox, no credentials, no network.
+
+create questions -> publish --log 1.0 -> change a few questions -> publish --log 1.1 ->
+load both versions back with the unmodified ``datasets`` client in a fresh process ->
+verify both -> report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, VerifyError
+
+MARKER = ".vmeval-demo"
+
+_LOAD_BACK = r"""
+import json, sys
+import datasets
+out = {}
+repo = sys.argv[1]
+for rev in sys.argv[2:]:
+    ds = datasets.load_dataset(repo, revision=rev, split="test")
+    first = ds[0]["first_frame"]
+    out[rev] = {"rows": len(ds), "ids": sorted(ds["id"]), "prompts": dict(zip(ds["id"], ds["prompt"])),
+                "first_frame_size": list(first.size)}
+print(json.dumps(out))
+"""
+
+
+def _prepare(workdir: Path) -> None:
+    """The demo owns its work folder: start clean, but never delete a folder it did not create."""
+    if workdir.exists() and any(workdir.iterdir()):
+        if not (workdir / MARKER).exists():
+            raise ConfigError(f"{workdir} exists and is not a demo folder; pass --workdir with a new or "
+                              "empty folder")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("created by `vmeval-hf demo`; safe to delete\n", encoding="utf-8")
+
+
+def _change_questions(questions_dir: Path) -> list[str]:
+    """Edit the prompt of the first question of two domains and drop the last question of one."""
+    changed = []
+    domains = sorted(p for p in questions_dir.iterdir() if p.is_dir())
+    for domain_dir in domains[:2]:
+        folder = sorted(p for p in domain_dir.iterdir() if p.is_dir())[0]
+        prompt = (folder / "prompt.txt").read_text(encoding="utf-8") + " Explain each step."
+        (folder / "prompt.txt").write_text(prompt, encoding="utf-8")
+        meta_path = folder / "question_metadata.json"
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["prompt"] = prompt
+        meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        changed.append(f"edited {folder.name}")
+    last_domain = sorted(p for p in domains[-1].iterdir() if p.is_dir())
+    if len(last_domain) > 1:
+        shutil.rmtree(last_domain[-1])
+        changed.append(f"removed {last_domain[-1].name}")
+    return changed
+
+
+def _load_back(env: dict[str, str], repo: str, revisions: list[str], cache: Path) -> dict[str, Any]:
+    """Load each revision with the unmodified ``datasets`` in a fresh process, as a researcher would."""
+    child_env = {**os.environ, **env, "HF_HOME": str(cache), "HF_DATASETS_CACHE": str(cache / "datasets"),
+                 "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    proc = subprocess.run([sys.executable, "-c", _LOAD_BACK, repo, *revisions], env=child_env,
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise VerifyError(f"loading {repo} back with datasets failed: {tail[0]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def run_demo(workdir: str | Path = "vmeval-demo", *, pairs_per_domain: int = 3,
+             progress: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Run the demo in ``workdir``; return a report (``lines`` holds the human-readable text)."""
+    from .generate import create_dataset
+    from .manifest import write_manifest
+    from .publish import publish_version, verify_version
+    from .sandbox.local import Sandbox
+
+    def stage(name: str, detail: str) -> None:
+        if progress is not None:
+            progress(name, detail)
+
+    start = time.monotonic()
+    work = Path(workdir)
+    _prepare(work)
+    data = work / "data"
+    stage("create", f"{pairs_per_domain} questions per domain in {data / 'questions'}")
+    created = create_dataset(data / "questions", pairs_per_domain=pairs_per_domain, seed=42)
+    with Sandbox(work / "sandbox") as box:
+        settings = box.settings()
+        stage("sandbox", f"Hub {box.hub.url}, S3 {box.s3_url}")
+        today = datetime.now(timezone.utc).strftime("%Y%m%d")
+        results = {}
+        for version, day in (("1.0", today), ("1.1", f"{today}-b")):
+            if version == "1.1":
+                changes = _change_questions(data / "questions")
+                write_manifest(data)
+                stage("change", ", ".join(changes))
+            stage("publish", f"version {version}")
+            results[version] = publish_version(data, settings=settings, version=version, log_entry=True, date=day,
+                                               progress=progress)
+        stage("load", "both revisions with datasets.load_dataset, fresh process and cache")
+        loaded = _load_back(box.env(), box.repo, list(results), work / "hf-cache")
+        for version, result in results.items():
+            if loaded[version]["rows"] != result.questions:
+                raise VerifyError(f"revision {version} loaded {loaded[version]['rows']} rows, "
+                                  f"published {result.questions}")
+        stage("verify", "Hub revisions and S3 prefixes against their manifests")
+        problems = {v: verify_version(v, settings=settings, data_dir=data) for v in results}
+        if any(problems.values()):
+            found = [str(p) for ps in problems.values() for p in ps]
+            raise VerifyError(f"demo verification failed: {found[0]}", mismatches=found)
+    elapsed = time.monotonic() - start
+    lines = [f"demo finished in {elapsed:.1f} s (work folder {work})",
+             f"created {sum(created.counts.values())} questions in {len(created.counts)} domains"]
+    for version, result in results.items():
+        e = result.entry or {}
+        lines += [f"  {version}: {e.get('questions')} questions, {e.get('files')} files, "
+                  f"{e.get('size_mb', 0):.2f} MB, content sha256:{str(e.get('content_sha256'))[:12]}",
+                  f"       {e.get('hf_uri')} (commit {str(e.get('hf_commit'))[:12]})",
+                  f"       {e.get('s3_uri')}",
+                  f"       load_dataset(revision={version!r}) -> {loaded[version]['rows']} rows; verified"]
+    lines.append(f"version log: {data / 'data_logging' / 'version_log.json'}")
+    return {"workdir": str(work), "seconds": round(elapsed, 2),
+            "versions": {v: r.entry for v, r in results.items()},
+            "loaded": {v: {"rows": x["rows"]} for v, x in loaded.items()}, "lines": lines}
