@@ -50,6 +50,7 @@ _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*$", re.DOTALL | re.MULTILINE)
 _CHUNK = 1 << 20
+_LINGER_BYTES = 64 << 20
 _PAGE = 1000
 _PAGE_EXPANDED = 50
 
@@ -230,6 +231,23 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("Hub sandbox failed on %s %s", method, self.path)
             self._send(500, {"error": "internal error in the Hub sandbox"})
 
+    def finish(self) -> None:
+        super().finish()
+        if getattr(self, "_linger", False):
+            # Closing with unread input makes the kernel send RST, which can destroy the error
+            # response before the client reads it: half-close, then drain briefly.
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(0.2)
+                deadline, drained = time.monotonic() + 2, 0
+                while time.monotonic() < deadline and drained < _LINGER_BYTES:
+                    chunk = self.connection.recv(_CHUNK)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+            except OSError:
+                pass
+
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         if isinstance(body, bytes):
             data, ctype = body, "application/octet-stream"
@@ -241,6 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = headers.pop("Content-Type", ctype)
         if not self._body_done and self._has_body():
             self.close_connection = True  # the unread request body would corrupt the next request
+            self._linger = True
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         for key, value in headers.items():
@@ -346,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
         repo_type = "model"
         if seg[:1] in (["datasets"], ["spaces"]):
             repo_type, seg = _URL_TYPES[seg[0]], seg[1:]
-        if len(seg) == 7 and seg[1].endswith(".git") and seg[2:] == ["info", "lfs", "objects", "batch"] \
+        if len(seg) == 6 and seg[1].endswith(".git") and seg[2:] == ["info", "lfs", "objects", "batch"] \
                 and method == "POST":
             return self._lfs_batch(repo_type, seg[0], seg[1][: -len(".git")])
         if len(seg) >= 5 and seg[2] == "resolve" and method in ("GET", "HEAD"):
