@@ -1,0 +1,297 @@
+"""Question generators: five puzzle domains whose answers are checked by code before writing.
+
+:func:`create_dataset` builds ``<domain>_task/<domain>_NNNN/`` folders (first_frame.png,
+final_frame.png, prompt.txt, question_metadata.json) and the master manifest in a
+temp folder beside the output, validates the result, then moves it into place.
+
+Each domain module (:mod:`.chess`, :mod:`.maze`, :mod:`.sudoku`, :mod:`.rotation`,
+:mod:`.raven`) exposes::
+
+    generate(rng: random.Random, index: int, difficulty: str) -> GeneratedQuestion
+    check(metadata: dict) -> None        # re-derives the answer; raises ValidationError if wrong
+    dedupe_key(metadata: dict) -> str    # two questions with the same key are the same puzzle
+
+Determinism: every domain draws from its own ``random.Random`` seeded with
+``sha256(f"{seed}:{domain}")`` (never ``hash()``, which is salted per process), and
+nothing written depends on the clock, so the same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ConfigError, ValidationError, VmevalError
+from ..fsutil import canonical_json
+
+__all__ = [
+    "DIFFICULTIES",
+    "DOMAINS",
+    "CreateResult",
+    "Domain",
+    "GeneratedQuestion",
+    "create_dataset",
+    "domain_seed",
+    "generate_question",
+    "resolve_difficulty",
+]
+
+DIFFICULTIES = ("easy", "medium", "hard")
+DIFFICULTY_CHOICES = (*DIFFICULTIES, "mixed")
+#: How many times a domain may redraw a puzzle that duplicates an earlier one.
+MAX_DUPLICATE_DRAWS = 200
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A registered generator: its module and the labels written into metadata and manifest."""
+
+    name: str
+    task_category: str
+    description: str
+    module: str
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(f"{__name__}.{self.module}")
+
+
+DOMAINS: dict[str, Domain] = {
+    d.name: d
+    for d in (
+        Domain("chess", "Chess", "Mate-in-one chess positions: play the checkmating move", "chess"),
+        Domain("maze", "Maze", "Perfect mazes: move the green dot along the paths to the red flag", "maze"),
+        Domain("sudoku", "Sudoku", "4x4 and 9x9 Sudoku puzzles with a unique solution", "sudoku"),
+        Domain("rotation", "3D Mental Rotation",
+               "A 3-D block sculpture seen from a second camera azimuth", "rotation"),
+        Domain("raven", "AbstractReasoning",
+               "3x3 progressive matrices: complete the missing cell from the row rules", "raven"),
+    )
+}
+
+
+@dataclass
+class GeneratedQuestion:
+    """One generated puzzle: start and target frames, the prompt, and its metadata."""
+
+    first_frame: Image.Image
+    final_frame: Image.Image
+    prompt: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """What :func:`create_dataset` wrote."""
+
+    output_dir: Path
+    counts: dict[str, int]
+    manifest_path: Path
+    seed: int
+    difficulty: str
+    difficulties: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "output_dir": str(self.output_dir),
+            "manifest_path": str(self.manifest_path),
+            "total_questions": self.total,
+            "domains": dict(self.counts),
+            "difficulties": dict(self.difficulties),
+            "seed": self.seed,
+            "difficulty": self.difficulty,
+        }
+
+
+def domain_seed(seed: int, domain: str) -> int:
+    """A stable 64-bit seed for one domain (same on every run, process and machine)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{domain}".encode()).digest()[:8], "big")
+
+
+def resolve_difficulty(difficulty: str, index: int) -> str:
+    """The label for question ``index``: ``mixed`` cycles easy, medium, hard."""
+    if difficulty == "mixed":
+        return DIFFICULTIES[index % len(DIFFICULTIES)]
+    if difficulty not in DIFFICULTIES:
+        raise ConfigError(f"unknown difficulty {difficulty!r}; use one of {', '.join(DIFFICULTY_CHOICES)}")
+    return difficulty
+
+
+def question_id(domain: str, index: int) -> str:
+    return f"{domain}_{index:04d}"
+
+
+def base_metadata(domain: str, index: int, prompt: str, difficulty: str) -> dict[str, Any]:
+    """The fields every generated question carries (upstream's names; paths relative to questions/)."""
+    qid = question_id(domain, index)
+    return {
+        "id": qid,
+        "domain": domain,
+        "prompt": prompt,
+        "first_image_path": f"{domain}_task/{qid}/first_frame.png",
+        "final_image_path": f"{domain}_task/{qid}/final_frame.png",
+        "task_category": DOMAINS[domain].task_category,
+        "difficulty": difficulty,
+    }
+
+
+def generate_question(domain: str, rng: random.Random, index: int, difficulty: str) -> GeneratedQuestion:
+    """Generate one question of ``domain`` and check its answer (raises ValidationError if wrong)."""
+    module = _domain(domain).load()
+    question: GeneratedQuestion = module.generate(rng, index, difficulty)
+    module.check(question.metadata)
+    return question
+
+
+def _domain(name: str) -> Domain:
+    try:
+        return DOMAINS[name]
+    except KeyError:
+        raise ConfigError(f"unknown domain {name!r}; choose from {', '.join(DOMAINS)}") from None
+
+
+def _check_output(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise VmevalError(f"{output_dir} exists and is not a folder; choose another --output-dir",
+                          path=output_dir)
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+        raise VmevalError(
+            f"{output_dir} is not empty; pass --overwrite to replace the whole folder, "
+            "or choose another --output-dir", path=output_dir)
+
+
+def _write_question(root: Path, question: GeneratedQuestion) -> None:
+    from ._render import png_bytes
+
+    meta = question.metadata
+    folder = root / f"{meta['domain']}_task" / meta["id"]
+    folder.mkdir(parents=True)
+    # Plain writes are enough: the whole tree becomes visible at once when the
+    # build folder is renamed into place.
+    (folder / "first_frame.png").write_bytes(png_bytes(question.first_frame))
+    (folder / "final_frame.png").write_bytes(png_bytes(question.final_frame))
+    (folder / "prompt.txt").write_bytes(question.prompt.encode("utf-8"))
+    (folder / "question_metadata.json").write_bytes(canonical_json(meta).encode("utf-8"))
+
+
+def _build_domain(root: Path, domain: str, count: int, seed: int, difficulty: str,
+                  created_at: str | None, progress: ProgressCallback | None) -> dict[str, int]:
+    module = _domain(domain).load()
+    rng = random.Random(domain_seed(seed, domain))
+    seen: set[str] = set()
+    labels: dict[str, int] = {}
+    for index in range(count):
+        level = resolve_difficulty(difficulty, index)
+        for _ in range(MAX_DUPLICATE_DRAWS):
+            question: GeneratedQuestion = module.generate(rng, index, level)
+            key = module.dedupe_key(question.metadata)
+            if key not in seen:
+                break
+        else:
+            raise VmevalError(
+                f"could not draw {count} distinct {level} {domain} puzzles; ask for fewer with "
+                "--pairs-per-domain, or use --difficulty mixed", domain=domain)
+        seen.add(key)
+        module.check(question.metadata)
+        if created_at is not None:
+            question.metadata["created_at"] = created_at
+        _write_question(root, question)
+        labels[level] = labels.get(level, 0) + 1
+        if progress is not None:
+            progress(domain, index + 1, count)
+    return labels
+
+
+def _move_into_place(build: Path, output_dir: Path) -> None:
+    """Replace ``output_dir`` with ``build`` (two renames on the same file system)."""
+    old: Path | None = None
+    if output_dir.is_dir():
+        if any(output_dir.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+            os.replace(output_dir, old / output_dir.name)
+        else:
+            output_dir.rmdir()
+    os.replace(build, output_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pairs_per_domain: int = 15,
+                   domains: Sequence[str] | None = None, seed: int = 42, difficulty: str = "mixed",
+                   overwrite: bool = False, progress: ProgressCallback | None = None,
+                   created_at: str | None = None) -> CreateResult:
+    """Generate ``pairs_per_domain`` checked questions per domain into ``output_dir`` and write the manifest.
+
+    Refuses (``VmevalError``) a non-empty ``output_dir`` unless ``overwrite``; with it the
+    whole folder is replaced, so no stale question folders survive. The tree is built in a
+    temp folder beside ``output_dir``, validated (``ValidationError`` if anything is wrong)
+    and renamed into place. ``progress(domain, done, total)`` is called after each question.
+    ``created_at`` (a fixed string) is written into every metadata file and the manifest;
+    by default no timestamp is written, so the same ``seed`` gives byte-identical files.
+    """
+    if pairs_per_domain < 1:
+        raise ConfigError(f"--pairs-per-domain must be at least 1 (got {pairs_per_domain})")
+    if difficulty not in DIFFICULTY_CHOICES:
+        raise ConfigError(f"unknown difficulty {difficulty!r}; use one of {', '.join(DIFFICULTY_CHOICES)}")
+    names = list(dict.fromkeys(domains)) if domains else list(DOMAINS)
+    for name in names:
+        _domain(name)
+    output_dir = Path(output_dir)
+    _check_output(output_dir, overwrite)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+
+    build = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.create-", dir=output_dir.parent))
+    try:
+        counts: dict[str, int] = {}
+        difficulties: dict[str, int] = {}
+        for name in names:
+            labels = _build_domain(build, name, pairs_per_domain, seed, difficulty, created_at, progress)
+            counts[name] = pairs_per_domain
+            for level, n in labels.items():
+                difficulties[level] = difficulties.get(level, 0) + n
+        _write_and_validate_manifest(build, seed=seed, pairs_per_domain=pairs_per_domain,
+                                     difficulty=difficulty, domains=names, created_at=created_at)
+        _check_output(output_dir, overwrite)  # someone may have written there meanwhile
+        _move_into_place(build, output_dir)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return CreateResult(output_dir=output_dir, counts=counts,
+                        manifest_path=output_dir / "vmeval_dataset.json", seed=seed, difficulty=difficulty,
+                        difficulties=dict(sorted(difficulties.items())))
+
+
+def _write_and_validate_manifest(build: Path, *, seed: int, pairs_per_domain: int, difficulty: str,
+                                 domains: list[str], created_at: str | None) -> None:
+    from ..manifest import write_manifest
+    from ..questions import validate_tree
+
+    write_manifest(questions_dir=build, created_at=created_at, generation_info={
+        "random_seed": seed,
+        "pairs_per_domain": pairs_per_domain,
+        "difficulty": difficulty,
+        "domains": domains,
+        "generator": "vmeval-hf",
+    })
+    report = validate_tree(questions_dir=build, check_data_folders=False)
+    if not report.ok:
+        first = report.errors[0]
+        raise ValidationError(
+            f"generated tree failed validation: {first.path}: {first.message}; nothing was written "
+            "(this is a bug in the generator, please report it)", problems=report.problems)
