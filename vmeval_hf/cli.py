@@ -126,7 +126,9 @@ def _print_report(report: Any) -> None:
     for group, problems in report.grouped().items():
         echo(f"{group}:")
         for p in problems:
-            echo(f"  {p.severity.upper():7} {p.code}: {p.message}")
+            # Within a question's group, name the file: "bad_image" alone does not say which frame.
+            where = f"{Path(p.path).name}: " if p.question and not p.path.endswith(p.question) else ""
+            echo(f"  {p.severity.upper():7} {p.code}: {where}{p.message}")
     errors, warnings = len(report.errors), len(report.warnings)
     status = "OK" if report.ok else "FAILED"
     echo(f"{status}: {report.questions} questions, {errors} errors, {warnings} warnings")
