@@ -419,6 +419,48 @@ def demo(workdir: Path, pairs_per_domain: int, as_json: bool) -> None:
     emit(as_json, report, lambda: echo("\n".join(report["lines"])))
 
 
+# --- question generation -----------------------------------------------------------
+
+
+@cli.command()
+@click.option("--pairs-per-domain", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Questions to generate per domain.")
+@click.option("--domains", "domains", multiple=True, metavar="DOMAIN",
+              help="Domains to generate (default: all five): `--domains chess maze`, `--domains chess,maze`.")
+@click.argument("more_domains", nargs=-1, metavar="")
+@click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("data/questions"),
+              show_default=True, help="Questions folder to write (must be empty unless --overwrite).")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed; same seed, same bytes.")
+@click.option("--difficulty", type=click.Choice(["easy", "medium", "hard", "mixed"]), default="mixed",
+              show_default=True, help="Difficulty of every question; mixed cycles easy, medium, hard.")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --output-dir entirely (no stale folders).")
+@json_option
+def create(pairs_per_domain: int, domains: tuple[str, ...], more_domains: tuple[str, ...], output_dir: Path,
+           seed: int, difficulty: str, overwrite: bool, as_json: bool) -> None:
+    """Generate checked puzzle questions (chess, maze, sudoku, rotation, raven) and the manifest."""
+    from .generate import DOMAINS, create_dataset
+
+    if more_domains and not domains:
+        raise click.UsageError(f"unexpected argument {more_domains[0]!r}; list domains after --domains")
+    names = [n.strip() for value in (*domains, *more_domains) for n in value.split(",") if n.strip()]
+    for name in names:
+        if name not in DOMAINS:
+            raise click.BadParameter(f"unknown domain {name!r}; choose from {', '.join(DOMAINS)}",
+                                     param_hint="--domains")
+    show = _show_progress(as_json)
+
+    def progress(domain: str, done: int, total: int) -> None:
+        if show and done == total:
+            echo(f"[create] {domain}: {total} questions", err=True)
+
+    result = create_dataset(output_dir, pairs_per_domain=pairs_per_domain, domains=names or None, seed=seed,
+                            difficulty=difficulty, overwrite=overwrite, progress=progress)
+    emit(as_json, result.as_dict(), lambda: echo(
+        f"wrote {result.total} questions to {result.output_dir} "
+        f"({', '.join(f'{d} {n}' for d, n in result.counts.items())}; seed {seed}, {difficulty}); "
+        f"manifest {result.manifest_path}"))
+
+
 def main() -> None:
     cli(prog_name="vmeval-hf")
 
