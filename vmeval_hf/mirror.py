@@ -1,0 +1,635 @@
+"""The S3 side: mirror a version to ``s3://<bucket>/<D>/``, verify it, pull it back.
+
+Layout (see DESIGN.md)::
+
+    <D>/data/questions/...    <D>/data/outputs/...    <D>/data/evaluations/...
+    <D>/release/...           the release folder, when one is given
+    <D>/MANIFEST.json         written last, put-once: its presence marks the prefix complete
+
+How a mirror runs: hash every file first (the manifest), read ``MANIFEST.json`` (present and equal:
+nothing to do; present and different: refused), list the prefix once, HEAD the objects already
+there (an interrupted run being resumed) and upload the rest with one shared client across a
+thread pool: ``put_object`` with ``ChecksumSHA256`` and ``If-None-Match: *`` for small files,
+s3transfer multipart for large ones. An object already present with the right sha256 counts as
+done; one with another sha256 is a conflict naming the key. ``MANIFEST.json`` goes last.
+
+The version log (``data/data_logging/``) is never mirrored: it may be mid-write. All S3 calls and
+error translation live in :mod:`vmeval_hf.s3client`. The library never prints: progress goes to an
+optional ``progress(files_done, bytes_done, files_total, bytes_total)`` callback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, TypeVar
+
+from . import __version__
+from .config import Settings
+from .errors import ConfigError, IntegrityError, S3ConflictError, S3Error
+from .fsutil import canonical_json, parse_size, sha256_bytes, sha256_file
+from .s3client import S3Bucket, make_client
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "MANIFEST.json"
+MANIFEST_SCHEMA = 1
+MIRRORED_DIRS = ("questions", "outputs", "evaluations")
+SKIPPED_NAMES = {"__pycache__"}
+DEFAULT_WORKERS = 16
+DEFAULT_MULTIPART_THRESHOLD = 16 * 2**20
+DEFAULT_MULTIPART_CHUNKSIZE = 8 * 2**20
+
+Progress = Callable[[int, int, int, int], None]
+T = TypeVar("T")
+
+_DATE_RE = re.compile(r"^(\d{8})(?:-([A-Za-z0-9][A-Za-z0-9._-]{0,31}))?$")
+
+
+# -- dates and manifests ----------------------------------------------------------------------
+
+
+def parse_date(text: str | None) -> str:
+    """Validate a date prefix: ``YYYYMMDD`` or ``YYYYMMDD-<suffix>``; None means today (UTC)."""
+    if text is None or not str(text).strip():
+        return datetime.now(timezone.utc).strftime("%Y%m%d")
+    text = str(text).strip()
+    m = _DATE_RE.match(text)
+    valid = False
+    if m:
+        try:
+            datetime.strptime(m.group(1), "%Y%m%d")
+            valid = True
+        except ValueError:
+            pass
+    if not valid:
+        raise ConfigError(
+            f"--date {text!r} is not a date prefix: use YYYYMMDD (e.g. 20250115) or "
+            "YYYYMMDD-<suffix> (e.g. 20250115-b) for a second version on the same day",
+        )
+    return text
+
+
+def next_date_suffix(date: str) -> str:
+    """A suggestion for the next free-looking prefix on the same day: 20250115 -> 20250115-b."""
+    base, _, suffix = date.partition("-")
+    if len(suffix) == 1 and "a" <= suffix < "z":
+        return f"{base}-{chr(ord(suffix) + 1)}"
+    return f"{base}-b" if not suffix else f"{date}-b"
+
+
+def _mirrored_files(root: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_NAMES)
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath, name)
+            if path.is_file():
+                yield path
+
+
+def _hash_entries(pairs: list[tuple[str, Path]], workers: int) -> list[dict[str, Any]]:
+    def one(pair: tuple[str, Path]) -> dict[str, Any]:
+        key, path = pair
+        return {"key": key, "path": str(path), "size": path.stat().st_size, "sha256": sha256_file(path)}
+
+    if len(pairs) < 64 or workers <= 1:
+        return [one(p) for p in pairs]
+    # hashlib releases the GIL on large buffers, so threads help on big trees.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, pairs, chunksize=32))
+
+
+def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every file to mirror, sorted by key: ``{"key", "path", "size", "sha256"}``.
+
+    ``key`` is relative to ``<D>/``: ``data/<questions|outputs|evaluations>/...`` and
+    ``release/...``. Hidden files, ``__pycache__`` and the version log are left out.
+    """
+    pairs: list[tuple[str, Path]] = []
+    data = Path(data_dir)
+    for sub in MIRRORED_DIRS:
+        root = data / sub
+        if root.is_dir():
+            pairs += [(f"data/{p.relative_to(data).as_posix()}", p) for p in _mirrored_files(root)]
+    if release_dir is not None:
+        rel = Path(release_dir)
+        if not rel.is_dir():
+            raise ConfigError(f"release folder {rel} does not exist; run `vmeval-hf build` first", path=rel)
+        pairs += [(f"release/{p.relative_to(rel).as_posix()}", p) for p in _mirrored_files(rel)]
+    pairs.sort(key=lambda kp: kp[0])
+    return _hash_entries(pairs, workers=min(8, (os.cpu_count() or 2) * 2))
+
+
+def _file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(({"key": e["key"], "size": e["size"], "sha256": e["sha256"]} for e in entries),
+                  key=lambda e: e["key"])
+
+
+def _manifest_doc(entries: list[dict[str, Any]], *, version: str | None, content_sha256: str | None,
+                  date: str, hub: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "version": version,
+        "content_sha256": content_sha256,
+        "date": date,
+        "files": _file_list(entries),
+        "hub": hub,
+        "tool": f"vmeval-hf {__version__}",
+    }
+
+
+# -- shared plumbing --------------------------------------------------------------------------
+
+
+class _Counter:
+    """Thread-safe progress accounting; calls the user's callback under a lock."""
+
+    def __init__(self, callback: Progress | None, files_total: int, bytes_total: int) -> None:
+        self.callback = callback
+        self.files_total, self.bytes_total = files_total, bytes_total
+        self.files = self.bytes = 0
+        self._lock = threading.Lock()
+
+    def add(self, files: int = 0, nbytes: int = 0) -> None:
+        with self._lock:
+            self.files += files
+            self.bytes += nbytes
+            if self.callback is not None:
+                self.callback(self.files, self.bytes, self.files_total, self.bytes_total)
+
+
+def _run_parallel(fn: Callable[[T], Any], items: Iterable[T], workers: int) -> list[Any]:
+    """Run ``fn`` over ``items`` in a thread pool; on the first error cancel what has not started
+    and re-raise it (the original exception, so callers see our error types)."""
+    items = list(items)
+    if not items:
+        return []
+    if workers <= 1:
+        return [fn(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="vmeval-s3")
+    futures: list[Future[Any]] = []
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in futures:
+            if fut.done() and fut.exception() is not None:
+                raise fut.exception()  # type: ignore[misc]
+        return [fut.result() for fut in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _bucket(settings: Settings, workers: int, client: Any | None) -> S3Bucket:
+    return S3Bucket(client if client is not None else make_client(settings, workers), settings)
+
+
+def _read_manifest(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
+    key = f"{date}/{MANIFEST_NAME}"
+    raw = bucket.get_bytes(key)
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise S3Error(f"{bucket.uri(key)} is not valid JSON ({exc}); the prefix was tampered with: "
+                      "inspect it by hand", key=key) from exc
+    if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), list):
+        raise S3Error(f"{bucket.uri(key)} is not a schema-{MANIFEST_SCHEMA} vmeval-hf manifest; "
+                      "this prefix was not written by vmeval-hf: pick another --date", key=key)
+    return doc
+
+
+def read_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:
+    """The ``MANIFEST.json`` of prefix ``date``, or None if the prefix is not complete (or empty)."""
+    return _read_manifest(_bucket(settings, 1, client), parse_date(date))
+
+
+def read_release_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:
+    """The release manifest mirrored under ``<D>/release/``, checked, or None if there is none."""
+    from .release import RELEASE_MANIFEST, SCHEMA, content_sha256
+
+    d = parse_date(date)
+    bucket = _bucket(settings, 1, client)
+    key = f"{d}/release/{RELEASE_MANIFEST}"
+    raw = bucket.get_bytes(key)
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        ok = doc.get("schema") == SCHEMA and content_sha256(doc["sources"]) == doc["content_sha256"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise IntegrityError(f"{bucket.uri(key)} is not a readable release manifest ({exc})", key=key) from exc
+    if not ok:
+        raise IntegrityError(f"{bucket.uri(key)}: content_sha256 does not match its source list; the object "
+                             "was altered after publishing", key=key)
+    return doc  # type: ignore[no-any-return]
+
+
+# -- mirror ------------------------------------------------------------------------------------
+
+
+@dataclass
+class MirrorResult:
+    uri: str                    # s3://<bucket>/<D>/data
+    release_uri: str | None     # s3://<bucket>/<D>/release, when a release was mirrored
+    manifest_uri: str           # s3://<bucket>/<D>/MANIFEST.json
+    date: str
+    files: int                  # files in the manifest
+    bytes: int
+    uploaded: int               # files sent this run
+    skipped: int                # files already there with the right sha256
+    already_complete: bool      # the prefix already held this exact manifest: nothing was sent
+    version: str | None = None
+    uploaded_bytes: int = 0
+    dry_run: bool = False
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _describe_differences(remote: list[dict[str, Any]], local: list[dict[str, Any]], date: str) -> tuple[list[str], str]:
+    r = {e["key"]: e for e in remote}
+    loc = {e["key"]: e for e in local}
+    changed = sorted(k for k in r.keys() & loc.keys() if (r[k]["size"], r[k]["sha256"]) != (loc[k]["size"], loc[k]["sha256"]))
+    only_remote = sorted(r.keys() - loc.keys())
+    only_local = sorted(loc.keys() - r.keys())
+    parts = []
+    if changed:
+        parts.append(f"{len(changed)} file(s) differ, e.g. {date}/{changed[0]}")
+    if only_local:
+        parts.append(f"{len(only_local)} local file(s) are not in it, e.g. {date}/{only_local[0]}")
+    if only_remote:
+        parts.append(f"{len(only_remote)} of its file(s) are gone locally, e.g. {date}/{only_remote[0]}")
+    return [f"{date}/{k}" for k in changed + only_local + only_remote], "; ".join(parts)
+
+
+def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """True when ``remote`` is the manifest we would write; otherwise raise S3ConflictError."""
+    same_files = remote.get("files") == doc["files"]
+    rv, lv = remote.get("version"), doc["version"]
+    same_version = rv == lv or lv is None
+    same_content = doc["content_sha256"] is None or remote.get("content_sha256") == doc["content_sha256"]
+    if same_files and same_version and same_content:
+        return True
+    where = bucket.uri(f"{date}/")
+    hint = (f"a published prefix is never overwritten: mirror to a new prefix with "
+            f"--date {next_date_suffix(date)} (any YYYYMMDD-<suffix> works)")
+    if not same_version or not same_content:
+        held = f"version {rv}" if rv is not None else "a data-tree mirror"
+        want = f"version {lv}" if lv is not None else "this data tree"
+        raise S3ConflictError(
+            f"{where} already holds {held} (content {str(remote.get('content_sha256'))[:12]}); "
+            f"refusing to write {want} there; {hint}",
+            uri=where, version=rv, key=f"{date}/{MANIFEST_NAME}",
+        )
+    keys, summary = _describe_differences(remote.get("files") or [], doc["files"], date)
+    raise S3ConflictError(
+        f"{where} already holds a complete mirror whose files differ from yours: {summary}; {hint}",
+        uri=where, version=rv, key=keys[0] if keys else None, keys=keys,
+    )
+
+
+class _Mirror:
+    def __init__(self, bucket: S3Bucket, date: str, workers: int, counter: _Counter,
+                 threshold: int, chunksize: int) -> None:
+        self.bucket, self.date, self.workers, self.counter = bucket, date, workers, counter
+        self.threshold, self.chunksize = threshold, chunksize
+        self._transfer: Any = None
+        self._lock = threading.Lock()
+
+    def key(self, entry: dict[str, Any]) -> str:
+        return f"{self.date}/{entry['key']}"
+
+    def transfer(self) -> Any:
+        with self._lock:
+            if self._transfer is None:
+                self._transfer = self.bucket.transfer_manager(self.threshold, self.chunksize)
+            return self._transfer
+
+    def close(self) -> None:
+        if self._transfer is not None:
+            self._transfer.shutdown()
+
+    def conflict(self, key: str, found: str) -> S3ConflictError:
+        return S3ConflictError(
+            f"{self.bucket.uri(key)} already exists with other content ({found}); this unfinished "
+            f"prefix holds data from another upload: mirror to a new prefix with "
+            f"--date {next_date_suffix(self.date)}, or delete that object if it is a leftover",
+            key=key,
+        )
+
+    def check(self, entry: dict[str, Any]) -> bool:
+        """True if the object is already there with the right bytes; raise if it differs; False if absent."""
+        key = self.key(entry)
+        info = self.bucket.head(key)
+        if info is None:
+            return False
+        if info.size != entry["size"]:
+            raise self.conflict(key, f"{info.size} bytes, expected {entry['size']}")
+        if info.sha256 != entry["sha256"]:
+            found = f"sha256 {info.sha256[:12]}..., expected {entry['sha256'][:12]}..." if info.sha256 else \
+                "no SHA-256 checksum stored to compare with"
+            raise self.conflict(key, found)
+        return True
+
+    def upload(self, entry: dict[str, Any]) -> str:
+        key = self.key(entry)
+        for _ in range(3):
+            if entry["size"] >= self.threshold:
+                written = self.bucket.upload_large(
+                    self.transfer(), key, entry["path"], entry["sha256"],
+                    on_bytes=lambda n: self.counter.add(0, n),
+                )
+                sent = 0 if written else entry["size"]  # bytes were reported as they went
+            else:
+                body = Path(entry["path"]).read_bytes()
+                if len(body) != entry["size"] or sha256_bytes(body) != entry["sha256"]:
+                    raise IntegrityError(
+                        f"{entry['path']} changed while mirroring (its bytes no longer match the "
+                        "manifest); re-run to mirror its current content", path=entry["path"], key=key,
+                    )
+                written = self.bucket.put_once(key, body, entry["sha256"])
+                sent = entry["size"]
+            if written:
+                self.counter.add(1, sent)
+                return "uploaded"
+            # 412: the key exists (a retried request that had landed, or a concurrent writer).
+            if self.check(entry):
+                self.counter.add(1, sent)
+                return "skipped"
+        raise S3Error(f"{self.bucket.uri(key)} kept appearing and vanishing; another writer is "
+                      "working on this prefix: wait for it, then re-run", key=key)
+
+    def resume_or_upload(self, entry: dict[str, Any]) -> str:
+        if self.check(entry):
+            self.counter.add(1, entry["size"])
+            return "skipped"
+        return self.upload(entry)
+
+
+def mirror_version(
+    data_dir: str | Path,
+    *,
+    settings: Settings,
+    date: str | None = None,
+    release_dir: str | Path | None = None,
+    version: str | None = None,
+    content_sha256: str | None = None,
+    hub: dict[str, Any] | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    multipart_threshold: int | str = DEFAULT_MULTIPART_THRESHOLD,
+    multipart_chunksize: int | str = DEFAULT_MULTIPART_CHUNKSIZE,
+    dry_run: bool = False,
+    client: Any | None = None,
+) -> MirrorResult:
+    """Mirror ``data_dir`` (questions, outputs, evaluations) and ``release_dir`` to ``s3://<bucket>/<D>/``.
+
+    Idempotent and resumable: a complete prefix with the same manifest is a no-op (one GET); an
+    unfinished one is completed, sending only what is missing. Raises S3ConflictError when the
+    prefix holds another version or an object with other bytes. ``dry_run`` reads the remote
+    state and reports what would be sent, writing nothing. ``client`` reuses a client from
+    :func:`vmeval_hf.s3client.make_client`.
+    """
+    d = parse_date(date)
+    data = Path(data_dir)
+    if not data.is_dir():
+        raise ConfigError(f"data folder {data} does not exist; pass --data-dir", path=data)
+    if release_dir is not None:
+        from .release import load_release
+
+        rel = load_release(release_dir)
+        if version is not None and version != rel["version"]:
+            raise ConfigError(f"the release folder {release_dir} is version {rel['version']}, not {version}; rebuild it")
+        version = version or rel["version"]
+        content_sha256 = content_sha256 or rel["content_sha256"]
+    threshold, chunksize = parse_size(multipart_threshold), parse_size(multipart_chunksize)
+    entries = build_manifest_entries(data, release_dir)
+    if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
+        raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
+    doc = _manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
+    bucket = _bucket(settings, workers, client)
+    total_bytes = sum(e["size"] for e in entries)
+    result = MirrorResult(
+        uri=bucket.uri(f"{d}/data"), release_uri=bucket.uri(f"{d}/release") if release_dir else None,
+        manifest_uri=bucket.uri(f"{d}/{MANIFEST_NAME}"), date=d, files=len(entries), bytes=total_bytes,
+        uploaded=0, skipped=0, already_complete=False, version=version, dry_run=dry_run, manifest=doc,
+    )
+    counter = _Counter(progress, len(entries), total_bytes)
+
+    remote = _read_manifest(bucket, d)
+    if remote is not None and _check_existing_manifest(bucket, d, remote, doc):
+        log.info("%s already complete: nothing to send", result.manifest_uri)
+        result.skipped, result.already_complete, result.manifest = len(entries), True, remote
+        counter.add(len(entries), total_bytes)
+        return result
+
+    existing = bucket.list_sizes(f"{d}/")
+    wanted = {f"{d}/{e['key']}" for e in entries}
+    strays = sorted(k for k in existing if k not in wanted and k != f"{d}/{MANIFEST_NAME}")
+    if strays:
+        raise S3ConflictError(
+            f"{bucket.uri(d + '/')} has no MANIFEST.json but holds {len(strays)} object(s) that are not "
+            f"part of this mirror, e.g. {strays[0]}: an unfinished upload of other content; mirror to a "
+            f"new prefix with --date {next_date_suffix(d)}, or delete those objects",
+            key=strays[0], keys=strays,
+        )
+    present = [e for e in entries if f"{d}/{e['key']}" in existing]
+    missing = [e for e in entries if f"{d}/{e['key']}" not in existing]
+    log.info("mirroring %d files to %s: %d to send, %d to check", len(entries), bucket.uri(d + "/"),
+             len(missing), len(present))
+    job = _Mirror(bucket, d, workers, counter, threshold, chunksize)
+    if dry_run:
+        wrong = [e for e in present if existing[f"{d}/{e['key']}"] != e["size"]]
+        if wrong:
+            raise job.conflict(job.key(wrong[0]), f"{existing[job.key(wrong[0])]} bytes, expected {wrong[0]['size']}")
+        result.uploaded, result.skipped = len(missing), len(present)
+        result.uploaded_bytes = sum(e["size"] for e in missing)
+        return result
+    for e in present:  # a size mismatch needs no HEAD to be a conflict
+        if existing[job.key(e)] != e["size"]:
+            raise job.conflict(job.key(e), f"{existing[job.key(e)]} bytes, expected {e['size']}")
+    try:
+        # Large files first so they overlap with the many small ones.
+        order = sorted(missing, key=lambda e: -e["size"] if e["size"] >= threshold else 0)
+        outcomes = _run_parallel(job.resume_or_upload, present, workers)
+        outcomes += _run_parallel(job.upload, order, workers)
+    finally:
+        job.close()
+    result.uploaded = outcomes.count("uploaded")
+    result.skipped = outcomes.count("skipped")
+    result.uploaded_bytes = sum(e["size"] for e, o in zip(present + order, outcomes) if o == "uploaded")
+
+    manifest_key = f"{d}/{MANIFEST_NAME}"
+    body = canonical_json(doc).encode("utf-8")
+    if not bucket.put_once(manifest_key, body, sha256_bytes(body), content_type="application/json"):
+        remote = _read_manifest(bucket, d)
+        if remote is None or not _check_existing_manifest(bucket, d, remote, doc):
+            raise S3ConflictError(f"{result.manifest_uri} appeared and vanished during the mirror; re-run",
+                                  key=manifest_key)
+        result.manifest = remote
+    log.info("mirrored %s: %d sent, %d already there", result.manifest_uri, result.uploaded, result.skipped)
+    return result
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between an S3 prefix and its manifest."""
+
+    key: str        # full object key, e.g. 20250115/data/questions/chess_task/chess_0000/prompt.txt
+    problem: Literal["missing", "extra", "size", "sha256", "no-manifest"]
+    detail: str = ""
+
+    @property
+    def where(self) -> str:
+        return self.key
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.key, "problem": self.problem, "detail": self.detail}
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.problem}: {self.detail}"
+
+
+def verify_s3(
+    *,
+    settings: Settings,
+    date: str,
+    expected: list[dict[str, Any]] | None = None,
+    workers: int = DEFAULT_WORKERS,
+    client: Any | None = None,
+) -> list[Mismatch]:
+    """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
+
+    ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
+    :func:`build_manifest_entries`); by default the prefix's own ``MANIFEST.json``. Returns one
+    :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.
+    """
+    d = parse_date(date)
+    bucket = _bucket(settings, workers, client)
+    manifest = _read_manifest(bucket, d)
+    problems: list[Mismatch] = []
+    manifest_key = f"{d}/{MANIFEST_NAME}"
+    if manifest is None:
+        problems.append(Mismatch(manifest_key, "no-manifest",
+                                 f"{bucket.uri(manifest_key)} is missing: the prefix is unfinished or was never published"))
+        if expected is None:
+            return problems
+    files = _file_list(expected if expected is not None else manifest["files"])  # type: ignore[index]
+    existing = bucket.list_sizes(f"{d}/")
+    existing.pop(manifest_key, None)
+    to_head = []
+    for e in files:
+        key = f"{d}/{e['key']}"
+        size = existing.pop(key, None)
+        if size is None:
+            problems.append(Mismatch(key, "missing", "not in the bucket"))
+        elif size != e["size"]:
+            problems.append(Mismatch(key, "size", f"{size} bytes, expected {e['size']}"))
+        else:
+            to_head.append((key, e))
+
+    def head(item: tuple[str, dict[str, Any]]) -> Mismatch | None:
+        key, e = item
+        info = bucket.head(key)
+        if info is None:
+            return Mismatch(key, "missing", "listed but gone on HEAD")
+        if info.sha256 != e["sha256"]:
+            found = info.sha256 or "no SHA-256 checksum stored"
+            return Mismatch(key, "sha256", f"{found}, expected {e['sha256']}")
+        return None
+
+    problems += [m for m in _run_parallel(head, to_head, workers) if m is not None]
+    problems += [Mismatch(k, "extra", "not in the manifest") for k in sorted(existing)]
+    return sorted(problems, key=lambda m: (m.key, m.problem))
+
+
+# -- pull --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullResult:
+    dest: Path          # the folder given
+    root: Path          # where the files landed: <dest>/questions, or <dest> for a release
+    date: str
+    version: str | None
+    files: int
+    bytes: int
+    downloaded: int
+    skipped: int        # already present locally with the right sha256
+
+
+def pull_s3(
+    *,
+    settings: Settings,
+    date: str,
+    dest: str | Path,
+    release: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    client: Any | None = None,
+) -> PullResult:
+    """Download a published version, verified: the question tree to ``<dest>/questions/...``, or
+    with ``release=True`` the release files to ``<dest>/...``.
+
+    Every file is checked against the manifest's sha256 before it is moved into place (temp file,
+    then rename), so a corrupted object raises IntegrityError naming the key and leaves nothing
+    behind for it. Files already present with the right sha256 are not downloaded again.
+    """
+    d = parse_date(date)
+    bucket = _bucket(settings, workers, client)
+    manifest = _read_manifest(bucket, d)
+    if manifest is None:
+        raise S3Error(f"{bucket.uri(d + '/')} has no {MANIFEST_NAME}: nothing complete was published "
+                      "there (wrong --date, or an unfinished mirror: re-run it)", key=f"{d}/{MANIFEST_NAME}")
+    prefix = "release/" if release else "data/questions/"
+    root = Path(dest) if release else Path(dest) / "questions"
+    wanted = [e for e in manifest["files"] if e["key"].startswith(prefix)]
+    if not wanted:
+        what = "release files" if release else "question files"
+        raise S3Error(f"{bucket.uri(d + '/')} holds no {what} (version {manifest.get('version')})")
+    counter = _Counter(progress, len(wanted), sum(e["size"] for e in wanted))
+    jobs = []
+    for e in wanted:
+        rel = PurePosixPath(e["key"][len(prefix):])
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise S3Error(f"{bucket.uri(d + '/' + MANIFEST_NAME)} lists an unsafe key {e['key']!r}; "
+                          "refusing to write outside the destination", key=e["key"])
+        jobs.append((f"{d}/{e['key']}", root.joinpath(*rel.parts), e))
+
+    def one(job: tuple[str, Path, dict[str, Any]]) -> str:
+        key, target, e = job
+        if target.is_file() and target.stat().st_size == e["size"] and sha256_file(target) == e["sha256"]:
+            outcome = "skipped"
+        else:
+            bucket.download_verified(key, target, e["size"], e["sha256"])
+            outcome = "downloaded"
+        counter.add(1, e["size"])
+        return outcome
+
+    outcomes = _run_parallel(one, jobs, workers)
+    return PullResult(
+        dest=Path(dest), root=root, date=d, version=manifest.get("version"), files=len(wanted),
+        bytes=counter.bytes_total, downloaded=outcomes.count("downloaded"), skipped=outcomes.count("skipped"),
+    )
+
+
+# -- seed compatibility ------------------------------------------------------------------------
+
+
+def sync_to_s3(date_prefix: str | None = None, data_dir: str | Path | None = None) -> str:
+    """Seed-compatible: mirror ``data_dir`` (default ``data``) to S3; return ``s3://<bucket>/<D>/data``."""
+    settings = Settings.from_env()
+    return mirror_version(Path(data_dir) if data_dir is not None else Path("data"),
+                          settings=settings, date=date_prefix).uri

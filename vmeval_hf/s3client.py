@@ -1,0 +1,395 @@
+"""The S3 boundary: the one way to build a client, and thin wrappers that translate botocore errors.
+
+Everything vmeval-hf sends to S3 goes through :func:`make_client` and :class:`S3Bucket`; no other
+module imports botocore or catches its exceptions. A wrapper returns a plain value or raises one
+:class:`~vmeval_hf.errors.S3Error` subclass ``from`` the botocore error, with a message that says
+what is wrong and what to do next::
+
+    no credentials / access denied      -> S3AuthError
+    no such bucket                      -> S3BucketNotFoundError (says how to create it)
+    endpoint unreachable, timeouts,
+    throttled or 5xx past the retries   -> S3UnreachableError (re-running resumes)
+    bytes refused by the server         -> IntegrityError
+    anything else botocore raises       -> S3Error
+
+Every object the client writes is put-once: single-part puts send ``If-None-Match: *`` and a
+``ChecksumSHA256``; multipart uploads get ``If-None-Match: *`` on CompleteMultipartUpload through a
+client event hook, since s3transfer cannot pass it (boto3 #4366).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+
+from . import __version__
+from .config import Settings
+from .errors import (
+    IntegrityError,
+    S3AuthError,
+    S3BucketNotFoundError,
+    S3Error,
+    S3UnreachableError,
+    VmevalError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+DEFAULT_MAX_ATTEMPTS = 8
+#: Threads s3transfer may use per multipart upload (on top of the caller's workers).
+TRANSFER_CONCURRENCY = 8
+
+_AUTH_CODES = {
+    "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "ExpiredToken", "InvalidToken", "TokenRefreshRequired", "AccountProblem", "InvalidSecurity",
+    "UnrecognizedClientException", "403",
+}
+_THROTTLE_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests",
+    "TooManyRequestsException", "RequestThrottled", "ServiceUnavailable", "InternalError",
+    "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
+}
+_INTEGRITY_CODES = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
+_NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def _put_once_multipart(params: dict[str, Any], **_: Any) -> None:
+    params.setdefault("IfNoneMatch", "*")
+
+
+def make_client(
+    settings: Settings,
+    max_workers: int = 16,
+    *,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Any:
+    """The one S3 client constructor: share the result across threads (botocore clients are thread-safe).
+
+    The connection pool holds at least ``max_workers`` connections plus the multipart threads,
+    retries use botocore's ``standard`` mode, and checksums are only computed where we ask for
+    them (we send SHA-256 ourselves and verify downloads against the manifest).
+    """
+    import boto3
+    from botocore.config import Config
+
+    endpoint = settings.aws_endpoint_url
+    config = Config(
+        max_pool_connections=max(10, max_workers + TRANSFER_CONCURRENCY),
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        # S3-compatible servers (moto, MinIO, the sandbox) rarely resolve virtual-host names.
+        s3={"addressing_style": "path"} if endpoint else None,
+        user_agent_extra=f"vmeval-hf/{__version__}",
+    )
+    try:
+        session = boto3.session.Session(
+            aws_access_key_id=settings.aws_access_key_id,
+            aws_secret_access_key=settings.aws_secret_access_key,
+            aws_session_token=settings.aws_session_token,
+            region_name=settings.aws_region,
+        )
+        client = session.client("s3", endpoint_url=endpoint, config=config)
+    except ProfileNotFound as exc:
+        raise S3AuthError(f"AWS profile not found ({exc}); unset AWS_PROFILE or create the profile") from exc
+    except (BotoCoreError, ValueError) as exc:
+        raise S3Error(f"cannot create an S3 client for endpoint {endpoint or 'AWS'}: {exc}") from exc
+    client.meta.events.register("before-parameter-build.s3.CompleteMultipartUpload", _put_once_multipart)
+    return client
+
+
+def b64_to_hex(value: str) -> str | None:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def hex_to_b64(value: str) -> str:
+    return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD says about an object. ``sha256`` is hex: the S3 SHA-256 checksum of a
+    single-part object, else the ``x-amz-meta-sha256`` we store on multipart objects, else None."""
+
+    key: str
+    size: int
+    sha256: str | None
+
+
+class S3Bucket:
+    """One bucket seen through one shared client; every method translates botocore errors."""
+
+    def __init__(self, client: Any, settings: Settings, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+        self.client = client
+        self.name = settings.s3_bucket
+        self.region = settings.aws_region
+        self.endpoint = settings.aws_endpoint_url
+        self.max_attempts = max_attempts
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.name}/{key}"
+
+    # -- error translation: the one boundary ------------------------------------------------
+
+    @contextmanager
+    def errors(self, op: str, key: str | None = None) -> Iterator[None]:
+        """Run S3 calls, re-raising any botocore / s3transfer error as our type."""
+        try:
+            yield
+        except VmevalError:
+            raise
+        except Exception as exc:
+            translated = self.translate(exc, op, key)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    def translate(self, exc: BaseException, op: str, key: str | None = None) -> VmevalError | None:
+        where = self.uri(key or "")
+        endpoint = self.endpoint or "the AWS S3 endpoint"
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            return S3AuthError(
+                "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(environment or .env), or configure an AWS profile",
+                key=key,
+            )
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            message = err.get("Message") or ""
+            if code == "NoSuchBucket" or (op == "head_bucket" and code in _NOT_FOUND_CODES):
+                return S3BucketNotFoundError(
+                    f"bucket {self.name!r} does not exist at {endpoint}: create it with "
+                    f"`aws s3 mb s3://{self.name} --region {self.region}`"
+                    + (f" --endpoint-url {self.endpoint}" if self.endpoint else "")
+                    + ", or set S3_BUCKET to an existing bucket",
+                    bucket=self.name, key=key,
+                )
+            if code in _AUTH_CODES or status == 403:
+                return S3AuthError(
+                    f"S3 refused {op} on {where} ({code or status}: {message or 'access denied'}): "
+                    "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that these credentials may "
+                    f"read and write bucket {self.name!r}",
+                    bucket=self.name, key=key,
+                )
+            if code in _INTEGRITY_CODES:
+                return IntegrityError(
+                    f"S3 rejected the bytes sent for {where} ({code}: {message}); the local file "
+                    "probably changed while mirroring: re-run to mirror its current content",
+                    key=key,
+                )
+            if code in _THROTTLE_CODES or status in (429, 500, 502, 503, 504):
+                return S3UnreachableError(
+                    f"S3 kept failing {op} on {where} ({code or status}) after {self.max_attempts} "
+                    "attempts (throttled or unavailable); wait a moment and re-run the same command: "
+                    "it resumes where it stopped",
+                    bucket=self.name, key=key,
+                )
+            return S3Error(f"S3 {op} failed on {where}: {code or status}: {message}", bucket=self.name, key=key)
+        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+            return S3UnreachableError(
+                f"cannot reach {endpoint} ({type(exc).__name__}); check AWS_ENDPOINT_URL and the "
+                "network, then re-run: finished files are not sent again",
+                bucket=self.name, key=key,
+            )
+        if isinstance(exc, (ReadTimeoutError, ConnectionClosedError, HTTPClientError)):
+            return S3UnreachableError(
+                f"the connection to {endpoint} failed during {op} on {where} ({type(exc).__name__}) "
+                f"after {self.max_attempts} attempts; re-run: finished files are not sent again",
+                bucket=self.name, key=key,
+            )
+        if isinstance(exc, BotoCoreError):
+            return S3Error(f"S3 {op} failed on {where}: {exc}", bucket=self.name, key=key)
+        if type(exc).__module__.startswith(("s3transfer", "urllib3")):
+            return S3UnreachableError(
+                f"S3 transfer {op} on {where} failed: {exc}; re-run: finished files are not sent again",
+                bucket=self.name, key=key,
+            )
+        return None
+
+    @staticmethod
+    def _code(exc: ClientError) -> str:
+        return str(exc.response.get("Error", {}).get("Code", ""))
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or None when the key does not exist."""
+        with self.errors("GetObject", key):
+            try:
+                resp = self.client.get_object(Bucket=self.name, Key=key)
+            except ClientError as exc:
+                if self._code(exc) in _NOT_FOUND_CODES:
+                    return None
+                raise
+            return resp["Body"].read()  # type: ignore[no-any-return]
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and sha256 of an object (HEAD with checksum mode), or None when it does not exist."""
+        with self.errors("HeadObject", key):
+            try:
+                resp = self.client.head_object(Bucket=self.name, Key=key, ChecksumMode="ENABLED")
+            except ClientError as exc:
+                if self._code(exc) in _NOT_FOUND_CODES:
+                    return None
+                raise
+        return ObjectInfo(key=key, size=int(resp.get("ContentLength", 0)), sha256=_sha256_of(resp))
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Every key under ``prefix`` with its size."""
+        out: dict[str, int] = {}
+        with self.errors("ListObjectsV2", prefix):
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
+                for obj in page.get("Contents", ()):
+                    out[obj["Key"]] = int(obj["Size"])
+        return out
+
+    def put_once(self, key: str, body: bytes, sha256_hex: str, content_type: str | None = None) -> bool:
+        """Create ``key`` with ``body`` unless it exists. True if written, False if it already existed.
+
+        S3 checks the bytes against the SHA-256 we send and stores that checksum, so a later HEAD
+        compares with the manifest without downloading.
+        """
+        extra = {"ContentType": content_type} if content_type else {}
+        with self.errors("PutObject", key):
+            try:
+                self.client.put_object(
+                    Bucket=self.name, Key=key, Body=body, IfNoneMatch="*",
+                    ChecksumAlgorithm="SHA256", ChecksumSHA256=hex_to_b64(sha256_hex), **extra,
+                )
+            except ClientError as exc:
+                if self._code(exc) in ("PreconditionFailed", "412"):
+                    return False
+                if self._code(exc) == "ConditionalRequestConflict":
+                    # A concurrent write to the same key is in flight; the caller HEADs and compares.
+                    return False
+                raise
+        return True
+
+    def upload_large(
+        self, transfer: Any, key: str, path: str, sha256_hex: str,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> bool:
+        """Multipart upload through s3transfer; put-once like :meth:`put_once`.
+
+        Multipart SHA-256 checksums are composite, so the full-file sha256 is stored as
+        ``x-amz-meta-sha256`` for later comparison.
+        """
+        from s3transfer.subscribers import BaseSubscriber
+
+        subscribers = []
+        if on_bytes is not None:
+            class _Progress(BaseSubscriber):  # type: ignore[misc]
+                def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
+                    on_bytes(bytes_transferred)
+
+            subscribers.append(_Progress())
+        with self.errors("MultipartUpload", key):
+            try:
+                transfer.upload(
+                    path, self.name, key,
+                    extra_args={"Metadata": {"sha256": sha256_hex}, "ChecksumAlgorithm": "SHA256"},
+                    subscribers=subscribers,
+                ).result()
+            except ClientError as exc:
+                if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return False
+                raise
+        return True
+
+    def download_verified(self, key: str, target: Path, size: int, sha256_hex: str, *, attempts: int = 3) -> None:
+        """Download ``key`` to ``target`` only if its bytes have ``size`` and ``sha256_hex``.
+
+        The bytes land in a temp file beside ``target`` and are renamed into place after the check,
+        so ``target`` is never partial or wrong. A dropped connection mid-body is retried (botocore
+        retries requests, not body reads); a sha256 mismatch raises IntegrityError naming the key.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                self._download_once(key, target, size, sha256_hex)
+                return
+            except S3UnreachableError:
+                if attempt == attempts:
+                    raise
+                log.info("retrying the download of %s", key)
+
+    def _download_once(self, key: str, target: Path, size: int, sha256_hex: str) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest, got = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh, self.errors("GetObject", key):
+                resp = self.client.get_object(Bucket=self.name, Key=key)
+                for chunk in resp["Body"].iter_chunks(1 << 20):
+                    digest.update(chunk)
+                    got += len(chunk)
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if got != size or digest.hexdigest() != sha256_hex:
+                raise IntegrityError(
+                    f"{self.uri(key)} does not match its manifest ({got} bytes, sha256 "
+                    f"{digest.hexdigest()[:12]}...; expected {size} bytes, sha256 {sha256_hex[:12]}...): the "
+                    f"object was altered after publishing; nothing was written to {target}",
+                    key=key, path=target,
+                )
+            os.replace(tmp, target)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def transfer_manager(self, multipart_threshold: int, multipart_chunksize: int) -> Any:
+        from s3transfer.manager import TransferConfig, TransferManager
+
+        return TransferManager(
+            self.client,
+            TransferConfig(
+                multipart_threshold=multipart_threshold,
+                multipart_chunksize=multipart_chunksize,
+                max_request_concurrency=TRANSFER_CONCURRENCY,
+            ),
+        )
+
+
+def _sha256_of(head: dict[str, Any]) -> str | None:
+    checksum = head.get("ChecksumSHA256")
+    multipart = "-" in str(head.get("ETag", "")) or head.get("ChecksumType") == "COMPOSITE"
+    if checksum and not multipart and "-" not in checksum:
+        return b64_to_hex(checksum)
+    meta = (head.get("Metadata") or {}).get("sha256")
+    return meta.lower() if isinstance(meta, str) and len(meta) == 64 else None
