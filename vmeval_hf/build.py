@@ -130,6 +130,18 @@ def _writer(path: Path, schema: Any) -> Any:
     return pq.ParquetWriter(str(path), schema, **kwargs)
 
 
+def _arrow_nbytes(path: Path) -> int:
+    """The split's ``num_bytes`` as ``datasets`` counts it: Arrow bytes of each row group read back.
+
+    Not the nbytes of the tables we wrote: Parquet reading gives the children of a null image
+    struct their own validity bitmaps, which ``from_pylist`` leaves out.
+    """
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as pf:
+        return sum(pf.read_row_group(i).nbytes for i in range(pf.num_row_groups))
+
+
 def _write_domain(domain: str, shards: list[list[Question]], root: Path) -> _DomainResult:
     import pyarrow as pa
 
@@ -147,17 +159,15 @@ def _write_domain(domain: str, shards: list[list[Question]], root: Path) -> _Dom
             for row in _rows(shard, sources):
                 batch_rows.append(row)
                 if len(batch_rows) == ROW_GROUP_ROWS:
-                    table = pa.Table.from_pylist(batch_rows, schema=schema)
-                    num_bytes += table.nbytes
-                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    writer.write_table(pa.Table.from_pylist(batch_rows, schema=schema),
+                                       row_group_size=ROW_GROUP_ROWS)
                     batch_rows = []
             if batch_rows:
-                table = pa.Table.from_pylist(batch_rows, schema=schema)
-                num_bytes += table.nbytes
-                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                writer.write_table(pa.Table.from_pylist(batch_rows, schema=schema), row_group_size=ROW_GROUP_ROWS)
         finally:
             writer.close()
         p = root / rel
+        num_bytes += _arrow_nbytes(p)
         entries.append({"path": rel, "rows": len(shard), "size": p.stat().st_size, "sha256": sha256_file(p)})
     difficulties = Counter(q.difficulty or "unlabelled" for shard in shards for q in shard)
     return _DomainResult(domain, entries, sources, num_bytes, dict(difficulties))

@@ -47,6 +47,10 @@ def arrow_schema() -> Any:
 
     image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     types = {"string": pa.string(), "binary": pa.binary(), "image": image}
-    fields = [pa.field(name, types[kind], nullable=nullable) for name, kind, nullable in COLUMNS]
+    # Every Arrow field is nullable, as datasets writes them: datasets maps a shard's field to the
+    # feature in the ``huggingface`` metadata only if the field equals the feature's own (nullable)
+    # field, so a non-nullable first_frame would load as a bare struct, not an Image. The ``nullable``
+    # flags in COLUMNS stay the contract that validation enforces.
+    fields = [pa.field(name, types[kind], nullable=True) for name, kind, _ in COLUMNS]
     hf_meta = json.dumps({"info": {"features": features_dict()}}, separators=(",", ":"))
     return pa.schema(fields, metadata={b"huggingface": hf_meta.encode()})

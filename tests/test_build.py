@@ -1,0 +1,548 @@
+"""build_release against the real ``datasets``, ``pyarrow`` and ``huggingface_hub`` card parser.
+
+One mixed tree is built once per module and read many ways: ``load_dataset`` (every
+config, streaming, Image bytes and PIL decoding), bare ``pyarrow``, the release
+manifest, the card YAML. Edge cases (sharding, validation failure, interrupted
+builds, rebuilds elsewhere, the CLI) build their own small trees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from huggingface_hub import DatasetCard
+from PIL import Image as PILImage
+
+from tests.support.trees import make_question, make_tree, png_bytes
+from vmeval_hf import schema
+from vmeval_hf.build import BuildResult, build_release
+from vmeval_hf.cli import cli
+from vmeval_hf.errors import ValidationError
+from vmeval_hf.manifest import write_manifest
+from vmeval_hf.questions import KNOWN_FILES, id_sort_key
+from vmeval_hf.release import RELEASE_MANIFEST, check_release_files, content_sha256, load_release
+
+REPO = Path(__file__).resolve().parent.parent
+DIFFICULTIES = ("easy", "medium", "hard")
+CHESS_IDS = [*range(105), 9999, 10000]  # 105 + 2 rows: three row groups; 9999 < 10000 only in natural order
+VIDEO = bytes(range(256)) * 8
+UNICODE_PROMPT = "Trouvez la sortie du labyrinthe — 迷路 ✓\nDeuxième ligne.\n"
+
+
+# --- trees and helpers ---------------------------------------------------------------
+
+
+def _mixed_tree(data_dir: Path) -> Path:
+    """chess: 107 questions (varied frame sizes, one minimal without final frame, one with goal and
+    video); maze: 2 (one unicode prompt); sudoku: a single question."""
+    qdir = data_dir / "questions"
+    for i in CHESS_IDS:
+        if i == 3:
+            folder = make_question(qdir, "chess", i, classic=False, final=False)
+        else:
+            folder = make_question(qdir, "chess", i, difficulty=DIFFICULTIES[i % 3])
+        (folder / "first_frame.png").write_bytes(png_bytes(i, size=(16 + i % 7, 12 + i % 5)))
+        if i == 5:
+            (folder / "goal.txt").write_text("Checkmate in one.", encoding="utf-8")
+            (folder / "ground_truth.mp4").write_bytes(VIDEO)
+    make_question(qdir, "maze", 0, difficulty="hard")
+    make_question(qdir, "maze", 1, prompt=UNICODE_PROMPT, difficulty="medium")
+    make_question(qdir, "sudoku", 0, difficulty="easy")
+    write_manifest(data_dir)
+    return data_dir
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _expected(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """What every row should hold, read straight from the source files (not via the library)."""
+    out: dict[str, dict[str, Any]] = {}
+    for folder in sorted((data_dir / "questions").glob("*_task/*")):
+        meta_text = _text(folder / "question_metadata.json")
+        meta = json.loads(meta_text) if meta_text else {}
+        out[folder.name] = {
+            "id": folder.name,
+            "domain": folder.parent.name.removesuffix("_task"),
+            "task_category": meta.get("task_category"),
+            "difficulty": meta.get("difficulty"),
+            "prompt": _text(folder / "prompt.txt"),
+            "first_frame": _read(folder / "first_frame.png"),
+            "final_frame": _read(folder / "final_frame.png"),
+            "goal": _text(folder / "goal.txt"),
+            "ground_truth_video": _read(folder / "ground_truth.mp4"),
+            "metadata": meta_text,
+            "source_path": f"{folder.parent.name}/{folder.name}",
+        }
+    return out
+
+
+def _natural(ids: list[str]) -> list[str]:
+    return sorted(ids, key=id_sort_key)
+
+
+def _ordered_ids(expected: dict[str, dict[str, Any]], domain: str | None = None) -> list[str]:
+    """Rows in release order: domains alphabetically, natural id order within each."""
+    domains = sorted({e["domain"] for e in expected.values()}) if domain is None else [domain]
+    return [i for d in domains for i in _natural([k for k, e in expected.items() if e["domain"] == d])]
+
+
+def _raw_rows(ds: Any) -> list[dict[str, Any]]:
+    """Rows with images as ``{"bytes", "path"}`` dicts, as stored."""
+    for col in schema.IMAGE_COLUMNS:
+        ds = ds.cast_column(col, datasets.Image(decode=False))
+    return list(ds)
+
+
+def _flatten(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v["bytes"] if isinstance(v, dict) else v) for k, v in row.items()}
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _card_data(out: Path) -> dict[str, Any]:
+    return DatasetCard.load(out / "README.md").data.to_dict()
+
+
+def _infos(out: Path) -> dict[str, dict[str, Any]]:
+    return {i["config_name"]: i for i in _card_data(out)["dataset_info"]}
+
+
+@pytest.fixture(autouse=True)
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private datasets cache per test, so no test reads another's prepared Arrow files."""
+    cache = tmp_path / "hf_cache"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, BuildResult]:
+    """(data_dir, release dir, result) for the mixed tree; read-only for the tests."""
+    root = tmp_path_factory.mktemp("mixed")
+    data_dir = _mixed_tree(root / "data")
+    result = build_release(data_dir, root / "release", version="1.0", repo_id="org/vmevalkit-questions")
+    return data_dir, root / "release", result
+
+
+# --- load_dataset round trip --------------------------------------------------------------
+
+
+def test_load_default_config_returns_every_question_byte_for_byte(mixed: tuple[Path, Path, BuildResult]) -> None:
+    data_dir, out, _ = mixed
+    expected = _expected(data_dir)
+    dd = datasets.load_dataset(str(out))
+    assert list(dd) == ["test"]
+    rows = _raw_rows(dd["test"])
+    assert [r["id"] for r in rows] == _ordered_ids(expected)
+    for row in rows:
+        assert _flatten(row) == expected[row["id"]], row["id"]
+        assert row["first_frame"]["path"] == "first_frame.png"  # a basename only, never a local path
+    by_id = {r["id"]: r for r in rows}
+    minimal = by_id["chess_0003"]
+    assert minimal["final_frame"] is None and minimal["metadata"] is None
+    assert minimal["difficulty"] is None and minimal["task_category"] is None
+    assert by_id["chess_0005"]["ground_truth_video"] == VIDEO and by_id["chess_0005"]["goal"] == "Checkmate in one."
+    assert by_id["maze_0001"]["prompt"] == UNICODE_PROMPT
+
+
+@pytest.mark.parametrize("domain", ["chess", "maze", "sudoku"])
+def test_load_domain_config(mixed: tuple[Path, Path, BuildResult], domain: str) -> None:
+    data_dir, out, _ = mixed
+    expected = _expected(data_dir)
+    dd = datasets.load_dataset(str(out), domain)
+    assert list(dd) == ["test"]
+    rows = _raw_rows(dd["test"])
+    assert [r["id"] for r in rows] == _ordered_ids(expected, domain)
+    assert all(_flatten(r) == expected[r["id"]] for r in rows)
+
+
+def test_images_decode_to_pil_with_source_size(mixed: tuple[Path, Path, BuildResult]) -> None:
+    data_dir, out, _ = mixed
+    ds = datasets.load_dataset(str(out), split="test")
+    assert isinstance(ds.features["first_frame"], datasets.Image)
+    assert isinstance(ds.features["final_frame"], datasets.Image)
+    for row in ds:
+        folder = data_dir / "questions" / row["source_path"]
+        for col in schema.IMAGE_COLUMNS:
+            src = folder / f"{col}.png"
+            if not src.is_file():
+                assert row[col] is None
+                continue
+            assert isinstance(row[col], PILImage.Image)
+            with PILImage.open(src) as im:
+                assert row[col].size == im.size
+                assert row[col].mode == im.mode
+    sizes = {row["first_frame"].size for row in ds}
+    assert len(sizes) > 1  # the frames really differ in size, so the check above means something
+
+
+@pytest.mark.parametrize("config", ["default", "chess"])
+def test_streaming(mixed: tuple[Path, Path, BuildResult], config: str) -> None:
+    data_dir, out, _ = mixed
+    expected = _expected(data_dir)
+    stream = datasets.load_dataset(str(out), config, split="test", streaming=True)
+    assert isinstance(stream, datasets.IterableDataset)
+    rows = list(stream)
+    assert [r["id"] for r in rows] == _ordered_ids(expected, None if config == "default" else "chess")
+    for row in rows:
+        e = expected[row["id"]]
+        assert isinstance(row["first_frame"], PILImage.Image)
+        assert row["first_frame"].size == PILImage.open(io.BytesIO(e["first_frame"])).size
+        assert (row["final_frame"] is None) == (e["final_frame"] is None)
+        assert (row["prompt"], row["metadata"], row["goal"]) == (e["prompt"], e["metadata"], e["goal"])
+    raw = _raw_rows(stream)
+    assert all(_flatten(r) == expected[r["id"]] for r in raw)
+
+
+def test_shards_alone_carry_the_image_features(mixed: tuple[Path, Path, BuildResult]) -> None:
+    """No card: datasets infers features from the shards' ``huggingface`` schema metadata."""
+    data_dir, out, result = mixed
+    files = [str(out / s["path"]) for s in result.shards]
+    ds = datasets.load_dataset("parquet", data_files={"test": files}, split="test")
+    assert ds.features == datasets.Features.from_dict(schema.features_dict())
+    assert isinstance(ds.features["first_frame"], datasets.Image)
+    assert isinstance(ds.features["final_frame"], datasets.Image)
+    assert isinstance(ds[0]["first_frame"], PILImage.Image)
+    for shard in result.shards:
+        meta = pq.read_schema(out / shard["path"]).metadata
+        assert json.loads(meta[b"huggingface"]) == {"info": {"features": schema.features_dict()}}
+
+
+# --- the Parquet files ------------------------------------------------------------------------
+
+
+def test_rows_in_natural_id_order_and_small_row_groups(mixed: tuple[Path, Path, BuildResult]) -> None:
+    data_dir, out, result = mixed
+    expected = _expected(data_dir)
+    for domain in result.domains:
+        ids: list[str] = []
+        for shard in (s for s in result.shards if s["path"].startswith(f"data/{domain}/")):
+            pf = pq.ParquetFile(out / shard["path"])
+            groups = [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)]
+            assert all(0 < n <= 100 for n in groups), groups
+            ids += pf.read(columns=["id"]).column("id").to_pylist()
+        assert ids == _ordered_ids(expected, domain)
+    chess = _ordered_ids(expected, "chess")
+    assert chess.index("chess_0002") < chess.index("chess_0010") < chess.index("chess_9999") < chess.index("chess_10000")
+    pf = pq.ParquetFile(out / "data/chess/test-00000-of-00001.parquet")
+    assert [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)] == [100, 7]
+
+
+def test_parquet_image_bytes_stored_uncompressed(mixed: tuple[Path, Path, BuildResult]) -> None:
+    """PNG bytes go in as they are: no second compression pass over already-compressed data."""
+    _, out, _ = mixed
+    md = pq.ParquetFile(out / "data/chess/test-00000-of-00001.parquet").metadata
+    rg = md.row_group(0)
+    codecs = {rg.column(i).path_in_schema: rg.column(i).compression for i in range(rg.num_columns)}
+    assert codecs["first_frame.bytes"] == codecs["final_frame.bytes"] == "UNCOMPRESSED"
+    assert codecs["ground_truth_video"] == "UNCOMPRESSED"
+
+
+# --- the release manifest ------------------------------------------------------------------
+
+
+def test_release_manifest_lists_sources_shards_and_files(mixed: tuple[Path, Path, BuildResult]) -> None:
+    data_dir, out, result = mixed
+    manifest = json.loads((out / RELEASE_MANIFEST).read_text(encoding="utf-8"))
+    qdir = data_dir / "questions"
+
+    want_sources = [
+        {"path": p.relative_to(qdir).as_posix(), "size": p.stat().st_size, "sha256": _sha(p.read_bytes())}
+        for p in sorted(qdir.glob("*_task/*/*")) if p.name in KNOWN_FILES
+    ]
+    assert manifest["sources"] == sorted(want_sources, key=lambda s: s["path"])
+    assert any(s["path"] == "chess_task/chess_0005/ground_truth.mp4" for s in manifest["sources"])
+    assert not any(s["path"].startswith("chess_task/chess_0003/final") for s in manifest["sources"])
+
+    on_disk = _snapshot(out)
+    shard_paths = sorted(p for p in on_disk if p.startswith("data/"))
+    assert [s["path"] for s in manifest["shards"]] == shard_paths
+    for s in manifest["shards"]:
+        assert s["size"] == len(on_disk[s["path"]]) and s["sha256"] == _sha(on_disk[s["path"]])
+        assert s["rows"] == pq.ParquetFile(out / s["path"]).metadata.num_rows
+
+    assert [f["path"] for f in manifest["files"]] == sorted(p for p in on_disk if p != RELEASE_MANIFEST)
+    assert {"README.md", "assets/chess_preview.png"} <= {f["path"] for f in manifest["files"]}
+    for f in manifest["files"]:
+        assert f["size"] == len(on_disk[f["path"]]) and f["sha256"] == _sha(on_disk[f["path"]])
+
+    assert manifest["schema"] == 1 and manifest["version"] == "1.0"
+    assert manifest["questions"] == 110 and manifest["domains"] == {"chess": 107, "maze": 2, "sudoku": 1}
+    assert manifest["content_sha256"] == content_sha256(manifest["sources"]) == result.content_sha256
+    assert load_release(out) == manifest
+    assert check_release_files(out, manifest) == []
+    assert result.size_bytes == sum(len(b) for b in on_disk.values())
+
+
+def test_content_sha256_ignores_the_version_label(mixed: tuple[Path, Path, BuildResult], tmp_path: Path) -> None:
+    data_dir, out, result = mixed
+    other = build_release(data_dir, tmp_path / "v2", version="2.5")
+    assert other.content_sha256 == result.content_sha256
+    a = json.loads((out / RELEASE_MANIFEST).read_text(encoding="utf-8"))
+    b = json.loads((tmp_path / "v2" / RELEASE_MANIFEST).read_text(encoding="utf-8"))
+    assert b["version"] == "2.5"
+    assert a["sources"] == b["sources"] and a["shards"] == b["shards"]  # shards do not mention the version
+    assert _card_data(tmp_path / "v2")["vmeval"]["version"] == "2.5"
+
+
+# --- the card --------------------------------------------------------------------------------
+
+
+def test_card_yaml_parses_and_counts(mixed: tuple[Path, Path, BuildResult]) -> None:
+    _, out, result = mixed
+    data = _card_data(out)
+    configs = {c["config_name"]: c for c in data["configs"]}
+    assert list(configs) == ["default", "chess", "maze", "sudoku"]
+    assert configs["default"]["default"] is True
+    assert configs["default"]["data_files"] == [{"split": "test", "path": "data/*/test-*.parquet"}]
+    assert configs["sudoku"]["data_files"] == [{"split": "test", "path": "data/sudoku/test-*.parquet"}]
+    for name, config in configs.items():
+        matched = sorted(p.relative_to(out).as_posix() for p in out.glob(config["data_files"][0]["path"]))
+        assert matched == [s["path"] for s in result.shards if name == "default" or s["path"].startswith(f"data/{name}/")]
+    infos = _infos(out)
+    counts = {**result.domains, "default": result.questions}
+    assert {n: i["splits"] for n, i in infos.items()} == {
+        n: [{"name": "test", "num_bytes": infos[n]["dataset_size"], "num_examples": counts[n]}] for n in counts
+    }
+    assert infos["default"]["dataset_size"] == sum(infos[d]["dataset_size"] for d in result.domains)
+    assert data["vmeval"] == {"version": "1.0", "repo": "org/vmevalkit-questions"}
+    body = (out / "README.md").read_text(encoding="utf-8")
+    assert 'load_dataset("org/vmevalkit-questions", revision="1.0", split="test")' in body
+    assert result.content_sha256 in body
+    assert "(assets/chess_preview.png)" in body
+
+
+def test_schema_features_equal_the_card_features(mixed: tuple[Path, Path, BuildResult]) -> None:
+    _, out, _ = mixed
+    want = datasets.Features.from_dict(schema.features_dict())
+    for name, info in _infos(out).items():
+        assert datasets.Features._from_yaml_list(info["features"]) == want, name
+        assert datasets.load_dataset_builder(str(out), name).info.features == want, name
+    assert want.arrow_schema.remove_metadata() == schema.arrow_schema().remove_metadata()
+
+
+@pytest.mark.parametrize("config", ["default", "chess", "sudoku"])
+def test_card_sizes_equal_what_datasets_computes(mixed: tuple[Path, Path, BuildResult], config: str) -> None:
+    """datasets checks num_examples but not num_bytes; compare both with what it records after preparing."""
+    _, out, _ = mixed
+    card = _infos(out)[config]
+    builder = datasets.load_dataset_builder(str(out), config)
+    builder.download_and_prepare(verification_mode="all_checks")
+    split = builder.info.splits["test"]
+    assert (split.num_examples, split.num_bytes) == (card["splits"][0]["num_examples"], card["splits"][0]["num_bytes"])
+    assert builder.info.dataset_size == card["dataset_size"]
+    assert builder.info.download_size == card["download_size"]
+
+
+# --- determinism -----------------------------------------------------------------------------
+
+
+def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, Path, BuildResult],
+                                                           tmp_path: Path) -> None:
+    data_dir, out, _ = mixed
+    first = _snapshot(out)
+    assert build_release(data_dir, tmp_path / "again", version="1.0").content_sha256
+    assert _snapshot(tmp_path / "again") == first
+
+    # another folder, other mtimes, another process with another hash seed and time zone
+    moved = tmp_path / "elsewhere" / "data"
+    shutil.copytree(data_dir, moved)
+    for p in moved.rglob("*"):
+        os.utime(p, (1_000_000_000, 1_000_000_000))
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "TZ": "Pacific/Auckland", "SOURCE_DATE_EPOCH": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "vmeval_hf.cli", "build", "--data-dir", str(moved), "--out", str(tmp_path / "later"),
+         "--version", "1.0", "--repo", "org/vmevalkit-questions"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _snapshot(tmp_path / "later") == first
+
+
+# --- edge cases ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", ["4KB", 1])
+def test_small_max_shard_size_keeps_every_row_once(tmp_path: Path, limit: str | int) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 23, "maze": 4})
+    expected = _expected(data_dir)
+    result = build_release(data_dir, tmp_path / "out", version="1.0", max_shard_size=limit)
+    out = tmp_path / "out"
+    by_domain: dict[str, list[str]] = {}
+    for s in result.shards:
+        by_domain.setdefault(s["path"].split("/")[1], []).append(s["path"])
+    for domain, paths in by_domain.items():
+        n = len(paths)
+        assert paths == [f"data/{domain}/test-{i:05d}-of-{n:05d}.parquet" for i in range(n)]
+        assert sorted(p.relative_to(out).as_posix() for p in (out / "data" / domain).iterdir()) == paths
+    assert len(by_domain["chess"]) > 3
+    if limit == 1:  # every question is over the limit: one shard each
+        assert all(s["rows"] == 1 for s in result.shards)
+    else:
+        for s in result.shards:
+            table = pq.read_table(out / s["path"])
+            size = sum(len(expected[i]["first_frame"]) + len(expected[i]["final_frame"] or b"")
+                       + len(expected[i]["prompt"]) + len(expected[i]["metadata"] or "")
+                       for i in table.column("id").to_pylist())
+            assert s["rows"] == 1 or size <= 4000
+    ids = [r["id"] for r in _raw_rows(datasets.load_dataset(str(out), split="test"))]
+    assert ids == _ordered_ids(expected)  # each exactly once, in order
+    for domain in ("chess", "maze"):
+        rows = _raw_rows(datasets.load_dataset(str(out), domain, split="test"))
+        assert [r["id"] for r in rows] == _ordered_ids(expected, domain)
+        assert all(_flatten(r) == expected[r["id"]] for r in rows)
+    builder = datasets.load_dataset_builder(str(out))
+    builder.download_and_prepare(verification_mode="all_checks")  # checks num_examples
+    ours, theirs = _infos(out)["default"]["splits"][0]["num_bytes"], builder.info.splits["test"].num_bytes
+    if limit == 1:
+        # datasets concatenates runs of single-row batches before counting (ArrowWriter.write_row),
+        # which shares offsets and bitmaps between rows: a few bytes less than one table per row.
+        assert theirs < ours < theirs * 1.01
+    else:
+        assert theirs == ours
+
+
+def test_single_question_without_final_frame(tmp_path: Path) -> None:
+    """The smallest release: one domain, one minimal-layout question, an all-null final_frame column."""
+    data_dir = tmp_path / "data"
+    make_question(data_dir / "questions", "tower", 7, classic=False, final=False)
+    write_manifest(data_dir)
+    result = build_release(data_dir, tmp_path / "out", version="0.1")
+    assert result.domains == {"tower": 1} and len(result.shards) == 1
+    for config in ("default", "tower"):
+        ds = datasets.load_dataset(str(tmp_path / "out"), config, split="test")
+        assert isinstance(ds.features["final_frame"], datasets.Image)
+        assert ds.num_rows == 1
+        row = ds[0]
+        assert row["id"] == "tower_0007" and row["final_frame"] is None and row["metadata"] is None
+        assert isinstance(row["first_frame"], PILImage.Image)
+        assert _raw_rows(ds)[0]["first_frame"]["bytes"] == (data_dir / "questions/tower_task/tower_0007/first_frame.png").read_bytes()
+    assert _infos(tmp_path / "out")["tower"]["splits"][0]["num_examples"] == 1
+    assert [p["path"] for p in json.loads((tmp_path / "out" / RELEASE_MANIFEST).read_text())["files"]] == [
+        "README.md", "assets/tower_preview.png", "data/tower/test-00000-of-00001.parquet"]
+
+
+def _entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_validation_failure_writes_nothing(tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3})
+    releases = tmp_path / "releases"
+    build_release(data_dir, releases / "current", version="1.0")
+    before = _snapshot(releases)
+    data_before = _snapshot(data_dir)
+    bad = data_dir / "questions/chess_task/chess_0001/first_frame.png"
+    bad.write_bytes(b"not a png")
+    data_before[bad.relative_to(data_dir).as_posix()] = b"not a png"
+
+    with pytest.raises(ValidationError) as info:
+        build_release(data_dir, releases / "current", version="1.1")
+    assert str(bad) in str(info.value)
+    with pytest.raises(ValidationError):
+        build_release(data_dir, releases / "fresh", version="1.1")
+    with pytest.raises(ValidationError):
+        build_release(data_dir, version="1.1")  # default --out: data/releases/1.1
+    assert _snapshot(releases) == before
+    assert _entries(releases) == ["current"]
+    assert _snapshot(data_dir) == data_before and not (data_dir / "releases").exists()
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("disk on fire"), KeyboardInterrupt()])
+def test_interrupted_build_keeps_previous_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  exc: BaseException) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2})
+    releases = tmp_path / "releases"
+    build_release(data_dir, releases / "current", version="1.0")
+    before = _snapshot(releases)
+
+    def boom(**kwargs: Any) -> str:
+        raise exc
+
+    monkeypatch.setattr("vmeval_hf.card.render_card", boom)
+    with pytest.raises(type(exc)):
+        build_release(data_dir, releases / "current", version="1.1")
+    with pytest.raises(type(exc)):
+        build_release(data_dir, releases / "new", version="1.1")
+    assert _entries(releases) == ["current"]  # no .building-/.old- folders, no half release
+    assert _snapshot(releases) == before
+
+
+def test_rebuild_over_existing_release_replaces_it(tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2})
+    releases = tmp_path / "releases"
+    build_release(data_dir, releases / "current", version="1.0")
+    shutil.rmtree(data_dir / "questions" / "maze_task")
+    write_manifest(data_dir)
+    result = build_release(data_dir, releases / "current", version="1.1")
+    assert _entries(releases) == ["current"]
+    assert result.domains == {"chess": 3}
+    assert not (releases / "current" / "data" / "maze").exists()  # no stale shards from 1.0
+    assert not (releases / "current" / "assets" / "maze_preview.png").exists()
+    assert check_release_files(releases / "current", load_release(releases / "current")) == []
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.chdir(tmp_path)  # no stray .env from the working directory
+    monkeypatch.delenv("VMEVAL_HF_REPO", raising=False)
+    yield CliRunner()
+
+
+def test_cli_build_json(runner: CliRunner, tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2})
+    out = tmp_path / "rel"
+    result = runner.invoke(cli, ["build", "--data-dir", str(data_dir), "--out", str(out), "--version", "1.0",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    manifest = load_release(out)
+    assert summary == {
+        "out": str(out), "version": "1.0", "questions": 5, "domains": {"chess": 3, "maze": 2},
+        "shards": 2, "bytes": sum(len(b) for b in _snapshot(out).values()),
+        "content_sha256": manifest["content_sha256"],
+    }
+    assert datasets.load_dataset(str(out), "maze", split="test").num_rows == 2
+
+
+def test_cli_build_invalid_tree_names_the_path_and_writes_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3})
+    bad = data_dir / "questions/chess_task/chess_0002/prompt.txt"
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    out = tmp_path / "rel"
+    result = runner.invoke(cli, ["build", "--data-dir", str(data_dir), "--out", str(out), "--version", "1.0",
+                                 "--json"])
+    assert result.exit_code == 1
+    assert "ERROR:" in result.output and str(bad) in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    assert _entries(tmp_path) == ["data", "hf_cache"] or _entries(tmp_path) == ["data"]
