@@ -354,7 +354,12 @@ class _Checker:
             self.add(qdir, "missing_questions_dir",
                      "no questions folder here; pass --data-dir, or run `vmeval-hf create` to generate one")
             return self.report
-        for e in sorted(os.scandir(qdir), key=lambda e: e.name):
+        try:
+            top = sorted(os.scandir(qdir), key=lambda e: e.name)
+        except OSError as exc:
+            self.add(qdir, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions")
+            return self.report
+        for e in top:
             p = Path(e.path)
             if e.name == MANIFEST_NAME:
                 continue

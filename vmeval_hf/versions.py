@@ -39,8 +39,8 @@ SCHEMA = 1
 DEFAULT_LOG_PATH = Path("data") / "data_logging" / "version_log.json"
 LOCK_TIMEOUT = 60.0
 
-_NUMERIC_RE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+_NUMERIC_RE = re.compile(r"^([0-9]+)\.([0-9]+)(?:\.([0-9]+))?\Z")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
 _MAX_LABEL = 128
 _FIX_HINT = "fix or restore the file; vmeval-hf never overwrites a log it cannot read"
 
