@@ -25,6 +25,7 @@ from huggingface_hub import (
     HfApi,
     HfFileSystem,
     hf_hub_download,
+    snapshot_download,
 )
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -243,6 +244,9 @@ def test_tags_refs_and_downloads(api: HfApi, published: dict[str, Any], fresh_hf
     at_tag = hf_hub_download(repo, "data/train-00000-of-00001.parquet", repo_type=DS, revision="1.0")
     at_sha = hf_hub_download(repo, "data/train-00000-of-00001.parquet", repo_type=DS, revision=sha)
     assert Path(at_tag).read_bytes() == Path(at_sha).read_bytes() == published["shard"]
+    assert Path(at_tag).is_relative_to(fresh_hf_cache)
+    snapshot = Path(snapshot_download(repo, repo_type=DS, revision="1.0"))
+    assert snapshot.name == sha and (snapshot / "notes" / "hello.txt").read_bytes() == b"hello, sandbox\n"
     api.delete_tag(repo, tag="1.0", repo_type=DS)
     assert api.list_repo_refs(repo, repo_type=DS).tags == []
     with pytest.raises(RevisionNotFoundError):
@@ -381,6 +385,20 @@ def test_commit_with_bad_path_is_rejected(api: HfApi, published: dict[str, Any],
     assert api.dataset_info(repo).sha == published["sha"]
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/api/repos/create", b"[1, 2]"),
+    ("POST", "/api/repos/create", b"{not json"),
+    ("POST", "/api/datasets/{repo}/preupload/main", b'{"files": [1]}'),
+    ("POST", "/api/datasets/{repo}/preupload/main", b'{"files": [{"path": "a", "size": "big"}]}'),
+    ("POST", "/api/datasets/{repo}/commit/main", b'{"key": "header", "value": []}'),
+    ("POST", "/api/datasets/{repo}/commit/main", b'{"key": "file", "value": {"path": "a", "content": "%%"}}'),
+])
+def test_malformed_requests_get_400_not_5xx(published: dict[str, Any], hub_server: HubServer,
+                                             method: str, path: str, body: bytes) -> None:
+    status, _, _ = raw(hub_server, method, path.format(repo=published["repo"]), body)
+    assert status == 400
+
+
 def test_lfs_file_must_be_uploaded_first(api: HfApi, published: dict[str, Any], hub_server: HubServer) -> None:
     repo = published["repo"]
     oid = hashlib.sha256(b"never uploaded").hexdigest()
@@ -452,6 +470,8 @@ def test_restart_keeps_repos_tags_and_commits(tmp_path: Path) -> None:
         api.create_tag(repo, tag="1.0", revision=first.oid, repo_type=DS)
         second = api.create_commit(repo, [CommitOperationAdd("data/a.parquet", parquet_bytes(4))],
                                    commit_message="v2", repo_type=DS)
+        with pytest.raises(RuntimeError, match="already served"):
+            HubServer(storage).start()
     with HubServer(storage, token=HUB_TOKEN) as server:
         api = HfApi(endpoint=server.url, token=HUB_TOKEN)
         refs = api.list_repo_refs(repo, repo_type=DS)
@@ -484,6 +504,7 @@ def test_load_dataset_at_tag(api: HfApi, published: dict[str, Any], fresh_hf_cac
     finally:
         recording = False
     assert ds["train"].num_rows == 3 and ds["train"][0] == {"id": "q0", "score": 0}
+    assert Path(ds["train"].cache_files[0]["filename"]).is_relative_to(fresh_hf_cache)
     assert rows == [{"id": f"q{i}", "score": i} for i in range(3)]
     # Everything went to the sandbox: no download-count HEAD, no datasets-server lookup.
     assert set(hosts) <= {"127.0.0.1"} and hub_server.requests - served >= 8

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
+from filelock import FileLock, Timeout
+
 from .hub_store import (
     HubStore,
     StoreError,
@@ -80,6 +82,7 @@ class HubServer:
         self._count_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._dir_lock: FileLock | None = None
 
     @property
     def url(self) -> str:
@@ -95,7 +98,20 @@ class HubServer:
     def start(self) -> HubServer:
         if self._httpd is not None:
             return self
-        self._httpd = _HTTPServer((self.host, self.port), _Handler)
+        # One live server per storage dir: each keeps the repo state in memory.
+        dir_lock = FileLock(self.store.root / "server.lock")
+        try:
+            dir_lock.acquire(timeout=0)
+        except Timeout:
+            raise RuntimeError(f"{self.store.root} is already served by another HubServer; "
+                               "stop it first or use another storage_dir") from None
+        self._dir_lock = dir_lock
+        self.store.forget_cached_state()
+        try:
+            self._httpd = _HTTPServer((self.host, self.port), _Handler)
+        except OSError:
+            dir_lock.release()
+            raise
         self._httpd.hub = self
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"hub-server-{self.port}",
@@ -113,6 +129,9 @@ class HubServer:
         httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
 
     def __enter__(self) -> HubServer:
         return self.start()
@@ -154,6 +173,9 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._conns_lock:
             self._conns.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("Connection from %s ended with an error", client_address, exc_info=True)
 
     def close_connections(self) -> None:
         """Drop idle keep-alive connections so no handler thread outlives ``stop()``."""
@@ -227,8 +249,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(err.status, {"error": err.message}, headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
-        except Exception:  # a bug in the sandbox, not a client mistake
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A request of the wrong shape. Never 5xx: clients retry those for ~30 s.
+            log.warning("Malformed request %s %s", method, self.path, exc_info=True)
+            self.close_connection = True
+            self._send(400, {"error": f"Malformed request: {type(exc).__name__}: {exc}"})
+        except Exception:  # a bug in the sandbox or a storage failure, not a client mistake
             log.exception("Hub sandbox failed on %s %s", method, self.path)
+            self.close_connection = True
             self._send(500, {"error": "internal error in the Hub sandbox"})
 
     def finish(self) -> None:
@@ -323,9 +351,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self) -> Any:
         data = self._body()
         try:
-            return json.loads(data or b"{}")
+            obj = json.loads(data or b"{}")
         except ValueError:
             raise StoreError(400, "Request body is not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise StoreError(400, "Request body must be a JSON object")
+        return obj
 
     def _param(self, name: str, default: str = "") -> str:
         values = self.query.get(name)

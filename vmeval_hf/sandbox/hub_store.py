@@ -207,6 +207,11 @@ class HubStore:
         if not marker.exists():
             atomic_write_json(marker, {"schema": SCHEMA, "kind": "vmeval-hub-store"})
 
+    def forget_cached_state(self) -> None:
+        """Drop cached repo states so the next read comes from disk."""
+        with self.lock:
+            self._repos.clear()
+
     # blobs ---------------------------------------------------------------------------------------
 
     def blob_path(self, sha256: str) -> Path:
