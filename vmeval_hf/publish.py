@@ -152,8 +152,9 @@ def _entry(result: PublishResult, settings: Settings, day: str | None) -> dict[s
         "hf_repo": hub.repo_id if hub else None,
         "hf_revision": result.version if hub else None,
         "hf_commit": hub.commit if hub else None,
-        "size_mb": round(result.size_bytes / 2**20, 3),
-        "files": result.files,
+        # like the seed's s3_sync: what the S3 prefix holds; the release alone for a Hub-only publish
+        "size_mb": round((result.s3.bytes if result.s3 else result.size_bytes) / 2**20, 3),
+        "files": result.s3.files if result.s3 else result.files,
         "questions": result.questions,
         "domains": dict(result.domains),
         "content_sha256": result.content_sha256,

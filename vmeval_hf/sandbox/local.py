@@ -33,8 +33,12 @@ class Sandbox:
         self.s3_url = ""
 
     def start(self) -> Sandbox:
+        import logging
+
         from moto.server import ThreadedMotoServer
 
+        # moto serves through werkzeug, which logs every request at INFO
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.hub.start()
         moto = ThreadedMotoServer(ip_address=HOST, port=self._s3_port, verbose=False)
         moto.start()
