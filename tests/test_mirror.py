@@ -1,0 +1,482 @@
+"""The S3 mirror against a real S3 API over HTTP (moto on 127.0.0.1), with faults injected by a proxy."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from tests.support.s3 import TEST_SECRET_KEY, raw_client
+from vmeval_hf.config import Settings
+from vmeval_hf.errors import (
+    ConfigError,
+    IntegrityError,
+    S3AuthError,
+    S3BucketNotFoundError,
+    S3ConflictError,
+    S3UnreachableError,
+    VmevalError,
+)
+from vmeval_hf.fsutil import canonical_json, sha256_file
+from vmeval_hf.mirror import (
+    build_manifest_entries,
+    mirror_version,
+    parse_date,
+    pull_s3,
+    read_manifest,
+    read_release_manifest,
+    sync_to_s3,
+    verify_s3,
+)
+from vmeval_hf.release import content_sha256
+from vmeval_hf.s3client import make_client
+
+REPO = Path(__file__).resolve().parents[1]
+DAY = "20250115"
+
+
+def _png(seed: int, size: int = 24) -> bytes:
+    img = Image.new("RGB", (size, size), (seed * 37 % 256, seed * 91 % 256, 120))
+    img.putpixel((seed % size, 0), (255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_tree(root: Path, questions: int = 3) -> Path:
+    """A small data/ tree: question folders with real PNGs, outputs, evaluations, and things to skip."""
+    data = root / "data"
+    for i in range(questions):
+        domain = ("chess", "maze")[i % 2]
+        q = data / "questions" / f"{domain}_task" / f"{domain}_{i:04d}"
+        q.mkdir(parents=True)
+        (q / "first_frame.png").write_bytes(_png(i))
+        (q / "final_frame.png").write_bytes(_png(i + 100))
+        (q / "prompt.txt").write_text(f"Solve puzzle {i}.\n", encoding="utf-8")
+        (q / "question_metadata.json").write_text(json.dumps({"id": f"{domain}_{i:04d}", "domain": domain}))
+    (data / "questions" / "vmeval_dataset.json").write_text('{"questions": []}\n')
+    run = data / "outputs" / "pilot" / "model-a" / "chess_task" / "chess_0000"
+    run.mkdir(parents=True)
+    (run / "metadata.json").write_text('{"ok": true}\n')
+    ev = data / "evaluations" / "pilot" / "model-a"
+    ev.mkdir(parents=True)
+    (ev / "human-eval.json").write_text('{"score": 1}\n')
+    # never mirrored: the version log, hidden files, caches
+    (data / "data_logging").mkdir()
+    (data / "data_logging" / "version_log.json").write_text('{"schema": 1, "versions": []}\n')
+    (data / "questions" / ".DS_Store").write_bytes(b"junk")
+    (data / "questions" / "__pycache__").mkdir()
+    (data / "questions" / "__pycache__" / "x.pyc").write_bytes(b"junk")
+    return data
+
+
+def make_release(root: Path, data: Path, version: str = "1.0") -> Path:
+    """A minimal release folder with a valid vmeval_release.json."""
+    rel = root / "release"
+    (rel / "data" / "chess").mkdir(parents=True)
+    shard = rel / "data" / "chess" / "test-00000-of-00001.parquet"
+    shard.write_bytes(b"PAR1" + os.urandom(2000) + b"PAR1")
+    (rel / "README.md").write_text("---\nconfigs: []\n---\n# card\n")
+    qroot = data / "questions"
+    sources = [{"path": p.relative_to(qroot).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)}
+               for p in sorted(qroot.rglob("*.png"))]
+    files = [{"path": p, "size": (rel / p).stat().st_size, "sha256": sha256_file(rel / p)}
+             for p in ("README.md", "data/chess/test-00000-of-00001.parquet")]
+    manifest = {"schema": 1, "version": version, "questions": 3, "domains": {"chess": 2, "maze": 1},
+                "sources": sources, "shards": [dict(files[1], rows=2)], "files": files,
+                "content_sha256": content_sha256(sources)}
+    (rel / "vmeval_release.json").write_text(canonical_json(manifest))
+    return rel
+
+
+def keys_in(settings: Settings, prefix: str = "") -> dict[str, bytes]:
+    client = raw_client(settings)
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            out[obj["Key"]] = client.get_object(Bucket=settings.s3_bucket, Key=obj["Key"])["Body"].read()
+    return out
+
+
+def fast_client(settings: Settings, **kw: Any) -> Any:
+    kw.setdefault("max_attempts", 3)
+    kw.setdefault("connect_timeout", 2)
+    kw.setdefault("read_timeout", 2)
+    return make_client(settings, 8, **kw)
+
+
+# -- dates and manifests -----------------------------------------------------------------------
+
+
+def test_parse_date_accepts_day_and_suffix_and_defaults_to_utc_today() -> None:
+    assert parse_date("20250115") == "20250115"
+    assert parse_date("20250115-b") == "20250115-b"
+    assert parse_date(None) == datetime.now(timezone.utc).strftime("%Y%m%d")
+    for bad in ("2025-01-15", "20251399", "202501151030", "20250115-", "20250115-b/c", "../x"):
+        with pytest.raises(ConfigError, match="YYYYMMDD-<suffix>"):
+            parse_date(bad)
+
+
+def test_manifest_entries_cover_the_three_trees_and_skip_the_log(tmp_path: Path) -> None:
+    data = make_tree(tmp_path)
+    entries = build_manifest_entries(data, None)
+    keys = [e["key"] for e in entries]
+    assert keys == sorted(keys)
+    assert "data/questions/chess_task/chess_0000/first_frame.png" in keys
+    assert "data/outputs/pilot/model-a/chess_task/chess_0000/metadata.json" in keys
+    assert "data/evaluations/pilot/model-a/human-eval.json" in keys
+    assert not [k for k in keys if "data_logging" in k or ".DS_Store" in k or "__pycache__" in k]
+    first = next(e for e in entries if e["key"].endswith("chess_0000/first_frame.png"))
+    assert first["sha256"] == sha256_file(first["path"]) and first["size"] == Path(first["path"]).stat().st_size
+
+
+# -- mirror ------------------------------------------------------------------------------------
+
+
+def test_mirror_layout_bytes_and_manifest(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    rel = make_release(tmp_path, data)
+    calls: list[tuple[int, int, int, int]] = []
+    lock = threading.Lock()
+
+    def progress(*args: int) -> None:
+        with lock:
+            calls.append(args)
+
+    r = mirror_version(data, settings=s3_settings, date=DAY, release_dir=rel, hub={"repo": "org/x", "revision": "1.0",
+                       "commit": "a" * 40}, progress=progress, workers=4)
+    b = s3_settings.s3_bucket
+    assert (r.uri, r.release_uri, r.manifest_uri) == (f"s3://{b}/{DAY}/data", f"s3://{b}/{DAY}/release",
+                                                       f"s3://{b}/{DAY}/MANIFEST.json")
+    assert (r.version, r.uploaded, r.skipped, r.already_complete) == ("1.0", r.files, 0, False)
+    objects = keys_in(s3_settings)
+    expected = {f"{DAY}/data/{p.relative_to(data).as_posix()}": p.read_bytes()
+                for sub in ("questions", "outputs", "evaluations") for p in (data / sub).rglob("*")
+                if p.is_file() and ".DS_Store" not in p.name and "__pycache__" not in p.parts}
+    expected |= {f"{DAY}/release/{p.relative_to(rel).as_posix()}": p.read_bytes() for p in rel.rglob("*") if p.is_file()}
+    manifest = json.loads(objects.pop(f"{DAY}/MANIFEST.json"))
+    assert objects == expected
+    assert manifest["schema"] == 1 and manifest["version"] == "1.0" and manifest["date"] == DAY
+    assert manifest["content_sha256"] == json.loads((rel / "vmeval_release.json").read_text())["content_sha256"]
+    assert manifest["hub"] == {"repo": "org/x", "revision": "1.0", "commit": "a" * 40}
+    assert manifest["tool"].startswith("vmeval-hf ")
+    assert {f"{DAY}/{e['key']}" for e in manifest["files"]} == set(expected)
+    assert read_manifest(settings=s3_settings, date=DAY) == manifest
+    assert read_release_manifest(settings=s3_settings, date=DAY)["version"] == "1.0"
+    assert calls[-1] == (r.files, r.bytes, r.files, r.bytes)
+    assert verify_s3(settings=s3_settings, date=DAY) == []
+
+
+def test_put_object_sends_if_none_match_and_sha256(tmp_path: Path, s3_settings: Settings) -> None:
+    """moto does not check checksums, so assert what is sent (the one Stubber test)."""
+    from botocore.stub import ANY, Stubber
+
+    data = tmp_path / "data"
+    (data / "questions" / "chess_task" / "chess_0000").mkdir(parents=True)
+    f = data / "questions" / "chess_task" / "chess_0000" / "prompt.txt"
+    f.write_text("move the knight\n")
+    import base64
+    import hashlib
+
+    client = make_client(s3_settings, 1)
+    b, sha = s3_settings.s3_bucket, base64.b64encode(hashlib.sha256(f.read_bytes()).digest()).decode()
+    with Stubber(client) as stub:
+        stub.add_client_error("get_object", "NoSuchKey", http_status_code=404,
+                              expected_params={"Bucket": b, "Key": f"{DAY}/MANIFEST.json"})
+        stub.add_response("list_objects_v2", {"KeyCount": 0}, {"Bucket": b, "Prefix": f"{DAY}/"})
+        stub.add_response("put_object", {}, {"Bucket": b, "Key": f"{DAY}/data/questions/chess_task/chess_0000/prompt.txt",
+                                             "Body": f.read_bytes(), "IfNoneMatch": "*", "ChecksumAlgorithm": "SHA256",
+                                             "ChecksumSHA256": sha})
+        stub.add_response("put_object", {}, {"Bucket": b, "Key": f"{DAY}/MANIFEST.json", "Body": ANY, "IfNoneMatch": "*",
+                                             "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": ANY,
+                                             "ContentType": "application/json"})
+        r = mirror_version(data, settings=s3_settings, date=DAY, workers=1, client=client)
+        stub.assert_no_pending_responses()
+    assert r.uploaded == 1
+
+
+def test_rerun_of_a_complete_prefix_is_one_get(tmp_path: Path, s3_settings: Settings, s3_faults: Any) -> None:
+    data = make_tree(tmp_path)
+    first = mirror_version(data, settings=s3_settings, date=DAY)
+    again = mirror_version(data, settings=s3_faults.settings, date=DAY)
+    assert again.already_complete and again.uploaded == 0 and again.skipped == first.files
+    assert again.uri == first.uri
+    assert [r.method for r in s3_faults.proxy.records] == ["GET"]
+
+
+def test_resume_after_failure_uploads_only_what_is_missing(tmp_path: Path, s3_settings: Settings, s3_faults: Any) -> None:
+    data = make_tree(tmp_path, questions=4)
+    proxy = s3_faults.proxy
+    proxy.add(500, method="PUT", path=r"/data/", skip=6)  # the 7th data PUT onwards fails, retries too
+    with pytest.raises(S3UnreachableError, match="re-run"):
+        mirror_version(data, settings=s3_faults.settings, date=DAY, workers=3,
+                       client=fast_client(s3_faults.settings, max_attempts=2))
+    landed = keys_in(s3_settings, f"{DAY}/")
+    assert f"{DAY}/MANIFEST.json" not in landed  # unfinished: never reported as published
+    assert read_manifest(settings=s3_settings, date=DAY) is None
+    assert 6 <= len(landed) < 20
+    proxy.clear()
+    r = mirror_version(data, settings=s3_faults.settings, date=DAY, workers=3)
+    assert (r.uploaded, r.skipped) == (r.files - len(landed), len(landed))
+    assert proxy.count("PUT", r"/data/") == r.files - len(landed)
+    assert proxy.count("PUT", r"MANIFEST\.json") == 1
+    assert proxy.count("HEAD") == len(landed)
+    assert verify_s3(settings=s3_settings, date=DAY) == []
+
+
+def test_transient_faults_are_retried_and_a_landed_retry_counts_as_done(tmp_path: Path, s3_settings: Settings,
+                                                                        s3_faults: Any) -> None:
+    data = make_tree(tmp_path, questions=4)
+    proxy = s3_faults.proxy
+    proxy.add("reset-after", method="PUT", path=r"prompt\.txt", times=1)  # lands, but the answer is lost
+    proxy.add("stall", method="PUT", path=r"final_frame", times=1, stall=2)  # beyond the read timeout
+    proxy.add("reset", method="PUT", path=r"first_frame", times=1)
+    proxy.add(503, method="PUT", rate=0.15)
+    proxy.add(429, rate=0.05)
+    r = mirror_version(data, settings=s3_faults.settings, date=DAY, workers=8,
+                       client=fast_client(s3_faults.settings, max_attempts=8, read_timeout=0.5))
+    assert r.uploaded + r.skipped == r.files and r.skipped >= 1  # the 412 after reset-after was HEADed
+    assert proxy.count(outcome="503") > 0 and proxy.count(outcome="stall") == 1
+    assert verify_s3(settings=s3_settings, date=DAY) == []
+    objects = keys_in(s3_settings, f"{DAY}/data/")
+    assert all(objects[f"{DAY}/{e['key']}"] == Path(e["path"]).read_bytes() for e in build_manifest_entries(data))
+
+
+def test_same_size_change_with_old_mtime_is_caught(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    mirror_version(data, settings=s3_settings, date=DAY)
+    prompt = data / "questions" / "chess_task" / "chess_0000" / "prompt.txt"
+    old = prompt.read_text()
+    prompt.write_text(old.replace("0", "9"))
+    assert len(prompt.read_bytes()) == len(old.encode())
+    os.utime(prompt, (1577836800, 1577836800))  # 2020-01-01: older than the upload
+    key = f"{DAY}/data/questions/chess_task/chess_0000/prompt.txt"
+    problems = verify_s3(settings=s3_settings, date=DAY, expected=build_manifest_entries(data))
+    assert [(m.key, m.problem) for m in problems] == [(key, "sha256")]
+    with pytest.raises(S3ConflictError) as err:
+        mirror_version(data, settings=s3_settings, date=DAY)
+    assert key in str(err.value) and "--date 20250115-b" in str(err.value)
+
+
+def test_another_version_on_the_same_day_is_refused(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    mirror_version(data, settings=s3_settings, date=DAY, version="1.0", content_sha256="c" * 64)
+    (data / "questions" / "chess_task" / "chess_0000" / "goal.txt").write_text("new\n")
+    with pytest.raises(S3ConflictError, match=r"already holds version 1\.0.*--date 20250115-b") as err:
+        mirror_version(data, settings=s3_settings, date=DAY, version="1.1", content_sha256="d" * 64)
+    assert "Traceback" not in str(err.value)
+    r = mirror_version(data, settings=s3_settings, date="20250115-b", version="1.1", content_sha256="d" * 64)
+    assert r.uri == f"s3://{s3_settings.s3_bucket}/20250115-b/data" and r.uploaded == r.files
+    assert read_manifest(settings=s3_settings, date=DAY)["version"] == "1.0"  # untouched
+
+
+def test_unfinished_prefix_with_foreign_objects_is_refused(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    client = raw_client(s3_settings)
+    b = s3_settings.s3_bucket
+    client.put_object(Bucket=b, Key=f"{DAY}/data/questions/other.txt", Body=b"x")
+    with pytest.raises(S3ConflictError, match="other.txt"):
+        mirror_version(data, settings=s3_settings, date=DAY)
+    client.delete_object(Bucket=b, Key=f"{DAY}/data/questions/other.txt")
+    key = f"{DAY}/data/questions/chess_task/chess_0000/prompt.txt"
+    client.put_object(Bucket=b, Key=key, Body=b"Solve puzzle 7.\n")  # same size, other bytes
+    with pytest.raises(S3ConflictError, match=key):
+        mirror_version(data, settings=s3_settings, date=DAY)
+    assert read_manifest(settings=s3_settings, date=DAY) is None
+
+
+def test_concurrent_mirrors_of_the_same_tree_both_succeed(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    results: list[Any] = []
+
+    def run() -> None:
+        results.append(mirror_version(data, settings=s3_settings, date=DAY, workers=4))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    assert sum(r.uploaded for r in results) == results[0].files  # each object was written once
+    assert verify_s3(settings=s3_settings, date=DAY) == []
+
+
+def test_large_files_go_multipart_and_verify_by_stored_sha256(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path, questions=1)
+    video = data / "questions" / "chess_task" / "chess_0000" / "ground_truth.mp4"
+    video.write_bytes(os.urandom(6 * 2**20))
+    r = mirror_version(data, settings=s3_settings, date=DAY, multipart_threshold="5MiB", multipart_chunksize="5MiB")
+    key = f"{DAY}/data/questions/chess_task/chess_0000/ground_truth.mp4"
+    head = raw_client(s3_settings).head_object(Bucket=s3_settings.s3_bucket, Key=key)
+    assert head["ETag"].strip('"').endswith("-2") and head["Metadata"]["sha256"] == sha256_file(video)
+    assert verify_s3(settings=s3_settings, date=DAY) == []
+    # resume over an existing multipart object compares the stored sha256
+    raw_client(s3_settings).delete_object(Bucket=s3_settings.s3_bucket, Key=f"{DAY}/MANIFEST.json")
+    again = mirror_version(data, settings=s3_settings, date=DAY, multipart_threshold="5MiB",
+                           multipart_chunksize="5MiB")
+    assert (again.uploaded, again.skipped) == (0, r.files)
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    r = mirror_version(data, settings=s3_settings, date=DAY, dry_run=True)
+    assert r.dry_run and r.uploaded == r.files and keys_in(s3_settings) == {}
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+
+def test_verify_reports_missing_extra_and_overwritten(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    mirror_version(data, settings=s3_settings, date=DAY)
+    client, b = raw_client(s3_settings), s3_settings.s3_bucket
+    gone = f"{DAY}/data/questions/maze_task/maze_0001/prompt.txt"
+    changed = f"{DAY}/data/questions/chess_task/chess_0000/first_frame.png"
+    extra = f"{DAY}/data/questions/chess_task/chess_0000/notes.txt"
+    client.delete_object(Bucket=b, Key=gone)
+    body = client.get_object(Bucket=b, Key=changed)["Body"].read()
+    client.put_object(Bucket=b, Key=changed, Body=bytes(reversed(body)))
+    client.put_object(Bucket=b, Key=extra, Body=b"hello")
+    got = {(m.key, m.problem) for m in verify_s3(settings=s3_settings, date=DAY)}
+    assert got == {(gone, "missing"), (changed, "sha256"), (extra, "extra")}
+
+
+def test_verify_of_an_unpublished_prefix_says_no_manifest(s3_settings: Settings) -> None:
+    [m] = verify_s3(settings=s3_settings, date="20240101")
+    assert m.problem == "no-manifest" and m.key == "20240101/MANIFEST.json"
+
+
+# -- pull --------------------------------------------------------------------------------------
+
+
+def test_pull_round_trip_tree_and_release(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path / "src")
+    rel = make_release(tmp_path / "src", data)
+    mirror_version(data, settings=s3_settings, date=DAY, release_dir=rel)
+    dest = tmp_path / "pulled"
+    r = pull_s3(settings=s3_settings, date=DAY, dest=dest, workers=4)
+    src = {p.relative_to(data / "questions"): p.read_bytes() for p in (data / "questions").rglob("*")
+           if p.is_file() and p.name != ".DS_Store" and "__pycache__" not in p.parts}
+    got = {p.relative_to(dest / "questions"): p.read_bytes() for p in (dest / "questions").rglob("*") if p.is_file()}
+    assert got == src and r.root == dest / "questions" and r.downloaded == len(src) and r.version == "1.0"
+    again = pull_s3(settings=s3_settings, date=DAY, dest=dest)
+    assert (again.downloaded, again.skipped) == (0, len(src))
+    rr = pull_s3(settings=s3_settings, date=DAY, dest=tmp_path / "rel", release=True)
+    assert {p.relative_to(tmp_path / "rel").as_posix() for p in (tmp_path / "rel").rglob("*") if p.is_file()} == \
+        {p.relative_to(rel).as_posix() for p in rel.rglob("*") if p.is_file()}
+    assert rr.files == 3
+
+
+def test_pull_refuses_a_corrupted_object(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path / "src")
+    mirror_version(data, settings=s3_settings, date=DAY)
+    key = f"{DAY}/data/questions/maze_task/maze_0001/final_frame.png"
+    client = raw_client(s3_settings)
+    body = client.get_object(Bucket=s3_settings.s3_bucket, Key=key)["Body"].read()
+    client.put_object(Bucket=s3_settings.s3_bucket, Key=key, Body=body[:-1] + b"\x00")
+    dest = tmp_path / "pulled"
+    with pytest.raises(IntegrityError, match=key) as err:
+        pull_s3(settings=s3_settings, date=DAY, dest=dest, workers=1)
+    assert err.value.key == key
+    target = dest / "questions" / "maze_task" / "maze_0001" / "final_frame.png"
+    assert not target.exists() and not list(target.parent.glob(".*part"))
+
+
+def test_pull_without_a_manifest_is_refused(tmp_path: Path, s3_settings: Settings) -> None:
+    with pytest.raises(VmevalError, match="no MANIFEST.json"):
+        pull_s3(settings=s3_settings, date=DAY, dest=tmp_path / "x")
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def _assert_clean(err: BaseException) -> None:
+    text = str(err)
+    assert "Traceback" not in text and "botocore" not in text and TEST_SECRET_KEY not in text
+    assert "\n" not in text
+
+
+def test_missing_bucket_says_how_to_create_it(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    settings = s3_settings.with_(s3_bucket="vmeval-no-such-bucket")
+    with pytest.raises(S3BucketNotFoundError, match=r"aws s3 mb s3://vmeval-no-such-bucket") as err:
+        mirror_version(data, settings=settings, date=DAY)
+    _assert_clean(err.value)
+    with pytest.raises(S3BucketNotFoundError):
+        verify_s3(settings=settings, date=DAY)
+
+
+def test_bad_credentials_are_one_clear_error(tmp_path: Path, s3_settings: Settings) -> None:
+    from moto.core.authorization import enable_iam_authentication
+
+    data = make_tree(tmp_path)
+    with enable_iam_authentication(), pytest.raises(S3AuthError, match="AWS_ACCESS_KEY_ID") as err:
+        mirror_version(data, settings=s3_settings, date=DAY)
+    _assert_clean(err.value)
+
+
+def test_no_credentials_is_one_clear_error(tmp_path: Path, s3_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    settings = Settings(s3_bucket=s3_settings.s3_bucket, aws_endpoint_url=s3_settings.aws_endpoint_url)
+    with pytest.raises(S3AuthError, match="no AWS credentials") as err:
+        mirror_version(make_tree(tmp_path), settings=settings, date=DAY)
+    _assert_clean(err.value)
+
+
+def test_unreachable_endpoint_is_one_clear_error(tmp_path: Path, s3_settings: Settings) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = s3_settings.with_(aws_endpoint_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(S3UnreachableError, match=f"cannot reach http://127.0.0.1:{port}") as err:
+        mirror_version(make_tree(tmp_path), settings=settings, date=DAY, client=fast_client(settings, max_attempts=1))
+    _assert_clean(err.value)
+
+
+# -- seed compatibility ------------------------------------------------------------------------
+
+
+def test_sync_to_s3_returns_the_data_uri(tmp_path: Path, s3_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert sync_to_s3(date_prefix=DAY) == f"s3://{s3_settings.s3_bucket}/{DAY}/data"
+    assert sync_to_s3(DAY, data_dir=tmp_path / "data") == f"s3://{s3_settings.s3_bucket}/{DAY}/data"
+    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    assert sync_to_s3() == f"s3://{s3_settings.s3_bucket}/{today}/data"
+
+
+def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "s3_sync.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def test_s3_sync_script(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    uri = f"s3://{s3_settings.s3_bucket}/{DAY}/data"
+    p = _script("--date", DAY, "--log", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert uri in p.stdout
+    entry = json.loads((data / "data_logging" / "version_log.json").read_text())["versions"][-1]
+    assert entry["s3_uri"] == uri and entry["files"] == len(build_manifest_entries(data)) and entry["version"] == "1.0"
+    again = _script("--date", DAY, "--data-dir", str(data), "--quiet", cwd=REPO)
+    assert again.returncode == 0 and "already complete" in again.stdout
+    bad = _script("--date", "2025-01-15", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("ERROR: ") and "Traceback" not in bad.stderr
+    missing = subprocess.run([sys.executable, str(REPO / "scripts" / "s3_sync.py"), "--date", DAY, "--quiet"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, PYTHONPATH=str(REPO), S3_BUCKET="vmeval-no-such-bucket"))
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines() == [missing.stderr.strip()] and "aws s3 mb" in missing.stderr
