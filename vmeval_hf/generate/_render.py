@@ -80,7 +80,8 @@ class Canvas:
     def image(self) -> Image.Image:
         if self.scale == 1:
             return self.img.copy()
-        return self.img.resize((self.width, self.height), Image.Resampling.LANCZOS, reducing_gap=None)
+        # A box-filter reduce is exact area averaging: the right filter for supersampling, and fast.
+        return self.img.reduce(self.scale)
 
 
 def regular_polygon(cx: float, cy: float, r: float, sides: int, rotation_deg: float = 0.0) -> list[Point]:
