@@ -412,3 +412,21 @@ def test_seed_compatible_script(tmp_path: Path) -> None:
     again = tmp_path / "again"
     create_dataset(again, pairs_per_domain=1, domains=["chess", "rotation"], seed=5)
     assert tree_hashes(out) == tree_hashes(again)
+
+
+def test_overwrite_only_replaces_question_trees(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "outputs").mkdir(parents=True)
+    with pytest.raises(VmevalError, match="does not look like a questions folder"):
+        create_dataset(data, pairs_per_domain=1, domains=["maze"], overwrite=True)
+    assert (data / "outputs").is_dir()
+
+
+def test_relative_dot_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "q"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    result = create_dataset(".", pairs_per_domain=1, domains=["sudoku"])
+    assert result.manifest_path == Path("vmeval_dataset.json")
+    assert (out / "sudoku_task" / "sudoku_0000" / "first_frame.png").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q"]

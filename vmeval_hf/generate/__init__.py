@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import os
 import random
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -51,6 +52,8 @@ DIFFICULTIES = ("easy", "medium", "hard")
 DIFFICULTY_CHOICES = (*DIFFICULTIES, "mixed")
 #: How many times a domain may redraw a puzzle that duplicates an earlier one.
 MAX_DUPLICATE_DRAWS = 200
+MANIFEST_NAME = "vmeval_dataset.json"
+_TASK_DIR_RE = re.compile(r"^[a-z0-9_]+_task$")
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -170,10 +173,21 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise VmevalError(f"{output_dir} exists and is not a folder; choose another --output-dir",
                           path=output_dir)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
+    if not output_dir.is_dir():
+        return
+    entries = sorted(p.name for p in output_dir.iterdir())
+    if entries and not overwrite:
         raise VmevalError(
             f"{output_dir} is not empty; pass --overwrite to replace the whole folder, "
             "or choose another --output-dir", path=output_dir)
+    # --overwrite deletes the folder: only ever do that to something that is a question tree.
+    foreign = [n for n in entries if not (n.startswith(".") or n == MANIFEST_NAME or
+                                          (_TASK_DIR_RE.match(n) and (output_dir / n).is_dir()))]
+    if foreign:
+        raise VmevalError(
+            f"{output_dir} does not look like a questions folder (it holds {foreign[0]!r}); "
+            "--overwrite only replaces question trees, so move that away or choose another --output-dir",
+            path=output_dir)
 
 
 def _write_question(root: Path, question: GeneratedQuestion) -> None:
@@ -221,13 +235,25 @@ def _build_domain(root: Path, domain: str, count: int, seed: int, difficulty: st
 def _move_into_place(build: Path, output_dir: Path) -> None:
     """Replace ``output_dir`` with ``build`` (two renames on the same file system)."""
     old: Path | None = None
-    if output_dir.is_dir():
-        if any(output_dir.iterdir()):
-            old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-            os.replace(output_dir, old / output_dir.name)
-        else:
-            output_dir.rmdir()
-    os.replace(build, output_dir)
+    try:
+        if output_dir.is_dir():
+            if any(output_dir.iterdir()):
+                old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+                os.replace(output_dir, old / output_dir.name)
+            else:
+                output_dir.rmdir()
+        os.replace(build, output_dir)
+    except OSError as exc:
+        kept = ""
+        if old is not None:  # put the previous tree back, or say where it is
+            try:
+                os.replace(old / output_dir.name, output_dir)
+                old.rmdir()
+            except OSError:
+                kept = f"; the previous tree is kept in {old / output_dir.name}"
+        raise VmevalError(f"could not move the new tree into {output_dir} ({exc.strerror or exc}); "
+                          f"check that nothing else is writing there and try again{kept}",
+                          path=output_dir) from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -252,7 +278,8 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
     names = list(dict.fromkeys(domains)) if domains else list(DOMAINS)
     for name in names:
         _domain(name)
-    output_dir = Path(output_dir)
+    shown = Path(output_dir)
+    output_dir = Path(os.path.abspath(shown))  # so ".", "..", "x/." have a real name and parent
     _check_output(output_dir, overwrite)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
 
@@ -272,9 +299,8 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    return CreateResult(output_dir=output_dir, counts=counts,
-                        manifest_path=output_dir / "vmeval_dataset.json", seed=seed, difficulty=difficulty,
-                        difficulties=dict(sorted(difficulties.items())))
+    return CreateResult(output_dir=shown, counts=counts, manifest_path=shown / MANIFEST_NAME, seed=seed,
+                        difficulty=difficulty, difficulties=dict(sorted(difficulties.items())))
 
 
 def _write_and_validate_manifest(build: Path, *, seed: int, pairs_per_domain: int, difficulty: str,

@@ -178,8 +178,9 @@ def render(voxels: list[Voxel], elev: float, azim: float) -> Any:
         canvas.polygon([project(np.array([x + dx, y + dy, 0.0])) for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))],
                        fill=SHADOW)
     faces = [(corners, normal) for corners, normal in _faces(voxels) if float(normal @ d) > 1e-9]
-    # Painter's algorithm: farthest first. Ties broken by the corner list so the order is stable.
-    faces.sort(key=lambda f: (float(f[0].mean(axis=0) @ d), tuple(f[0].ravel())))
+    # Painter's algorithm: farthest first. Depths are rounded so last-bit float differences
+    # between machines cannot reorder equal faces; ties are broken by the corner list.
+    faces.sort(key=lambda f: (round(float(f[0].mean(axis=0) @ d), 9), tuple(f[0].ravel())))
     for corners, normal in faces:
         shade = 0.5 + 0.5 * max(0.0, float(normal @ light))
         color = tuple(int(round(c)) for c in np.clip(BLOCK * shade + 18, 0, 255))
