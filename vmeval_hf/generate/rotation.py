@@ -5,9 +5,10 @@ is chiral (not equal to its own mirror image under any rotation), so the two vie
 cannot be matched by flipping. It is drawn with numpy + Pillow: orthographic
 projection, painter's algorithm, shading tied to the camera, on a gridded table.
 
-Difficulty is measured by block count and turn angle (mental-rotation effort grows
-with both): *easy* 5-6 blocks turned 90 degrees, *medium* 7-8 blocks turned 135,
-*hard* 9-10 blocks turned 180.
+Both azimuths stay at least 12 degrees off the x and y axes, so every view shows two
+side faces of each block. Difficulty is measured by block count and turn angle
+(mental-rotation effort grows with both): *easy* 5-6 blocks turned 90 degrees,
+*medium* 7-8 blocks turned 135, *hard* 9-10 blocks turned 180.
 """
 
 from __future__ import annotations
@@ -188,6 +189,11 @@ def render(voxels: list[Voxel], elev: float, azim: float) -> Any:
     return canvas.image()
 
 
+def _oblique(azim: int) -> bool:
+    """At least 12 degrees away from looking straight along the x or y axis."""
+    return 12 <= azim % 90 <= 78
+
+
 def _turn_text(delta: int) -> str:
     if abs(delta) == 180:
         return "180-degree rotation"
@@ -199,9 +205,12 @@ def generate(rng: random.Random, index: int, difficulty: str) -> GeneratedQuesti
     (lo, hi), turn = LEVELS[difficulty]
     voxels = _snake(rng, rng.randint(lo, hi))
     elev = rng.randint(20, 40)
-    azim1 = rng.randint(0, 359)
     delta = turn if turn == 180 or rng.random() < 0.5 else -turn
-    azim2 = (azim1 + delta) % 360
+    while True:  # a view straight along an axis hides every side face: keep both views oblique
+        azim1 = rng.randint(0, 359)
+        azim2 = (azim1 + delta) % 360
+        if _oblique(azim1) and _oblique(azim2):
+            break
     prompt = PROMPT.format(n=len(voxels), e1=elev, a1=azim1, e2=elev, a2=azim2, turn=_turn_text(delta))
     meta = base_metadata(DOMAIN, index, prompt, difficulty)
     meta["rotation_data"] = {
@@ -240,6 +249,8 @@ def check(metadata: dict[str, Any]) -> None:
     (lo, hi), turn = LEVELS[metadata["difficulty"]]
     if data["angle_difference"] != turn or delta not in (turn, 360 - turn) or not lo <= len(voxels) <= hi:
         fail("views or block count do not match the difficulty")
+    if not (_oblique(data["first_view_azim"]) and _oblique(data["final_view_azim"])):
+        fail("a view looks straight along an axis, which hides the side faces")
     for value in (data["first_view_azim"], data["final_view_azim"], data["first_view_elev"]):
         if not re.search(rf"(?<![0-9]){value}°", metadata["prompt"]):
             fail(f"the prompt does not state the angle {value}°")
