@@ -1,0 +1,423 @@
+"""The release commands end to end: ``publish``, ``verify``, ``pull``, ``sync``, ``versions``, ``demo``.
+
+The real commands run through click's ``CliRunner`` against the session's sandbox Hub and a
+fresh moto bucket; ``Settings.from_env()`` sees them through the (monkeypatched) environment.
+Outcomes are checked through the clients on the other side: tags and commits on the Hub,
+objects in the bucket, rows from ``datasets.load_dataset``, and the bytes of the version log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.support.hub import disable_parquet_export
+from tests.support.s3 import FaultProxy, raw_client
+from tests.support.trees import make_question, make_tree
+from vmeval_hf.cli import cli
+from vmeval_hf.config import Settings
+from vmeval_hf.sandbox import HubServer
+from vmeval_hf.versions import VersionLog, log_version
+
+DAY, DAY_B = "20250115", "20250115-b"
+HEX40, HEX64 = re.compile(r"^[0-9a-f]{40}$"), re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class Env:
+    data: Path
+    repo: str
+    settings: Settings      # what the CLI sees (S3 through the counting proxy)
+    direct: Settings        # the same bucket without the proxy, for set-up and inspection
+    proxy: FaultProxy
+    hub: HubServer
+
+    @property
+    def log_path(self) -> Path:
+        return self.data / "data_logging" / "version_log.json"
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [dict(e) for e in VersionLog(data_dir=self.data).entries()]
+
+    def keys(self, prefix: str = "") -> dict[str, int]:
+        pages = raw_client(self.direct).get_paginator("list_objects_v2").paginate(
+            Bucket=self.direct.s3_bucket, Prefix=prefix)
+        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", ())}
+
+    def tags(self) -> dict[str, str]:
+        from vmeval_hf.hub import hub_api
+
+        refs = hub_api(self.direct).list_repo_refs(self.repo, repo_type="dataset")
+        return {t.name: t.target_commit for t in refs.tags}
+
+    def commits(self) -> list[str]:
+        from vmeval_hf.hub import hub_api
+
+        api = hub_api(self.direct)
+        return [c.commit_id for c in api.list_repo_commits(self.repo, repo_type="dataset")]
+
+    def remote_counts(self) -> tuple[int, int]:
+        """(requests the Hub server has handled, requests sent to S3 through the proxy)."""
+        return self.hub.requests, len(self.proxy.records)
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_faults: Any, hub_repo: str,
+        hub_server: HubServer) -> Env:
+    """A data tree (chess x2, maze x1) in an empty working folder; the CLI reaches S3 via the proxy."""
+    monkeypatch.chdir(tmp_path)  # no stray .env, and default paths land in the test folder
+    monkeypatch.setenv("VMEVAL_HF_REPO", hub_repo)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_faults.proxy.url)
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    settings = Settings.from_env()
+    direct = settings.with_(aws_endpoint_url=s3_faults.proxy.upstream)
+    return Env(data, hub_repo, settings, direct, s3_faults.proxy, hub_server)
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok(*args: str | Path) -> Result:
+    result = run(*args)
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+
+
+def publish(env: Env, *args: str | Path) -> Result:
+    return run("publish", "--data-dir", env.data, *args)
+
+
+def change(data: Path) -> None:
+    """Edit one prompt and add a question, then rewrite the manifest: new content for the next version."""
+    from vmeval_hf.manifest import write_manifest
+
+    folder = data / "questions" / "chess_task" / "chess_0000"
+    (folder / "prompt.txt").write_text("A changed prompt", encoding="utf-8")
+    meta = json.loads((folder / "question_metadata.json").read_text(encoding="utf-8"))
+    meta["prompt"] = "A changed prompt"
+    (folder / "question_metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    make_question(data / "questions", "maze", 5)
+    write_manifest(data)
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- publish end to end ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_publish_twice_then_load_both_verify_and_read_the_log(env: Env, fresh_hf_cache: Path) -> None:
+    first = publish(env, "--log", "--date", DAY)  # --version defaults to 1.0 on an empty log
+    assert first.exit_code == 0, first.stderr
+    assert "version   1.0" in first.stdout and f"s3://{env.direct.s3_bucket}/{DAY}/data" in first.stdout
+    v10_prompts = {p.parent.name: p.read_text(encoding="utf-8")
+                   for p in (env.data / "questions").glob("*_task/*/prompt.txt")}
+    change(env.data)
+    second = publish(env, "--log", "--date", DAY_B, "--json")  # then the next minor, 1.1
+    assert second.exit_code == 0, second.stderr
+    printed = json.loads(second.stdout)
+
+    e10, e11 = env.entries()
+    assert printed == e11  # --json prints the log entry as stored
+    tags = env.tags()
+    for entry, version, day in ((e10, "1.0", DAY), (e11, "1.1", DAY_B)):
+        assert entry["version"] == version and entry["date"] == day
+        assert entry["s3_uri"] == f"s3://{env.direct.s3_bucket}/{day}/data"
+        assert entry["hf_uri"] == f"hf://datasets/{env.repo}@{version}"
+        assert (entry["hf_repo"], entry["hf_revision"]) == (env.repo, version)
+        assert HEX40.match(entry["hf_commit"]) and entry["hf_commit"] == tags[version]
+        assert HEX64.match(entry["content_sha256"])
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", entry["timestamp"])
+        # sizes: what the S3 prefix holds, MANIFEST.json aside
+        objects = {k: v for k, v in env.keys(f"{day}/").items() if not k.endswith("/MANIFEST.json")}
+        assert entry["files"] == len(objects)
+        assert entry["size_mb"] == round(sum(objects.values()) / 2**20, 3) > 0
+    assert (e10["questions"], e10["domains"]) == (3, {"chess": 2, "maze": 1})
+    assert (e11["questions"], e11["domains"]) == (4, {"chess": 2, "maze": 2})
+    assert e10["content_sha256"] != e11["content_sha256"] and e10["hf_commit"] != e11["hf_commit"]
+
+    import datasets
+
+    disable_parquet_export()
+    ds10 = datasets.load_dataset(env.repo, revision="1.0", split="test")
+    ds11 = datasets.load_dataset(env.repo, revision="1.1", split="test")
+    assert dict(zip(ds10["id"], ds10["prompt"])) == v10_prompts
+    assert sorted(ds11["id"]) == ["chess_0000", "chess_0001", "maze_0000", "maze_0005"]
+    assert dict(zip(ds11["id"], ds11["prompt"]))["chess_0000"] == "A changed prompt"
+
+    assert ok("versions", "latest", "--data-dir", env.data).stdout.startswith("Latest: v1.1 ")
+    for version in ("1.0", "1.1"):
+        assert ok("verify", version, "--data-dir", env.data).stdout.strip() == f"version {version}: verified"
+
+
+def test_default_version_follows_the_latest_logged(env: Env) -> None:
+    log_version("1.9", None, data_dir=env.data)  # numeric order: 1.9 -> 1.10, not 2.0
+    result = publish(env, "--log", "--date", DAY, "--no-hub", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["version"] == "1.10"
+    assert [e["version"] for e in env.entries()] == ["1.9", "1.10"]
+
+
+def test_rerun_of_a_logged_version_is_a_noop(env: Env) -> None:
+    ok("publish", "--data-dir", env.data, "--log", "--date", DAY)
+    commits, log_bytes = env.commits(), env.log_path.read_bytes()
+    env.proxy.clear()
+    again = publish(env, "--log", "--version", "1.0")
+    assert again.exit_code == 0, again.stderr
+    assert "already published with this content; nothing to do" in again.stdout
+    assert env.commits() == commits
+    assert env.proxy.count("PUT") == env.proxy.count("POST") == 0
+    assert env.log_path.read_bytes() == log_bytes
+
+
+def test_other_content_under_a_logged_version_is_refused(env: Env) -> None:
+    ok("publish", "--data-dir", env.data, "--log", "--date", DAY)
+    commits, tags, objects = env.commits(), env.tags(), env.keys()
+    log_bytes = env.log_path.read_bytes()
+    change(env.data)
+    hub_before, s3_before = env.remote_counts()
+    refused = publish(env, "--log", "--version", "1.0", "--date", DAY_B)
+    assert refused.exit_code == 1
+    (line,) = error_lines(refused)
+    assert "1.0" in line and "publish as 1.1" in line and "--force" in line
+    assert env.remote_counts() == (hub_before, s3_before)  # refused before anything remote
+    assert (env.commits(), env.tags(), env.keys()) == (commits, tags, objects)
+    assert env.log_path.read_bytes() == log_bytes
+
+
+@pytest.mark.parametrize("side", ["hub", "s3"])
+def test_one_side_only_is_published_and_logged(env: Env, side: str) -> None:
+    hub_before = env.hub.requests
+    flag = "--no-s3" if side == "hub" else "--no-hub"
+    result = publish(env, "--log", "--date", DAY, flag, "--json")
+    assert result.exit_code == 0, result.stderr
+    (entry,) = env.entries()
+    assert json.loads(result.stdout) == entry
+    if side == "hub":
+        assert entry["s3_uri"] is None and env.keys() == {} and len(env.proxy.records) == 0
+        assert entry["hf_commit"] == env.tags()["1.0"]
+        assert entry["files"] == len(tree_bytes(env.data / "releases" / "1.0"))
+    else:
+        assert all(entry[k] is None for k in ("hf_uri", "hf_repo", "hf_revision", "hf_commit"))
+        assert env.hub.requests == hub_before
+        assert f"{DAY}/MANIFEST.json" in env.keys()
+    assert ok("verify", "1.0", "--data-dir", env.data).stdout.strip() == "version 1.0: verified"
+    summary = ok("versions", "--data-dir", env.data).stdout
+    assert ("hf://datasets/" in summary) == (side == "hub") and ("s3://" in summary) == (side == "s3")
+
+
+def test_no_hub_and_no_s3_together_is_refused(env: Env) -> None:
+    before = env.remote_counts()
+    result = publish(env, "--no-hub", "--no-s3")
+    assert result.exit_code == 1 and "publish nothing" in error_lines(result)[0]
+    assert env.remote_counts() == before
+
+
+# --- refusals before anything remote ---------------------------------------------------------------
+
+
+CORRUPT_LOGS = {
+    "truncated": (b'{"schema": 1, "versions": [\n  {"version": "1.0",\n   "date": "2025', 3),
+    "wrong-shape": (b'{\n  "schema": 1,\n  "versions": {"1.0": {}}\n}\n', 3),
+    "duplicate": (b'{"versions": [\n {"version": "1.0"},\n {"version": "1.0"}\n]}\n', 3),
+}
+
+
+@pytest.mark.parametrize("version", [None, "1.1"])
+@pytest.mark.parametrize("kind", sorted(CORRUPT_LOGS))
+def test_corrupt_log_is_reported_untouched_and_nothing_is_uploaded(env: Env, kind: str,
+                                                                    version: str | None) -> None:
+    text, line = CORRUPT_LOGS[kind]
+    env.log_path.parent.mkdir(parents=True)
+    env.log_path.write_bytes(text)
+    before = env.remote_counts()
+    result = publish(env, "--log", "--date", DAY, *(["--version", version] if version else []))
+    assert result.exit_code == 1
+    (message,) = error_lines(result)
+    assert f"{env.log_path}:{line}:" in message
+    assert env.log_path.read_bytes() == text
+    assert env.remote_counts() == before
+    assert env.keys() == {}
+    assert not (env.data / "releases").exists()  # detected before the build, too
+
+
+def test_dry_run_uploads_nothing(env: Env) -> None:
+    before = env.remote_counts()
+    result = publish(env, "--log", "--date", DAY, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "dry run: version 1.0, 3 questions, nothing uploaded"
+    assert any(x.startswith("hub: ") and env.repo in x for x in lines)
+    assert any(x.startswith("s3: ") and f"s3://{env.direct.s3_bucket}/{DAY}/" in x for x in lines)
+    as_json = json.loads(ok("publish", "--data-dir", env.data, "--dry-run", "--json").stdout)
+    assert as_json["dry_run"] is True and as_json["version"] == "1.0" and len(as_json["plan"]) == 2
+    assert env.remote_counts() == before
+    assert not env.log_path.exists() and not (env.data / "releases").exists()
+
+
+@pytest.mark.slow
+def test_unreachable_hub_is_one_error_and_a_resume_finishes(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    failed = publish(env, "--log", "--date", DAY)
+    assert failed.exit_code == 1
+    assert error_lines(failed) == failed.stderr.strip().splitlines()  # one line, no traceback
+    (line,) = error_lines(failed)
+    assert "Hub" in line and dead in line and "re-run" in line
+    assert not env.log_path.exists()
+    assert len(env.proxy.records) == 0  # the Hub goes first: S3 untouched
+
+    monkeypatch.setenv("HF_ENDPOINT", env.direct.hub_endpoint)
+    resumed = publish(env, "--log", "--date", DAY, "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert [e["version"] for e in env.entries()] == ["1.0"]
+    assert json.loads(resumed.stdout)["hf_commit"] == env.tags()["1.0"]
+
+
+# --- verify and pull -------------------------------------------------------------------------------
+
+
+def test_verify_lists_each_tampered_side(env: Env) -> None:
+    from huggingface_hub import CommitOperationAdd
+
+    from vmeval_hf.hub import hub_api
+
+    ok("publish", "--data-dir", env.data, "--log", "--date", DAY)
+    clean = json.loads(ok("verify", "1.0", "--data-dir", env.data, "--json").stdout)
+    assert clean == {"version": "1.0", "ok": True, "mismatches": []}
+
+    victim = f"{DAY}/data/questions/chess_task/chess_0001/prompt.txt"
+    raw_client(env.direct).delete_object(Bucket=env.direct.s3_bucket, Key=victim)
+    api = hub_api(env.direct)
+    other = api.create_commit(env.repo, [CommitOperationAdd("extra.txt", b"not part of the release")],
+                              commit_message="tamper", repo_type="dataset")
+    api.delete_tag(env.repo, tag="1.0", repo_type="dataset")
+    api.create_tag(env.repo, tag="1.0", revision=other.oid, repo_type="dataset")
+
+    human = run("verify", "1.0", "--data-dir", env.data)
+    assert human.exit_code == 1
+    assert any(victim in x and "missing" in x for x in human.stdout.splitlines())
+    assert any("moved" in x and env.entries()[0]["hf_commit"][:12] in x for x in human.stdout.splitlines())
+    report = json.loads(run("verify", "1.0", "--data-dir", env.data, "--json").stdout)
+    assert report["ok"] is False
+    problems = {(m.get("key") or m.get("where"), m["problem"]) for m in report["mismatches"]}
+    assert (victim, "missing") in problems
+    assert (f"hf://datasets/{env.repo}@1.0", "moved") in problems
+    assert (f"hf://datasets/{env.repo}@1.0/extra.txt", "extra") in problems
+
+
+def test_verify_of_an_unlogged_version_is_refused(env: Env) -> None:
+    result = run("verify", "3.0", "--data-dir", env.data)
+    assert result.exit_code == 1 and "not in the version log" in error_lines(result)[0]
+
+
+def test_pull_round_trips_from_s3_and_hub(env: Env, tmp_path: Path) -> None:
+    ok("publish", "--data-dir", env.data, "--log", "--date", DAY)
+    from_s3 = json.loads(ok("pull", "1.0", "--from", "s3", "--dest", tmp_path / "s3", "--data-dir", env.data,
+                            "--json").stdout)
+    assert from_s3["source"] == "s3"
+    assert tree_bytes(tmp_path / "s3" / "questions") == tree_bytes(env.data / "questions")
+    out = ok("pull", "1.0", "--from", "hub", "--dest", tmp_path / "hub", "--data-dir", env.data).stdout
+    assert out.startswith("pulled 1.0 from hub into ") and "verified" in out
+    assert tree_bytes(tmp_path / "hub") == tree_bytes(env.data / "releases" / "1.0")
+    # --release from S3: the same release files as on the Hub
+    ok("pull", "1.0", "--release", "--dest", tmp_path / "rel", "--data-dir", env.data)
+    assert tree_bytes(tmp_path / "rel") == tree_bytes(tmp_path / "hub")
+
+
+# --- sync and versions -----------------------------------------------------------------------------
+
+
+def test_sync_mirrors_the_data_tree_only(env: Env) -> None:
+    (env.data / "outputs" / "exp1").mkdir(parents=True)
+    (env.data / "outputs" / "exp1" / "result.json").write_text("{}", encoding="utf-8")
+    hub_before = env.hub.requests
+    first = json.loads(ok("sync", "--data-dir", env.data, "--date", DAY, "--json").stdout)
+    assert first["s3_uri"] == f"s3://{env.direct.s3_bucket}/{DAY}/data"
+    keys = set(env.keys())
+    assert keys == {f"{DAY}/MANIFEST.json", f"{DAY}/data/outputs/exp1/result.json",
+                    *(f"{DAY}/data/questions/{k}" for k in tree_bytes(env.data / "questions"))}
+    assert first["uploaded"] == first["files"] == len(keys) - 1
+    assert env.hub.requests == hub_before and not env.log_path.exists()
+
+    again = ok("sync", "--data-dir", env.data, "--date", DAY, "--log")
+    assert "(0 uploaded," in again.stdout
+    (entry,) = env.entries()
+    assert (entry["version"], entry["date"], entry["s3_uri"]) == ("1.0", DAY, first["s3_uri"])
+    assert entry["files"] == first["files"]
+
+
+def test_versions_summary_latest_show(env: Env) -> None:
+    data = env.data
+    empty = run("versions", "latest", "--data-dir", data)
+    assert empty.exit_code == 1 and empty.stdout.strip() == "No versions logged yet."
+    assert ok("versions", "--data-dir", data).stdout.strip() == "No versions logged yet."
+    log_version("1.0", "s3://b/20250115/data", {"size_mb": 1.5, "files": 10}, data_dir=data, questions=3)
+    log_version("1.1", None, data_dir=data, hf_uri="hf://datasets/o/r@1.1", hf_commit="a" * 40)
+
+    summary = ok("versions", "summary", "--data-dir", data).stdout.splitlines()
+    assert summary[0].startswith("v1.0 (") and summary[0].endswith("→ s3://b/20250115/data")
+    assert summary[1] == "  1.5MB, 10 files, 3 questions"
+    assert summary[2].endswith("→ hf://datasets/o/r@1.1")
+    assert json.loads(ok("versions", "summary", "--json", "--data-dir", data).stdout) == VersionLog(
+        data_dir=data).load()
+    assert ok("versions", "latest", "--data-dir", data).stdout.strip() == "Latest: v1.1 → hf://datasets/o/r@1.1"
+    assert json.loads(ok("versions", "latest", "--json", "--data-dir", data).stdout)["version"] == "1.1"
+    shown = ok("versions", "show", "1.0", "--data-dir", data).stdout
+    assert "version   1.0" in shown and "s3://b/20250115/data" in shown
+    assert json.loads(ok("versions", "show", "v1.0", "--json", "--data-dir", data).stdout)["files"] == 10
+    missing = run("versions", "show", "9.9", "--data-dir", data)
+    assert missing.exit_code == 1 and "9.9" in error_lines(missing)[0]
+    assert run("versions", "show", "--data-dir", data).exit_code == 2
+
+
+# --- demo ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_runs_green_from_a_clean_folder(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "AWS_", "HUGGING", "VMEVAL_",
+                                                                        "S3_"))}
+    clean["HOME"] = str(tmp_path / "home")
+    workdir = tmp_path / "demo"
+    exe = shutil.which("vmeval-hf", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "vmeval_hf.cli"]
+    proc = subprocess.run([*cmd, "demo", "--workdir", str(workdir), "--pairs-per-domain", "2"],
+                          cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("demo finished in ") and lines[1] == "created 10 questions in 5 domains"
+    for version in ("1.0", "1.1"):
+        assert any(x.strip().startswith(f"{version}: ") for x in lines)
+        assert any(f"load_dataset(revision='{version}')" in x and x.endswith("verified") for x in lines)
+    log = workdir / "data" / "data_logging" / "version_log.json"
+    assert lines[-1] == f"version log: {log}"
+    entries = json.loads(log.read_text(encoding="utf-8"))["versions"]
+    assert [e["version"] for e in entries] == ["1.0", "1.1"]
+    assert all(e["hf_commit"] and e["s3_uri"] for e in entries)
+    assert entries[0]["content_sha256"] != entries[1]["content_sha256"]
