@@ -385,6 +385,14 @@ def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, P
     assert _snapshot(tmp_path / "later") == first
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2, "sudoku": 1})
+    build_release(data_dir, tmp_path / "one", version="1.0")
+    monkeypatch.setattr("vmeval_hf.build.PARALLEL_MIN_BYTES", 0)
+    build_release(data_dir, tmp_path / "two", version="1.0", workers=2)
+    assert _snapshot(tmp_path / "two") == _snapshot(tmp_path / "one")
+
+
 # --- edge cases ------------------------------------------------------------------------------
 
 

@@ -8,8 +8,8 @@ Layout written (atomically: built in a temp folder beside ``out``, then moved in
     vmeval_release.json                         sources, shards, files, content_sha256
 
 Streaming: one question's bytes at a time go into a row group of about 100 rows,
-so memory does not grow with the tree. Domains are written in parallel processes
-when the tree is big enough for that to pay.
+so memory does not grow with the tree. Domains are written one after another by
+default; ``workers=N`` writes them in N processes (see :data:`PARALLEL_MIN_BYTES`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,12 @@ log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 100
 DEFAULT_MAX_SHARD_SIZE = "500MB"
-PARALLEL_MIN_BYTES = 32 * 10**6  # below this, process start-up costs more than it saves
+# Worker processes only when asked for (``workers > 1``) and the tree is at least this big.
+# Not by default: writing is bound by memory copies and hashing, not by the interpreter, and
+# each worker first imports pyarrow (which imports pandas), about 1.3 s. On 2 cores
+# (scripts/bench_build.py) two workers were slower than one process at 2,000 and 10,000
+# questions and held 3-4x the memory.
+PARALLEL_MIN_BYTES = 32 * 10**6
 
 Progress = Callable[[int, int], None]  # (questions_done, questions_total)
 
@@ -217,7 +222,7 @@ def build_release(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-", dir=out_path.parent))
     try:
         total_bytes = sum(_question_size(q) for q in questions)
-        n_workers = workers if workers is not None else min(len(plans), os.cpu_count() or 1)
+        n_workers = workers if workers is not None else 1
         if n_workers > 1 and len(plans) > 1 and total_bytes >= PARALLEL_MIN_BYTES:
             import multiprocessing
 
