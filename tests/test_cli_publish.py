@@ -38,10 +38,10 @@ HEX40, HEX64 = re.compile(r"^[0-9a-f]{40}$"), re.compile(r"^[0-9a-f]{64}$")
 class Env:
     data: Path
     repo: str
-    settings: Settings      # what the CLI sees (S3 through the counting proxy)
-    direct: Settings        # the same bucket without the proxy, for set-up and inspection
-    proxy: FaultProxy
+    settings: Settings          # what the CLI sees
+    direct: Settings            # the same Hub and bucket without the proxy, for set-up and inspection
     hub: HubServer
+    proxy: FaultProxy | None    # with the ``counted`` fixture: every S3 request the CLI sends
 
     @property
     def log_path(self) -> Path:
@@ -67,22 +67,37 @@ class Env:
         api = hub_api(self.direct)
         return [c.commit_id for c in api.list_repo_commits(self.repo, repo_type="dataset")]
 
+    def s3_sent(self, method: str | None = None) -> int:
+        assert self.proxy is not None, "use the `counted` fixture to count S3 requests"
+        return self.proxy.count(method)
+
     def remote_counts(self) -> tuple[int, int]:
-        """(requests the Hub server has handled, requests sent to S3 through the proxy)."""
-        return self.hub.requests, len(self.proxy.records)
+        """(requests the Hub server has handled, requests sent to S3)."""
+        return self.hub.requests, self.s3_sent()
+
+
+def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_repo: str, hub_server: HubServer,
+         s3_url: str, proxy: FaultProxy | None) -> Env:
+    monkeypatch.chdir(tmp_path)  # no stray .env, and default paths land in the test folder
+    monkeypatch.setenv("VMEVAL_HF_REPO", hub_repo)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url if proxy else s3_url)
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    settings = Settings.from_env()
+    return Env(data, hub_repo, settings, settings.with_(aws_endpoint_url=s3_url), hub_server, proxy)
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_faults: Any, hub_repo: str,
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_settings: Settings, hub_repo: str,
         hub_server: HubServer) -> Env:
-    """A data tree (chess x2, maze x1) in an empty working folder; the CLI reaches S3 via the proxy."""
-    monkeypatch.chdir(tmp_path)  # no stray .env, and default paths land in the test folder
-    monkeypatch.setenv("VMEVAL_HF_REPO", hub_repo)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_faults.proxy.url)
-    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
-    settings = Settings.from_env()
-    direct = settings.with_(aws_endpoint_url=s3_faults.proxy.upstream)
-    return Env(data, hub_repo, settings, direct, s3_faults.proxy, hub_server)
+    """A data tree (chess x2, maze x1) in an empty working folder; a fresh Hub repo and bucket."""
+    return _env(tmp_path, monkeypatch, hub_repo, hub_server, s3_settings.aws_endpoint_url or "", None)
+
+
+@pytest.fixture
+def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_faults: Any, hub_repo: str,
+            hub_server: HubServer) -> Env:
+    """Like ``env``, but the CLI reaches S3 through a proxy that counts every request."""
+    return _env(tmp_path, monkeypatch, hub_repo, hub_server, s3_faults.proxy.upstream, s3_faults.proxy)
 
 
 def run(*args: str | Path) -> Result:
@@ -175,67 +190,60 @@ def test_publish_twice_then_load_both_verify_and_read_the_log(env: Env, fresh_hf
         assert ok("verify", version, "--data-dir", env.data).stdout.strip() == f"version {version}: verified"
 
 
-def test_default_version_follows_the_latest_logged(env: Env) -> None:
-    log_version("1.9", None, data_dir=env.data)  # numeric order: 1.9 -> 1.10, not 2.0
-    result = publish(env, "--log", "--date", DAY, "--no-hub", "--json")
-    assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["version"] == "1.10"
-    assert [e["version"] for e in env.entries()] == ["1.9", "1.10"]
-
-
-def test_rerun_of_a_logged_version_is_a_noop(env: Env) -> None:
-    ok("publish", "--data-dir", env.data, "--log", "--date", DAY)
-    commits, log_bytes = env.commits(), env.log_path.read_bytes()
-    env.proxy.clear()
-    again = publish(env, "--log", "--version", "1.0")
+def test_rerun_of_a_logged_version_is_a_noop(counted: Env) -> None:
+    ok("publish", "--data-dir", counted.data, "--log", "--date", DAY)
+    commits, log_bytes = counted.commits(), counted.log_path.read_bytes()
+    assert counted.proxy is not None
+    counted.proxy.clear()
+    again = publish(counted, "--log", "--version", "1.0")
     assert again.exit_code == 0, again.stderr
     assert "already published with this content; nothing to do" in again.stdout
-    assert env.commits() == commits
-    assert env.proxy.count("PUT") == env.proxy.count("POST") == 0
-    assert env.log_path.read_bytes() == log_bytes
+    assert counted.commits() == commits
+    assert counted.s3_sent("PUT") == counted.s3_sent("POST") == 0
+    assert counted.log_path.read_bytes() == log_bytes
 
 
-def test_other_content_under_a_logged_version_is_refused(env: Env) -> None:
-    ok("publish", "--data-dir", env.data, "--log", "--date", DAY)
-    commits, tags, objects = env.commits(), env.tags(), env.keys()
-    log_bytes = env.log_path.read_bytes()
-    change(env.data)
-    hub_before, s3_before = env.remote_counts()
-    refused = publish(env, "--log", "--version", "1.0", "--date", DAY_B)
+def test_other_content_under_a_logged_version_is_refused(counted: Env) -> None:
+    ok("publish", "--data-dir", counted.data, "--log", "--date", DAY)
+    commits, tags, objects = counted.commits(), counted.tags(), counted.keys()
+    log_bytes = counted.log_path.read_bytes()
+    change(counted.data)
+    hub_before, s3_before = counted.remote_counts()
+    refused = publish(counted, "--log", "--version", "1.0", "--date", DAY_B)
     assert refused.exit_code == 1
     (line,) = error_lines(refused)
     assert "1.0" in line and "publish as 1.1" in line and "--force" in line
-    assert env.remote_counts() == (hub_before, s3_before)  # refused before anything remote
-    assert (env.commits(), env.tags(), env.keys()) == (commits, tags, objects)
-    assert env.log_path.read_bytes() == log_bytes
+    assert counted.remote_counts() == (hub_before, s3_before)  # refused before anything remote
+    assert (counted.commits(), counted.tags(), counted.keys()) == (commits, tags, objects)
+    assert counted.log_path.read_bytes() == log_bytes
 
 
 @pytest.mark.parametrize("side", ["hub", "s3"])
-def test_one_side_only_is_published_and_logged(env: Env, side: str) -> None:
-    hub_before = env.hub.requests
+def test_one_side_only_is_published_and_logged(counted: Env, side: str) -> None:
+    hub_before = counted.hub.requests
     flag = "--no-s3" if side == "hub" else "--no-hub"
-    result = publish(env, "--log", "--date", DAY, flag, "--json")
+    result = publish(counted, "--log", "--date", DAY, flag, "--json")
     assert result.exit_code == 0, result.stderr
-    (entry,) = env.entries()
+    (entry,) = counted.entries()
     assert json.loads(result.stdout) == entry
     if side == "hub":
-        assert entry["s3_uri"] is None and env.keys() == {} and len(env.proxy.records) == 0
-        assert entry["hf_commit"] == env.tags()["1.0"]
-        assert entry["files"] == len(tree_bytes(env.data / "releases" / "1.0"))
+        assert entry["s3_uri"] is None and counted.keys() == {} and counted.s3_sent() == 0
+        assert entry["hf_commit"] == counted.tags()["1.0"]
+        assert entry["files"] == len(tree_bytes(counted.data / "releases" / "1.0"))
     else:
         assert all(entry[k] is None for k in ("hf_uri", "hf_repo", "hf_revision", "hf_commit"))
-        assert env.hub.requests == hub_before
-        assert f"{DAY}/MANIFEST.json" in env.keys()
-    assert ok("verify", "1.0", "--data-dir", env.data).stdout.strip() == "version 1.0: verified"
-    summary = ok("versions", "--data-dir", env.data).stdout
+        assert counted.hub.requests == hub_before
+        assert f"{DAY}/MANIFEST.json" in counted.keys()
+    assert ok("verify", "1.0", "--data-dir", counted.data).stdout.strip() == "version 1.0: verified"
+    summary = ok("versions", "--data-dir", counted.data).stdout
     assert ("hf://datasets/" in summary) == (side == "hub") and ("s3://" in summary) == (side == "s3")
 
 
-def test_no_hub_and_no_s3_together_is_refused(env: Env) -> None:
-    before = env.remote_counts()
-    result = publish(env, "--no-hub", "--no-s3")
+def test_no_hub_and_no_s3_together_is_refused(counted: Env) -> None:
+    before = counted.remote_counts()
+    result = publish(counted, "--no-hub", "--no-s3")
     assert result.exit_code == 1 and "publish nothing" in error_lines(result)[0]
-    assert env.remote_counts() == before
+    assert counted.remote_counts() == before
 
 
 # --- refusals before anything remote ---------------------------------------------------------------
@@ -248,55 +256,54 @@ CORRUPT_LOGS = {
 }
 
 
-@pytest.mark.parametrize("version", [None, "1.1"])
-@pytest.mark.parametrize("kind", sorted(CORRUPT_LOGS))
-def test_corrupt_log_is_reported_untouched_and_nothing_is_uploaded(env: Env, kind: str,
+@pytest.mark.parametrize(("kind", "version"), [("truncated", None), ("wrong-shape", "1.1"), ("duplicate", None)])
+def test_corrupt_log_is_reported_untouched_and_nothing_is_uploaded(counted: Env, kind: str,
                                                                     version: str | None) -> None:
     text, line = CORRUPT_LOGS[kind]
-    env.log_path.parent.mkdir(parents=True)
-    env.log_path.write_bytes(text)
-    before = env.remote_counts()
-    result = publish(env, "--log", "--date", DAY, *(["--version", version] if version else []))
+    counted.log_path.parent.mkdir(parents=True)
+    counted.log_path.write_bytes(text)
+    before = counted.remote_counts()
+    result = publish(counted, "--log", "--date", DAY, *(["--version", version] if version else []))
     assert result.exit_code == 1
     (message,) = error_lines(result)
-    assert f"{env.log_path}:{line}:" in message
-    assert env.log_path.read_bytes() == text
-    assert env.remote_counts() == before
-    assert env.keys() == {}
-    assert not (env.data / "releases").exists()  # detected before the build, too
+    assert f"{counted.log_path}:{line}:" in message
+    assert counted.log_path.read_bytes() == text
+    assert counted.remote_counts() == before
+    assert counted.keys() == {}
+    assert not (counted.data / "releases").exists()  # detected before the build, too
 
 
-def test_dry_run_uploads_nothing(env: Env) -> None:
-    before = env.remote_counts()
-    result = publish(env, "--log", "--date", DAY, "--dry-run")
+def test_dry_run_uploads_nothing(counted: Env) -> None:
+    before = counted.remote_counts()
+    result = publish(counted, "--log", "--date", DAY, "--dry-run")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "dry run: version 1.0, 3 questions, nothing uploaded"
-    assert any(x.startswith("hub: ") and env.repo in x for x in lines)
-    assert any(x.startswith("s3: ") and f"s3://{env.direct.s3_bucket}/{DAY}/" in x for x in lines)
-    as_json = json.loads(ok("publish", "--data-dir", env.data, "--dry-run", "--json").stdout)
+    assert any(x.startswith("hub: ") and counted.repo in x for x in lines)
+    assert any(x.startswith("s3: ") and f"s3://{counted.direct.s3_bucket}/{DAY}/" in x for x in lines)
+    as_json = json.loads(ok("publish", "--data-dir", counted.data, "--dry-run", "--json").stdout)
     assert as_json["dry_run"] is True and as_json["version"] == "1.0" and len(as_json["plan"]) == 2
-    assert env.remote_counts() == before
-    assert not env.log_path.exists() and not (env.data / "releases").exists()
+    assert counted.remote_counts() == before
+    assert not counted.log_path.exists() and not (counted.data / "releases").exists()
 
 
 @pytest.mark.slow
-def test_unreachable_hub_is_one_error_and_a_resume_finishes(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_hub_is_one_error_and_a_resume_finishes(counted: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     dead = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("HF_ENDPOINT", dead)
-    failed = publish(env, "--log", "--date", DAY)
+    failed = publish(counted, "--log", "--date", DAY)
     assert failed.exit_code == 1
     assert error_lines(failed) == failed.stderr.strip().splitlines()  # one line, no traceback
     (line,) = error_lines(failed)
     assert "Hub" in line and dead in line and "re-run" in line
-    assert not env.log_path.exists()
-    assert len(env.proxy.records) == 0  # the Hub goes first: S3 untouched
+    assert not counted.log_path.exists()
+    assert counted.keys() == {} and counted.s3_sent("PUT") == counted.s3_sent("POST") == 0  # nothing sent to S3
 
-    monkeypatch.setenv("HF_ENDPOINT", env.direct.hub_endpoint)
-    resumed = publish(env, "--log", "--date", DAY, "--json")
+    monkeypatch.setenv("HF_ENDPOINT", counted.direct.hub_endpoint)
+    resumed = publish(counted, "--log", "--date", DAY, "--json")
     assert resumed.exit_code == 0, resumed.stderr
-    assert [e["version"] for e in env.entries()] == ["1.0"]
-    assert json.loads(resumed.stdout)["hf_commit"] == env.tags()["1.0"]
+    assert [e["version"] for e in counted.entries()] == ["1.0"]
+    assert json.loads(resumed.stdout)["hf_commit"] == counted.tags()["1.0"]
 
 
 # --- verify and pull -------------------------------------------------------------------------------

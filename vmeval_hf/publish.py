@@ -21,7 +21,13 @@ from typing import Any
 
 from . import __version__
 from .config import Settings
-from .errors import ConfigError, HubNotFoundError, VerifyError, VersionConflictError
+from .errors import (
+    ConfigError,
+    HubNotFoundError,
+    S3ConflictError,
+    VerifyError,
+    VersionConflictError,
+)
 from .release import Mismatch, ReleaseManifest, load_release
 from .versions import VersionLog
 
@@ -118,6 +124,8 @@ def publish_version(
     from .mirror import mirror_version, parse_date
 
     day = parse_date(date or _date_from_uri((logged or {}).get("s3_uri")))
+    if s3:  # a taken prefix is known before anything is sent: refuse before the Hub is touched
+        _check_prefix_free(settings, day, version, built.content_sha256)
     if hub:
         from .hub import publish_to_hub
 
@@ -139,6 +147,22 @@ def publish_version(
         entry = versions.append(entry, replace=logged is not None)
     result.entry = entry
     return result
+
+
+def _check_prefix_free(settings: Settings, day: str, version: str, content: str) -> None:
+    """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content."""
+    from .mirror import next_date_suffix, read_manifest
+
+    held = read_manifest(settings=settings, date=day)
+    if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
+        return
+    where = f"s3://{settings.s3_bucket}/{day}/"
+    what = f"version {held['version']}" if held.get("version") is not None else "a data-tree mirror"
+    raise S3ConflictError(
+        f"{where} already holds {what} (content {str(held.get('content_sha256'))[:12]}); refusing to write "
+        f"version {version} there: a published prefix is never overwritten; publish with "
+        f"--date {next_date_suffix(day)} (any YYYYMMDD-<suffix> works)",
+        uri=where, version=held.get("version"), key=f"{day}/MANIFEST.json")
 
 
 def _entry(result: PublishResult, settings: Settings, day: str | None) -> dict[str, Any]:

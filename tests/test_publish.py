@@ -1,0 +1,193 @@
+"""``publish_version`` / ``verify_version`` / ``pull_version``: the release flow through the library API.
+
+Against the session's sandbox Hub and a fresh moto bucket reached through a :class:`FaultProxy`,
+so a test can fail chosen S3 requests and count what was sent. The CLI surface of the same
+flow is in ``test_cli_publish.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.hub import HUB_TOKEN
+from tests.support.s3 import raw_client
+from tests.support.trees import make_question, make_tree
+from vmeval_hf.config import Settings
+from vmeval_hf.errors import (
+    ConfigError,
+    RemoteError,
+    S3AuthError,
+    S3ConflictError,
+    VersionConflictError,
+    VersionLogError,
+)
+from vmeval_hf.publish import publish_version, pull_version, verify_version
+from vmeval_hf.sandbox import HubServer
+from vmeval_hf.versions import VersionLog, log_version
+
+DAY, DAY_B = "20250115", "20250115-b"
+
+
+@pytest.fixture
+def settings(s3_faults: Any, hub_server: HubServer, hub_repo: str) -> Settings:
+    """The session Hub (a fresh repo) and a fresh bucket reached through the fault proxy."""
+    return s3_faults.settings.with_(hf_endpoint=hub_server.url, hf_token=HUB_TOKEN, hf_repo=hub_repo)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+
+
+def _direct(settings: Settings, s3_faults: Any) -> Settings:
+    return settings.with_(aws_endpoint_url=s3_faults.proxy.upstream)
+
+
+def _keys(settings: Settings, prefix: str = "") -> set[str]:
+    pages = raw_client(settings).get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket,
+                                                                            Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", ())}
+
+
+def _hub_state(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """(commits on main, tag -> commit) of the test repo; empty if it does not exist yet."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from vmeval_hf.hub import hub_api
+
+    api = hub_api(settings)
+    try:
+        commits = [c.commit_id for c in api.list_repo_commits(settings.hf_repo, repo_type="dataset")]
+        refs = api.list_repo_refs(settings.hf_repo, repo_type="dataset")
+    except RepositoryNotFoundError:
+        return [], {}
+    return commits, {t.name: t.target_commit for t in refs.tags}
+
+
+def _log(data: Path) -> Path:
+    return data / "data_logging" / "version_log.json"
+
+
+def _change(data: Path) -> None:
+    from vmeval_hf.manifest import write_manifest
+
+    (data / "questions" / "chess_task" / "chess_0001" / "prompt.txt").write_text("Changed.", encoding="utf-8")
+    meta_path = data / "questions" / "chess_task" / "chess_0001" / "question_metadata.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["prompt"] = "Changed."
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    make_question(data / "questions", "maze", 3)
+    write_manifest(data)
+
+
+@pytest.mark.parametrize("where", ["manifest", "data"])
+def test_s3_failure_leaves_no_log_entry_and_a_rerun_completes(data: Path, settings: Settings, s3_faults: Any,
+                                                              where: str) -> None:
+    proxy = s3_faults.proxy
+    if where == "manifest":  # everything lands but the MANIFEST.json that marks the prefix complete
+        proxy.add(403, method="PUT", path=r"/MANIFEST\.json")
+    else:  # the upload stops part-way through the question tree
+        proxy.add(403, method="PUT", path=r"/data/questions/", skip=4)
+    with pytest.raises(S3AuthError) as err:
+        publish_version(data, settings=settings, log_entry=True, date=DAY)
+    assert isinstance(err.value, RemoteError) and err.value.side == "s3"
+    assert not _log(data).exists()
+    direct = _direct(settings, s3_faults)
+    landed = _keys(direct, f"{DAY}/")
+    assert f"{DAY}/MANIFEST.json" not in landed and landed
+    commits, tags = _hub_state(direct)
+    assert set(tags) == {"1.0"}  # the Hub side had finished
+
+    proxy.clear()
+    stages: list[str] = []
+    result = publish_version(data, settings=settings, log_entry=True, date=DAY,
+                             progress=lambda stage, detail: stages.append(stage))
+    assert stages == ["validate", "build", "hub", "s3", "verify", "log"]
+    assert result.hub.noop and _hub_state(direct) == (commits, tags)  # no second Hub commit
+    assert result.s3.skipped == len(landed)  # only what was missing is sent
+    assert proxy.count("PUT") == result.s3.uploaded + 1
+    (entry,) = VersionLog(data_dir=data).entries()
+    assert entry == result.entry
+    assert entry["hf_commit"] == tags["1.0"] and entry["s3_uri"] == f"s3://{settings.s3_bucket}/{DAY}/data"
+    assert verify_version("1.0", settings=settings, data_dir=data) == []
+
+
+def test_a_log_broken_during_the_publish_is_left_untouched_and_a_rerun_is_a_noop(data: Path, settings: Settings,
+                                                                                   s3_faults: Any) -> None:
+    broken = b'{"schema": 1, "versions": [\n'
+
+    def progress(stage: str, detail: str) -> None:
+        if stage == "verify":  # another hand breaks the log while the upload runs
+            _log(data).parent.mkdir(parents=True, exist_ok=True)
+            _log(data).write_bytes(broken)
+
+    with pytest.raises(VersionLogError, match=r"version_log\.json:2:"):
+        publish_version(data, settings=settings, log_entry=True, date=DAY, progress=progress)
+    assert _log(data).read_bytes() == broken
+    _log(data).unlink()
+    commits_tags = _hub_state(_direct(settings, s3_faults))
+    s3_faults.proxy.clear()
+    # published but not logged: the re-run finds both sides done, sends nothing, and logs
+    again = publish_version(data, settings=settings, log_entry=True, date=DAY)
+    assert again.hub.noop and again.s3.already_complete and again.s3.uploaded == 0
+    assert s3_faults.proxy.count("PUT") == s3_faults.proxy.count("POST") == 0
+    assert _hub_state(_direct(settings, s3_faults)) == commits_tags
+    (entry,) = VersionLog(data_dir=data).entries()
+    assert entry == again.entry and entry["hf_commit"] == commits_tags[1]["1.0"]
+
+
+def test_taken_prefix_refused_before_the_hub_is_touched_and_force_replaces(data: Path, settings: Settings,
+                                                                          s3_faults: Any) -> None:
+    first = publish_version(data, settings=settings, log_entry=True, date=DAY)
+    direct = _direct(settings, s3_faults)
+    hub_before, log_before = _hub_state(direct), _log(data).read_bytes()
+    _change(data)
+    # 1.1 on the day 1.0 was mirrored: the prefix is never overwritten, and the Hub is not half-updated
+    with pytest.raises(S3ConflictError, match=f"holds version 1.0 .* --date {DAY_B}"):
+        publish_version(data, settings=settings, log_entry=True, date=DAY)
+    # other content under 1.0: refused without --force ...
+    with pytest.raises(VersionConflictError, match="publish as 1.1, or pass --force"):
+        publish_version(data, settings=settings, version="1.0", log_entry=True, date=DAY_B)
+    # ... and with --force, still not into 1.0's prefix (the logged date is the default)
+    with pytest.raises(S3ConflictError, match=f"--date {DAY_B}"):
+        publish_version(data, settings=settings, version="1.0", log_entry=True, force=True)
+    assert _hub_state(direct) == hub_before
+    assert _log(data).read_bytes() == log_before
+
+    forced = publish_version(data, settings=settings, version="1.0", log_entry=True, date=DAY_B, force=True)
+    assert forced.hub.tag_moved and forced.hub.commit != first.hub.commit
+    (entry,) = VersionLog(data_dir=data).entries()  # replaced in place, not appended
+    assert entry["hf_commit"] == _hub_state(direct)[1]["1.0"] == forced.hub.commit
+    assert entry["s3_uri"].endswith(f"/{DAY_B}/data") and entry["questions"] == 4
+    assert entry["content_sha256"] == forced.content_sha256 != first.content_sha256
+    assert verify_version("1.0", settings=settings, data_dir=data) == []
+
+
+def test_dry_run_builds_in_a_temporary_folder_only(data: Path, settings: Settings, s3_faults: Any,
+                                                   hub_server: HubServer) -> None:
+    before = hub_server.requests
+    result = publish_version(data, settings=settings, log_entry=True, date=DAY, dry_run=True)
+    assert result.dry_run and result.release_dir is None and result.entry is None
+    assert [line.split(":")[0] for line in result.plan] == ["hub", "s3"]
+    assert hub_server.requests == before and s3_faults.proxy.records == []
+    assert not (data / "releases").exists() and not _log(data).exists()
+
+
+def test_verify_and_pull_need_a_logged_version_and_side(data: Path, settings: Settings, tmp_path: Path,
+                                                        hub_server: HubServer) -> None:
+    log_version("1.0", "s3://b/20250115/data", data_dir=data)
+    log_version("1.1", None, data_dir=data, hf_repo="o/r", hf_commit="a" * 40)
+    before = hub_server.requests
+    with pytest.raises(ConfigError, match="2.0 is not in the version log"):
+        verify_version("2.0", settings=settings, data_dir=data)
+    with pytest.raises(ConfigError, match="not in the version log"):
+        pull_version("2.0", settings=settings, dest=tmp_path / "x", data_dir=data)
+    with pytest.raises(ConfigError, match="not published to the Hub; pull it with --from s3"):
+        pull_version("1.0", settings=settings, source="hub", dest=tmp_path / "x", data_dir=data)
+    with pytest.raises(ConfigError, match="not mirrored to S3; pull it with --from hub"):
+        pull_version("1.1", settings=settings, source="s3", dest=tmp_path / "x", data_dir=data)
+    assert hub_server.requests == before and not (tmp_path / "x").exists()
