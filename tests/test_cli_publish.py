@@ -379,6 +379,24 @@ def test_sync_mirrors_the_data_tree_only(env: Env) -> None:
     assert entry["files"] == first["files"]
 
 
+@pytest.mark.parametrize("case", ["corrupt", "taken"])
+def test_sync_log_problems_are_found_before_any_upload(counted: Env, case: str) -> None:
+    counted.log_path.parent.mkdir(parents=True)
+    if case == "corrupt":
+        counted.log_path.write_bytes(b'{"versions": [\n  {"version": "1.0"}\n  {"version": "1.1"}]}\n')
+        args: tuple[str, ...] = ()
+    else:
+        log_version("1.0", "s3://b/20250101/data", data_dir=counted.data)
+        args = ("--version", "1.0")
+    text = counted.log_path.read_bytes()
+    result = run("sync", "--data-dir", counted.data, "--date", DAY, "--log", *args)
+    assert result.exit_code == 1
+    (line,) = error_lines(result)
+    assert f"{counted.log_path}:3:" in line if case == "corrupt" else "1.0 is already in the version log" in line
+    assert counted.log_path.read_bytes() == text
+    assert counted.s3_sent() == 0 and counted.keys() == {}
+
+
 def test_versions_summary_latest_show(env: Env) -> None:
     data = env.data
     empty = run("versions", "latest", "--data-dir", data)

@@ -329,8 +329,17 @@ def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | Non
          version: str | None, as_json: bool) -> None:
     """Mirror the data tree to S3 only (the original s3_sync.py)."""
     from .mirror import mirror_version
+    from .versions import VersionLog
 
     settings = _settings(ctx).with_(s3_bucket=bucket)
+    log = VersionLog(data_dir=data_dir)
+    if log_entry:  # read the log before uploading: a corrupt log or a taken version stops us here
+        version = version or log.next_version()
+        if log.get(version) is not None:
+            from .errors import VersionConflictError
+
+            raise VersionConflictError(f"version {version} is already in the version log {log.path}; pass "
+                                       f"--version {log.next_version()} (the next free one)", version=version)
     bars = _Bars(_show_progress(as_json))
     try:
         result = mirror_version(data_dir, settings=settings, date=date, progress=bars.transfer)
@@ -339,10 +348,7 @@ def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | Non
     out: dict[str, Any] = {"s3_uri": result.uri, "files": result.files, "bytes": result.bytes,
                            "uploaded": result.uploaded, "skipped": result.skipped}
     if log_entry:
-        from .versions import VersionLog
-
-        log = VersionLog(data_dir=data_dir)
-        out["entry"] = log.append({"version": version or log.next_version(), "date": result.date,
+        out["entry"] = log.append({"version": version, "date": result.date,
                                    "s3_uri": result.uri, "size_mb": round(result.bytes / 2**20, 3),
                                    "files": result.files})
     emit(as_json, out, lambda: echo(f"mirrored {result.files} files ({result.bytes / 2**20:.1f} MB) to "
