@@ -273,6 +273,17 @@ def test_corrupt_log_is_reported_untouched_and_nothing_is_uploaded(counted: Env,
     assert not (counted.data / "releases").exists()  # detected before the build, too
 
 
+@pytest.mark.parametrize("label", ["1.0 beta", "../1.0", "v1.0\n"])
+def test_a_bad_version_label_is_refused_before_anything_is_written(counted: Env, label: str) -> None:
+    before = counted.remote_counts()
+    result = publish(counted, "--log", "--date", DAY, "--version", label)
+    assert result.exit_code == 1
+    assert "invalid version label" in error_lines(result)[0]
+    assert counted.remote_counts() == before
+    assert not counted.log_path.exists() and not (counted.data / "releases").exists()
+    assert sorted(p.name for p in counted.data.parent.iterdir()) == ["data"]
+
+
 def test_dry_run_uploads_nothing(counted: Env) -> None:
     before = counted.remote_counts()
     result = publish(counted, "--log", "--date", DAY, "--dry-run")

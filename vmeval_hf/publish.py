@@ -29,7 +29,7 @@ from .errors import (
     VersionConflictError,
 )
 from .release import Mismatch, ReleaseManifest, load_release
-from .versions import VersionLog
+from .versions import VersionLog, validate_label
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def publish_version(
         raise ConfigError("--no-hub and --no-s3 together publish nothing; drop one of them")
     data = Path(data_dir)
     versions = VersionLog(data_dir=data)
-    version = version or versions.next_version()
+    version = validate_label(version or versions.next_version())  # it names a tag, a folder, a log entry
     repo = repo_id or settings.hf_repo
     logged = versions.get(version)
 
