@@ -25,8 +25,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -47,6 +47,8 @@ SKIPPED_NAMES = {"__pycache__"}
 DEFAULT_WORKERS = 16
 DEFAULT_MULTIPART_THRESHOLD = 16 * 2**20
 DEFAULT_MULTIPART_CHUNKSIZE = 8 * 2**20
+#: Small files read for the manifest keep their bytes up to this total, so they are read once.
+KEEP_BODIES_BYTES = 256 * 2**20
 
 Progress = Callable[[int, int, int, int], None]
 T = TypeVar("T")
@@ -86,27 +88,69 @@ def next_date_suffix(date: str) -> str:
     return f"{base}-b" if not suffix else f"{date}-b"
 
 
-def _mirrored_files(root: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_NAMES)
-        for name in sorted(filenames):
-            if name.startswith("."):
+#: Files up to this size are hashed inline while walking (reading them whole is cheapest).
+SMALL_FILE = 1 << 20
+
+
+def _walk(root: Path, key_prefix: str) -> Iterator[tuple[str, str, int]]:
+    """``(key, path, size)`` for every regular file under ``root``, skipping hidden names and
+    caches; a symlink may point anywhere inside ``root`` but never outside it."""
+    root_real = os.path.realpath(root)
+    stack = [(str(root), key_prefix)]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            found = sorted(it, key=lambda e: e.name)
+        for entry in reversed(found):  # the stack pops in reverse: keep keys in order
+            name = entry.name
+            if name.startswith(".") or name in SKIPPED_NAMES:
                 continue
-            path = Path(dirpath, name)
-            if path.is_file():
-                yield path
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if real != root_real and not real.startswith(root_real + os.sep):
+                    raise ConfigError(f"{entry.path} is a symlink to {real}, outside {root}: the mirror "
+                                      "never reads outside the tree; copy the file in instead", path=entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, f"{prefix}{name}/"))
+            elif entry.is_file():  # FIFOs, sockets and devices are never opened
+                yield f"{prefix}{name}", entry.path, entry.stat().st_size
 
 
-def _hash_entries(pairs: list[tuple[str, Path]], workers: int) -> list[dict[str, Any]]:
-    def one(pair: tuple[str, Path]) -> dict[str, Any]:
-        key, path = pair
-        return {"key": key, "path": str(path), "size": path.stat().st_size, "sha256": sha256_file(path)}
-
-    if len(pairs) < 64 or workers <= 1:
-        return [one(p) for p in pairs]
-    # hashlib releases the GIL on large buffers, so threads help on big trees.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, pairs, chunksize=32))
+def _scan(data_dir: Path, release_dir: Path | None, keep_bytes: int = 0) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """Walk and hash every file to mirror. Small files are read whole once; while the total
+    stays under ``keep_bytes`` their bytes are kept, so the upload sends exactly what was hashed
+    without reading the file again."""
+    found: list[tuple[str, str, int]] = []
+    for sub in MIRRORED_DIRS:
+        if (data_dir / sub).is_dir():
+            found += _walk(data_dir / sub, f"data/{sub}/")
+    if release_dir is not None:
+        if not release_dir.is_dir():
+            raise ConfigError(f"release folder {release_dir} does not exist; run `vmeval-hf build` first",
+                              path=release_dir)
+        found += _walk(release_dir, "release/")
+    found.sort()
+    entries: list[dict[str, Any]] = []
+    bodies: dict[str, bytes] = {}
+    large: list[dict[str, Any]] = []
+    for key, path, size in found:
+        entry = {"key": key, "path": path, "size": size, "sha256": ""}
+        entries.append(entry)
+        if size > SMALL_FILE:
+            large.append(entry)
+            continue
+        with open(path, "rb") as fh:
+            body = fh.read()
+        entry["size"], entry["sha256"] = len(body), sha256_bytes(body)
+        if keep_bytes >= len(body):
+            bodies[key] = body
+            keep_bytes -= len(body)
+    if large:
+        # hashlib releases the GIL on big buffers: hash large files side by side.
+        with ThreadPoolExecutor(max_workers=min(8, len(large))) as pool:
+            for entry, digest in zip(large, pool.map(lambda e: sha256_file(e["path"]), large)):
+                entry["sha256"] = digest
+    return entries, bodies
 
 
 def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None = None) -> list[dict[str, Any]]:
@@ -115,19 +159,7 @@ def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None 
     ``key`` is relative to ``<D>/``: ``data/<questions|outputs|evaluations>/...`` and
     ``release/...``. Hidden files, ``__pycache__`` and the version log are left out.
     """
-    pairs: list[tuple[str, Path]] = []
-    data = Path(data_dir)
-    for sub in MIRRORED_DIRS:
-        root = data / sub
-        if root.is_dir():
-            pairs += [(f"data/{p.relative_to(data).as_posix()}", p) for p in _mirrored_files(root)]
-    if release_dir is not None:
-        rel = Path(release_dir)
-        if not rel.is_dir():
-            raise ConfigError(f"release folder {rel} does not exist; run `vmeval-hf build` first", path=rel)
-        pairs += [(f"release/{p.relative_to(rel).as_posix()}", p) for p in _mirrored_files(rel)]
-    pairs.sort(key=lambda kp: kp[0])
-    return _hash_entries(pairs, workers=min(8, (os.cpu_count() or 2) * 2))
+    return _scan(Path(data_dir), Path(release_dir) if release_dir is not None else None)[0]
 
 
 def _file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -169,24 +201,44 @@ class _Counter:
 
 
 def _run_parallel(fn: Callable[[T], Any], items: Iterable[T], workers: int) -> list[Any]:
-    """Run ``fn`` over ``items`` in a thread pool; on the first error cancel what has not started
-    and re-raise it (the original exception, so callers see our error types)."""
-    items = list(items)
-    if not items:
-        return []
-    if workers <= 1:
-        return [fn(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="vmeval-s3")
-    futures: list[Future[Any]] = []
+    """``[fn(item) for item in items]`` on ``workers`` threads pulling from one shared queue.
+
+    The first error stops every worker before its next item and is re-raised as is (our error
+    types). One loop per thread instead of one future per item keeps the per-file overhead low.
+    """
+    todo = list(items)
+    if workers <= 1 or len(todo) <= 1:
+        return [fn(item) for item in todo]
+    results: list[Any] = [None] * len(todo)
+    errors: list[BaseException] = []
+    next_index = iter(range(len(todo)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while not errors:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(todo[i])
+            except BaseException as exc:  # noqa: B036 - handed to the calling thread
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=worker, name=f"vmeval-s3-{n}", daemon=True)
+               for n in range(min(workers, len(todo)))]
+    for t in threads:
+        t.start()
     try:
-        futures = [pool.submit(fn, item) for item in items]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in futures:
-            if fut.done() and fut.exception() is not None:
-                raise fut.exception()  # type: ignore[misc]
-        return [fut.result() for fut in futures]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for t in threads:
+            t.join()
+    except BaseException:  # Ctrl-C: let the workers finish their current request, start no more
+        errors.append(KeyboardInterrupt())
+        raise
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _bucket(settings: Settings, workers: int, client: Any | None) -> S3Bucket:
@@ -299,8 +351,9 @@ def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any]
 
 class _Mirror:
     def __init__(self, bucket: S3Bucket, date: str, workers: int, counter: _Counter,
-                 threshold: int, chunksize: int) -> None:
+                 threshold: int, chunksize: int, bodies: dict[str, bytes]) -> None:
         self.bucket, self.date, self.workers, self.counter = bucket, date, workers, counter
+        self.bodies = bodies
         self.threshold, self.chunksize = threshold, chunksize
         self._transfer: Any = None
         self._lock = threading.Lock()
@@ -340,24 +393,33 @@ class _Mirror:
             raise self.conflict(key, found)
         return True
 
+    def _send_large(self, key: str, entry: dict[str, Any]) -> tuple[bool, int]:
+        reported = [0]
+
+        def on_bytes(n: int) -> None:
+            reported[0] += n
+            self.counter.add(0, n)
+
+        written = self.bucket.upload_large(self.transfer(), key, entry["path"], entry["sha256"], on_bytes=on_bytes)
+        return written, entry["size"] - reported[0]  # the rest was reported as it went
+
+    def _send_small(self, key: str, entry: dict[str, Any]) -> tuple[bool, int]:
+        body = self.bodies.pop(entry["key"], None)
+        if body is None:  # not kept from the scan: read again, and make sure it is what was hashed
+            with open(entry["path"], "rb") as fh:
+                body = fh.read()
+            if len(body) != entry["size"] or sha256_bytes(body) != entry["sha256"]:
+                raise IntegrityError(
+                    f"{entry['path']} changed while mirroring (its bytes no longer match the "
+                    "manifest); re-run to mirror its current content", path=entry["path"], key=key,
+                )
+        return self.bucket.put_once(key, body, entry["sha256"]), entry["size"]
+
     def upload(self, entry: dict[str, Any]) -> str:
         key = self.key(entry)
         for _ in range(3):
-            if entry["size"] >= self.threshold:
-                written = self.bucket.upload_large(
-                    self.transfer(), key, entry["path"], entry["sha256"],
-                    on_bytes=lambda n: self.counter.add(0, n),
-                )
-                sent = 0 if written else entry["size"]  # bytes were reported as they went
-            else:
-                body = Path(entry["path"]).read_bytes()
-                if len(body) != entry["size"] or sha256_bytes(body) != entry["sha256"]:
-                    raise IntegrityError(
-                        f"{entry['path']} changed while mirroring (its bytes no longer match the "
-                        "manifest); re-run to mirror its current content", path=entry["path"], key=key,
-                    )
-                written = self.bucket.put_once(key, body, entry["sha256"])
-                sent = entry["size"]
+            large = entry["size"] >= self.threshold
+            written, sent = self._send_large(key, entry) if large else self._send_small(key, entry)
             if written:
                 self.counter.add(1, sent)
                 return "uploaded"
@@ -412,7 +474,8 @@ def mirror_version(
         version = version or rel["version"]
         content_sha256 = content_sha256 or rel["content_sha256"]
     threshold, chunksize = parse_size(multipart_threshold), parse_size(multipart_chunksize)
-    entries = build_manifest_entries(data, release_dir)
+    entries, bodies = _scan(data, Path(release_dir) if release_dir is not None else None,
+                            keep_bytes=KEEP_BODIES_BYTES)
     if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
         raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
     doc = _manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
@@ -446,7 +509,8 @@ def mirror_version(
     missing = [e for e in entries if f"{d}/{e['key']}" not in existing]
     log.info("mirroring %d files to %s: %d to send, %d to check", len(entries), bucket.uri(d + "/"),
              len(missing), len(present))
-    job = _Mirror(bucket, d, workers, counter, threshold, chunksize)
+    bodies = {k: b for k, b in bodies.items() if len(b) < threshold}
+    job = _Mirror(bucket, d, workers, counter, threshold, chunksize, bodies)
     if dry_run:
         wrong = [e for e in present if existing[f"{d}/{e['key']}"] != e["size"]]
         if wrong:
