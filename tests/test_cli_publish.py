@@ -38,8 +38,7 @@ HEX40, HEX64 = re.compile(r"^[0-9a-f]{40}$"), re.compile(r"^[0-9a-f]{64}$")
 class Env:
     data: Path
     repo: str
-    settings: Settings          # what the CLI sees
-    direct: Settings            # the same Hub and bucket without the proxy, for set-up and inspection
+    direct: Settings            # the CLI's Hub and bucket, without the proxy: for set-up and inspection
     hub: HubServer
     proxy: FaultProxy | None    # with the ``counted`` fixture: every S3 request the CLI sends
 
@@ -82,8 +81,8 @@ def _env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_repo: str, hub_ser
     monkeypatch.setenv("VMEVAL_HF_REPO", hub_repo)
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url if proxy else s3_url)
     data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
-    settings = Settings.from_env()
-    return Env(data, hub_repo, settings, settings.with_(aws_endpoint_url=s3_url), hub_server, proxy)
+    direct = Settings.from_env().with_(aws_endpoint_url=s3_url)
+    return Env(data, hub_repo, direct, hub_server, proxy)
 
 
 @pytest.fixture
