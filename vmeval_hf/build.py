@@ -207,6 +207,9 @@ def build_release(
     """
     from .card import render_card, write_previews
 
+    from .versions import validate_label
+
+    validate_label(version)  # it names the output folder, a Hub tag and a log entry
     questions = scan_questions(data_dir, questions_dir=questions_dir)
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
