@@ -31,6 +31,7 @@ from vmeval_hf import schema
 from vmeval_hf.build import BuildResult, build_release
 from vmeval_hf.cli import cli
 from vmeval_hf.errors import ValidationError
+from vmeval_hf.fsutil import canonical_json
 from vmeval_hf.manifest import write_manifest
 from vmeval_hf.questions import KNOWN_FILES, id_sort_key
 from vmeval_hf.release import RELEASE_MANIFEST, check_release_files, content_sha256, load_release
@@ -269,7 +270,9 @@ def test_parquet_image_bytes_stored_uncompressed(mixed: tuple[Path, Path, BuildR
 
 def test_release_manifest_lists_sources_shards_and_files(mixed: tuple[Path, Path, BuildResult]) -> None:
     data_dir, out, result = mixed
-    manifest = json.loads((out / RELEASE_MANIFEST).read_text(encoding="utf-8"))
+    text = (out / RELEASE_MANIFEST).read_text(encoding="utf-8")
+    manifest = json.loads(text)
+    assert text == canonical_json(manifest)  # the project's one JSON form
     qdir = data_dir / "questions"
 
     want_sources = [

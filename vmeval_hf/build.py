@@ -14,6 +14,7 @@ default; ``workers=N`` writes them in N processes (see :data:`PARALLEL_MIN_BYTES
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -21,12 +22,12 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import BuildError
-from .fsutil import atomic_write_json, parse_size, sha256_bytes, sha256_file
+from .fsutil import parse_size, sha256_bytes, sha256_file
 from .questions import KNOWN_FILES, Question, resolve_questions_dir, scan_questions
 from .release import (
     RELEASE_MANIFEST,
@@ -206,11 +207,11 @@ def build_release(
     version and repo id give a byte-identical folder.
     """
     from .card import render_card, write_previews
-
     from .versions import validate_label
 
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
-    questions = scan_questions(data_dir, questions_dir=questions_dir)
+    # the parsed metadata dicts are not needed here (the text is), and are most of a Question's memory
+    questions = [replace(q, metadata=None) for q in scan_questions(data_dir, questions_dir=questions_dir)]
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
     limit = parse_size(max_shard_size)
@@ -258,7 +259,11 @@ def build_release(
             "schema": SCHEMA, "version": version, "questions": len(questions), "domains": domains,
             "sources": sources, "shards": shards, "files": files, "content_sha256": digest,
         }
-        atomic_write_json(tmp / RELEASE_MANIFEST, manifest)
+        # fsutil.canonical_json's form, streamed: json.dumps with indent joins every piece in memory
+        # first (tens of MB for 10,000 questions). No temp file needed: tmp/ is swapped in whole.
+        with open(tmp / RELEASE_MANIFEST, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh, indent=2, sort_keys=True, ensure_ascii=False)
+            fh.write("\n")
         _swap_into_place(tmp, out_path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
