@@ -173,6 +173,8 @@ def test_mirror_layout_bytes_and_manifest(tmp_path: Path, s3_settings: Settings)
     assert read_manifest(settings=s3_settings, date=DAY) == manifest
     assert read_release_manifest(settings=s3_settings, date=DAY)["version"] == "1.0"
     assert calls[-1] == (r.files, r.bytes, r.files, r.bytes)
+    head = raw_client(s3_settings).head_object(Bucket=b, Key=f"{DAY}/data/questions/chess_task/chess_0000/first_frame.png")
+    assert head["ContentType"] == "image/png"
     assert verify_s3(settings=s3_settings, date=DAY) == []
 
 
@@ -195,7 +197,7 @@ def test_put_object_sends_if_none_match_and_sha256(tmp_path: Path, s3_settings: 
         stub.add_response("list_objects_v2", {"KeyCount": 0}, {"Bucket": b, "Prefix": f"{DAY}/"})
         stub.add_response("put_object", {}, {"Bucket": b, "Key": f"{DAY}/data/questions/chess_task/chess_0000/prompt.txt",
                                              "Body": f.read_bytes(), "IfNoneMatch": "*", "ChecksumAlgorithm": "SHA256",
-                                             "ChecksumSHA256": sha})
+                                             "ChecksumSHA256": sha, "ContentType": "text/plain"})
         stub.add_response("put_object", {}, {"Bucket": b, "Key": f"{DAY}/MANIFEST.json", "Body": ANY, "IfNoneMatch": "*",
                                              "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": ANY,
                                              "ContentType": "application/json"})

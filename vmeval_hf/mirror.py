@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 import os
 import re
 import threading
@@ -349,6 +350,17 @@ def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any]
     )
 
 
+_TYPES: dict[str, str | None] = {}
+
+
+def _content_type(key: str) -> str | None:
+    """A Content-Type by extension (as `aws s3 sync` sets), so objects open right in a browser."""
+    ext = os.path.splitext(key)[1].lower()
+    if ext not in _TYPES:
+        _TYPES[ext] = mimetypes.guess_type(f"x{ext}")[0]
+    return _TYPES[ext]
+
+
 class _Mirror:
     def __init__(self, bucket: S3Bucket, date: str, workers: int, counter: _Counter,
                  threshold: int, chunksize: int, bodies: dict[str, bytes]) -> None:
@@ -400,7 +412,8 @@ class _Mirror:
             reported[0] += n
             self.counter.add(0, n)
 
-        written = self.bucket.upload_large(self.transfer(), key, entry["path"], entry["sha256"], on_bytes=on_bytes)
+        written = self.bucket.upload_large(self.transfer(), key, entry["path"], entry["sha256"], on_bytes=on_bytes,
+                                           content_type=_content_type(key))
         return written, entry["size"] - reported[0]  # the rest was reported as it went
 
     def _send_small(self, key: str, entry: dict[str, Any]) -> tuple[bool, int]:
@@ -413,7 +426,7 @@ class _Mirror:
                     f"{entry['path']} changed while mirroring (its bytes no longer match the "
                     "manifest); re-run to mirror its current content", path=entry["path"], key=key,
                 )
-        return self.bucket.put_once(key, body, entry["sha256"]), entry["size"]
+        return self.bucket.put_once(key, body, entry["sha256"], content_type=_content_type(key)), entry["size"]
 
     def upload(self, entry: dict[str, Any]) -> str:
         key = self.key(entry)

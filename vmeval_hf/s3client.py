@@ -345,7 +345,7 @@ class S3Bucket:
 
     def upload_large(
         self, transfer: Any, key: str, path: str, sha256_hex: str,
-        on_bytes: Callable[[int], None] | None = None,
+        on_bytes: Callable[[int], None] | None = None, content_type: str | None = None,
     ) -> bool:
         """Multipart upload through s3transfer; put-once like :meth:`put_once`.
 
@@ -363,9 +363,11 @@ class S3Bucket:
             subscribers.append(_Progress())
         with self.errors("MultipartUpload", key):
             try:
+                extra: dict[str, Any] = {"Metadata": {"sha256": sha256_hex}, "ChecksumAlgorithm": "SHA256"}
+                if content_type:
+                    extra["ContentType"] = content_type
                 transfer.upload(
-                    path, self.name, key,
-                    extra_args={"Metadata": {"sha256": sha256_hex}, "ChecksumAlgorithm": "SHA256"},
+                    path, self.name, key, extra_args=extra,
                     subscribers=subscribers,
                 ).result()
             except ClientError as exc:
