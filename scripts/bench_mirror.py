@@ -56,10 +56,12 @@ def build_tree(root: Path, questions: int, seed: int = 7) -> Path:
         for name in ("first_frame.png", "final_frame.png"):
             img = Image.new("RGB", (256, 256), (240, 240, 240))
             draw = ImageDraw.Draw(img)
-            for _ in range(40):  # a board-like picture: a few KB to a few tens of KB, like the real ones
+            for _ in range(40):  # a board-like picture with a textured patch: 3-30 KB, like the real ones
                 x, y = rng.randrange(0, 224), rng.randrange(0, 224)
                 draw.rectangle((x, y, x + rng.randrange(8, 32), y + rng.randrange(8, 32)),
                                fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+            side = rng.randrange(16, 72)
+            img.paste(Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3)), (8, 8))
             img.save(q / name, format="PNG")
         (q / "prompt.txt").write_text(f"Solve the {domain} puzzle {qid} in as few moves as possible.\n")
         (q / "question_metadata.json").write_text(json.dumps(
