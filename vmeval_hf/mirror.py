@@ -443,6 +443,41 @@ class _Mirror:
         raise S3Error(f"{self.bucket.uri(key)} kept appearing and vanishing; another writer is "
                       "working on this prefix: wait for it, then re-run", key=key)
 
+    def plan(self, entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Split ``entries`` into (already in the bucket, missing) with one listing; refuse a prefix
+        holding objects of other content (other keys, or other sizes under our keys)."""
+        d = self.date
+        existing = self.bucket.list_sizes(f"{d}/")
+        wanted = {self.key(e) for e in entries}
+        strays = sorted(k for k in existing if k not in wanted and k != f"{d}/{MANIFEST_NAME}")
+        if strays:
+            raise S3ConflictError(
+                f"{self.bucket.uri(d + '/')} has no {MANIFEST_NAME} but holds {len(strays)} object(s) that "
+                f"are not part of this mirror, e.g. {strays[0]}: an unfinished upload of other content; "
+                f"mirror to a new prefix with --date {next_date_suffix(d)}, or delete those objects",
+                key=strays[0], keys=strays,
+            )
+        present = [e for e in entries if self.key(e) in existing]
+        for e in present:  # a size mismatch needs no HEAD to be a conflict
+            if existing[self.key(e)] != e["size"]:
+                raise self.conflict(self.key(e), f"{existing[self.key(e)]} bytes, expected {e['size']}")
+        missing = [e for e in entries if self.key(e) not in existing]
+        log.info("mirroring %d files to %s: %d to send, %d to check", len(entries), self.bucket.uri(d + "/"),
+                 len(missing), len(present))
+        return present, missing
+
+    def put_manifest(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Write MANIFEST.json once; if another mirror wrote it first it must be the same."""
+        key = f"{self.date}/{MANIFEST_NAME}"
+        body = canonical_json(doc).encode("utf-8")
+        if self.bucket.put_once(key, body, sha256_bytes(body), content_type="application/json"):
+            return doc
+        remote = _read_manifest(self.bucket, self.date)
+        if remote is None:
+            raise S3ConflictError(f"{self.bucket.uri(key)} appeared and vanished during the mirror; re-run", key=key)
+        _check_existing_manifest(self.bucket, self.date, remote, doc)
+        return remote
+
     def resume_or_upload(self, entry: dict[str, Any]) -> str:
         if self.check(entry):
             self.counter.add(1, entry["size"])
@@ -508,51 +543,22 @@ def mirror_version(
         counter.add(len(entries), total_bytes)
         return result
 
-    existing = bucket.list_sizes(f"{d}/")
-    wanted = {f"{d}/{e['key']}" for e in entries}
-    strays = sorted(k for k in existing if k not in wanted and k != f"{d}/{MANIFEST_NAME}")
-    if strays:
-        raise S3ConflictError(
-            f"{bucket.uri(d + '/')} has no MANIFEST.json but holds {len(strays)} object(s) that are not "
-            f"part of this mirror, e.g. {strays[0]}: an unfinished upload of other content; mirror to a "
-            f"new prefix with --date {next_date_suffix(d)}, or delete those objects",
-            key=strays[0], keys=strays,
-        )
-    present = [e for e in entries if f"{d}/{e['key']}" in existing]
-    missing = [e for e in entries if f"{d}/{e['key']}" not in existing]
-    log.info("mirroring %d files to %s: %d to send, %d to check", len(entries), bucket.uri(d + "/"),
-             len(missing), len(present))
-    bodies = {k: b for k, b in bodies.items() if len(b) < threshold}
-    job = _Mirror(bucket, d, workers, counter, threshold, chunksize, bodies)
+    job = _Mirror(bucket, d, workers, counter, threshold, chunksize,
+                  {k: b for k, b in bodies.items() if len(b) < threshold})
+    present, missing = job.plan(entries)
     if dry_run:
-        wrong = [e for e in present if existing[f"{d}/{e['key']}"] != e["size"]]
-        if wrong:
-            raise job.conflict(job.key(wrong[0]), f"{existing[job.key(wrong[0])]} bytes, expected {wrong[0]['size']}")
         result.uploaded, result.skipped = len(missing), len(present)
         result.uploaded_bytes = sum(e["size"] for e in missing)
         return result
-    for e in present:  # a size mismatch needs no HEAD to be a conflict
-        if existing[job.key(e)] != e["size"]:
-            raise job.conflict(job.key(e), f"{existing[job.key(e)]} bytes, expected {e['size']}")
+    order = present + sorted(missing, key=lambda e: -e["size"])  # large files start first
     try:
-        # Large files first so they overlap with the many small ones.
-        order = sorted(missing, key=lambda e: -e["size"] if e["size"] >= threshold else 0)
         outcomes = _run_parallel(job.resume_or_upload, present, workers)
-        outcomes += _run_parallel(job.upload, order, workers)
+        outcomes += _run_parallel(job.upload, order[len(present):], workers)
     finally:
         job.close()
-    result.uploaded = outcomes.count("uploaded")
-    result.skipped = outcomes.count("skipped")
-    result.uploaded_bytes = sum(e["size"] for e, o in zip(present + order, outcomes) if o == "uploaded")
-
-    manifest_key = f"{d}/{MANIFEST_NAME}"
-    body = canonical_json(doc).encode("utf-8")
-    if not bucket.put_once(manifest_key, body, sha256_bytes(body), content_type="application/json"):
-        remote = _read_manifest(bucket, d)
-        if remote is None or not _check_existing_manifest(bucket, d, remote, doc):
-            raise S3ConflictError(f"{result.manifest_uri} appeared and vanished during the mirror; re-run",
-                                  key=manifest_key)
-        result.manifest = remote
+    result.uploaded, result.skipped = outcomes.count("uploaded"), outcomes.count("skipped")
+    result.uploaded_bytes = sum(e["size"] for e, o in zip(order, outcomes) if o == "uploaded")
+    result.manifest = job.put_manifest(doc)
     log.info("mirrored %s: %d sent, %d already there", result.manifest_uri, result.uploaded, result.skipped)
     return result
 
