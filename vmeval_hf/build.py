@@ -250,11 +250,15 @@ def build_release(
             previews=previews, content_sha256=digest,
         )
         (tmp / "README.md").write_text(card_text, encoding="utf-8")
+        hashed = {s["path"]: s for s in shards}  # shards were hashed as they were written
         files: list[FileEntry] = []
         for p in sorted(tmp.rglob("*")):
             if p.is_file():
                 rel = p.relative_to(tmp).as_posix()
-                files.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
+                if rel in hashed:
+                    files.append({"path": rel, "size": hashed[rel]["size"], "sha256": hashed[rel]["sha256"]})
+                else:
+                    files.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
         manifest: ReleaseManifest = {
             "schema": SCHEMA, "version": version, "questions": len(questions), "domains": domains,
             "sources": sources, "shards": shards, "files": files, "content_sha256": digest,
