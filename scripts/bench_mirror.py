@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             print("aws-cli not found: pip install awscli", file=sys.stderr)
             return 2
         print(f"tree: {args.questions} questions, {nfiles} files, {nbytes / 1e6:.1f} MB; moto at {endpoint}; "
-              f"{os.cpu_count()} CPUs; {args.repeats} repeats", flush=True)
+              f"{os.cpu_count()} CPUs; {args.repeats} repeats; load average {os.getloadavg()[0]:.1f}", flush=True)
 
         results: dict[str, list[tuple[float, float]]] = {}
 
@@ -269,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     wo, wa, wp = med("ours", 0), med("aws s3 sync", 0), med(ceiling, 0)
     co, ca = med("ours", 1) / nfiles, med("aws s3 sync", 1) / nfiles
+    # Runs of one repeat are back to back, so their ratio is least disturbed by other load on the host.
+    paired_cpu = statistics.median(o[1] / a[1] for o, a in zip(results["ours"], results["aws s3 sync"]))
+    paired_wall = statistics.median(o[0] / p[0] for o, p in zip(results["ours"], results[ceiling][-args.repeats:]))
+    print(f"paired per-repeat medians: ours/aws CPU {paired_cpu:.2f}x, ours/put-loop wall {paired_wall:.2f}x; "
+          f"load average at the end {os.getloadavg()[0]:.1f}")
+    print()
     no, na = med("ours no-change", 0), med("aws s3 sync no-change", 0)
     checks = [
         (f"wall vs put_object ceiling: {wo / wp:.2f}x (target <= 1.10)", wo / wp <= 1.10),
