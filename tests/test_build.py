@@ -556,4 +556,4 @@ def test_cli_build_invalid_tree_names_the_path_and_writes_nothing(runner: CliRun
     assert "ERROR:" in result.output and str(bad) in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
-    assert _entries(tmp_path) == ["data", "hf_cache"] or _entries(tmp_path) == ["data"]
+    assert set(_entries(tmp_path)) <= {"data", "hf_cache"}  # no release, no temp folder
