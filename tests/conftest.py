@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.support.hub",
     "tests.support.s3",
     "tests.support.trees",
+    "tests.support.reliability",
 ]

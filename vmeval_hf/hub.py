@@ -117,14 +117,17 @@ def _transient(exc: HubError) -> bool:
     return status is None or status >= 500 or status == 429
 
 
-def _retry(fn: Callable[[], T], what: str) -> T:
-    """Run ``fn``; retry transient Hub failures (5xx, 429, network, commit races) with backoff."""
+def _retry(fn: Callable[[], T], what: str, *, conflicts: bool = True) -> T:
+    """Run ``fn``; retry transient Hub failures (5xx, 429, network, commit races) with backoff.
+
+    ``conflicts=False`` raises a 409/412 at once: creating a tag that exists fails every time.
+    """
     delay = 0.5
     for attempt in range(1, RETRIES + 1):
         try:
             return fn()
         except HubError as exc:
-            if attempt == RETRIES or not _transient(exc):
+            if attempt == RETRIES or not _transient(exc) or (not conflicts and isinstance(exc, HubConflictError)):
                 raise
             log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
             time.sleep(delay)
@@ -154,7 +157,14 @@ def _download(api: Any, settings: Settings, repo_id: str, filename: str, revisio
 
 
 def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseManifest | None:
-    """The ``vmeval_release.json`` at ``revision``, or None if that revision has none."""
+    """The ``vmeval_release.json`` at ``revision``, or None if that revision has none.
+
+    Retried like every Hub call: the client does not retry the metadata HEAD of a download.
+    """
+    return _retry(lambda: _remote_manifest_once(settings, repo_id, revision), "reading the release manifest")
+
+
+def _remote_manifest_once(settings: Settings, repo_id: str, revision: str) -> ReleaseManifest | None:
     from huggingface_hub.errors import EntryNotFoundError
 
     api = hub_api(settings)
@@ -193,7 +203,7 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     tags = _retry(tagged, "listing tags")
     tag_moved = False
     if version in tags:
-        existing = _retry(lambda: remote_manifest(settings, repo, tags[version]), "reading the tagged manifest")
+        existing = remote_manifest(settings, repo, tags[version])
         if existing and existing.get("content_sha256") == manifest["content_sha256"]:
             log.info("%s@%s already published at %s", repo, version, tags[version])
             return HubResult(repo, version, tags[version], hf_uri(repo, version), url, noop=True)
@@ -230,13 +240,18 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
                            tag_message=f"vmeval-hf release {version}")
 
     try:
-        _retry(tag, "tagging the release")
+        _retry(tag, "tagging the release", conflicts=False)
     except HubConflictError:
         # Another publisher tagged this version first: fine if it is the same content.
         current = _retry(lambda: _translate_call(settings, repo, version, lambda: _tags(api, repo)), "listing tags")
         theirs = remote_manifest(settings, repo, current[version]) if version in current else None
         if theirs and theirs.get("content_sha256") == manifest["content_sha256"]:
             return HubResult(repo, version, current[version], hf_uri(repo, version), url, noop=True)
+        if version in current:
+            raise VersionConflictError(
+                f"version {version} was just published on {repo} with different content by another "
+                f"publisher (commit {current[version][:12]}); publish this content as a new version",
+                version=version, repo=repo) from None
         raise
     return HubResult(repo, version, sha, hf_uri(repo, version), url, tag_moved=tag_moved)
 
@@ -298,10 +313,14 @@ def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path
     from huggingface_hub import snapshot_download
 
     dest_path = Path(dest)
-    with _translate(settings, repo_id, version):
-        hub_api(settings)
-        snapshot_download(repo_id, repo_type="dataset", revision=version, local_dir=dest_path,
-                          endpoint=settings.hub_endpoint, token=settings.hf_token)
+
+    def fetch() -> None:  # a retry resumes: files already in local_dir are not downloaded again
+        with _translate(settings, repo_id, version):
+            hub_api(settings)
+            snapshot_download(repo_id, repo_type="dataset", revision=version, local_dir=dest_path,
+                              endpoint=settings.hub_endpoint, token=settings.hf_token)
+
+    _retry(fetch, "downloading the release")
     manifest = load_release(dest_path)
     bad = check_release_files(dest_path, manifest)
     if bad:

@@ -144,7 +144,18 @@ def publish_version(
     entry = _entry(result, settings, day if s3 else None)
     if log_entry:
         _stage(progress, "log", str(versions.path))
-        entry = versions.append(entry, replace=logged is not None)
+        try:
+            entry = versions.append(entry, replace=logged is not None)
+        except VersionConflictError:
+            # Another publisher of this version logged it while this one ran. The same content
+            # is the same release (both sides just verified): nothing left to do.
+            now = versions.get(version)
+            if now is None or now.get("content_sha256") != built.content_sha256:
+                raise VersionConflictError(
+                    f"version {version} was logged with other content by another publisher while this one "
+                    f"ran; see `vmeval-hf versions show {version}` and publish this content as "
+                    f"{versions.next_version()}", version=version) from None
+            result.noop, entry = True, dict(now)
     result.entry = entry
     return result
 

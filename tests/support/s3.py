@@ -94,12 +94,19 @@ class FaultProxy:
     ``random.Random(seed)`` draw. Every request is recorded; :meth:`count` filters them.
     """
 
-    def __init__(self, upstream: str, *, seed: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, upstream: str, *, seed: int = 0, host: str = "127.0.0.1",
+                 rewrite_urls: bool = False,
+                 chooser: Callable[[str, str], FaultRule | None] | None = None) -> None:
         parts = urlsplit(upstream)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"upstream must be an http(s) URL, not {upstream!r}")
         self.upstream = upstream.rstrip("/")
         self._up = parts
+        #: Replace the upstream's own URL with the proxy's in response headers and bodies, so links
+        #: the upstream hands out (the Hub sandbox's signed LFS upload URLs) lead back through the proxy.
+        self.rewrite_urls = rewrite_urls
+        #: Consulted when no rule fires: ``(method, path) -> FaultRule | None`` (called under the lock).
+        self.chooser = chooser
         self.rules: list[FaultRule] = []
         self.records: list[Record] = []
         self._rng = random.Random(seed)
@@ -149,7 +156,7 @@ class FaultProxy:
                     continue
                 rule.fired += 1
                 return rule
-            return None
+            return self.chooser(method, path) if self.chooser is not None else None
 
     def _record(self, method: str, path: str, outcome: str) -> None:
         with self._lock:
@@ -260,6 +267,10 @@ class FaultProxy:
                     proxy._record(method, path, "reset-after")
                     return self._reset()
                 proxy._record(method, path, "forwarded")
+                if proxy.rewrite_urls:
+                    old, new = proxy.upstream + "/", proxy.url + "/"  # "/": port 4000 is not 40001
+                    data = data.replace(old.encode(), new.encode())
+                    headers = [(n, v.replace(old, new)) for n, v in headers]
                 self.send_response(status, reason)
                 length_sent = False
                 for name, value in headers:
