@@ -161,11 +161,15 @@ def make_client(
         raise S3AuthError(f"AWS profile not found ({exc}); unset AWS_PROFILE or create the profile") from exc
     except (BotoCoreError, ValueError) as exc:
         raise S3Error(f"cannot create an S3 client for endpoint {endpoint or 'AWS'}: {exc}") from exc
-    from botocore.handlers import add_expect_header
+    from botocore.handlers import add_expect_header, convert_body_to_file_like_object
 
-    client.meta.events.register("before-parameter-build.s3.CompleteMultipartUpload", _put_once_multipart)
-    client.meta.events.unregister("before-call.s3", add_expect_header)
-    client.meta.events.register("before-call.s3", _expect_continue_for_large_bodies)
+    events = client.meta.events
+    events.register("before-parameter-build.s3.CompleteMultipartUpload", _put_once_multipart)
+    events.unregister("before-call.s3", add_expect_header)
+    events.register("before-call.s3", _expect_continue_for_large_bodies)
+    # put_object bodies here are bytes already in memory (small files); kept as bytes, the headers
+    # and body leave in one send() instead of being streamed from a BytesIO in 8 KiB blocks.
+    events.unregister("before-parameter-build.s3.PutObject", convert_body_to_file_like_object)
     return client
 
 
