@@ -165,7 +165,8 @@ class FaultProxy:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fault-proxy", daemon=True)
         self._thread.start()
         return self
 
