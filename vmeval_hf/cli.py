@@ -46,6 +46,46 @@ def _scrub(text: str, ctx: click.Context | None = None) -> str:
     return text
 
 
+class _MaskSecrets:
+    """Log record factory that masks the configured secrets in every record's text.
+
+    At ``--debug`` botocore logs each request's headers (the access key id in ``Authorization``,
+    the session token) and some libraries log through handlers of their own, so the masking
+    happens where records are made, before any handler sees them.
+    """
+
+    def __init__(self, inner: Callable[..., logging.LogRecord]) -> None:
+        self.inner = inner
+        self.secrets: tuple[str, ...] = ()
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.inner(*args, **kwargs)
+        if self.secrets:
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad format string: keep its parts, masked
+                message = f"{record.msg} {record.args!r}"
+            record.msg, record.args = self.mask(message), None
+            if record.exc_info:
+                record.exc_text = self.mask(logging.Formatter().formatException(record.exc_info))
+            if record.stack_info:
+                record.stack_info = self.mask(record.stack_info)
+        return record
+
+
+def _mask_secrets_in_logs(secrets: tuple[str, ...]) -> None:
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, _MaskSecrets):
+        factory = _MaskSecrets(factory)
+        logging.setLogRecordFactory(factory)
+    factory.secrets = tuple(s for s in secrets if len(s) >= 4)
+
+
 def echo(text: str = "", err: bool = False) -> None:
     click.echo(_scrub(text), err=err)
 
@@ -103,7 +143,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    _settings(ctx)
+    _mask_secrets_in_logs(_settings(ctx).secrets)
 
 
 # --- question tree -----------------------------------------------------------------
