@@ -10,6 +10,7 @@ Finer-grained checks of each finding (codes, wording) live in ``tests/test_quest
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import http.client
 import json
 import os
@@ -29,7 +30,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.reliability import AWS_KEY_SECRET, AWS_SECRET_SECRET, HUB_SECRET, Stage
-from tests.support.s3 import TEST_REGION
+from tests.support.s3 import TEST_REGION, raw_client
 from tests.support.trees import make_tree, png_bytes
 from vmeval_hf.cli import cli
 from vmeval_hf.config import Settings
@@ -435,3 +436,159 @@ def test_sandbox_servers_listen_on_loopback_only(tmp_path: Path) -> None:
             assert _listening(int(port)) == {"127.0.0.1"}  # not 0.0.0.0, not ::
     with pytest.raises(ValueError, match="127.0.0.1"):
         HubServer(tmp_path / "x", host="0.0.0.0")
+
+
+# -- tampered remotes: verify finds it, pull refuses it ------------------------------------------------------
+# Also covered: library-level verify_hub (size change + moved tag, tests/test_hub_publish.py), verify_s3
+# (missing, extra, overwritten: tests/test_mirror.py), CLI verify of a deleted S3 object + moved tag + extra
+# Hub file (tests/test_cli_publish.py), pull_s3 of an overwritten object (tests/test_mirror.py).
+
+
+@pytest.fixture
+def released(hostile: Stage) -> Stage:
+    """Version 1.0 published and logged (directly, not through the proxies); the CLI env points at it."""
+    from vmeval_hf.publish import publish_version
+
+    publish_version(hostile.data, settings=hostile.direct, log_entry=True, date="20250115")
+    return hostile
+
+
+def _hub_commit(stage: Stage, ops: list[object], move_tag: bool = True) -> str:
+    api = stage.api()
+    info = api.create_commit(stage.repo, ops, commit_message="tamper", repo_type="dataset")
+    if move_tag:
+        api.delete_tag(stage.repo, tag="1.0", repo_type="dataset")
+        api.create_tag(stage.repo, tag="1.0", revision=info.oid, repo_type="dataset")
+    return str(info.oid)
+
+
+def _shard(stage: Stage) -> str:
+    return json.loads((stage.data / "releases" / "1.0" / "vmeval_release.json").read_text())["shards"][0]["path"]
+
+
+def _tamper(stage: Stage, kind: str) -> set[tuple[str, str]]:
+    """Tamper with one side; return the (where, problem) pairs verify must report."""
+    from huggingface_hub import CommitOperationAdd
+
+    hub_where, day = f"hf://datasets/{stage.repo}@1.0", "20250115"
+    client, bucket = raw_client(stage.direct), stage.bucket
+    key = f"{day}/data/questions/maze_task/maze_0001/first_frame.png"
+    if kind == "hub-shard-replaced":  # same size, other bytes: only the sha256 tells
+        shard = _shard(stage)
+        body = (stage.data / "releases" / "1.0" / shard).read_bytes()
+        _hub_commit(stage, [CommitOperationAdd(shard, body[:8] + bytes(reversed(body[8:-8])) + body[-8:])])
+        return {(hub_where, "moved"), (f"{hub_where}/{shard}", "sha256")}
+    if kind == "hub-tag-moved":  # to a commit holding the very same release files
+        _hub_commit(stage, [CommitOperationAdd(".gitattributes", b"*.parquet filter=lfs diff=lfs merge=lfs -text\n")])
+        return {(hub_where, "moved")}
+    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    evil = body[:-12] + bytes(reversed(body[-12:]))  # same size
+    if kind == "s3-overwritten":
+        client.put_object(Bucket=bucket, Key=key, Body=evil)
+        return {(key, "sha256")}
+    if kind == "s3-overwritten-with-checksum":
+        client.put_object(Bucket=bucket, Key=key, Body=evil, ChecksumAlgorithm="SHA256")
+        return {(key, "sha256")}
+    if kind == "s3-overwritten-with-its-manifest-entry":  # a careful forger updates MANIFEST.json too
+        client.put_object(Bucket=bucket, Key=key, Body=evil, ChecksumAlgorithm="SHA256")
+        held = json.loads(client.get_object(Bucket=bucket, Key=f"{day}/MANIFEST.json")["Body"].read())
+        for entry in held["files"]:
+            if entry["key"] == key.removeprefix(f"{day}/"):
+                entry["sha256"] = hashlib.sha256(evil).hexdigest()
+        client.put_object(Bucket=bucket, Key=f"{day}/MANIFEST.json", Body=json.dumps(held).encode())
+        return {(f"s3://{bucket}/{key}", "sha256")}
+    if kind == "s3-deleted":
+        client.delete_object(Bucket=bucket, Key=key)
+        return {(key, "missing")}
+    assert kind == "s3-added"
+    extra = f"{day}/release/data/chess/test-00001-of-00001.parquet"
+    client.put_object(Bucket=bucket, Key=extra, Body=b"PAR1 smuggled PAR1")
+    return {(extra, "extra")}
+
+
+@pytest.mark.parametrize("kind", ["hub-shard-replaced", "hub-tag-moved", "s3-overwritten",
+                                  "s3-overwritten-with-checksum", "s3-overwritten-with-its-manifest-entry",
+                                  "s3-deleted", "s3-added"])
+def test_verify_detects_each_tampering(released: Stage, kind: str) -> None:
+    runner = CliRunner()
+    clean = runner.invoke(cli, ["verify", "1.0", "--data-dir", str(released.data)])
+    assert clean.exit_code == 0, clean.output
+    expected = _tamper(released, kind)
+    result = runner.invoke(cli, ["verify", "1.0", "--data-dir", str(released.data), "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    found = {(m.get("where") or m.get("key"), m["problem"]) for m in report["mismatches"]}
+    assert expected <= found, (expected, found)
+    human = runner.invoke(cli, ["verify", "1.0", "--data-dir", str(released.data)])
+    assert human.exit_code == 1 and all(where.split("/")[-1] in human.stdout for where, _ in expected)
+
+
+@pytest.mark.parametrize("side", ["s3", "hub"])
+def test_pull_refuses_a_corrupted_download(released: Stage, tmp_path: Path, side: str) -> None:
+    """The bytes served differ from the recorded ones: nothing is left in place for that file."""
+    day, runner = "20250115", CliRunner()
+    if side == "s3":
+        key = f"{day}/data/questions/maze_task/maze_0001/first_frame.png"
+        client = raw_client(released.direct)
+        body = client.get_object(Bucket=released.bucket, Key=key)["Body"].read()
+        client.put_object(Bucket=released.bucket, Key=key, Body=body[:-1] + bytes([body[-1] ^ 0xFF]))
+        target = tmp_path / "pulled" / "questions" / "maze_task" / "maze_0001" / "first_frame.png"
+        named = key
+    else:  # bit rot in the Hub's storage: the server itself serves other bytes for the shard
+        shard = _shard(released)
+        sha = next(f["sha256"] for f in json.loads((released.data / "releases" / "1.0" / "vmeval_release.json")
+                                                   .read_text())["files"] if f["path"] == shard)
+        blob = released.hub.store.blob_path(sha)
+        data = blob.read_bytes()
+        middle = len(data) // 2
+        blob.write_bytes(data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:])
+        target, named = tmp_path / "pulled" / shard, shard
+    try:
+        result = runner.invoke(cli, ["pull", "1.0", "--from", side, "--dest", str(tmp_path / "pulled"),
+                                     "--data-dir", str(released.data)])
+    finally:
+        if side == "hub":
+            blob.write_bytes(data)
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("ERROR:")]
+    assert named in line and "Traceback" not in result.stderr
+    if side == "s3":
+        assert not target.exists()
+
+
+@pytest.mark.parametrize("side", ["s3", "hub"])
+def test_pull_never_delivers_content_other_than_the_logged_version(released: Stage, tmp_path: Path,
+                                                                   side: str) -> None:
+    """A forger replaces a file *and* its manifest entry: pull refuses, or delivers the logged bytes."""
+    from huggingface_hub import CommitOperationAdd
+
+    runner = CliRunner()
+    questions = released.data / "questions"
+    original = (questions / "maze_task" / "maze_0001" / "prompt.txt").read_bytes()
+    if side == "s3":
+        _tamper(released, "s3-overwritten-with-its-manifest-entry")
+    else:  # a whole consistent release of other content, tagged 1.0
+        from vmeval_hf.build import build_release
+
+        (questions / "maze_task" / "maze_0001" / "prompt.txt").write_text("Forged.", encoding="utf-8")
+        meta = questions / "maze_task" / "maze_0001" / "question_metadata.json"
+        meta.write_text(json.dumps({**json.loads(meta.read_text()), "prompt": "Forged."}), encoding="utf-8")
+        forged = build_release(released.data, tmp_path / "forged", version="1.0", repo_id=released.repo)
+        _hub_commit(released, [CommitOperationAdd(p.relative_to(forged.out).as_posix(), p.read_bytes())
+                               for p in sorted(forged.out.rglob("*")) if p.is_file()])
+    result = runner.invoke(cli, ["pull", "1.0", "--from", side, "--dest", str(tmp_path / "pulled"),
+                                 "--data-dir", str(released.data)])
+    if result.exit_code == 0:  # then what landed is the logged version, byte for byte
+        from vmeval_hf.release import check_release_files, load_release
+
+        if side == "hub":
+            manifest = load_release(tmp_path / "pulled")
+            assert check_release_files(tmp_path / "pulled", manifest) == []
+            logged = json.loads(released.log_path.read_text())["versions"][0]
+            assert manifest["content_sha256"] == logged["content_sha256"]
+        else:
+            assert (tmp_path / "pulled" / "questions" / "maze_task" / "maze_0001" / "prompt.txt").read_bytes() \
+                == original
+    else:
+        assert result.exit_code == 1 and "Traceback" not in result.stderr, result.output
+        assert len([x for x in result.stderr.splitlines() if x.startswith("ERROR:")]) == 1

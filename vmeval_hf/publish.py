@@ -24,6 +24,7 @@ from .config import Settings
 from .errors import (
     ConfigError,
     HubNotFoundError,
+    IntegrityError,
     S3ConflictError,
     VerifyError,
     VersionConflictError,
@@ -233,7 +234,29 @@ def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | 
         if remote.get("content_sha256") != manifest["content_sha256"]:
             problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/MANIFEST.json", "sha256",
                                      "content_sha256 differs from the release"))
+        if remote:
+            problems += _s3_against_release(settings, date, remote, manifest)
     return problems
+
+
+def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any],
+                        manifest: ReleaseManifest) -> list[Mismatch]:
+    """Question sources and release files that ``MANIFEST.json`` records otherwise than the release.
+
+    ``verify_s3`` checks the objects against ``MANIFEST.json``; this ties ``MANIFEST.json`` to the
+    recorded release, so an object rewritten together with its ``MANIFEST.json`` entry is caught too.
+    """
+    held = {e.get("key"): e for e in remote.get("files") or [] if isinstance(e, dict)}
+    wanted = [(f"data/questions/{s['path']}", s) for s in manifest["sources"]]
+    wanted += [(f"release/{f['path']}", f) for f in manifest["files"]]
+    out: list[Mismatch] = []
+    for key, want in wanted:
+        got, where = held.get(key), f"s3://{settings.s3_bucket}/{date}/{key}"
+        if got is None:
+            out.append(Mismatch(where, "missing", "in the release but not in MANIFEST.json"))
+        elif (got.get("size"), got.get("sha256")) != (want["size"], want["sha256"]):
+            out.append(Mismatch(where, "sha256", "MANIFEST.json records other bytes than the release"))
+    return out
 
 
 def _verify_message(version: str, problems: list[Mismatch]) -> str:
@@ -298,13 +321,27 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
 
         if not entry.get("hf_repo"):
             raise ConfigError(f"version {version} was not published to the Hub; pull it with --from s3")
-        m = pull_hub(settings=settings, repo_id=entry["hf_repo"], version=entry.get("hf_revision") or version,
-                     dest=dest)
+        # The logged commit, not the tag: a tag can be moved, a commit's content cannot change.
+        m = pull_hub(settings=settings, repo_id=entry["hf_repo"],
+                     version=entry.get("hf_commit") or entry.get("hf_revision") or version, dest=dest)
+        if entry.get("content_sha256") and m["content_sha256"] != entry["content_sha256"]:
+            raise IntegrityError(f"{dest}: the Hub's release of {version} has content sha256:"
+                                 f"{m['content_sha256'][:12]}, the log records sha256:{entry['content_sha256'][:12]}; "
+                                 f"the repo was altered after publishing: run `vmeval-hf verify {version}`",
+                                 path=dest)
         return {"dest": str(dest), "files": len(m["files"]) + 1, "source": "hub"}
     day = _date_from_uri(entry.get("s3_uri"))
     if not day:
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
-    from .mirror import pull_s3
+    from .mirror import pull_s3, read_manifest
 
+    expected = _recorded_manifest(settings, entry, Path(data_dir))
+    remote = read_manifest(settings=settings, date=day) if expected is not None else None
+    if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
+        wrong = _s3_against_release(settings, day, remote, expected)
+        if wrong:
+            raise IntegrityError(f"{wrong[0].where}: {wrong[0].detail}; the S3 copy of {version} was altered "
+                                 f"after publishing, so nothing was pulled: run `vmeval-hf verify {version}`",
+                                 key=wrong[0].where)
     r = pull_s3(settings=settings, date=day, dest=Path(dest), release=release)
     return {"dest": str(dest), "files": r.files, "bytes": r.bytes, "source": "s3"}
