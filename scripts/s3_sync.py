@@ -30,8 +30,8 @@ def _progress_bar(enabled: bool) -> tuple[Any, Any]:
         if bar is None:
             bar = state["bar"] = tqdm(total=bytes_total, unit="B", unit_scale=True, desc="upload",
                                       leave=False, file=sys.stderr)
-        bar.n = bytes_done
-        bar.set_postfix_str(f"{files_done}/{files_total} files", refresh=files_done == files_total)
+        bar.set_postfix_str(f"{files_done}/{files_total} files", refresh=False)
+        bar.update(bytes_done - bar.n)  # redraws at most every 0.1 s
 
     def close() -> None:
         if state.get("bar") is not None:
