@@ -388,11 +388,31 @@ def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, P
     assert _snapshot(tmp_path / "later") == first
 
 
-def test_worker_processes_write_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+_FORKED_BUILD = """
+import os, sys
+import vmeval_hf.build as b
+b.PARALLEL_MIN_BYTES = 0
+inner = b._write_domain
+def spy(*args):
+    with open(sys.argv[3], "a") as fh:
+        fh.write(f"{os.getpid()}\\n")
+    return inner(*args)
+b._write_domain = spy
+b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=2)
+print(os.getpid())
+"""
+
+
+def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
+    # In a fresh process: this one runs server threads, so build_release would not fork here.
     data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2, "sudoku": 1})
     build_release(data_dir, tmp_path / "one", version="1.0")
-    monkeypatch.setattr("vmeval_hf.build.PARALLEL_MIN_BYTES", 0)
-    build_release(data_dir, tmp_path / "two", version="1.0", workers=2)
+    pids = tmp_path / "pids.txt"
+    proc = subprocess.run([sys.executable, "-c", _FORKED_BUILD, str(data_dir), str(tmp_path / "two"), str(pids)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    workers = set(pids.read_text().split())
+    assert workers and proc.stdout.strip() not in workers  # every domain was written in a worker process
     assert _snapshot(tmp_path / "two") == _snapshot(tmp_path / "one")
 
 

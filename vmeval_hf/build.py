@@ -8,8 +8,8 @@ Layout written (atomically: built in a temp folder beside ``out``, then moved in
     vmeval_release.json                         sources, shards, files, content_sha256
 
 Streaming: one question's bytes at a time go into a row group of about 100 rows,
-so memory does not grow with the tree. Domains are written one after another by
-default; ``workers=N`` writes them in N processes (see :data:`PARALLEL_MIN_BYTES`).
+so memory does not grow with the tree. Domains are written in parallel forked
+processes (one per core) when the tree is big enough and forking is safe.
 """
 
 from __future__ import annotations
@@ -43,11 +43,7 @@ log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 100
 DEFAULT_MAX_SHARD_SIZE = "500MB"
-# Worker processes only when asked for (``workers > 1``) and the tree is at least this big.
-# Not by default: writing is bound by memory copies and hashing, not by the interpreter, and
-# each worker first imports pyarrow (which imports pandas), about 1.3 s. On 2 cores
-# (scripts/bench_build.py) two workers were slower than one process at 2,000 and 10,000
-# questions and held 3-4x the memory.
+# Below this many input bytes, starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 32 * 10**6
 
 Progress = Callable[[int, int], None]  # (questions_done, questions_total)
@@ -104,24 +100,47 @@ def _source_files(q: Question) -> Iterator[Path]:
             yield path
 
 
-def _rows(questions: list[Question], sources: list[FileEntry]) -> Iterator[dict[str, Any]]:
-    """One row per question; hashes every source file from the same bytes that get embedded."""
-    for q in questions:
-        blobs: dict[str, bytes] = {}
-        for path in _source_files(q):
-            data = path.read_bytes()
-            blobs[path.name] = data
-            sources.append({"path": f"{q.source_path}/{path.name}", "size": len(data), "sha256": sha256_bytes(data)})
+def _read_sources(q: Question, sources: list[FileEntry]) -> dict[str, bytes]:
+    """Every source file of one question, hashed from the same bytes that get embedded."""
+    blobs: dict[str, bytes] = {}
+    for path in _source_files(q):
+        data = path.read_bytes()
+        blobs[path.name] = data
+        sources.append({"path": f"{q.source_path}/{path.name}", "size": len(data), "sha256": sha256_bytes(data)})
+    return blobs
 
-        def image(name: str, blobs: dict[str, bytes] = blobs) -> dict[str, Any] | None:
-            return {"bytes": blobs[name], "path": name} if name in blobs else None
 
-        yield {
-            "id": q.id, "domain": q.domain, "task_category": q.task_category, "difficulty": q.difficulty,
-            "prompt": q.prompt, "first_frame": image("first_frame.png"), "final_frame": image("final_frame.png"),
-            "goal": q.goal, "ground_truth_video": blobs.get("ground_truth.mp4"), "metadata": q.metadata_text,
-            "source_path": q.source_path,
-        }
+def _image_array(values: list[bytes | None], name: str) -> Any:
+    """The ``datasets`` Image storage struct. A null image has null children too, as Parquet
+    reading gives them, so ``Table.nbytes`` here equals what ``datasets`` counts on load."""
+    import pyarrow as pa
+
+    mask = pa.array([v is None for v in values], pa.bool_())
+    data = pa.array(values, pa.binary())
+    paths = pa.array([None if v is None else name for v in values], pa.string())
+    return pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
+
+
+def _table(questions: list[Question], sources: list[FileEntry], schema: Any) -> Any:
+    """One row group: the questions' columns, built column by column (no per-row dicts)."""
+    import pyarrow as pa
+
+    blobs = [_read_sources(q, sources) for q in questions]
+    strings: dict[str, list[str | None]] = {
+        "id": [q.id for q in questions], "domain": [q.domain for q in questions],
+        "task_category": [q.task_category for q in questions], "difficulty": [q.difficulty for q in questions],
+        "prompt": [q.prompt for q in questions], "goal": [q.goal for q in questions],
+        "metadata": [q.metadata_text for q in questions], "source_path": [q.source_path for q in questions],
+    }
+    columns = []
+    for name in schema.names:
+        if name in IMAGE_COLUMNS:
+            columns.append(_image_array([b.get(f"{name}.png") for b in blobs], f"{name}.png"))
+        elif name == "ground_truth_video":
+            columns.append(pa.array([b.get("ground_truth.mp4") for b in blobs], pa.binary()))
+        else:
+            columns.append(pa.array(strings[name], pa.string()))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _writer(path: Path, schema: Any) -> Any:
@@ -136,21 +155,7 @@ def _writer(path: Path, schema: Any) -> Any:
     return pq.ParquetWriter(str(path), schema, **kwargs)
 
 
-def _arrow_nbytes(path: Path) -> int:
-    """The split's ``num_bytes`` as ``datasets`` counts it: Arrow bytes of each row group read back.
-
-    Not the nbytes of the tables we wrote: Parquet reading gives the children of a null image
-    struct their own validity bitmaps, which ``from_pylist`` leaves out.
-    """
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as pf:
-        return sum(pf.read_row_group(i).nbytes for i in range(pf.num_row_groups))
-
-
 def _write_domain(domain: str, shards: list[list[Question]], root: Path) -> _DomainResult:
-    import pyarrow as pa
-
     schema = arrow_schema()
     folder = root / "data" / domain
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,22 +166,41 @@ def _write_domain(domain: str, shards: list[list[Question]], root: Path) -> _Dom
         rel = f"data/{domain}/{SPLIT}-{index:05d}-of-{len(shards):05d}.parquet"
         writer = _writer(root / rel, schema)
         try:
-            batch_rows: list[dict[str, Any]] = []
-            for row in _rows(shard, sources):
-                batch_rows.append(row)
-                if len(batch_rows) == ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_pylist(batch_rows, schema=schema),
-                                       row_group_size=ROW_GROUP_ROWS)
-                    batch_rows = []
-            if batch_rows:
-                writer.write_table(pa.Table.from_pylist(batch_rows, schema=schema), row_group_size=ROW_GROUP_ROWS)
+            for start in range(0, len(shard), ROW_GROUP_ROWS):
+                table = _table(shard[start:start + ROW_GROUP_ROWS], sources, schema)
+                num_bytes += table.nbytes
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                del table  # one row group of bytes in memory at a time
         finally:
             writer.close()
         p = root / rel
-        num_bytes += _arrow_nbytes(p)
         entries.append({"path": rel, "rows": len(shard), "size": p.stat().st_size, "sha256": sha256_file(p)})
     difficulties = Counter(q.difficulty or "unlabelled" for shard in shards for q in shard)
     return _DomainResult(domain, entries, sources, num_bytes, dict(difficulties))
+
+
+def _write_all(plans: dict[str, list[list[Question]]], root: Path, workers: int | None,
+               total_bytes: int) -> list[_DomainResult]:
+    """Write every domain; in forked worker processes when that is safe and pays.
+
+    Forked workers inherit the imported pyarrow (no 1 s re-import per worker). Forking a
+    process that runs other threads can deadlock a child, so it is used only when this
+    process has a single thread; otherwise, and for small trees, domains go one by one.
+    """
+    import multiprocessing
+    import threading
+
+    n = workers if workers is not None else min(len(plans), os.cpu_count() or 1)
+    if (n > 1 and len(plans) > 1 and total_bytes >= PARALLEL_MIN_BYTES and threading.active_count() == 1
+            and "fork" in multiprocessing.get_all_start_methods()):
+        import pyarrow.parquet  # noqa: F401  (imported once here, inherited by the forks)
+
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
+            # biggest domains first, so the last one to finish is a small one
+            order = sorted(plans, key=lambda d: -sum(len(s) for s in plans[d]))
+            futures = {d: pool.submit(_write_domain, d, plans[d], root) for d in order}
+            return [futures[d].result() for d in plans]
+    return [_write_domain(d, s, root) for d, s in plans.items()]
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -200,18 +224,22 @@ def build_release(
     max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
     workers: int | None = None,
     license: str = "mit",
+    decode_images: bool = False,
 ) -> BuildResult:
     """Validate the tree, then compile the release folder at ``out``.
 
     Nothing is written if validation fails (:class:`ValidationError`). The same tree,
-    version and repo id give a byte-identical folder.
+    version and repo id give a byte-identical folder. Frames are checked for PNG
+    structure and CRCs; ``decode_images=True`` also decodes every frame's pixels (what
+    ``vmeval-hf validate`` and ``publish`` do), at about a millisecond per frame.
     """
     from .card import render_card, write_previews
     from .versions import validate_label
 
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
     # the parsed metadata dicts are not needed here (the text is), and are most of a Question's memory
-    questions = [replace(q, metadata=None) for q in scan_questions(data_dir, questions_dir=questions_dir)]
+    questions = [replace(q, metadata=None) for q in scan_questions(data_dir, questions_dir=questions_dir,
+                                                                   decode_images=decode_images)]
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
     limit = parse_size(max_shard_size)
@@ -226,16 +254,7 @@ def build_release(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-", dir=out_path.parent))
     try:
         total_bytes = sum(_question_size(q) for q in questions)
-        n_workers = workers if workers is not None else 1
-        if n_workers > 1 and len(plans) > 1 and total_bytes >= PARALLEL_MIN_BYTES:
-            import multiprocessing
-
-            ctx = multiprocessing.get_context("forkserver")
-            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_write_domain, d, s, tmp) for d, s in plans.items()]
-                results = [f.result() for f in futures]
-        else:
-            results = [_write_domain(d, s, tmp) for d, s in plans.items()]
+        results = _write_all(plans, tmp, workers, total_bytes)
 
         sources = sorted((s for r in results for s in r.sources), key=lambda s: s["path"])
         shards = [s for r in results for s in r.shards]

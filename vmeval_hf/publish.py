@@ -101,7 +101,9 @@ def publish_version(
     tmp_out = Path(tempfile.mkdtemp(prefix="vmeval-dry-run-")) if dry_run else None
     try:
         _stage(progress, "build", f"version {version}")
-        built = build_release(data, tmp_out or out, version=version, repo_id=repo, max_shard_size=max_shard_size)
+        # the gate before anything leaves the machine: decode every frame's pixels, not only its structure
+        built = build_release(data, tmp_out or out, version=version, repo_id=repo, max_shard_size=max_shard_size,
+                              decode_images=True)
         manifest = built.manifest
         result = PublishResult(version, None if dry_run else built.out, built.content_sha256, built.questions,
                                built.domains, len(manifest["files"]) + 1, built.size_bytes, dry_run=dry_run)

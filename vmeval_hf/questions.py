@@ -11,13 +11,13 @@ import json
 import os
 import re
 import stat
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ValidationError
+from .png import MAX_PIXELS, decode_problem, structure_problem
 
 QUESTIONS = "questions"
 MANIFEST_NAME = "vmeval_dataset.json"
@@ -27,10 +27,10 @@ KNOWN_FILES = {FIRST, FINAL, PROMPT, METADATA, GOAL, VIDEO}
 
 # \Z, not $: $ also matches before a trailing newline, so "chess_task\n" would pass.
 DOMAIN_DIR_RE = re.compile(r"^([a-z0-9_]+)_task\Z", re.ASCII)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PROMPT_BYTES = 64 * 1024
 MAX_METADATA_BYTES = 1024 * 1024
-MAX_IMAGE_PIXELS = 40_000_000  # 40 MP: far above any benchmark frame, far below a decompression bomb
+MAX_IMAGE_PIXELS = MAX_PIXELS
+MAX_PNG_BYTES = 64 * 1024 * 1024
 MAX_VIDEO_BYTES = 2 * 1024**3
 
 Severity = Literal["error", "warning"]
@@ -125,8 +125,9 @@ def id_sort_key(qid: str) -> tuple[str, int, str]:
 
 
 class _Checker:
-    def __init__(self, questions_dir: Path) -> None:
+    def __init__(self, questions_dir: Path, decode_images: bool = True) -> None:
         self.qdir = questions_dir
+        self.decode_images = decode_images
         self.root = self._real(questions_dir.parent)
         self.report = ValidationReport(questions_dir)
 
@@ -187,41 +188,12 @@ class _Checker:
             return None
 
     def check_png(self, p: Path, q: str) -> bool:
-        st = self.entry_ok(p, q, "file")
-        if st is None:
+        data = self.read(p, q, MAX_PNG_BYTES)
+        if data is None:
             return False
-        from PIL import Image
-
-        try:
-            with open(p, "rb") as fh:
-                head = fh.read(8)
-                if head != PNG_SIGNATURE:
-                    self.add(p, "not_png", "is not a PNG file (bad signature); re-export it as PNG", question=q)
-                    return False
-                fh.seek(0)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    with Image.open(fh, formats=["PNG"]) as im:
-                        w, h = im.size
-                        if w * h > MAX_IMAGE_PIXELS:
-                            raise Image.DecompressionBombError(f"{w}x{h} pixels")
-                        im.verify()  # checks chunk CRCs; never re-encodes
-                    # verify() skips the pixel data: a bad zlib stream with good CRCs only shows on decode
-                    fh.seek(0)
-                    with Image.open(fh, formats=["PNG"]) as im:
-                        im.load()
-        except OSError as exc:
-            if exc.errno is not None:
-                self.add(p, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
-            else:
-                self.add(p, "bad_image", f"PNG does not decode ({exc}); re-export it", question=q)
-            return False
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            self.add(p, "image_too_large", f"image is too large to be a question frame ({exc}); "
-                     f"limit is {MAX_IMAGE_PIXELS} pixels", question=q)
-            return False
-        except Exception as exc:  # Pillow raises SyntaxError, ValueError, struct.error... on corrupt data
-            self.add(p, "bad_image", f"PNG does not decode ({type(exc).__name__}: {exc}); re-export it", question=q)
+        found = decode_problem(data) if self.decode_images else structure_problem(data)
+        if found:
+            self.add(p, found[0], found[1], question=q)
             return False
         return True
 
@@ -396,10 +368,15 @@ class _Checker:
 
 
 def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
-                  check_manifest_file: bool = True, check_data_folders: bool = True) -> ValidationReport:
-    """Check the whole tree and return every problem found (never raises for bad input)."""
+                  check_manifest_file: bool = True, check_data_folders: bool = True,
+                  decode_images: bool = True) -> ValidationReport:
+    """Check the whole tree and return every problem found (never raises for bad input).
+
+    ``decode_images=False`` checks PNG structure and CRCs only (see :mod:`vmeval_hf.png`),
+    about a hundred times cheaper than decoding every frame's pixels.
+    """
     qdir = resolve_questions_dir(data_dir, questions_dir)
-    checker = _Checker(qdir)
+    checker = _Checker(qdir, decode_images=decode_images)
     report = checker.run()
     if check_manifest_file and qdir.is_dir():
         from .manifest import manifest_problems
@@ -412,12 +389,12 @@ def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Pa
     return report
 
 
-def scan_questions(data_dir: str | Path | None = None, *,
-                   questions_dir: str | Path | None = None) -> list[Question]:
+def scan_questions(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
+                   decode_images: bool = True) -> list[Question]:
     """Validate, then return the questions sorted by domain and natural id order.
 
     Raises :class:`ValidationError` (with every problem attached) if the tree has errors.
     """
-    report = validate_tree(data_dir, questions_dir=questions_dir)
+    report = validate_tree(data_dir, questions_dir=questions_dir, decode_images=decode_images)
     report.raise_for_errors()
     return report.question_list
