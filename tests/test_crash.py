@@ -77,8 +77,6 @@ CRASH_POINTS: dict[str, Callable[[Stage], Callable[[], bool]]] = {
     "during-build": _building,
     # the first Parquet/PNG upload to the Hub's LFS storage
     "mid-hub-upload": _hold("hub", method="PUT", path=r"^/__lfs/"),
-    # every file uploaded, the commit request sent: it never lands
-    "at-hub-commit": _hold("hub", method="POST", path=r"/commit/"),
     # committed, not tagged yet
     "at-hub-tag": _hold("hub", method="POST", path=r"/tag/"),
     # tagged; the mirror's first request (the prefix check before the Hub was the first S3 request)
@@ -104,7 +102,7 @@ def test_sigkill_leaves_no_half_version_and_a_rerun_finishes(stage: Stage, point
         assert "1.0" in stage.tags()  # the crash was after the Hub side, as meant
     if point in ("just-before-log-write",):
         assert stage.s3_manifest() is not None
-    if point in ("during-build", "mid-hub-upload", "at-hub-commit", "at-hub-tag"):
+    if point in ("during-build", "mid-hub-upload", "at-hub-tag"):
         assert stage.keys() == {}  # nothing mirrored before the Hub side finished
 
     stage.hub_proxy.clear()

@@ -44,7 +44,7 @@ SECRETS = (HUB_SECRET, AWS_KEY_SECRET, AWS_SECRET_SECRET, AWS_TOKEN_SECRET)
 DAY = "20250115"
 #: The Hub client's own timeouts (seconds) in the publisher: a stall longer than this is a timeout.
 CLIENT_TIMEOUT = 2
-STALL = 3.0
+STALL = 2.5
 CLI = (sys.executable, "-m", "vmeval_hf.cli")
 _SHA = re.compile(r"\b[0-9a-f]{40}\b")
 
