@@ -8,8 +8,9 @@ Layout written (atomically: built in a temp folder beside ``out``, then moved in
     vmeval_release.json                         sources, shards, files, content_sha256
 
 Streaming: one question's bytes at a time go into a row group of about 100 rows,
-so memory does not grow with the tree. Domains are written in parallel forked
-processes (one per core) when the tree is big enough and forking is safe.
+so memory does not grow with the tree. Domains are written one after another by
+default: on 2 cores, forked workers (``workers=N``) were no faster (scripts/bench_build.py;
+the work is file reads, hashing and memory copies) and held more memory.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def _write_all(plans: dict[str, list[list[Question]]], root: Path, workers: int 
     import multiprocessing
     import threading
 
-    n = workers if workers is not None else min(len(plans), os.cpu_count() or 1)
+    n = workers if workers is not None else 1
     if (n > 1 and len(plans) > 1 and total_bytes >= PARALLEL_MIN_BYTES and threading.active_count() == 1
             and "fork" in multiprocessing.get_all_start_methods()):
         import pyarrow.parquet  # noqa: F401  (imported once here, inherited by the forks)
