@@ -133,7 +133,7 @@ def test_validate_lists_every_planted_problem_in_one_run(tmp_path: Path) -> None
     for path, code in expected:  # every problem says which file, even inside a question's group
         assert any(code in line and Path(path).name in line for line in shown), (path, code)
     assert "  ERROR   bad_image: first_frame.png: PNG is truncated" in human.stdout
-    assert "  ERROR   image_too_large: final_frame.png: image is too large" in human.stdout
+    assert "  ERROR   image_too_large: final_frame.png: image is 20000x20000 pixels" in human.stdout
 
 
 def test_validate_missing_data_dir(tmp_path: Path) -> None:
