@@ -2,7 +2,7 @@
 
 Every error the library raises on purpose is a ``VmevalError``. Third-party
 errors are translated at one boundary per backend (``huggingface_hub`` errors
-in :mod:`vmeval_hf.hub`, botocore errors in :mod:`vmeval_hf.mirror`) and
+in :mod:`vmeval_hf.hub`, botocore errors in :mod:`vmeval_hf.s3client`) and
 raised as one of these types ``from`` the original. Messages say what is wrong
 *and what to do next*; context travels as attributes.
 

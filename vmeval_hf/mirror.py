@@ -31,12 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from . import __version__
 from .config import Settings
 from .errors import ConfigError, IntegrityError, S3ConflictError, S3Error
 from .fsutil import canonical_json, parse_size, sha256_bytes, sha256_file
+from .release import Mismatch
 from .s3client import S3Bucket, make_client
 
 log = logging.getLogger(__name__)
@@ -564,25 +565,6 @@ def mirror_version(
 
 
 # -- verify ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """One difference between an S3 prefix and its manifest."""
-
-    key: str        # full object key, e.g. 20250115/data/questions/chess_task/chess_0000/prompt.txt
-    problem: Literal["missing", "extra", "size", "sha256", "no-manifest"]
-    detail: str = ""
-
-    @property
-    def where(self) -> str:
-        return self.key
-
-    def as_dict(self) -> dict[str, str]:
-        return {"key": self.key, "problem": self.problem, "detail": self.detail}
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.problem}: {self.detail}"
 
 
 def verify_s3(

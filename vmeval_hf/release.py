@@ -35,9 +35,14 @@ class Mismatch:
     no-manifest.
     """
 
-    where: str
+    where: str  # hf://datasets/<repo>@<version>/<path>, or an S3 key <D>/...
     problem: str
-    detail: str
+    detail: str = ""
+
+    @property
+    def key(self) -> str:
+        """The S3 key (or Hub location) this is about; an alias of ``where``."""
+        return self.where
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
