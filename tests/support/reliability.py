@@ -285,13 +285,17 @@ def reliability_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubSer
 
 
 @pytest.fixture
-def stage(tmp_path: Path, reliability_hub: HubServer, moto_server: str) -> Iterator[Stage]:
+def stage(tmp_path: Path, reliability_hub: HubServer, moto_server: str,
+          request: pytest.FixtureRequest) -> Iterator[Stage]:
     """A data tree (chess x3, maze x2), a fresh repo and bucket, and a fault proxy before each side."""
     work = tmp_path / "work"
     work.mkdir()
     # A difficulty label of its own makes this test's shards unique: the Hub stores LFS objects by
-    # content, and a shard another test already uploaded would never be sent again.
-    data = make_tree(work / "data", {"chess": 3, "maze": 2}, difficulty=f"easy-{uuid.uuid4().hex[:8]}")
+    # content, and a shard another test already uploaded would never be sent again. Derived from
+    # the test's name, so the shards (and the LFS upload paths faults are chosen by) are the same
+    # on every run.
+    label = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    data = make_tree(work / "data", {"chess": 3, "maze": 2}, difficulty=f"easy-{label}")
     bucket = f"vmeval-rel-{uuid.uuid4().hex[:12]}"
     direct = Settings(hf_token=HUB_SECRET, hf_endpoint=reliability_hub.url, hf_repo=f"rel-org/r-{uuid.uuid4().hex[:8]}",
                       s3_bucket=bucket, aws_region=TEST_REGION, aws_access_key_id=AWS_KEY_SECRET,
