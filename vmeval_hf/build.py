@@ -95,10 +95,9 @@ def plan_shards(questions: list[Question], max_shard_size: int) -> list[list[Que
 
 
 def _source_files(q: Question) -> Iterator[Path]:
-    for name in sorted(KNOWN_FILES):
-        path = q.folder / name
-        if path.is_file():
-            yield path
+    names = sorted(q.files) if q.files else [n for n in sorted(KNOWN_FILES) if (q.folder / n).is_file()]
+    for name in names:
+        yield q.folder / name
 
 
 def _read_sources(q: Question, sources: list[FileEntry]) -> dict[str, bytes]:

@@ -67,6 +67,8 @@ class Question:
     ground_truth_video: Path | None = None
     metadata_text: str | None = None
     metadata: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    #: the known question files present in the folder (saves the build a stat per name)
+    files: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
 @dataclass
@@ -293,6 +295,7 @@ class _Checker:
             difficulty=text_field("difficulty"), task_category=text_field("task_category"),
             goal=goal if goal is not None else text_field("goal"),
             ground_truth_video=video, metadata_text=meta_text, metadata=meta,
+            files=frozenset(names & KNOWN_FILES),
         ))
 
     def check_domain(self, ddir: Path, domain: str) -> None:
