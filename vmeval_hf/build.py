@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,27 @@ def _write_all(plans: dict[str, list[list[Question]]], root: Path, workers: int 
     return [_write_domain(d, s, root) for d, s in plans.items()]
 
 
+def _remove_abandoned_builds(out: Path) -> None:
+    """Delete temp build folders for ``out`` left by a build process that no longer runs (killed)."""
+    prefix = f".{out.name}.building-"
+    for folder in out.parent.glob(f"{glob_escape(prefix)}*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        log.info("removing %s, left by an interrupted build", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Replace ``out`` with ``tmp`` so that ``out`` is never a half-written release."""
     if out.exists():
@@ -251,7 +273,8 @@ def build_release(
     plans = {d: plan_shards(qs, limit) for d, qs in sorted(by_domain.items())}
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-", dir=out_path.parent))
+    _remove_abandoned_builds(out_path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-{os.getpid()}-", dir=out_path.parent))
     try:
         total_bytes = sum(_question_size(q) for q in questions)
         results = _write_all(plans, tmp, workers, total_bytes)
