@@ -247,16 +247,23 @@ def _bucket(settings: Settings, workers: int, client: Any | None) -> S3Bucket:
     return S3Bucket(client if client is not None else make_client(settings, workers), settings)
 
 
-def _read_manifest(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
-    key = f"{date}/{MANIFEST_NAME}"
+def _get_json(bucket: S3Bucket, key: str, error: type[S3Error] | type[IntegrityError]) -> Any:
+    """The JSON object stored at ``key``, None if there is none; ``error`` if it is not JSON."""
     raw = bucket.get_bytes(key)
     if raw is None:
         return None
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise S3Error(f"{bucket.uri(key)} is not valid JSON ({exc}); the prefix was tampered with: "
-                      "inspect it by hand", key=key) from exc
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise error(f"{bucket.uri(key)} is not valid JSON ({exc}); the prefix was tampered with: "
+                    "inspect it by hand", key=key) from exc
+
+
+def _read_manifest(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
+    key = f"{date}/{MANIFEST_NAME}"
+    doc = _get_json(bucket, key, S3Error)
+    if doc is None:
+        return None
     if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), list):
         raise S3Error(f"{bucket.uri(key)} is not a schema-{MANIFEST_SCHEMA} vmeval-hf manifest; "
                       "this prefix was not written by vmeval-hf: pick another --date", key=key)
@@ -275,13 +282,12 @@ def read_release_manifest(*, settings: Settings, date: str, client: Any | None =
     d = parse_date(date)
     bucket = _bucket(settings, 1, client)
     key = f"{d}/release/{RELEASE_MANIFEST}"
-    raw = bucket.get_bytes(key)
-    if raw is None:
+    doc = _get_json(bucket, key, IntegrityError)
+    if doc is None:
         return None
     try:
-        doc = json.loads(raw)
         ok = doc.get("schema") == SCHEMA and content_sha256(doc["sources"]) == doc["content_sha256"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"{bucket.uri(key)} is not a readable release manifest ({exc})", key=key) from exc
     if not ok:
         raise IntegrityError(f"{bucket.uri(key)}: content_sha256 does not match its source list; the object "
