@@ -138,7 +138,9 @@ def _retry(fn: Callable[[], T], what: str, *, conflicts: bool = True) -> T:
 def hub_api(settings: Settings) -> Any:
     """An ``HfApi`` for the configured endpoint; plain LFS (no Xet) only against a loopback server."""
     from huggingface_hub import HfApi, constants
+    from huggingface_hub.utils import disable_progress_bars
 
+    disable_progress_bars()  # the library never prints; callers get progress from our own callbacks
     if settings.hub_is_local:
         constants.HF_HUB_DISABLE_XET = True
     return HfApi(endpoint=settings.hub_endpoint, token=settings.hf_token)
