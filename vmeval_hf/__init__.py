@@ -8,6 +8,7 @@ Public API (heavy modules are imported lazily, so ``import vmeval_hf`` stays fas
     publish_version, verify_version, pull_version                   the release flow
     sync_to_s3                                                      seed-compatible S3 mirror
     log_version, get_latest, print_summary, load_log, save_log      seed-compatible version log
+    VersionLog, next_version                                        the version log itself
     Settings, VmevalError and its subclasses
 """
 
@@ -52,6 +53,8 @@ _LAZY = {
     "verify_version": "publish",
     "pull_version": "publish",
     "sync_to_s3": "mirror",
+    "VersionLog": "versions",
+    "next_version": "versions",
     "log_version": "versions",
     "get_latest": "versions",
     "print_summary": "versions",
