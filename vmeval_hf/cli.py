@@ -31,19 +31,19 @@ def _settings(ctx: click.Context) -> Settings:
     return obj["settings"]
 
 
+def _mask(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret (of 4+ characters) replaced by ``***``."""
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
 def _scrub(text: str, ctx: click.Context | None = None) -> str:
     """Remove any configured secret from text we are about to print."""
     ctx = ctx or click.get_current_context(silent=True)
-    secrets: tuple[str, ...] = ()
-    if ctx is not None:
-        root = ctx.find_root()
-        settings = (root.obj or {}).get("settings")
-        if settings is not None:
-            secrets = settings.secrets
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
+    settings = (ctx.find_root().obj or {}).get("settings") if ctx is not None else None
+    return _mask(text, settings.secrets) if settings is not None else text
 
 
 class _MaskSecrets:
@@ -59,9 +59,7 @@ class _MaskSecrets:
         self.secrets: tuple[str, ...] = ()
 
     def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return _mask(text, self.secrets)
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self.inner(*args, **kwargs)
@@ -83,7 +81,7 @@ def _mask_secrets_in_logs(secrets: tuple[str, ...]) -> None:
     if not isinstance(factory, _MaskSecrets):
         factory = _MaskSecrets(factory)
         logging.setLogRecordFactory(factory)
-    factory.secrets = tuple(s for s in secrets if len(s) >= 4)
+    factory.secrets = secrets
 
 
 def echo(text: str = "", err: bool = False) -> None:
