@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_MAX_ATTEMPTS = 5  # botocore standard mode: 4 retries, jittered backoff (about 8 s when a side is down)
 #: Threads s3transfer may use per multipart upload (on top of the caller's workers).
 TRANSFER_CONCURRENCY = 8
 
