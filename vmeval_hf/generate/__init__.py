@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from PIL import Image
 
@@ -138,6 +138,16 @@ def resolve_difficulty(difficulty: str, index: int) -> str:
 
 def question_id(domain: str, index: int) -> str:
     return f"{domain}_{index:04d}"
+
+
+def check_failure(domain: str, metadata: dict[str, Any]) -> Callable[[str], NoReturn]:
+    """The ``fail(msg)`` every domain's ``check()`` uses: raise ValidationError naming the question."""
+    qid = metadata.get("id")
+
+    def fail(msg: str) -> NoReturn:
+        raise ValidationError(f"{qid}: {msg}", domain=domain, id=qid)
+
+    return fail
 
 
 def base_metadata(domain: str, index: int, prompt: str, difficulty: str) -> dict[str, Any]:

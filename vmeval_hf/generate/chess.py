@@ -16,8 +16,7 @@ from typing import Any
 import chess
 from PIL import Image, ImageDraw
 
-from ..errors import ValidationError
-from . import GeneratedQuestion, base_metadata
+from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, Canvas
 
 DOMAIN = "chess"
@@ -265,10 +264,7 @@ def generate(rng: random.Random, index: int, difficulty: str) -> GeneratedQuesti
 
 def check(metadata: dict[str, Any]) -> None:
     """Re-derive every mate from the FEN; raise ValidationError if the stored answer is wrong."""
-    qid = metadata.get("id")
-
-    def fail(msg: str) -> None:
-        raise ValidationError(f"{qid}: {msg}", domain=DOMAIN, id=qid)
+    fail = check_failure(DOMAIN, metadata)
 
     data = metadata["chess_data"]
     board = chess.Board(data["initial_fen"])

@@ -12,8 +12,7 @@ import random
 from collections import deque
 from typing import Any
 
-from ..errors import ValidationError
-from . import GeneratedQuestion, base_metadata
+from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, WHITE, Canvas, draw_dot, draw_flag
 
 DOMAIN = "maze"
@@ -149,10 +148,7 @@ def generate(rng: random.Random, index: int, difficulty: str) -> GeneratedQuesti
 
 def check(metadata: dict[str, Any]) -> None:
     """The maze is perfect and the stored path is a shortest start-to-goal walk; else ValidationError."""
-    qid = metadata.get("id")
-
-    def fail(msg: str) -> None:
-        raise ValidationError(f"{qid}: {msg}", domain=DOMAIN, id=qid)
+    fail = check_failure(DOMAIN, metadata)
 
     data = metadata["maze_data"]
     grid: list[str] = data["grid"]

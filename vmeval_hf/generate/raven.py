@@ -20,8 +20,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..errors import ValidationError
-from . import GeneratedQuestion, base_metadata
+from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, Canvas, regular_polygon, rotate_points
 
 DOMAIN = "raven"
@@ -258,10 +257,7 @@ def generate(rng: random.Random, index: int, difficulty: str) -> GeneratedQuesti
 
 def check(metadata: dict[str, Any]) -> None:
     """Every cell obeys the rules and the answer follows from the first eight cells; else ValidationError."""
-    qid = metadata.get("id")
-
-    def fail(msg: str) -> None:
-        raise ValidationError(f"{qid}: {msg}", domain=DOMAIN, id=qid)
+    fail = check_failure(DOMAIN, metadata)
 
     data = metadata["raven_data"]
     rules, cells = data["rules"], data["cells"]

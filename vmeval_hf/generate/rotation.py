@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ValidationError
-from . import GeneratedQuestion, base_metadata
+from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, Canvas
 
 DOMAIN = "rotation"
@@ -232,10 +231,7 @@ def generate(rng: random.Random, index: int, difficulty: str) -> GeneratedQuesti
 
 def check(metadata: dict[str, Any]) -> None:
     """The sculpture is a connected, chiral, 3-axis shape and the views match the prompt; else ValidationError."""
-    qid = metadata.get("id")
-
-    def fail(msg: str) -> None:
-        raise ValidationError(f"{qid}: {msg}", domain=DOMAIN, id=qid)
+    fail = check_failure(DOMAIN, metadata)
 
     data = metadata["rotation_data"]
     voxels = [tuple(v) for v in data["voxels"]]

@@ -18,8 +18,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..errors import ValidationError
-from . import GeneratedQuestion, base_metadata
+from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import BLUE, INK, WHITE, Canvas
 
 DOMAIN = "sudoku"
@@ -177,10 +176,7 @@ def generate(rng: random.Random, index: int, difficulty: str) -> GeneratedQuesti
 
 def check(metadata: dict[str, Any]) -> None:
     """The solution obeys the rules, extends the givens, and is the only one; else ValidationError."""
-    qid = metadata.get("id")
-
-    def fail(msg: str) -> None:
-        raise ValidationError(f"{qid}: {msg}", domain=DOMAIN, id=qid)
+    fail = check_failure(DOMAIN, metadata)
 
     data = metadata["sudoku_data"]
     n = data["grid_size"]
