@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BuildError
-from .fsutil import parse_size, sha256_bytes, sha256_file
+from .fsutil import parse_size, replace_dir, sha256_bytes, sha256_file
 from .questions import KNOWN_FILES, Question, resolve_questions_dir, scan_questions
 from .release import (
     RELEASE_MANIFEST,
@@ -225,17 +225,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` with ``tmp`` so that ``out`` is never a half-written release."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
 def build_release(
     data_dir: str | Path | None = None,
     out: str | Path | None = None,
@@ -310,7 +299,7 @@ def build_release(
         with open(tmp / RELEASE_MANIFEST, "w", encoding="utf-8") as fh:
             json.dump(manifest, fh, indent=2, sort_keys=True, ensure_ascii=False)
             fh.write("\n")
-        _swap_into_place(tmp, out_path)
+        replace_dir(tmp, out_path)  # out_path is never a half-written release
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

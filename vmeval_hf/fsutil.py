@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,35 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, canonical_json(obj))
+
+
+def replace_dir(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Replace the folder ``target`` with the folder ``new`` (same file system): two renames.
+
+    ``target`` is never left half-written: it is the old folder or the new one. If the
+    second rename fails, the old folder is put back (or the OSError says where it is kept).
+    """
+    new_path, target_path = Path(new), Path(target)
+    old: Path | None = None
+    if target_path.is_dir():
+        if any(target_path.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{target_path.name}.old-", dir=target_path.parent))
+            os.replace(target_path, old / target_path.name)
+        else:
+            target_path.rmdir()
+    try:
+        os.replace(new_path, target_path)
+    except OSError as exc:
+        if old is not None:
+            try:
+                os.replace(old / target_path.name, target_path)
+                old.rmdir()
+            except OSError:
+                raise OSError(f"{exc.strerror or exc}; the previous folder is kept in "
+                              f"{old / target_path.name}") from exc
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)?\s*$", re.IGNORECASE)

@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 from PIL import Image
 
 from ..errors import ConfigError, ValidationError, VmevalError
-from ..fsutil import canonical_json
+from ..fsutil import canonical_json, replace_dir
 
 __all__ = [
     "DIFFICULTIES",
@@ -242,32 +242,6 @@ def _build_domain(root: Path, domain: str, count: int, seed: int, difficulty: st
     return labels
 
 
-def _move_into_place(build: Path, output_dir: Path) -> None:
-    """Replace ``output_dir`` with ``build`` (two renames on the same file system)."""
-    old: Path | None = None
-    try:
-        if output_dir.is_dir():
-            if any(output_dir.iterdir()):
-                old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-                os.replace(output_dir, old / output_dir.name)
-            else:
-                output_dir.rmdir()
-        os.replace(build, output_dir)
-    except OSError as exc:
-        kept = ""
-        if old is not None:  # put the previous tree back, or say where it is
-            try:
-                os.replace(old / output_dir.name, output_dir)
-                old.rmdir()
-            except OSError:
-                kept = f"; the previous tree is kept in {old / output_dir.name}"
-        raise VmevalError(f"could not move the new tree into {output_dir} ({exc.strerror or exc}); "
-                          f"check that nothing else is writing there and try again{kept}",
-                          path=output_dir) from exc
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pairs_per_domain: int = 15,
                    domains: Sequence[str] | None = None, seed: int = 42, difficulty: str = "mixed",
                    overwrite: bool = False, progress: ProgressCallback | None = None,
@@ -305,7 +279,11 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
         _write_and_validate_manifest(build, seed=seed, pairs_per_domain=pairs_per_domain,
                                      difficulty=difficulty, domains=names, created_at=created_at)
         _check_output(output_dir, overwrite)  # someone may have written there meanwhile
-        _move_into_place(build, output_dir)
+        try:
+            replace_dir(build, output_dir)
+        except OSError as exc:
+            raise VmevalError(f"could not move the new tree into {output_dir} ({exc.strerror or exc}); "
+                              "check that nothing else is writing there and try again", path=output_dir) from exc
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
