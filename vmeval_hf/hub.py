@@ -117,15 +117,18 @@ def _transient(exc: HubError) -> bool:
     return status is None or status >= 500 or status == 429
 
 
-def _retry(fn: Callable[[], T], what: str, *, conflicts: bool = True) -> T:
-    """Run ``fn``; retry transient Hub failures (5xx, 429, network, commit races) with backoff.
+def _call(settings: Settings, repo_id: str, version: str | None, what: str, fn: Callable[[], T], *,
+          conflicts: bool = True) -> T:
+    """Run ``fn`` with its errors translated (:func:`_translate`); retry transient Hub failures
+    (5xx, 429, network, commit races) with backoff.
 
     ``conflicts=False`` raises a 409/412 at once: creating a tag that exists fails every time.
     """
     delay = 0.5
     for attempt in range(1, RETRIES + 1):
         try:
-            return fn()
+            with _translate(settings, repo_id, version):
+                return fn()
         except HubError as exc:
             if attempt == RETRIES or not _transient(exc) or (not conflicts and isinstance(exc, HubConflictError)):
                 raise
@@ -163,19 +166,19 @@ def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseM
 
     Retried like every Hub call: the client does not retry the metadata HEAD of a download.
     """
-    return _retry(lambda: _remote_manifest_once(settings, repo_id, revision), "reading the release manifest")
-
-
-def _remote_manifest_once(settings: Settings, repo_id: str, revision: str) -> ReleaseManifest | None:
     from huggingface_hub.errors import EntryNotFoundError
 
     api = hub_api(settings)
-    with _translate(settings, repo_id, revision), tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = _download(api, settings, repo_id, RELEASE_MANIFEST, revision, Path(tmp))
-        except EntryNotFoundError:
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+    def once() -> ReleaseManifest | None:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = _download(api, settings, repo_id, RELEASE_MANIFEST, revision, Path(tmp))
+            except EntryNotFoundError:
+                return None
+            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+    return _call(settings, repo_id, revision, "reading the release manifest", once)
 
 
 def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str | None = None,
@@ -198,11 +201,10 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     url = f"{settings.hub_endpoint}/datasets/{repo}/tree/{version}"
 
     def tagged() -> dict[str, str]:
-        with _translate(settings, repo, version):
-            api.create_repo(repo, repo_type="dataset", exist_ok=True, private=private)
-            return _tags(api, repo)
+        api.create_repo(repo, repo_type="dataset", exist_ok=True, private=private)
+        return _tags(api, repo)
 
-    tags = _retry(tagged, "listing tags")
+    tags = _call(settings, repo, version, "listing tags", tagged)
     tag_moved = False
     if version in tags:
         existing = remote_manifest(settings, repo, tags[version])
@@ -219,33 +221,31 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     def commit() -> str:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-        with _translate(settings, repo, version):
-            head = api.repo_info(repo, repo_type="dataset", revision="main").sha
-            present = set(api.list_repo_files(repo, repo_type="dataset", revision=head))
-            wanted = release_paths(manifest)
-            ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
-            ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
-            info = api.create_commit(repo, ops, commit_message=f"Release {version}", repo_type="dataset",
-                                     parent_commit=head,
-                                     commit_description=f"vmeval-hf release {version}, content "
-                                     f"sha256:{manifest['content_sha256']}")
-            return str(info.oid)
+        head = api.repo_info(repo, repo_type="dataset", revision="main").sha
+        present = set(api.list_repo_files(repo, repo_type="dataset", revision=head))
+        wanted = release_paths(manifest)
+        ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
+        ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
+        info = api.create_commit(repo, ops, commit_message=f"Release {version}", repo_type="dataset",
+                                 parent_commit=head,
+                                 commit_description=f"vmeval-hf release {version}, content "
+                                 f"sha256:{manifest['content_sha256']}")
+        return str(info.oid)
 
-    sha = _retry(commit, "committing the release")
+    sha = _call(settings, repo, version, "committing the release", commit)
 
     def tag() -> None:
-        with _translate(settings, repo, version):
-            if tag_moved:
-                with contextlib.suppress(Exception):
-                    api.delete_tag(repo, tag=version, repo_type="dataset")
-            api.create_tag(repo, tag=version, revision=sha, repo_type="dataset",
-                           tag_message=f"vmeval-hf release {version}")
+        if tag_moved:
+            with contextlib.suppress(Exception):
+                api.delete_tag(repo, tag=version, repo_type="dataset")
+        api.create_tag(repo, tag=version, revision=sha, repo_type="dataset",
+                       tag_message=f"vmeval-hf release {version}")
 
     try:
-        _retry(tag, "tagging the release", conflicts=False)
+        _call(settings, repo, version, "tagging the release", tag, conflicts=False)
     except HubConflictError:
         # Another publisher tagged this version first: fine if it is the same content.
-        current = _retry(lambda: _translate_call(settings, repo, version, lambda: _tags(api, repo)), "listing tags")
+        current = _call(settings, repo, version, "listing tags", lambda: _tags(api, repo))
         theirs = remote_manifest(settings, repo, current[version]) if version in current else None
         if theirs and theirs.get("content_sha256") == manifest["content_sha256"]:
             return HubResult(repo, version, current[version], hf_uri(repo, version), url, noop=True)
@@ -258,17 +258,12 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     return HubResult(repo, version, sha, hf_uri(repo, version), url, tag_moved=tag_moved)
 
 
-def _translate_call(settings: Settings, repo: str, version: str, fn: Callable[[], T]) -> T:
-    with _translate(settings, repo, version):
-        return fn()
-
-
 def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: ReleaseManifest,
                expected_commit: str | None = None) -> list[Mismatch]:
     """Compare the tagged revision's files (sizes, sha256) with the release manifest; every difference."""
     api = hub_api(settings)
     where = f"hf://datasets/{repo_id}@{version}"
-    tags = _retry(lambda: _translate_call(settings, repo_id, version, lambda: _tags(api, repo_id)), "listing tags")
+    tags = _call(settings, repo_id, version, "listing tags", lambda: _tags(api, repo_id))
     if version not in tags:
         return [Mismatch(where, "missing", f"tag {version} does not exist")]
     sha = tags[version]
@@ -277,11 +272,10 @@ def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: Rele
         out.append(Mismatch(where, "moved", f"tag points at {sha[:12]}, the log recorded {expected_commit[:12]}"))
 
     def listing() -> list[Any]:
-        with _translate(settings, repo_id, version):
-            return [e for e in api.list_repo_tree(repo_id, repo_type="dataset", revision=sha, recursive=True)
-                    if hasattr(e, "blob_id")]
+        return [e for e in api.list_repo_tree(repo_id, repo_type="dataset", revision=sha, recursive=True)
+                if hasattr(e, "blob_id")]
 
-    remote = {e.path: e for e in _retry(listing, "listing files")}
+    remote = {e.path: e for e in _call(settings, repo_id, version, "listing files", listing)}
     want = {e["path"]: e for e in expected["files"]}
     with tempfile.TemporaryDirectory() as tmp:
         for path, entry in sorted(want.items()):
@@ -291,10 +285,9 @@ def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: Rele
             elif got.size != entry["size"]:
                 out.append(Mismatch(f"{where}/{path}", "size", f"{got.size} bytes, expected {entry['size']}"))
             else:
-                digest = got.lfs.sha256 if got.lfs else sha256_file(
-                    _retry(lambda p=path: _translate_call(settings, repo_id, version,
-                                                          lambda: _download(api, settings, repo_id, p, sha, Path(tmp))),
-                           "downloading"))
+                digest = got.lfs.sha256 if got.lfs else sha256_file(_call(
+                    settings, repo_id, version, "downloading",
+                    lambda p=path: _download(api, settings, repo_id, p, sha, Path(tmp))))
                 if digest != entry["sha256"]:
                     out.append(Mismatch(f"{where}/{path}", "sha256", f"sha256 {digest[:12]}, expected "
                                         f"{entry['sha256'][:12]}"))
@@ -317,12 +310,11 @@ def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path
     dest_path = Path(dest)
 
     def fetch() -> None:  # a retry resumes: files already in local_dir are not downloaded again
-        with _translate(settings, repo_id, version):
-            hub_api(settings)
-            snapshot_download(repo_id, repo_type="dataset", revision=version, local_dir=dest_path,
-                              endpoint=settings.hub_endpoint, token=settings.hf_token)
+        hub_api(settings)
+        snapshot_download(repo_id, repo_type="dataset", revision=version, local_dir=dest_path,
+                          endpoint=settings.hub_endpoint, token=settings.hf_token)
 
-    _retry(fetch, "downloading the release")
+    _call(settings, repo_id, version, "downloading the release", fetch)
     manifest = load_release(dest_path)
     bad = check_release_files(dest_path, manifest)
     if bad:
