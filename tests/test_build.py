@@ -391,13 +391,13 @@ def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, P
 _FORKED_BUILD = """
 import os, sys
 import vmeval_hf.build as b
-b.PARALLEL_MIN_BYTES = 0
-inner = b._write_domain
+b.PARALLEL_MIN_QUESTIONS = 0
+inner = b._compile_domain
 def spy(*args):
     with open(sys.argv[3], "a") as fh:
         fh.write(f"{os.getpid()}\\n")
     return inner(*args)
-b._write_domain = spy
+b._compile_domain = spy
 b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=2)
 print(os.getpid())
 """

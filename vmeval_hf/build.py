@@ -7,21 +7,23 @@ Layout written (atomically: built in a temp folder beside ``out``, then moved in
     data/<domain>/test-00000-of-0000N.parquet   rows sorted by id; images embedded byte for byte
     vmeval_release.json                         sources, shards, files, content_sha256
 
-Streaming: one question's bytes at a time go into a row group of about 100 rows,
-so memory does not grow with the tree. Domains are written one after another by
-default: on 2 cores, forked workers (``workers=N``) were no faster (scripts/bench_build.py;
-the work is file reads, hashing and memory copies) and held more memory.
+One pass: :class:`~vmeval_hf.questions.Checker` reads each file once to validate it and
+hands the same bytes to the domain's writer, which hashes them and streams them into row
+groups of about 100 rows, so memory does not grow with the tree. If any question fails,
+nothing is moved into place: the temp folder is deleted and ``ValidationError`` lists
+every problem. Domains are compiled in two forked worker processes when the tree is big
+enough to pay for them (scripts/bench_build.py has the figures).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from glob import escape as glob_escape
@@ -29,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BuildError
-from .fsutil import parse_size, replace_dir, sha256_bytes, sha256_file
-from .questions import KNOWN_FILES, Question, resolve_questions_dir, scan_questions
+from .fsutil import parse_size, replace_dir, sha256_file
+from .questions import VIDEO, Checker, Problem, Question, resolve_questions_dir, tree_problems
 from .release import (
     RELEASE_MANIFEST,
     SCHEMA,
@@ -44,12 +46,12 @@ from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 100
+#: a row group is also cut at this many input bytes, so huge frames or videos stay bounded
+ROW_GROUP_BYTES = 256 * 2**20
 DEFAULT_MAX_SHARD_SIZE = "500MB"
-# Below this many input bytes, starting worker processes costs more than it saves.
-PARALLEL_MIN_BYTES = 32 * 10**6
-
-Progress = Callable[[int, int], None]  # (questions_done, questions_total)
-
+#: below this many question folders, forking workers costs more than it saves
+PARALLEL_MIN_QUESTIONS = 400
+_INT32_MAX = 2**31 - 1
 
 @dataclass
 class BuildResult:
@@ -65,50 +67,54 @@ class BuildResult:
 
 @dataclass
 class _DomainResult:
+    """What compiling one domain gives back (picklable: it crosses from a worker process)."""
+
     domain: str
     shards: list[ShardEntry]
     sources: list[FileEntry]
     num_bytes: int
     difficulties: dict[str, int]
+    problems: list[Problem]
+    questions: list[Question]
+    folders: dict[str, str]
+    previews: list[dict[str, str]]
 
 
-def _question_size(q: Question) -> int:
-    paths = [q.first_frame, q.final_frame, q.ground_truth_video]
-    return sum(p.stat().st_size for p in paths if p is not None) + len(q.prompt) + len(q.metadata_text or "")
+# --- Arrow columns from Python values, without pa.array() ----------------------------------------
+# pa.array() on a Python list imports pandas the first time (about 0.3 s); these build the same
+# arrays (same buffers, so the same Table.nbytes) straight from the bytes.
 
 
-def plan_shards(questions: list[Question], max_shard_size: int) -> list[list[Question]]:
-    """Split one domain's (sorted) questions into shards of at most ``max_shard_size`` input bytes.
+def _bitmap(flags: list[bool]) -> Any:
+    import numpy as np
+    import pyarrow as pa
 
-    A question larger than the limit gets a shard of its own. Planning up front (from
-    file sizes) fixes the ``-of-N`` count before anything is written.
-    """
-    shards: list[list[Question]] = [[]]
-    size = 0
-    for q in questions:
-        qsize = _question_size(q)
-        if shards[-1] and size + qsize > max_shard_size:
-            shards.append([])
-            size = 0
-        shards[-1].append(q)
-        size += qsize
-    return shards
+    return pa.py_buffer(np.packbits(np.array(flags, dtype=bool), bitorder="little").tobytes())
 
 
-def _source_files(q: Question) -> Iterator[Path]:
-    names = sorted(q.files) if q.files else [n for n in sorted(KNOWN_FILES) if (q.folder / n).is_file()]
-    for name in names:
-        yield q.folder / name
+def _binary_array(values: list[bytes | None], type_: Any) -> Any:
+    """A ``binary`` or ``string`` (values then UTF-8 bytes) Arrow array; None is null."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(values)
+    lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] > _INT32_MAX:
+        raise BuildError(f"a row group holds {offsets[-1]} bytes in one column, over Parquet's 2 GiB binary limit; "
+                         "shrink the largest files")
+    nulls = sum(v is None for v in values)
+    validity = _bitmap([v is not None for v in values]) if nulls else None
+    data = pa.py_buffer(b"".join(v for v in values if v is not None))
+    return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(offsets.astype(np.int32).tobytes()), data],
+                                 null_count=nulls)
 
 
-def _read_sources(q: Question, sources: list[FileEntry]) -> dict[str, bytes]:
-    """Every source file of one question, hashed from the same bytes that get embedded."""
-    blobs: dict[str, bytes] = {}
-    for path in _source_files(q):
-        data = path.read_bytes()
-        blobs[path.name] = data
-        sources.append({"path": f"{q.source_path}/{path.name}", "size": len(data), "sha256": sha256_bytes(data)})
-    return blobs
+def _string_array(values: list[str | None]) -> Any:
+    import pyarrow as pa
+
+    return _binary_array([None if v is None else v.encode("utf-8") for v in values], pa.string())
 
 
 def _image_array(values: list[bytes | None], name: str) -> Any:
@@ -116,32 +122,11 @@ def _image_array(values: list[bytes | None], name: str) -> Any:
     reading gives them, so ``Table.nbytes`` here equals what ``datasets`` counts on load."""
     import pyarrow as pa
 
-    mask = pa.array([v is None for v in values], pa.bool_())
-    data = pa.array(values, pa.binary())
-    paths = pa.array([None if v is None else name for v in values], pa.string())
+    n = len(values)
+    mask = pa.Array.from_buffers(pa.bool_(), n, [None, _bitmap([v is None for v in values])])
+    data = _binary_array(values, pa.binary())
+    paths = _string_array([None if v is None else name for v in values])
     return pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
-
-
-def _table(questions: list[Question], sources: list[FileEntry], schema: Any) -> Any:
-    """One row group: the questions' columns, built column by column (no per-row dicts)."""
-    import pyarrow as pa
-
-    blobs = [_read_sources(q, sources) for q in questions]
-    strings: dict[str, list[str | None]] = {
-        "id": [q.id for q in questions], "domain": [q.domain for q in questions],
-        "task_category": [q.task_category for q in questions], "difficulty": [q.difficulty for q in questions],
-        "prompt": [q.prompt for q in questions], "goal": [q.goal for q in questions],
-        "metadata": [q.metadata_text for q in questions], "source_path": [q.source_path for q in questions],
-    }
-    columns = []
-    for name in schema.names:
-        if name in IMAGE_COLUMNS:
-            columns.append(_image_array([b.get(f"{name}.png") for b in blobs], f"{name}.png"))
-        elif name == "ground_truth_video":
-            columns.append(pa.array([b.get("ground_truth.mp4") for b in blobs], pa.binary()))
-        else:
-            columns.append(pa.array(strings[name], pa.string()))
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _writer(path: Path, schema: Any) -> Any:
@@ -156,52 +141,180 @@ def _writer(path: Path, schema: Any) -> Any:
     return pq.ParquetWriter(str(path), schema, **kwargs)
 
 
-def _write_domain(domain: str, shards: list[list[Question]], root: Path) -> _DomainResult:
-    schema = arrow_schema()
-    folder = root / "data" / domain
-    folder.mkdir(parents=True, exist_ok=True)
-    sources: list[FileEntry] = []
-    entries: list[ShardEntry] = []
-    num_bytes = 0
-    for index, shard in enumerate(shards):
-        rel = f"data/{domain}/{SPLIT}-{index:05d}-of-{len(shards):05d}.parquet"
-        writer = _writer(root / rel, schema)
-        try:
-            for start in range(0, len(shard), ROW_GROUP_ROWS):
-                table = _table(shard[start:start + ROW_GROUP_ROWS], sources, schema)
-                num_bytes += table.nbytes
-                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                del table  # one row group of bytes in memory at a time
-        finally:
-            writer.close()
-        p = root / rel
-        entries.append({"path": rel, "rows": len(shard), "size": p.stat().st_size, "sha256": sha256_file(p)})
-    difficulties = Counter(q.difficulty or "unlabelled" for shard in shards for q in shard)
-    return _DomainResult(domain, entries, sources, num_bytes, dict(difficulties))
+_STRING_FIELDS = ("id", "domain", "task_category", "difficulty", "prompt", "goal", "metadata", "source_path")
 
 
-def _write_all(plans: dict[str, list[list[Question]]], root: Path, workers: int | None,
-               total_bytes: int) -> list[_DomainResult]:
-    """Write every domain; in forked worker processes when that is safe and pays.
+class _DomainWriter:
+    """Streams one domain's valid questions, in order, into shards of row groups.
 
-    Forked workers inherit the imported pyarrow (no 1 s re-import per worker). Forking a
-    process that runs other threads can deadlock a child, so it is used only when this
-    process has a single thread; otherwise, and for small trees, domains go one by one.
+    Shards are cut at ``limit`` input bytes (a question over the limit gets a shard of its
+    own) and written under temporary names; :meth:`finish` gives them their final
+    ``test-XXXXX-of-YYYYY`` names once the count is known. Once the checker has found an
+    error anywhere in this domain, nothing more is written (the release is discarded).
+    """
+
+    def __init__(self, root: Path, domain: str, limit: int, checker: Checker) -> None:
+        self.schema = arrow_schema()
+        self.folder = root / "data" / domain
+        self.root = root
+        self.domain = domain
+        self.limit = limit
+        self.checker = checker
+        self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
+        self.row_bytes = 0
+        self.shard_bytes = 0
+        self.shard_rows = 0
+        self.writer: Any = None
+        self.parts: list[tuple[Path, int, int, str]] = []  # (temp path, rows, size, sha256)
+        self.sources: list[FileEntry] = []
+        self.num_bytes = 0
+        self.difficulties: Counter[str] = Counter()
+
+    def add(self, q: Question, blobs: dict[str, bytes]) -> None:
+        if self.checker.failed:
+            return
+        if q.ground_truth_video is not None:
+            blobs[VIDEO] = q.ground_truth_video.read_bytes()
+        size = sum(len(b) for b in blobs.values())
+        if self.shard_rows and self.shard_bytes + size > self.limit:
+            self._close_shard()
+        self.sources.extend(_hash_sources([(f"{q.source_path}/{name}", blobs[name]) for name in sorted(blobs)]))
+        cols = self.columns
+        for name in _STRING_FIELDS:
+            cols[name].append(q.metadata_text if name == "metadata" else getattr(q, name))
+        for name in IMAGE_COLUMNS:
+            cols[name].append(blobs.get(f"{name}.png"))
+        cols["ground_truth_video"].append(blobs.get(VIDEO))
+        self.difficulties[q.difficulty or "unlabelled"] += 1
+        self.shard_bytes += size
+        self.shard_rows += 1
+        self.row_bytes += size
+        if len(cols["id"]) >= ROW_GROUP_ROWS or self.row_bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        cols = self.columns
+        if not cols["id"]:
+            return
+        arrays = []
+        for name in self.schema.names:
+            if name in IMAGE_COLUMNS:
+                arrays.append(_image_array(cols[name], f"{name}.png"))
+            elif name == "ground_truth_video":
+                arrays.append(_binary_array(cols[name], pa.binary()))
+            else:
+                arrays.append(_string_array(cols[name]))
+        table = pa.Table.from_arrays(arrays, schema=self.schema)
+        if self.writer is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.writer = _writer(self._part(len(self.parts)), self.schema)
+        self.num_bytes += table.nbytes
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.columns = {name: [] for name in self.schema.names}  # one row group of bytes in memory at a time
+        self.row_bytes = 0
+
+    def _part(self, index: int) -> Path:
+        return self.folder / f".{SPLIT}-{index:05d}.parquet.part"
+
+    def _close_shard(self) -> None:
+        self._flush()
+        if self.writer is None:
+            return
+        self.writer.close()
+        self.writer = None
+        path = self._part(len(self.parts))
+        self.parts.append((path, self.shard_rows, path.stat().st_size, sha256_file(path)))
+        self.shard_rows = self.shard_bytes = 0
+
+    def close(self) -> None:
+        """Release the open shard without finishing it (on an error)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def finish(self) -> list[ShardEntry]:
+        if self.checker.failed:
+            self.close()
+            return []
+        self._close_shard()
+        entries: list[ShardEntry] = []
+        for index, (path, rows, size, sha) in enumerate(self.parts):
+            rel = f"data/{self.domain}/{SPLIT}-{index:05d}-of-{len(self.parts):05d}.parquet"
+            entries.append({"path": rel, "rows": rows, "size": size, "sha256": sha})
+            path.rename(self.root / rel)
+        return entries
+
+
+def _hash_sources(blobs: list[tuple[str, bytes]]) -> list[FileEntry]:
+    return [{"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for path, data in blobs]
+
+
+def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, root: Path,
+                    limit: int) -> _DomainResult:
+    """Validate one domain's questions and stream the valid ones into its shards."""
+    from .card import write_previews
+
+    checker = Checker(qdir, decode_images=decode_images)
+    writer = _DomainWriter(root, domain, limit, checker)
+    checker.on_question = writer.add
+    try:
+        checker.check_domain(ddir, domain)
+        shards = writer.finish()
+    finally:
+        writer.close()
+    report = checker.report
+    # the parsed metadata dicts are not needed after this (the text is), and are most of a Question's memory
+    questions = [replace(q, metadata=None) for q in report.question_list]
+    previews = write_previews(root, {domain: questions[0]}) if shards else []
+    return _DomainResult(domain, shards, writer.sources, writer.num_bytes, dict(writer.difficulties),
+                         report.problems, questions, report.folders, previews)
+
+
+def _workers(requested: int | None, domains: list[tuple[str, str]]) -> int:
+    """How many processes to compile in: forked workers only where that is safe and pays.
+
+    Forked workers inherit the imported modules (no second import of pyarrow). Forking a
+    process that runs other threads can deadlock a child, so only a single-threaded process
+    forks; a small tree is compiled in this process.
     """
     import multiprocessing
     import threading
 
-    n = workers if workers is not None else 1
-    if (n > 1 and len(plans) > 1 and total_bytes >= PARALLEL_MIN_BYTES and threading.active_count() == 1
-            and "fork" in multiprocessing.get_all_start_methods()):
-        import pyarrow.parquet  # noqa: F401  (imported once here, inherited by the forks)
+    if requested is not None:
+        n = requested
+    else:
+        n = min(2, os.cpu_count() or 1)
+        folders = 0
+        for ddir, _ in domains:
+            try:
+                with os.scandir(ddir) as it:
+                    folders += sum(1 for _ in it)
+            except OSError:
+                pass  # the checker reports it
+        if folders < PARALLEL_MIN_QUESTIONS:
+            n = 1
+    if n <= 1 or len(domains) <= 1 or threading.active_count() != 1 \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(n, len(domains))
 
-        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
-            # biggest domains first, so the last one to finish is a small one
-            order = sorted(plans, key=lambda d: -sum(len(s) for s in plans[d]))
-            futures = {d: pool.submit(_write_domain, d, plans[d], root) for d in order}
-            return [futures[d].result() for d in plans]
-    return [_write_domain(d, s, root) for d, s in plans.items()]
+
+def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None) -> list[_DomainResult]:
+    """Every domain, in domain order; in forked worker processes when :func:`_workers` says so."""
+    import multiprocessing
+
+    domains = checker.domains()
+    args = (checker.qdir, checker.decode_images)
+    n = _workers(workers, domains)
+    if n == 1:
+        return [_compile_domain(*args, ddir, domain, root, limit) for ddir, domain in domains]
+    import pyarrow.parquet  # noqa: F401  (imported once here, inherited by the forks)
+
+    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_compile_domain, *args, ddir, domain, root, limit) for ddir, domain in domains]
+        return [f.result() for f in futures]
 
 
 def _remove_abandoned_builds(out: Path) -> None:
@@ -237,72 +350,100 @@ def build_release(
     license: str = "mit",
     decode_images: bool = False,
 ) -> BuildResult:
-    """Validate the tree, then compile the release folder at ``out``.
+    """Validate the tree and compile the release folder at ``out``, in one pass.
 
-    Nothing is written if validation fails (:class:`ValidationError`). The same tree,
-    version and repo id give a byte-identical folder. Frames are checked for PNG
-    structure and CRCs; ``decode_images=True`` also decodes every frame's pixels (what
-    ``vmeval-hf validate`` and ``publish`` do), at about a millisecond per frame.
+    If validation fails, :class:`ValidationError` lists every problem and nothing is left
+    behind: ``out`` is untouched and the temp folder (and any parent folder this call
+    created) is removed. The same tree, version and repo id give a byte-identical folder.
+    Frames are checked for PNG structure and CRCs; ``decode_images=True`` also decodes every
+    frame's pixels (what ``vmeval-hf validate`` and ``publish`` do), at about a millisecond
+    per frame.
     """
-    from .card import render_card, write_previews
     from .versions import validate_label
 
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
-    # the parsed metadata dicts are not needed here (the text is), and are most of a Question's memory
-    questions = [replace(q, metadata=None) for q in scan_questions(data_dir, questions_dir=questions_dir,
-                                                                   decode_images=decode_images)]
-    qdir = resolve_questions_dir(data_dir, questions_dir)
-    out_path = Path(out) if out is not None else qdir.parent / "releases" / version
     limit = parse_size(max_shard_size)
     if limit <= 0:
         raise BuildError(f"--max-shard-size must be positive, got {max_shard_size!r}")
-    by_domain: dict[str, list[Question]] = {}
-    for q in questions:
-        by_domain.setdefault(q.domain, []).append(q)
-    plans = {d: plan_shards(qs, limit) for d, qs in sorted(by_domain.items())}
+    qdir = resolve_questions_dir(data_dir, questions_dir)
+    out_path = Path(out) if out is not None else qdir.parent / "releases" / version
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(out_path.parent)
     _remove_abandoned_builds(out_path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-{os.getpid()}-", dir=out_path.parent))
     try:
-        total_bytes = sum(_question_size(q) for q in questions)
-        results = _write_all(plans, tmp, workers, total_bytes)
-
-        sources = sorted((s for r in results for s in r.sources), key=lambda s: s["path"])
-        shards = [s for r in results for s in r.shards]
-        domains = {r.domain: sum(s["rows"] for s in r.shards) for r in results}
-        digest = content_sha256(sources)
-        previews = write_previews(tmp, {d: qs[0] for d, qs in by_domain.items()})
-        card_text = render_card(
-            repo_id=repo_id, version=version, license=license,
-            domains=domains, difficulties={r.domain: r.difficulties for r in results},
-            num_bytes={r.domain: r.num_bytes for r in results},
-            download_size={r.domain: sum(s["size"] for s in r.shards) for r in results},
-            previews=previews, content_sha256=digest,
-        )
-        (tmp / "README.md").write_text(card_text, encoding="utf-8")
-        hashed = {s["path"]: s for s in shards}  # shards were hashed as they were written
-        files: list[FileEntry] = []
-        for p in sorted(tmp.rglob("*")):
-            if p.is_file():
-                rel = p.relative_to(tmp).as_posix()
-                if rel in hashed:
-                    files.append({"path": rel, "size": hashed[rel]["size"], "sha256": hashed[rel]["sha256"]})
-                else:
-                    files.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
-        manifest: ReleaseManifest = {
-            "schema": SCHEMA, "version": version, "questions": len(questions), "domains": domains,
-            "sources": sources, "shards": shards, "files": files, "content_sha256": digest,
-        }
-        # fsutil.canonical_json's form, streamed: json.dumps with indent joins every piece in memory
-        # first (tens of MB for 10,000 questions). No temp file needed: tmp/ is swapped in whole.
-        with open(tmp / RELEASE_MANIFEST, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2, sort_keys=True, ensure_ascii=False)
-            fh.write("\n")
+        checker = Checker(qdir, decode_images=decode_images)
+        results = _compile_all(checker, tmp, limit, workers)
+        report = checker.report
+        for r in results:
+            report.problems.extend(r.problems)
+            report.question_list.extend(r.questions)
+            report.folders.update(r.folders)
+        checker.finish()
+        tree_problems(report)
+        report.raise_for_errors()
+        results = [r for r in results if r.questions]
+        manifest = _finish_release(tmp, results, version=version, repo_id=repo_id, license=license)
         replace_dir(tmp, out_path)  # out_path is never a half-written release
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
         raise
-    size = sum(f["size"] for f in files) + (out_path / RELEASE_MANIFEST).stat().st_size
-    log.info("built %s: %d questions, %d shards", out_path, len(questions), len(shards))
-    return BuildResult(out_path, version, len(questions), domains, shards, digest, size, manifest)
+    size = sum(f["size"] for f in manifest["files"]) + (out_path / RELEASE_MANIFEST).stat().st_size
+    log.info("built %s: %d questions, %d shards", out_path, manifest["questions"], len(manifest["shards"]))
+    return BuildResult(out_path, version, manifest["questions"], manifest["domains"], manifest["shards"],
+                       manifest["content_sha256"], size, manifest)
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, outermost first."""
+    missing = []
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            break
+        missing.append(p)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+def _finish_release(tmp: Path, results: list[_DomainResult], *, version: str, repo_id: str,
+                    license: str) -> ReleaseManifest:
+    """Previews, card and release manifest beside the shards already in ``tmp``."""
+    from .card import render_card
+
+    sources = sorted((s for r in results for s in r.sources), key=lambda s: s["path"])
+    shards = [s for r in results for s in r.shards]
+    domains = {r.domain: sum(s["rows"] for s in r.shards) for r in results}
+    digest = content_sha256(sources)
+    previews = [p for r in results for p in r.previews]
+    card_text = render_card(
+        repo_id=repo_id, version=version, license=license,
+        domains=domains, difficulties={r.domain: r.difficulties for r in results},
+        num_bytes={r.domain: r.num_bytes for r in results},
+        download_size={r.domain: sum(s["size"] for s in r.shards) for r in results},
+        previews=previews, content_sha256=digest,
+    )
+    (tmp / "README.md").write_text(card_text, encoding="utf-8")
+    hashed = {s["path"]: s for s in shards}  # shards were hashed as they were written
+    files: list[FileEntry] = []
+    for p in sorted(tmp.rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(tmp).as_posix()
+            if rel in hashed:
+                files.append({"path": rel, "size": hashed[rel]["size"], "sha256": hashed[rel]["sha256"]})
+            else:
+                files.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
+    manifest: ReleaseManifest = {
+        "schema": SCHEMA, "version": version, "questions": sum(domains.values()), "domains": domains,
+        "sources": sources, "shards": shards, "files": files, "content_sha256": digest,
+    }
+    # fsutil.canonical_json's form, streamed: json.dumps with indent joins every piece in memory
+    # first (tens of MB for 10,000 questions). No temp file needed: tmp/ is swapped in whole.
+    with open(tmp / RELEASE_MANIFEST, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True, ensure_ascii=False)
+        fh.write("\n")
+    return manifest

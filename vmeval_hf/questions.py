@@ -12,6 +12,7 @@ import os
 import re
 import stat
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -126,19 +127,56 @@ def id_sort_key(qid: str) -> tuple[str, int, str]:
     return (prefix, int(num) if num.isdigit() else -1, qid)
 
 
-class _Checker:
-    def __init__(self, questions_dir: Path, decode_images: bool = True) -> None:
+# open(2) flags for reading a question file found by scandir: never follow a symlink swapped in
+# after the listing (symlinks take the checked path), never block on a FIFO swapped in.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+#: called with each valid question and the bytes read to check it (file name -> bytes)
+OnQuestion = Callable[[Question, dict[str, bytes]], None]
+
+
+def _read_fd(fd: int, want: int) -> bytes:
+    """Up to ``want`` bytes from ``fd`` (fewer only at end of file)."""
+    data = os.read(fd, want)
+    if len(data) == want or not data:
+        return data
+    parts, got = [data], len(data)
+    while got < want and (chunk := os.read(fd, want - got)):
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _kind(is_dir: bool) -> str:
+    return "a folder" if is_dir else "not a regular file (FIFO, socket or device)"
+
+
+class Checker:
+    """Checks a question tree; :func:`validate_tree` runs it whole, the build domain by domain.
+
+    Every file is read once, with plain ``os`` calls on ``str`` paths (the tree has tens of
+    thousands of them). ``on_question`` receives each valid question with the bytes that were
+    checked, so the build embeds and hashes exactly what was validated without reading again.
+    """
+
+    def __init__(self, questions_dir: Path, decode_images: bool = True, on_question: OnQuestion | None = None) -> None:
         self.qdir = questions_dir
         self.decode_images = decode_images
+        self.on_question = on_question
         self.root = self._real(questions_dir.parent)
         self.report = ValidationReport(questions_dir)
+        #: set on the first error; lets a consumer stop work that will be thrown away
+        self.failed = False
+        self._blobs: dict[str, bytes] = {}
 
     @staticmethod
-    def _real(p: Path) -> Path:
+    def _real(p: Path | str) -> Path:
         return Path(os.path.realpath(p))
 
     def add(self, path: Path | str, code: str, message: str, severity: Severity = "error",
             question: str | None = None) -> None:
+        if severity == "error":
+            self.failed = True
         self.report.problems.append(Problem(str(path), code, message, severity, question))
 
     def inside_root(self, p: Path) -> bool:
@@ -149,7 +187,7 @@ class _Checker:
         return real == self.root or self.root in real.parents
 
     def entry_ok(self, p: Path, q: str | None, want: Literal["file", "dir"]) -> os.stat_result | None:
-        """lstat + symlink/escape/type checks shared by every path we touch."""
+        """lstat + symlink/escape/type checks, for paths not listed by scandir or that are symlinks."""
         try:
             st = p.lstat()
         except OSError as exc:
@@ -167,57 +205,86 @@ class _Checker:
                          question=q)
                 return None
         if want == "file" and not stat.S_ISREG(st.st_mode):
-            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, socket or device)"
-            self.add(p, "not_a_file", f"is {kind}; replace it with a regular file", question=q)
+            self.add(p, "not_a_file", f"is {_kind(stat.S_ISDIR(st.st_mode))}; replace it with a regular file",
+                     question=q)
             return None
         if want == "dir" and not stat.S_ISDIR(st.st_mode):
             self.add(p, "not_a_folder", "expected a folder", question=q)
             return None
         return st
 
-    def read(self, p: Path, q: str, limit: int) -> bytes | None:
-        st = self.entry_ok(p, q, "file")
-        if st is None:
+    def read(self, entry: os.DirEntry[str], q: str, limit: int) -> bytes | None:
+        """The bytes of a listed question file, or None after recording why not."""
+        path = entry.path
+        if entry.is_symlink():
+            if self.entry_ok(Path(path), q, "file") is None:
+                return None
+            flags = _OPEN_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)  # checked above: inside the root
+        elif not entry.is_file(follow_symlinks=False):
+            self.add(path, "not_a_file", f"is {_kind(entry.is_dir(follow_symlinks=False))}; "
+                     "replace it with a regular file", question=q)
             return None
-        if st.st_size > limit:
-            self.add(p, "too_large", f"is {st.st_size} bytes, over the {limit}-byte limit; shorten it", question=q)
+        else:
+            flags = _OPEN_FLAGS
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            self.add(path, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
             return None
         try:
-            with open(p, "rb") as fh:
-                return fh.read(limit + 1)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # swapped after the listing
+                self.add(path, "not_a_file", f"is {_kind(stat.S_ISDIR(st.st_mode))}; replace it with a regular file",
+                         question=q)
+                return None
+            if st.st_size > limit:
+                self.add(path, "too_large", f"is {st.st_size} bytes, over the {limit}-byte limit; shorten it",
+                         question=q)
+                return None
+            data = _read_fd(fd, st.st_size + 1)
         except OSError as exc:
-            self.add(p, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
+            self.add(path, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
             return None
+        finally:
+            os.close(fd)
+        if len(data) > limit:  # grew after fstat
+            self.add(path, "too_large", f"is over the {limit}-byte limit; shorten it", question=q)
+            return None
+        if self.on_question is not None:
+            self._blobs[entry.name] = data
+        return data
 
-    def check_png(self, p: Path, q: str) -> bool:
-        data = self.read(p, q, MAX_PNG_BYTES)
+    def check_png(self, entry: os.DirEntry[str], q: str) -> bool:
+        data = self.read(entry, q, MAX_PNG_BYTES)
         if data is None:
             return False
         found = decode_problem(data) if self.decode_images else structure_problem(data)
         if found:
-            self.add(p, found[0], found[1], question=q)
+            self.add(entry.path, found[0], found[1], question=q)
             return False
         return True
 
-    def check_text(self, p: Path, q: str, what: str) -> str | None:
-        data = self.read(p, q, MAX_PROMPT_BYTES)
+    def check_text(self, entry: os.DirEntry[str], q: str, what: str) -> str | None:
+        data = self.read(entry, q, MAX_PROMPT_BYTES)
         if data is None:
             return None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            self.add(p, "not_utf8", f"{what} is not UTF-8 (byte {exc.start}); save it as UTF-8", question=q)
+            self.add(entry.path, "not_utf8", f"{what} is not UTF-8 (byte {exc.start}); save it as UTF-8", question=q)
             return None
         if not text.strip():
-            self.add(p, "empty_prompt" if what == "prompt" else "empty_text",
+            self.add(entry.path, "empty_prompt" if what == "prompt" else "empty_text",
                      f"{what} is empty; write the {what} text", question=q)
             return None
         return text
 
-    def check_metadata(self, p: Path, q: str, domain: str, qid: str) -> tuple[str, dict[str, Any]] | None:
-        data = self.read(p, q, MAX_METADATA_BYTES)
+    def check_metadata(self, entry: os.DirEntry[str], q: str, domain: str, qid: str
+                       ) -> tuple[str, dict[str, Any]] | None:
+        data = self.read(entry, q, MAX_METADATA_BYTES)
         if data is None:
             return None
+        p = entry.path
         try:
             text = data.decode("utf-8")
             meta = json.loads(text)
@@ -241,99 +308,89 @@ class _Checker:
                          "fix the metadata or rename the folder", question=q)
         return text, meta
 
-    def check_question(self, folder: Path, domain: str) -> None:
-        q = folder.name
+    def check_question(self, folder: str, domain: str) -> None:
+        q = os.path.basename(folder)
         rel = f"{domain}_task/{q}"
-        names: set[str] = set()
+        sep = os.sep
+        self._blobs = {}
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            with os.scandir(folder) as it:
+                entries = {e.name: e for e in it}
         except OSError as exc:
             self.add(folder, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions", question=rel)
             return
-        for e in entries:
-            names.add(e.name)
-            if e.name not in KNOWN_FILES:
-                self.add(e.path, "stray_file", "not part of a question; it is ignored (move it elsewhere)",
-                         "warning", question=rel)
-        n_err = len(self.report.errors)
-        meta_pair = self.check_metadata(folder / METADATA, rel, domain, q) if METADATA in names else None
-        if FIRST not in names:
-            self.add(folder / FIRST, "missing_file", "required start frame is missing; add first_frame.png",
+        for name in sorted(entries.keys() - KNOWN_FILES):
+            self.add(entries[name].path, "stray_file", "not part of a question; it is ignored (move it elsewhere)",
+                     "warning", question=rel)
+        had_error, self.failed = self.failed, False  # self.failed now tells whether this question fails
+        meta_pair = self.check_metadata(entries[METADATA], rel, domain, q) if METADATA in entries else None
+        if FIRST not in entries:
+            self.add(f"{folder}{sep}{FIRST}", "missing_file", "required start frame is missing; add first_frame.png",
                      question=rel)
         else:
-            self.check_png(folder / FIRST, rel)
-        if PROMPT not in names:
-            self.add(folder / PROMPT, "missing_file", "required prompt is missing; add prompt.txt (UTF-8)",
+            self.check_png(entries[FIRST], rel)
+        if PROMPT not in entries:
+            self.add(f"{folder}{sep}{PROMPT}", "missing_file", "required prompt is missing; add prompt.txt (UTF-8)",
                      question=rel)
             prompt = None
         else:
-            prompt = self.check_text(folder / PROMPT, rel, "prompt")
+            prompt = self.check_text(entries[PROMPT], rel, "prompt")
         final = None
-        if FINAL in names:
-            final = folder / FINAL if self.check_png(folder / FINAL, rel) else None
-        elif METADATA in names:
-            self.add(folder / FINAL, "missing_file",
+        if FINAL in entries:
+            final = Path(entries[FINAL].path) if self.check_png(entries[FINAL], rel) else None
+        elif METADATA in entries:
+            self.add(f"{folder}{sep}{FINAL}", "missing_file",
                      "classic layout (with question_metadata.json) needs final_frame.png; add it", question=rel)
-        goal = self.check_text(folder / GOAL, rel, "goal") if GOAL in names else None
+        goal = self.check_text(entries[GOAL], rel, "goal") if GOAL in entries else None
         video = None
-        if VIDEO in names and self.entry_ok(folder / VIDEO, rel, "file"):
-            video = folder / VIDEO
-        if len(self.report.errors) != n_err or prompt is None:
+        if VIDEO in entries:
+            e = entries[VIDEO]
+            if e.is_symlink() or not e.is_file(follow_symlinks=False):
+                video = Path(e.path) if self.entry_ok(Path(e.path), rel, "file") else None
+            else:
+                video = Path(e.path)
+        failed_here = self.failed
+        self.failed = had_error or failed_here
+        if failed_here or prompt is None:
             return
         meta_text, meta = meta_pair if meta_pair else (None, None)
         if meta and isinstance(meta.get("prompt"), str) and meta["prompt"].strip() != prompt.strip():
-            self.add(folder / METADATA, "prompt_mismatch", "metadata prompt differs from prompt.txt; "
+            self.add(entries[METADATA].path, "prompt_mismatch", "metadata prompt differs from prompt.txt; "
                      "prompt.txt is used", "warning", question=rel)
 
         def text_field(key: str) -> str | None:
             value = (meta or {}).get(key)
             return str(value) if value is not None else None
 
-        self.report.question_list.append(Question(
-            id=q, domain=domain, prompt=prompt, source_path=rel, folder=folder,
-            first_frame=folder / FIRST, final_frame=final,
+        question = Question(
+            id=q, domain=domain, prompt=prompt, source_path=rel, folder=Path(folder),
+            first_frame=Path(entries[FIRST].path), final_frame=final,
             difficulty=text_field("difficulty"), task_category=text_field("task_category"),
             goal=goal if goal is not None else text_field("goal"),
             ground_truth_video=video, metadata_text=meta_text, metadata=meta,
-            files=frozenset(names & KNOWN_FILES),
-        ))
+            files=frozenset(entries.keys() & KNOWN_FILES),
+        )
+        self.report.question_list.append(question)
+        if self.on_question is not None:
+            blobs, self._blobs = self._blobs, {}
+            self.on_question(question, blobs)
 
-    def check_domain(self, ddir: Path, domain: str) -> None:
-        qre = re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}\Z", re.ASCII)
-        try:
-            entries = sorted(os.scandir(ddir), key=lambda e: e.name)
-        except OSError as exc:
-            self.add(ddir, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions")
-            return
-        for e in entries:
-            p = Path(e.path)
-            if not e.is_dir(follow_symlinks=True) or e.is_symlink():
-                if e.is_symlink():
-                    self.entry_ok(p, None, "dir")
-                    if e.is_dir(follow_symlinks=True):
-                        self.add(p, "symlinked_folder", "question folders may not be symlinks; copy it in")
-                    continue
-                self.add(p, "stray_file", "not a question folder; it is ignored (move it elsewhere)", "warning")
-                continue
-            if not qre.match(e.name):
-                self.add(p, "bad_folder_name",
-                         f"question folder must be named {domain}_NNNN (4+ ASCII digits); rename it",
-                         question=f"{ddir.name}/{e.name}")
-                continue
-            self.report.folders[e.name] = f"{ddir.name}/{e.name}"
-            self.check_question(p, domain)
+    def domains(self) -> list[tuple[str, str]]:
+        """The top level: ``(folder, domain)`` for every valid domain folder, sorted by domain.
 
-    def run(self) -> ValidationReport:
+        Problems with the top level itself (missing, stray or misnamed entries) are recorded.
+        """
         qdir = self.qdir
         if not qdir.is_dir():
             self.add(qdir, "missing_questions_dir",
                      "no questions folder here; pass --data-dir, or run `vmeval-hf create` to generate one")
-            return self.report
+            return []
         try:
             top = sorted(os.scandir(qdir), key=lambda e: e.name)
         except OSError as exc:
             self.add(qdir, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions")
-            return self.report
+            return []
+        found: list[tuple[str, str]] = []
         for e in top:
             p = Path(e.path)
             if e.name == MANIFEST_NAME:
@@ -351,13 +408,55 @@ class _Checker:
                 self.add(p, "bad_folder_name",
                          "domain folder must be named <domain>_task with domain matching [a-z0-9_]+; rename it")
             else:
-                self.check_domain(p, m.group(1))
+                found.append((e.path, m.group(1)))
+        return sorted(found, key=lambda pair: pair[1])  # by domain: "a_b_task" sorts before "a_task"
+
+    def question_folders(self, ddir: str, domain: str) -> list[str]:
+        """The valid question folders of one domain, in natural id order; misnamed entries are recorded."""
+        qre = re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}\Z", re.ASCII)
+        try:
+            entries = sorted(os.scandir(ddir), key=lambda e: e.name)
+        except OSError as exc:
+            self.add(ddir, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions")
+            return []
+        dname = os.path.basename(ddir)
+        found = []
+        for e in entries:
+            if not e.is_dir(follow_symlinks=True) or e.is_symlink():
+                p = Path(e.path)
+                if e.is_symlink():
+                    self.entry_ok(p, None, "dir")
+                    if e.is_dir(follow_symlinks=True):
+                        self.add(p, "symlinked_folder", "question folders may not be symlinks; copy it in")
+                    continue
+                self.add(p, "stray_file", "not a question folder; it is ignored (move it elsewhere)", "warning")
+                continue
+            if not qre.match(e.name):
+                self.add(e.path, "bad_folder_name",
+                         f"question folder must be named {domain}_NNNN (4+ ASCII digits); rename it",
+                         question=f"{dname}/{e.name}")
+                continue
+            self.report.folders[e.name] = f"{dname}/{e.name}"
+            found.append(e.path)
+        return sorted(found, key=lambda f: id_sort_key(os.path.basename(f)))
+
+    def check_domain(self, ddir: str, domain: str) -> None:
+        for folder in self.question_folders(ddir, domain):
+            self.check_question(folder, domain)
+
+    def finish(self) -> ValidationReport:
+        """Tree-wide checks once every domain is in: an empty tree, duplicate ids; sorts the questions."""
         if not self.report.question_list and not self.report.errors:
-            self.add(qdir, "empty_tree", "holds no questions; add <domain>_task/<domain>_NNNN folders "
+            self.add(self.qdir, "empty_tree", "holds no questions; add <domain>_task/<domain>_NNNN folders "
                      "or run `vmeval-hf create`")
         self._check_duplicates()
         self.report.question_list.sort(key=lambda x: (x.domain, id_sort_key(x.id)))
         return self.report
+
+    def run(self) -> ValidationReport:
+        for ddir, domain in self.domains():
+            self.check_domain(ddir, domain)
+        return self.finish()
 
     def _check_duplicates(self) -> None:
         seen: dict[str, str] = {}
@@ -370,6 +469,20 @@ class _Checker:
                 seen[key] = question.source_path
 
 
+def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
+                  check_data_folders: bool = True) -> None:
+    """Add the checks beyond the question folders: manifest sync and the other data folders."""
+    qdir = report.questions_dir
+    if check_manifest_file and qdir.is_dir():
+        from .manifest import manifest_problems
+
+        report.problems.extend(manifest_problems(qdir, report))
+    if check_data_folders:
+        from .datafolders import data_folder_problems
+
+        report.problems.extend(data_folder_problems(qdir.parent))
+
+
 def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
                   check_manifest_file: bool = True, check_data_folders: bool = True,
                   decode_images: bool = True) -> ValidationReport:
@@ -379,16 +492,8 @@ def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Pa
     about a hundred times cheaper than decoding every frame's pixels.
     """
     qdir = resolve_questions_dir(data_dir, questions_dir)
-    checker = _Checker(qdir, decode_images=decode_images)
-    report = checker.run()
-    if check_manifest_file and qdir.is_dir():
-        from .manifest import manifest_problems
-
-        report.problems.extend(manifest_problems(qdir, report))
-    if check_data_folders:
-        from .datafolders import data_folder_problems
-
-        report.problems.extend(data_folder_problems(qdir.parent))
+    report = Checker(qdir, decode_images=decode_images).run()
+    tree_problems(report, check_manifest_file=check_manifest_file, check_data_folders=check_data_folders)
     return report
 
 
