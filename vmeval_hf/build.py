@@ -18,28 +18,41 @@ enough to pay for them (scripts/bench_build.py has the figures).
 from __future__ import annotations
 
 import hashlib
-import json
+import heapq
 import logging
 import os
 import shutil
 import tempfile
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
+from .card import PreviewSource
 from .errors import BuildError
 from .fsutil import parse_size, replace_dir, sha256_file
-from .questions import VIDEO, Checker, Problem, Question, resolve_questions_dir, tree_problems
+from .questions import (
+    VIDEO,
+    Checker,
+    Listed,
+    Problem,
+    Question,
+    resolve_questions_dir,
+    tree_problems,
+)
 from .release import (
     RELEASE_MANIFEST,
     SCHEMA,
     FileEntry,
     ReleaseManifest,
     ShardEntry,
-    content_sha256,
+    SourceRow,
+    content_sha256_rows,
+    load_release,
+    write_release_manifest,
 )
 from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema
 
@@ -62,7 +75,12 @@ class BuildResult:
     shards: list[ShardEntry]
     content_sha256: str
     size_bytes: int
-    manifest: ReleaseManifest = field(repr=False)
+
+    @cached_property
+    def manifest(self) -> ReleaseManifest:
+        """The release manifest, read (and checked) from ``out`` when first asked for: it lists
+        every source file, so the build itself never holds it whole."""
+        return load_release(self.out)
 
 
 @dataclass
@@ -71,13 +89,13 @@ class _DomainResult:
 
     domain: str
     shards: list[ShardEntry]
-    sources: list[FileEntry]
+    sources: list[SourceRow]  # sorted by path
     num_bytes: int
     difficulties: dict[str, int]
     problems: list[Problem]
-    questions: list[Question]
+    listed: list[Listed]  # the valid questions, in id order
     folders: dict[str, str]
-    previews: list[dict[str, str]]
+    first: PreviewSource | None  # the first question, for the card's preview
 
 
 # --- Arrow columns from Python values, without pa.array() ----------------------------------------
@@ -166,11 +184,14 @@ class _DomainWriter:
         self.shard_rows = 0
         self.writer: Any = None
         self.parts: list[tuple[Path, int, int, str]] = []  # (temp path, rows, size, sha256)
-        self.sources: list[FileEntry] = []
+        self.sources: list[SourceRow] = []
+        self.first: PreviewSource | None = None
         self.num_bytes = 0
         self.difficulties: Counter[str] = Counter()
 
     def add(self, q: Question, blobs: dict[str, bytes]) -> None:
+        if self.first is None:
+            self.first = (q.id, q.first_frame, q.final_frame)
         if self.checker.failed:
             return
         if q.ground_truth_video is not None:
@@ -178,7 +199,8 @@ class _DomainWriter:
         size = sum(len(b) for b in blobs.values())
         if self.shard_rows and self.shard_bytes + size > self.limit:
             self._close_shard()
-        self.sources.extend(_hash_sources([(f"{q.source_path}/{name}", blobs[name]) for name in sorted(blobs)]))
+        self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]), hashlib.sha256(blobs[name]).hexdigest())
+                            for name in blobs)
         cols = self.columns
         for name in _STRING_FIELDS:
             cols[name].append(q.metadata_text if name == "metadata" else getattr(q, name))
@@ -198,21 +220,24 @@ class _DomainWriter:
         cols = self.columns
         if not cols["id"]:
             return
+        self.columns = {name: [] for name in self.schema.names}
         arrays = []
         for name in self.schema.names:
+            values = cols.pop(name)  # each column's bytes are dropped once copied into its array
             if name in IMAGE_COLUMNS:
-                arrays.append(_image_array(cols[name], f"{name}.png"))
+                arrays.append(_image_array(values, f"{name}.png"))
             elif name == "ground_truth_video":
-                arrays.append(_binary_array(cols[name], pa.binary()))
+                arrays.append(_binary_array(values, pa.binary()))
             else:
-                arrays.append(_string_array(cols[name]))
+                arrays.append(_string_array(values))
+            del values
         table = pa.Table.from_arrays(arrays, schema=self.schema)
+        del arrays
         if self.writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self.writer = _writer(self._part(len(self.parts)), self.schema)
         self.num_bytes += table.nbytes
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self.columns = {name: [] for name in self.schema.names}  # one row group of bytes in memory at a time
         self.row_bytes = 0
 
     def _part(self, index: int) -> Path:
@@ -247,15 +272,9 @@ class _DomainWriter:
         return entries
 
 
-def _hash_sources(blobs: list[tuple[str, bytes]]) -> list[FileEntry]:
-    return [{"path": path, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for path, data in blobs]
-
-
 def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, root: Path,
                     limit: int) -> _DomainResult:
     """Validate one domain's questions and stream the valid ones into its shards."""
-    from .card import write_previews
-
     checker = Checker(qdir, decode_images=decode_images)
     writer = _DomainWriter(root, domain, limit, checker)
     checker.on_question = writer.add
@@ -265,56 +284,81 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
     finally:
         writer.close()
     report = checker.report
-    # the parsed metadata dicts are not needed after this (the text is), and are most of a Question's memory
-    questions = [replace(q, metadata=None) for q in report.question_list]
-    previews = write_previews(root, {domain: questions[0]}) if shards else []
-    return _DomainResult(domain, shards, writer.sources, writer.num_bytes, dict(writer.difficulties),
-                         report.problems, questions, report.folders, previews)
+    return _DomainResult(domain, shards, sorted(writer.sources), writer.num_bytes, dict(writer.difficulties),
+                         report.problems, checker.listed, report.folders, writer.first)
 
 
-def _workers(requested: int | None, domains: list[tuple[str, str]]) -> int:
+def _workers(requested: int | None, sizes: dict[str, int]) -> int:
     """How many processes to compile in: forked workers only where that is safe and pays.
 
-    Forked workers inherit the imported modules (no second import of pyarrow). Forking a
-    process that runs other threads can deadlock a child, so only a single-threaded process
-    forks; a small tree is compiled in this process.
+    ``sizes`` is the number of entries in each domain folder. A small tree (under
+    :data:`PARALLEL_MIN_QUESTIONS` folders) is compiled in this process, and so is any tree
+    when this process runs other threads (see :func:`~vmeval_hf.forked.fork_available`).
     """
-    import multiprocessing
-    import threading
+    from .forked import fork_available
 
-    if requested is not None:
-        n = requested
-    else:
-        n = min(2, os.cpu_count() or 1)
-        folders = 0
-        for ddir, _ in domains:
-            try:
-                with os.scandir(ddir) as it:
-                    folders += sum(1 for _ in it)
-            except OSError:
-                pass  # the checker reports it
-        if folders < PARALLEL_MIN_QUESTIONS:
-            n = 1
-    if n <= 1 or len(domains) <= 1 or threading.active_count() != 1 \
-            or "fork" not in multiprocessing.get_all_start_methods():
+    n = requested if requested is not None else min(2, os.cpu_count() or 1)
+    if requested is None and sum(sizes.values()) < PARALLEL_MIN_QUESTIONS:
+        n = 1
+    if n <= 1 or len(sizes) <= 1 or not fork_available():
         return 1
-    return min(n, len(domains))
+    return min(n, len(sizes))
 
 
-def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None) -> list[_DomainResult]:
-    """Every domain, in domain order; in forked worker processes when :func:`_workers` says so."""
-    import multiprocessing
+def _folder_count(ddir: str) -> int:
+    try:
+        with os.scandir(ddir) as it:
+            return sum(1 for _ in it)
+    except OSError:
+        return 0  # the checker reports it
+
+
+def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
+                 ) -> tuple[list[_DomainResult], list[dict[str, str]] | None]:
+    """Every domain, in domain order; in forked worker processes when :func:`_workers` says so.
+
+    Each domain gets a fresh child (biggest domains first), so memory stays that of one
+    domain. While they run, this process draws the card's previews from each domain's first
+    question folder (on a valid tree, the first question); returns them too, or None.
+    """
+    from functools import partial
+
+    from .forked import run_forked
 
     domains = checker.domains()
     args = (checker.qdir, checker.decode_images)
-    n = _workers(workers, domains)
+    sizes = {domain: _folder_count(ddir) for ddir, domain in domains}
+    n = _workers(workers, sizes)
     if n == 1:
-        return [_compile_domain(*args, ddir, domain, root, limit) for ddir, domain in domains]
+        return [_compile_domain(*args, ddir, domain, root, limit) for ddir, domain in domains], None
     import pyarrow.parquet  # noqa: F401  (imported once here, inherited by the forks)
 
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_compile_domain, *args, ddir, domain, root, limit) for ddir, domain in domains]
-        return [f.result() for f in futures]
+    order = sorted(domains, key=lambda d: -sizes[d[1]])
+    jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit))
+            for ddir, domain in order]
+    results, previews = run_forked(jobs, n, while_waiting=partial(_early_previews, root, domains))
+    by_domain = {r.domain: r for r in results}
+    return [by_domain[domain] for _, domain in domains], previews
+
+
+def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
+    """Previews of each domain's first question folder in id order, or None if any cannot be drawn
+    (the workers' findings decide what is wrong; the previews are drawn again from their results)."""
+    from .card import write_previews
+    from .questions import FINAL, FIRST, id_sort_key
+
+    examples = {}
+    try:
+        for ddir, domain in domains:
+            with os.scandir(ddir) as it:
+                names = [e.name for e in it if e.name.startswith(f"{domain}_")]
+            if names:
+                folder = Path(ddir) / min(names, key=id_sort_key)
+                final = folder / FINAL
+                examples[domain] = (folder.name, folder / FIRST, final if final.is_file() else None)
+        return write_previews(root, examples)
+    except Exception:  # noqa: BLE001  (a broken frame is reported by validation, in the workers)
+        return None
 
 
 def _remove_abandoned_builds(out: Path) -> None:
@@ -373,17 +417,18 @@ def build_release(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-{os.getpid()}-", dir=out_path.parent))
     try:
         checker = Checker(qdir, decode_images=decode_images)
-        results = _compile_all(checker, tmp, limit, workers)
+        results, previews = _compile_all(checker, tmp, limit, workers)
         report = checker.report
+        listed = [row for r in results for row in r.listed]
         for r in results:
             report.problems.extend(r.problems)
-            report.question_list.extend(r.questions)
             report.folders.update(r.folders)
-        checker.finish()
-        tree_problems(report)
+        checker.finish(listed)
+        tree_problems(report, listed=listed)
         report.raise_for_errors()
-        results = [r for r in results if r.questions]
-        manifest = _finish_release(tmp, results, version=version, repo_id=repo_id, license=license)
+        del listed
+        results = [r for r in results if r.listed]
+        summary = _finish_release(tmp, results, previews, version=version, repo_id=repo_id, license=license)
         replace_dir(tmp, out_path)  # out_path is never a half-written release
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -393,10 +438,10 @@ def build_release(
             except OSError:
                 break
         raise
-    size = sum(f["size"] for f in manifest["files"]) + (out_path / RELEASE_MANIFEST).stat().st_size
-    log.info("built %s: %d questions, %d shards", out_path, manifest["questions"], len(manifest["shards"]))
-    return BuildResult(out_path, version, manifest["questions"], manifest["domains"], manifest["shards"],
-                       manifest["content_sha256"], size, manifest)
+    size = sum(f["size"] for f in summary["files"]) + (out_path / RELEASE_MANIFEST).stat().st_size
+    log.info("built %s: %d questions, %d shards", out_path, summary["questions"], len(summary["shards"]))
+    return BuildResult(out_path, version, summary["questions"], summary["domains"], summary["shards"],
+                       summary["content_sha256"], size)
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -410,16 +455,22 @@ def _make_parents(folder: Path) -> list[Path]:
     return missing[::-1]
 
 
-def _finish_release(tmp: Path, results: list[_DomainResult], *, version: str, repo_id: str,
-                    license: str) -> ReleaseManifest:
-    """Previews, card and release manifest beside the shards already in ``tmp``."""
-    from .card import render_card
+def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict[str, str]] | None, *,
+                    version: str, repo_id: str, license: str) -> dict[str, Any]:
+    """Previews (unless drawn already from the right questions), card and release manifest beside
+    the shards already in ``tmp``; returns the manifest but its source list."""
+    from .card import render_card, write_previews
 
-    sources = sorted((s for r in results for s in r.sources), key=lambda s: s["path"])
+    def sources() -> Iterator[SourceRow]:  # each domain's list is sorted: merge them, never copy
+        return heapq.merge(*(r.sources for r in results))
+
     shards = [s for r in results for s in r.shards]
     domains = {r.domain: sum(s["rows"] for s in r.shards) for r in results}
-    digest = content_sha256(sources)
-    previews = [p for r in results for p in r.previews]
+    digest = content_sha256_rows(sources())
+    firsts = {r.domain: r.first for r in results if r.first is not None}
+    if previews is None or {p["domain"]: p["id"] for p in previews} != {d: f[0] for d, f in firsts.items()}:
+        shutil.rmtree(tmp / "assets", ignore_errors=True)
+        previews = write_previews(tmp, firsts)
     card_text = render_card(
         repo_id=repo_id, version=version, license=license,
         domains=domains, difficulties={r.domain: r.difficulties for r in results},
@@ -437,13 +488,10 @@ def _finish_release(tmp: Path, results: list[_DomainResult], *, version: str, re
                 files.append({"path": rel, "size": hashed[rel]["size"], "sha256": hashed[rel]["sha256"]})
             else:
                 files.append({"path": rel, "size": p.stat().st_size, "sha256": sha256_file(p)})
-    manifest: ReleaseManifest = {
+    summary: dict[str, Any] = {
         "schema": SCHEMA, "version": version, "questions": sum(domains.values()), "domains": domains,
-        "sources": sources, "shards": shards, "files": files, "content_sha256": digest,
+        "shards": shards, "files": files, "content_sha256": digest,
     }
-    # fsutil.canonical_json's form, streamed: json.dumps with indent joins every piece in memory
-    # first (tens of MB for 10,000 questions). No temp file needed: tmp/ is swapped in whole.
-    with open(tmp / RELEASE_MANIFEST, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True, ensure_ascii=False)
-        fh.write("\n")
-    return manifest
+    # No temp file needed: tmp/ is swapped in whole.
+    write_release_manifest(tmp / RELEASE_MANIFEST, summary, sources())
+    return summary

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .questions import Question
 from .schema import SPLIT, features_yaml
 
 DIFFICULTY_ORDER = ("easy", "medium", "hard")
@@ -91,15 +90,19 @@ def render_card(*, repo_id: str, version: str, license: str, domains: dict[str, 
     return str(card).rstrip("\n") + "\n"
 
 
-def write_previews(root: Path, examples: dict[str, Question]) -> list[dict[str, str]]:
+#: one example question for a preview: (id, first frame, final frame or None)
+PreviewSource = tuple[str, Path, "Path | None"]
+
+
+def write_previews(root: Path, examples: dict[str, PreviewSource]) -> list[dict[str, str]]:
     """Write ``assets/<domain>_preview.png`` (first | final frame, side by side) for each domain."""
     from PIL import Image
 
     out = []
     (root / "assets").mkdir(parents=True, exist_ok=True)
     for domain in sorted(examples):
-        q = examples[domain]
-        frames = [q.first_frame] + ([q.final_frame] if q.final_frame else [])
+        qid, first, final = examples[domain]
+        frames = [first] + ([final] if final else [])
         images = []
         for path in frames:
             with Image.open(path) as im:
@@ -115,5 +118,5 @@ def write_previews(root: Path, examples: dict[str, Question]) -> list[dict[str, 
             x += im.width + gap
         rel = f"assets/{domain}_preview.png"
         canvas.save(root / rel, format="PNG", optimize=False)
-        out.append({"domain": domain, "id": q.id, "path": rel})
+        out.append({"domain": domain, "id": qid, "path": rel})
     return out

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from .fsutil import atomic_write_json
-from .questions import MANIFEST_NAME, Problem, Question, ValidationReport, resolve_questions_dir
+from .questions import MANIFEST_NAME, Listed, Problem, Question, listing, resolve_questions_dir
 
 
 def _pair(q: Question) -> dict[str, Any]:
@@ -28,7 +29,7 @@ def _pair(q: Question) -> dict[str, Any]:
     return pair
 
 
-def _entry(q: Question) -> dict[str, Any]:
+def _entry(q: Question | Listed) -> dict[str, Any]:
     return {"id": q.id, "domain": q.domain, "difficulty": q.difficulty, "path": q.source_path}
 
 
@@ -85,8 +86,11 @@ def write_manifest(data_dir: str | Path | None = None, *, questions_dir: str | P
     return {"path": str(path), "total_questions": doc["total_pairs"], "domains": doc["statistics"]["domains"]}
 
 
-def manifest_problems(questions_dir: Path, report: ValidationReport) -> list[Problem]:
-    """Differences between ``vmeval_dataset.json`` and the folders (errors), or a warning if it is absent."""
+def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Collection[str]) -> list[Problem]:
+    """Differences between ``vmeval_dataset.json`` and the folders (errors), or a warning if it is absent.
+
+    ``questions``: the valid questions; ``folders``: the id of every question folder, valid or not.
+    """
     path = questions_dir / MANIFEST_NAME
     if not path.exists():
         return [Problem(str(path), "manifest_missing",
@@ -105,7 +109,7 @@ def manifest_problems(questions_dir: Path, report: ValidationReport) -> list[Pro
     if not isinstance(listed, list) or not all(isinstance(e, dict) for e in listed):
         return [Problem(str(path), "manifest_invalid", "manifest `questions` is not a list of objects; "
                         "run `vmeval-hf manifest`")]
-    on_disk = {q.id: _entry(q) for q in report.question_list}
+    on_disk = {q.id: _entry(q) for q in questions}
     in_file = {str(e.get("id")): e for e in listed}
     problems = []
     fix = "run `vmeval-hf manifest` to rewrite it from the folders"
@@ -117,7 +121,7 @@ def manifest_problems(questions_dir: Path, report: ValidationReport) -> list[Pro
             problems.append(Problem(str(path), "manifest_duplicate_id",
                                     f"lists {e.get('id')} more than once; {fix}", question=str(e.get("id"))))
         seen.add(key)
-    for qid in sorted(set(in_file) - set(report.folders)):
+    for qid in sorted(set(in_file) - set(folders)):
         problems.append(Problem(str(path), "manifest_lists_missing",
                                 f"lists {qid} but no folder holds it; {fix}", question=qid))
     for qid in sorted(set(on_disk) - set(in_file)):
@@ -144,7 +148,7 @@ def check_manifest(data_dir: str | Path | None = None, *,
 
     qdir = resolve_questions_dir(data_dir, questions_dir)
     report = validate_tree(questions_dir=qdir, check_manifest_file=False, check_data_folders=False)
-    problems = manifest_problems(qdir, report)
+    problems = manifest_problems(qdir, [listing(q) for q in report.question_list], report.folders)
     if (qdir / MANIFEST_NAME).exists():
         return problems
     return [Problem(p.path, p.code, p.message, "error", p.question) for p in problems]

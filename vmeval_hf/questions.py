@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .errors import ValidationError
 from .png import MAX_PIXELS, decode_problem, structure_problem
@@ -70,6 +70,19 @@ class Question:
     metadata: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     #: the known question files present in the folder (saves the build a stat per name)
     files: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+
+class Listed(NamedTuple):
+    """What tree-wide checks need of a question (a few hundred bytes, where a Question is kilobytes)."""
+
+    id: str
+    domain: str
+    difficulty: str | None
+    source_path: str
+
+
+def listing(q: Question) -> Listed:
+    return Listed(q.id, q.domain, q.difficulty, q.source_path)
 
 
 @dataclass
@@ -167,6 +180,8 @@ class Checker:
         self.report = ValidationReport(questions_dir)
         #: set on the first error; lets a consumer stop work that will be thrown away
         self.failed = False
+        #: every valid question checked here, small (kept also when ``on_question`` takes the question)
+        self.listed: list[Listed] = []
         self._blobs: dict[str, bytes] = {}
 
     @staticmethod
@@ -370,8 +385,10 @@ class Checker:
             ground_truth_video=video, metadata_text=meta_text, metadata=meta,
             files=frozenset(entries.keys() & KNOWN_FILES),
         )
-        self.report.question_list.append(question)
-        if self.on_question is not None:
+        self.listed.append(listing(question))
+        if self.on_question is None:
+            self.report.question_list.append(question)
+        else:  # the consumer keeps what it needs: memory stays flat however big the tree
             blobs, self._blobs = self._blobs, {}
             self.on_question(question, blobs)
 
@@ -444,12 +461,23 @@ class Checker:
         for folder in self.question_folders(ddir, domain):
             self.check_question(folder, domain)
 
-    def finish(self) -> ValidationReport:
-        """Tree-wide checks once every domain is in: an empty tree, duplicate ids; sorts the questions."""
-        if not self.report.question_list and not self.report.errors:
+    def finish(self, elsewhere: list[Listed] | None = None) -> ValidationReport:
+        """Tree-wide checks once every domain is in: an empty tree, duplicate ids; sorts the questions.
+
+        ``elsewhere``: the valid questions other checkers found (the build's worker processes).
+        """
+        rows = self.listed + (elsewhere or [])
+        if not rows and not self.report.errors:
             self.add(self.qdir, "empty_tree", "holds no questions; add <domain>_task/<domain>_NNNN folders "
                      "or run `vmeval-hf create`")
-        self._check_duplicates()
+        seen: dict[str, str] = {}
+        for row in rows:
+            key = row.id.casefold()
+            if key in seen:
+                self.add(self.qdir / row.source_path, "duplicate_id", f"id {row.id!r} is also used by {seen[key]}; "
+                         "give each question a unique id", question=row.source_path)
+            else:
+                seen[key] = row.source_path
         self.report.question_list.sort(key=lambda x: (x.domain, id_sort_key(x.id)))
         return self.report
 
@@ -458,25 +486,18 @@ class Checker:
             self.check_domain(ddir, domain)
         return self.finish()
 
-    def _check_duplicates(self) -> None:
-        seen: dict[str, str] = {}
-        for question in self.report.question_list:
-            key = question.id.casefold()
-            if key in seen:
-                self.add(question.folder, "duplicate_id", f"id {question.id!r} is also used by {seen[key]}; "
-                         "give each question a unique id", question=question.source_path)
-            else:
-                seen[key] = question.source_path
-
-
 def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
-                  check_data_folders: bool = True) -> None:
-    """Add the checks beyond the question folders: manifest sync and the other data folders."""
+                  check_data_folders: bool = True, listed: list[Listed] | None = None) -> None:
+    """Add the checks beyond the question folders: manifest sync and the other data folders.
+
+    ``listed`` as for :meth:`Checker.finish`.
+    """
     qdir = report.questions_dir
     if check_manifest_file and qdir.is_dir():
         from .manifest import manifest_problems
 
-        report.problems.extend(manifest_problems(qdir, report))
+        rows = listed if listed is not None else [listing(q) for q in report.question_list]
+        report.problems.extend(manifest_problems(qdir, rows, report.folders))
     if check_data_folders:
         from .datafolders import data_folder_problems
 

@@ -15,13 +15,17 @@ is recognised whatever it is called.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from json.encoder import encode_basestring as _text  # json.dumps' string form, ensure_ascii=False
+from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensure_ascii=True
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from .errors import BuildError, IntegrityError
-from .fsutil import sha256_bytes, sha256_file
+from .fsutil import canonical_json, sha256_file
 
 RELEASE_MANIFEST = "vmeval_release.json"
 SCHEMA = 1
@@ -75,14 +79,46 @@ class ReleaseManifest(TypedDict):
     content_sha256: str
 
 
+#: one source file as the build carries it: (path, size, sha256)
+SourceRow = tuple[str, int, str]
+
+
 def content_sha256(sources: list[FileEntry]) -> str:
     """sha256 of the sorted source list in a fixed compact JSON form."""
-    ordered = sorted(
-        ({"path": s["path"], "size": s["size"], "sha256": s["sha256"]} for s in sources),
-        key=lambda s: s["path"],
-    )
-    text = json.dumps(ordered, sort_keys=True, separators=(",", ":"))
-    return sha256_bytes(text.encode("utf-8"))
+    return content_sha256_rows(sorted((s["path"], s["size"], s["sha256"]) for s in sources))
+
+
+def content_sha256_rows(rows: Iterable[SourceRow]) -> str:
+    """:func:`content_sha256` of rows already sorted by path, hashed as they stream past.
+
+    The text hashed is ``json.dumps(sources, sort_keys=True, separators=(",", ":"))``,
+    written out entry by entry.
+    """
+    h = hashlib.sha256()
+    sep = "["
+    for path, size, sha in rows:
+        h.update(f'{sep}{{"path":{_ascii(path)},"sha256":{_ascii(sha)},"size":{int(size)}}}'.encode())
+        sep = ","
+    h.update(b"[]" if sep == "[" else b"]")
+    return h.hexdigest()
+
+
+_SOURCES_MARK = "\x00sources\x00"
+
+
+def write_release_manifest(path: Path, manifest: dict[str, Any], sources: Iterable[SourceRow]) -> None:
+    """Write ``manifest`` plus its ``sources`` (rows sorted by path) in :func:`~vmeval_hf.fsutil.canonical_json`'s
+    exact form, streaming the source list: it has an entry per source file (tens of thousands)."""
+    head, tail = canonical_json({**manifest, "sources": _SOURCES_MARK}).split(_text(_SOURCES_MARK))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(head)
+        sep = "[\n    "
+        for src_path, size, sha in sources:
+            fh.write(f'{sep}{{\n      "path": {_text(src_path)},\n      "sha256": {_text(sha)},\n'
+                     f'      "size": {int(size)}\n    }}')
+            sep = ",\n    "
+        fh.write("[]" if sep == "[\n    " else "\n  ]")
+        fh.write(tail)
 
 
 def load_release(release_dir: str | Path) -> ReleaseManifest:

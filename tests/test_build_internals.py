@@ -1,0 +1,262 @@
+"""The build's fast paths, each checked against the slow, obvious way it replaces.
+
+- Arrow columns built from buffers == ``pa.array`` of the same values (and the same ``nbytes``,
+  which the card's ``num_bytes`` relies on); the build never imports pandas.
+- The streamed release manifest == ``canonical_json`` of the whole document; the streamed
+  ``content_sha256`` == the documented formula.
+- The checker's one-open reads: a file swapped for a FIFO or a symlink after the listing.
+- Forked workers: results in order, errors re-raised, a killed worker named, nothing left
+  running; a build whose workers find problems lists them all and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tests.support.trees import make_tree, png_bytes
+from vmeval_hf.build import _binary_array, _image_array, _string_array
+from vmeval_hf.fsutil import canonical_json
+from vmeval_hf.questions import Checker
+from vmeval_hf.release import content_sha256, content_sha256_rows, write_release_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# --- Arrow columns --------------------------------------------------------------------------
+
+BINARY_CASES = [
+    [b"a", b"", b"xyz"],
+    [b"a", None, b"xyz", None],
+    [None, None],
+    [],
+    [bytes(range(256)) * 40, None, b"\x00"],
+    [b"x"] * 9 + [None] * 8,  # a validity bitmap longer than one byte
+]
+
+
+@pytest.mark.parametrize("values", BINARY_CASES)
+def test_binary_array_equals_pa_array(values: list[bytes | None]) -> None:
+    ours, theirs = _binary_array(values, pa.binary()), pa.array(values, pa.binary())
+    ours.validate(full=True)
+    assert ours.equals(theirs) and ours.to_pylist() == values
+    assert ours.null_count == theirs.null_count and ours.nbytes == theirs.nbytes
+
+
+@pytest.mark.parametrize("values", [["a", "", "é迷 ✓"], ["a", None], [None], []])
+def test_string_array_equals_pa_array(values: list[str | None]) -> None:
+    ours, theirs = _string_array(values), pa.array(values, pa.string())
+    ours.validate(full=True)
+    assert ours.equals(theirs) and ours.nbytes == theirs.nbytes
+
+
+@pytest.mark.parametrize("values", BINARY_CASES)
+def test_image_struct_equals_the_pa_array_form(values: list[bytes | None]) -> None:
+    """The struct as the previous build made it, through pa.array: same values, same nbytes."""
+    mask = pa.array([v is None for v in values], pa.bool_())
+    data = pa.array(values, pa.binary())
+    paths = pa.array([None if v is None else "first_frame.png" for v in values], pa.string())
+    theirs = pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
+    ours = _image_array(values, "first_frame.png")
+    ours.validate(full=True)
+    assert ours.equals(theirs) and ours.nbytes == theirs.nbytes
+    assert ours.to_pylist() == [None if v is None else {"bytes": v, "path": "first_frame.png"} for v in values]
+
+
+def test_build_never_imports_pandas(tmp_path: Path) -> None:
+    # pa.array() on Python lists imports pandas (a third of a second); the build builds columns itself
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2})
+    code = textwrap.dedent("""
+        import sys
+        from vmeval_hf.build import build_release
+        build_release(sys.argv[1], sys.argv[2], version="1.0")
+        print("pandas" in sys.modules)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(data_dir), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert (tmp_path / "out" / "vmeval_release.json").is_file()
+
+
+# --- the release manifest, streamed ----------------------------------------------------------
+
+TRICKY = ["chess_task/chess_0000/first_frame.png", 'odd_task/odd_0001/"quoted"\\.png', "ü_task/ü_0002/迷.png",
+          "ctl_task/ctl_0003/\x01\t.png"]
+
+
+def _documented_content_sha256(sources: list[dict[str, object]]) -> str:
+    ordered = sorted(({"path": s["path"], "size": s["size"], "sha256": s["sha256"]} for s in sources),
+                     key=lambda s: str(s["path"]))
+    return hashlib.sha256(json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("n", [0, 1, 4])
+def test_streamed_manifest_and_content_hash_equal_the_whole_document(tmp_path: Path, n: int) -> None:
+    sources = [{"path": p, "size": 10**i, "sha256": hashlib.sha256(p.encode()).hexdigest()}
+               for i, p in enumerate(TRICKY[:n])]
+    rows = sorted((str(s["path"]), int(str(s["size"])), str(s["sha256"])) for s in sources)
+    doc = {"schema": 1, "version": "1.0", "questions": n, "domains": {"chess": n}, "content_sha256": "c",
+           "shards": [{"path": "data/chess/test-00000-of-00001.parquet", "rows": n, "size": 5, "sha256": "s"}],
+           "files": [{"path": "README.md", "size": 1, "sha256": "f"}]}
+    write_release_manifest(tmp_path / "m.json", doc, rows)
+    expected = canonical_json({**doc, "sources": sorted(sources, key=lambda s: str(s["path"]))})
+    assert (tmp_path / "m.json").read_text(encoding="utf-8") == expected
+    assert content_sha256_rows(rows) == content_sha256(sources) == _documented_content_sha256(sources)
+
+
+# --- the checker's reads ----------------------------------------------------------------------
+
+
+def _entry(folder: Path, name: str) -> os.DirEntry[str]:
+    with os.scandir(folder) as it:
+        return next(e for e in it if e.name == name)
+
+
+def test_a_file_swapped_for_a_fifo_after_listing_is_refused_without_blocking(tmp_path: Path) -> None:
+    qdir = tmp_path / "data" / "questions"
+    qdir.mkdir(parents=True)
+    (qdir / "prompt.txt").write_text("hi", encoding="utf-8")
+    entry = _entry(qdir, "prompt.txt")  # listed as a regular file
+    (qdir / "prompt.txt").unlink()
+    os.mkfifo(qdir / "prompt.txt")  # no writer: a blocking open would hang here
+    checker = Checker(qdir)
+    assert checker.read(entry, "q", 100) is None
+    assert [(p.code, p.path) for p in checker.report.problems] == [("not_a_file", str(qdir / "prompt.txt"))]
+
+
+def test_a_file_swapped_for_a_symlink_after_listing_is_not_followed(tmp_path: Path) -> None:
+    qdir = tmp_path / "data" / "questions"
+    qdir.mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the data root", encoding="utf-8")
+    (qdir / "prompt.txt").write_text("hi", encoding="utf-8")
+    entry = _entry(qdir, "prompt.txt")
+    (qdir / "prompt.txt").unlink()
+    (qdir / "prompt.txt").symlink_to(secret)
+    checker = Checker(qdir)
+    assert checker.read(entry, "q", 100) is None
+    assert [p.code for p in checker.report.problems] == ["unreadable"]
+
+
+def test_reads_keep_the_bytes_only_for_a_consumer(tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 2})
+    seen: list[tuple[str, dict[str, bytes]]] = []
+    checker = Checker(data_dir / "questions", decode_images=False, on_question=lambda q, b: seen.append((q.id, b)))
+    report = checker.run()
+    assert report.ok and report.question_list == []  # handed over, not kept
+    assert [qid for qid, _ in seen] == ["chess_0000", "chess_0001"]
+    for qid, blobs in seen:
+        folder = data_dir / "questions" / "chess_task" / qid
+        assert blobs == {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+# --- forked workers ---------------------------------------------------------------------------
+# In fresh interpreters: the test process runs server threads, and forking then is unsafe.
+
+
+def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+
+
+def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
+    proc = _run("""
+        import os, signal
+        from vmeval_hf.errors import BuildError
+        from vmeval_hf.forked import run_forked
+
+        calls = []
+        results, waited = run_forked([(f"job {i}", lambda i=i: (i, os.getpid())) for i in range(5)], 2,
+                                     while_waiting=lambda: calls.append(1) or "waited")
+        assert [r[0] for r in results] == list(range(5)), results
+        assert os.getpid() not in {r[1] for r in results} and len({r[1] for r in results}) == 5
+        assert waited == "waited" and calls == [1]
+
+        def bad():
+            raise KeyError("missing thing")
+        try:
+            run_forked([("fine", lambda: 1), ("bad", bad)], 2)
+        except KeyError as exc:
+            assert "missing thing" in str(exc)
+        else:
+            raise AssertionError("no KeyError")
+
+        try:
+            run_forked([("domain 'maze'", lambda: os.kill(os.getpid(), signal.SIGKILL))], 2)
+        except BuildError as exc:
+            assert "domain 'maze'" in str(exc) and "signal 9" in str(exc), exc
+        else:
+            raise AssertionError("no BuildError")
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            print("no children left")
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "no children left"
+
+
+def test_forked_build_lists_every_domains_problems_and_leaves_nothing(tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 3, "sudoku": 2})
+    qdir = data_dir / "questions"
+    (qdir / "chess_task/chess_0001/first_frame.png").write_bytes(b"not a png")
+    (qdir / "maze_task/maze_0002/prompt.txt").write_bytes(b"\xff\xfe")
+    (qdir / "sudoku_task/sudoku_0001/final_frame.png").write_bytes(png_bytes(1)[:-5])  # truncated
+    proc = _run("""
+        import json, os, sys
+        import vmeval_hf.build as b
+        from vmeval_hf.errors import ValidationError
+        b.PARALLEL_MIN_QUESTIONS = 0
+        inner = b._compile_domain
+        def spy(*args):
+            os.write(2, f"worker {os.getpid()}\\n".encode())  # one write: children run at once
+            return inner(*args)
+        b._compile_domain = spy
+        try:
+            b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=2)
+        except ValidationError as exc:
+            print(json.dumps(sorted((p.code, p.path) for p in exc.problems if p.severity == "error")))
+        print(os.getpid(), file=sys.stderr)
+    """, str(data_dir), str(tmp_path / "releases" / "1.0"))
+    assert proc.returncode == 0, proc.stderr
+    pids = proc.stderr.split()
+    assert pids.count("worker") == 3 and pids[-1] not in pids[:-1]  # three domains, each in a child
+    problems = json.loads(proc.stdout)
+    assert [code for code, _ in problems] == ["bad_image", "not_png", "not_utf8"]
+    assert {path for _, path in problems} == {
+        str(qdir / "chess_task/chess_0001/first_frame.png"), str(qdir / "maze_task/maze_0002/prompt.txt"),
+        str(qdir / "sudoku_task/sudoku_0001/final_frame.png")}
+    assert not (tmp_path / "releases").exists()  # not even the parent folder the build created
+
+
+def test_forked_build_reports_a_killed_worker_and_leaves_nothing(tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 3})
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    proc = _run("""
+        import os, signal, sys
+        import vmeval_hf.build as b
+        from vmeval_hf.errors import BuildError
+        b.PARALLEL_MIN_QUESTIONS = 0
+        inner = b._compile_domain
+        def spy(*args):
+            if args[3] == "maze":
+                os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+            return inner(*args)
+        b._compile_domain = spy
+        try:
+            b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=2)
+        except BuildError as exc:
+            print(exc)
+    """, str(data_dir), str(releases / "1.0"))
+    assert proc.returncode == 0, proc.stderr
+    assert "domain 'maze'" in proc.stdout and "killed by signal 9" in proc.stdout
+    assert list(releases.iterdir()) == []  # no release, no temp folder

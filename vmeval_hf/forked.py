@@ -1,0 +1,127 @@
+"""Run jobs in forked child processes, one fresh child per job, at most ``workers`` at a time.
+
+Why not ``ProcessPoolExecutor``: a pool keeps each worker for many jobs, so a worker's
+memory is the high-water mark of every job it ran; and with the fork start method the
+pool cannot recycle workers (``max_tasks_per_child`` refuses ``fork``). Here a child
+compiles one job and exits, so the memory of a job is returned when it ends, and the
+children inherit the parent's imported modules without importing them again.
+
+Each child sends back its pickled result (or exception) through a pipe. A child that dies
+without answering (killed, out of memory) raises :class:`BuildError` naming the job. If
+the parent is interrupted, every running child is killed and reaped before the exception
+propagates, so no child outlives the call.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .errors import BuildError
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def fork_available() -> bool:
+    """Forking is safe only from a single-threaded process (a fork copies locks held by other threads)."""
+    import threading
+
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _child(job: Callable[[], Any], fd: int) -> None:
+    """In the child: run ``job``, write the pickled outcome to ``fd``, and leave without
+    running any of the parent's clean-up (atexit handlers, buffered output)."""
+    code = 0
+    try:
+        try:
+            payload = pickle.dumps((True, job()), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # noqa: BLE001  (sent to the parent, which re-raises it)
+            code = 1
+            try:
+                payload = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001  (an exception that cannot be pickled)
+                payload = pickle.dumps((False, BuildError(f"{type(exc).__name__}: {exc}")))
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:  # noqa: BLE001
+        code = 2
+    finally:
+        os._exit(code)
+
+
+def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
+               while_waiting: Callable[[], U] | None = None) -> tuple[list[T], U | None]:
+    """Run each ``(name, job)`` in its own forked child, at most ``workers`` at once, in the
+    given order; return the results in that order, and what ``while_waiting`` returned: it
+    runs here once, as soon as a core is idle (every job started, one finished)."""
+    import gc
+
+    results: list[Any] = [None] * len(jobs)
+    todo = list(enumerate(jobs))
+    running: dict[int, tuple[int, int, bytearray]] = {}  # read fd -> (job index, pid, bytes so far)
+    waited: U | None = None
+    sel = selectors.DefaultSelector()
+    # Objects that exist now are shared with every child until written to; the collector would
+    # write to all of them (and so copy every page) on its first full pass in a child.
+    gc.freeze()
+    try:
+        waiting_done = False
+        while todo or running:
+            while todo and len(running) < max(1, workers):
+                index, (_, job) = todo.pop(0)
+                r, w = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(r)
+                    _child(job, w)
+                os.close(w)
+                running[r] = (index, pid, bytearray())
+                sel.register(r, selectors.EVENT_READ)
+            if not waiting_done and while_waiting is not None and not todo and len(running) < workers:
+                waiting_done = True  # a core is free: every job has started and one has finished
+                waited = while_waiting()
+            for key, _ in sel.select():
+                fd = int(key.fd)  # type: ignore[call-overload]
+                chunk = os.read(fd, 1 << 20)
+                if chunk:
+                    running[fd][2].extend(chunk)
+                    continue
+                sel.unregister(fd)
+                os.close(fd)
+                index, pid, data = running.pop(fd)
+                _, status = os.waitpid(pid, 0)
+                results[index] = _outcome(jobs[index][0], data, status)
+    except BaseException:
+        for fd, (_, pid, _) in running.items():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            os.close(fd)
+        raise
+    finally:
+        sel.close()
+        gc.unfreeze()
+    if not waiting_done and while_waiting is not None:
+        waited = while_waiting()
+    return results, waited
+
+
+def _outcome(name: str, data: bytearray, status: int) -> Any:
+    if not data:
+        code = os.waitstatus_to_exitcode(status)
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise BuildError(f"the worker process for {name} {how} before finishing; "
+                         "check free memory and disk space, then run the build again")
+    ok, value = pickle.loads(bytes(data))
+    if not ok:
+        raise value
+    return value
