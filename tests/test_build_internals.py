@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from tests.support.trees import make_tree, png_bytes
-from vmeval_hf.build import _binary_array, _image_array, _string_array
+from vmeval_hf.build import _Arena, _binary_array, _image_array, _string_array
 from vmeval_hf.fsutil import canonical_json
 from vmeval_hf.questions import Checker
 from vmeval_hf.release import content_sha256, content_sha256_rows, write_release_manifest
@@ -64,10 +64,34 @@ def test_image_struct_equals_the_pa_array_form(values: list[bytes | None]) -> No
     data = pa.array(values, pa.binary())
     paths = pa.array([None if v is None else "first_frame.png" for v in values], pa.string())
     theirs = pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
-    ours = _image_array(values, "first_frame.png")
+    ours = _image_array(_binary_array(values, pa.binary()), "first_frame.png")
     ours.validate(full=True)
     assert ours.equals(theirs) and ours.nbytes == theirs.nbytes
     assert ours.to_pylist() == [None if v is None else {"bytes": v, "path": "first_frame.png"} for v in values]
+
+
+@pytest.mark.parametrize("values", BINARY_CASES)
+def test_arena_column_equals_pa_array(values: list[bytes | None]) -> None:
+    arena = _Arena()
+    arena.buf = bytearray(4)  # small, so the values below make it grow while views are alive
+    for round_ in range(2):  # the second round reuses the buffer after reset()
+        views = []
+        for v in values:
+            abandoned = arena.reserve(7)  # a question that fails after its frame was read
+            abandoned[:] = b"garbage"
+            if v is None:
+                arena.commit(None)
+                continue
+            view = arena.reserve(len(v) + 1)  # the checker asks for one byte more than the file
+            view[:len(v)] = v
+            views.append(view)
+            arena.commit(len(v))
+        ours = arena.array()
+        ours.validate(full=True)
+        assert ours.equals(pa.array(values, pa.binary())), round_
+        assert ours.nbytes == pa.array(values, pa.binary()).nbytes
+        del ours, views
+        arena.reset()
 
 
 def test_build_never_imports_pandas(tmp_path: Path) -> None:

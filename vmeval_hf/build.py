@@ -135,16 +135,64 @@ def _string_array(values: list[str | None]) -> Any:
     return _binary_array([None if v is None else v.encode("utf-8") for v in values], pa.string())
 
 
-def _image_array(values: list[bytes | None], name: str) -> Any:
-    """The ``datasets`` Image storage struct. A null image has null children too, as Parquet
-    reading gives them, so ``Table.nbytes`` here equals what ``datasets`` counts on load."""
+def _image_array(data: Any, name: str) -> Any:
+    """The ``datasets`` Image storage struct around the binary array ``data``. A null image has
+    null children too, as Parquet reading gives them, so ``Table.nbytes`` here equals what
+    ``datasets`` counts on load."""
     import pyarrow as pa
 
-    n = len(values)
-    mask = pa.Array.from_buffers(pa.bool_(), n, [None, _bitmap([v is None for v in values])])
-    data = _binary_array(values, pa.binary())
-    paths = _string_array([None if v is None else name for v in values])
+    nulls = data.is_null().to_pylist()
+    mask = pa.Array.from_buffers(pa.bool_(), len(data), [None, _bitmap(nulls)])
+    paths = _string_array([None if null else name for null in nulls])
     return pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
+
+
+class _Arena:
+    """One image column of the row group being built, read straight into one buffer.
+
+    The checker reads each frame into :meth:`reserve`'s view; :meth:`commit` keeps it (a
+    question that fails leaves its bytes to be overwritten). :meth:`array` is the binary
+    column over that buffer, with no copy; :meth:`reset` reuses it for the next row group.
+    """
+
+    def __init__(self) -> None:
+        self.buf = bytearray(1 << 20)
+        self.pos = 0
+        self.offsets = [0]
+        self.valid: list[bool] = []
+
+    def reserve(self, size: int) -> memoryview:
+        need = self.pos + size
+        if need > len(self.buf):  # a new buffer: views of the old one may still be alive
+            grown = bytearray(max(need, 2 * len(self.buf)))
+            grown[:self.pos] = memoryview(self.buf)[:self.pos]
+            self.buf = grown
+        return memoryview(self.buf)[self.pos:need]
+
+    def commit(self, size: int | None) -> None:
+        """The reserved view's first ``size`` bytes are this row's value; None: a null."""
+        self.pos += size or 0
+        self.offsets.append(self.pos)
+        self.valid.append(size is not None)
+
+    def array(self) -> Any:
+        import numpy as np
+        import pyarrow as pa
+
+        if self.pos > _INT32_MAX:
+            raise BuildError(f"a row group holds {self.pos} bytes of one image column, over Parquet's 2 GiB "
+                             "binary limit; shrink the largest frames")
+        n = len(self.valid)
+        nulls = n - sum(self.valid)
+        validity = _bitmap(self.valid) if nulls else None
+        offsets = pa.py_buffer(np.array(self.offsets, dtype=np.int32).tobytes())
+        return pa.Array.from_buffers(pa.binary(), n, [validity, offsets, pa.py_buffer(self.buf)[:self.pos]],
+                                     null_count=nulls)
+
+    def reset(self) -> None:
+        self.pos = 0
+        self.offsets = [0]
+        self.valid = []
 
 
 def _writer(path: Path, schema: Any) -> Any:
@@ -178,7 +226,8 @@ class _DomainWriter:
         self.domain = domain
         self.limit = limit
         self.checker = checker
-        self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names}
+        self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names if name not in IMAGE_COLUMNS}
+        self.arenas = {f"{name}.png": _Arena() for name in IMAGE_COLUMNS}
         self.row_bytes = 0
         self.shard_bytes = 0
         self.shard_rows = 0
@@ -189,7 +238,12 @@ class _DomainWriter:
         self.num_bytes = 0
         self.difficulties: Counter[str] = Counter()
 
-    def add(self, q: Question, blobs: dict[str, bytes]) -> None:
+    def buffer_for(self, name: str, size: int) -> memoryview | None:
+        """The checker's hook: frames are read into the row group's image buffers."""
+        arena = self.arenas.get(name)
+        return arena.reserve(size) if arena is not None and not self.checker.failed else None
+
+    def add(self, q: Question, blobs: dict[str, bytes | memoryview]) -> None:
         if self.first is None:
             self.first = (q.id, q.first_frame, q.final_frame)
         if self.checker.failed:
@@ -198,14 +252,20 @@ class _DomainWriter:
             blobs[VIDEO] = q.ground_truth_video.read_bytes()
         size = sum(len(b) for b in blobs.values())
         if self.shard_rows and self.shard_bytes + size > self.limit:
+            # this question's frames sit in the image buffers past the rows being flushed: keep them
+            frames = {name: bytes(blobs[name]) for name in self.arenas if name in blobs}
             self._close_shard()
+            for name, data in frames.items():
+                view = blobs[name] = self.arenas[name].reserve(len(data))
+                view[:] = data
         self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]), hashlib.sha256(blobs[name]).hexdigest())
                             for name in blobs)
         cols = self.columns
         for name in _STRING_FIELDS:
             cols[name].append(q.metadata_text if name == "metadata" else getattr(q, name))
-        for name in IMAGE_COLUMNS:
-            cols[name].append(blobs.get(f"{name}.png"))
+        for name, arena in self.arenas.items():
+            frame = blobs.get(name)
+            arena.commit(None if frame is None else len(frame))
         cols["ground_truth_video"].append(blobs.get(VIDEO))
         self.difficulties[q.difficulty or "unlabelled"] += 1
         self.shard_bytes += size
@@ -220,13 +280,14 @@ class _DomainWriter:
         cols = self.columns
         if not cols["id"]:
             return
-        self.columns = {name: [] for name in self.schema.names}
+        self.columns = {name: [] for name in cols}
         arrays = []
         for name in self.schema.names:
-            values = cols.pop(name)  # each column's bytes are dropped once copied into its array
             if name in IMAGE_COLUMNS:
-                arrays.append(_image_array(values, f"{name}.png"))
-            elif name == "ground_truth_video":
+                arrays.append(_image_array(self.arenas[f"{name}.png"].array(), f"{name}.png"))
+                continue
+            values = cols.pop(name)  # each column's bytes are dropped once copied into its array
+            if name == "ground_truth_video":
                 arrays.append(_binary_array(values, pa.binary()))
             else:
                 arrays.append(_string_array(values))
@@ -238,6 +299,9 @@ class _DomainWriter:
             self.writer = _writer(self._part(len(self.parts)), self.schema)
         self.num_bytes += table.nbytes
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        del table  # releases the image buffers before they are written over
+        for arena in self.arenas.values():
+            arena.reset()
         self.row_bytes = 0
 
     def _part(self, index: int) -> Path:
@@ -278,6 +342,7 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
     checker = Checker(qdir, decode_images=decode_images)
     writer = _DomainWriter(root, domain, limit, checker)
     checker.on_question = writer.add
+    checker.buffer_for = writer.buffer_for
     try:
         checker.check_domain(ddir, domain)
         shards = writer.finish()

@@ -22,7 +22,7 @@ MAX_PIXELS = 40_000_000  # 40 MP: far above any benchmark frame, far below a dec
 _VALID_DEPTHS = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
 
 
-def structure_problem(data: bytes) -> tuple[str, str] | None:
+def structure_problem(data: bytes | memoryview) -> tuple[str, str] | None:
     """``(code, message)`` for the first structural problem of PNG ``data``, or None if sound."""
     if data[:8] != SIGNATURE:
         return "not_png", "is not a PNG file (bad signature); re-export it as PNG"
@@ -60,7 +60,7 @@ def structure_problem(data: bytes) -> tuple[str, str] | None:
         pos = body_end + 4
 
 
-def decode_problem(data: bytes) -> tuple[str, str] | None:
+def decode_problem(data: bytes | memoryview) -> tuple[str, str] | None:
     """Structure, then a full pixel decode with Pillow (never re-encoded)."""
     found = structure_problem(data)
     if found:

@@ -145,7 +145,20 @@ def id_sort_key(qid: str) -> tuple[str, int, str]:
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 #: called with each valid question and the bytes read to check it (file name -> bytes)
-OnQuestion = Callable[[Question, dict[str, bytes]], None]
+OnQuestion = Callable[[Question, "dict[str, bytes | memoryview]"], None]
+
+
+#: where to read a PNG that the consumer embeds: (file name, bytes wanted) -> a writable view
+#: of that many bytes, or None to read into a new ``bytes``
+BufferFor = Callable[[str, int], "memoryview | None"]
+
+
+def _readinto_fd(fd: int, view: memoryview) -> memoryview:
+    """Fill ``view`` from ``fd``; the part filled (shorter only at end of file)."""
+    got = 0
+    while got < len(view) and (n := os.readv(fd, [view[got:]])):
+        got += n
+    return view[:got]
 
 
 def _read_fd(fd: int, want: int) -> bytes:
@@ -182,7 +195,9 @@ class Checker:
         self.failed = False
         #: every valid question checked here, small (kept also when ``on_question`` takes the question)
         self.listed: list[Listed] = []
-        self._blobs: dict[str, bytes] = {}
+        #: lets an ``on_question`` consumer have frames read straight into its own buffers
+        self.buffer_for: BufferFor | None = None
+        self._blobs: dict[str, bytes | memoryview] = {}
 
     @staticmethod
     def _real(p: Path | str) -> Path:
@@ -228,8 +243,10 @@ class Checker:
             return None
         return st
 
-    def read(self, entry: os.DirEntry[str], q: str, limit: int) -> bytes | None:
-        """The bytes of a listed question file, or None after recording why not."""
+    def read(self, entry: os.DirEntry[str], q: str, limit: int,
+             into: BufferFor | None = None) -> bytes | memoryview | None:
+        """The bytes of a listed question file (in a view from ``into``, if it gives one), or
+        None after recording why not."""
         path = entry.path
         if entry.is_symlink():
             if self.entry_ok(Path(path), q, "file") is None:
@@ -256,7 +273,8 @@ class Checker:
                 self.add(path, "too_large", f"is {st.st_size} bytes, over the {limit}-byte limit; shorten it",
                          question=q)
                 return None
-            data = _read_fd(fd, st.st_size + 1)
+            view = into(entry.name, st.st_size + 1) if into is not None else None
+            data = _read_fd(fd, st.st_size + 1) if view is None else _readinto_fd(fd, view)
         except OSError as exc:
             self.add(path, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
             return None
@@ -270,7 +288,7 @@ class Checker:
         return data
 
     def check_png(self, entry: os.DirEntry[str], q: str) -> bool:
-        data = self.read(entry, q, MAX_PNG_BYTES)
+        data = self.read(entry, q, MAX_PNG_BYTES, into=self.buffer_for)
         if data is None:
             return False
         found = decode_problem(data) if self.decode_images else structure_problem(data)
