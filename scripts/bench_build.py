@@ -11,6 +11,7 @@ Then it runs, each in its own subprocess, ``--repeat`` times, interleaved:
 
 - ``floor``: ``tar -cf - questions | cat >/dev/null``, reading every input byte once;
 - ``ours``: ``vmeval_hf.build_release`` (validate, hash, Parquet, card, manifest);
+- ``ours-serial`` (only with ``--only``): the same build in one process (``workers=1``);
 - ``datasets``: ``Dataset.from_generator`` with ``Image()`` features per domain, bytes
   embedded with ``datasets.table.embed_table_storage`` the way ``push_to_hub`` does it
   (``map(..., keep_in_memory=True)``), then ``to_parquet`` (plain ``to_parquet`` would
@@ -22,10 +23,11 @@ The page cache cannot be dropped here, so the floor runs once untimed first and
 every contender reads a warm cache. Times are medians: ``wall`` is the whole
 subprocess (interpreter start and imports included), ``work`` is the timed call
 inside it. Memory: ``ru_maxrss`` of the largest process (from ``wait4``), and the peaks
-of the summed RSS and the summed PSS of the whole process tree, sampled every 10 ms
-(our build forks two workers; ``tar | cat`` is two processes). Summed RSS counts every
-page a fork shares with its parent once per process; summed PSS counts it once in
-all, so it is the tree's real footprint and what the memory targets are judged on.
+of the summed RSS (in the timed runs) and of the summed PSS (in one more, untimed run:
+reading PSS slows the process down) of the whole process tree, sampled every 10 ms (our
+build forks workers; ``tar | cat`` is two processes). Summed RSS counts every page a fork
+shares with its parent once per process; summed PSS counts it once in all, so it is the
+tree's real footprint and what the memory targets are judged on.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ DOMAINS = ("chess", "maze", "raven", "rotation", "sudoku")
 DIFFICULTIES = ("easy", "medium", "hard")
 TREE_FORMAT = 1  # bump when the generated tree changes, so stale caches are not reused
 PNG_SIDE = 400
-CONTENDERS = ("floor", "ours", "datasets", "pyarrow")
+CONTENDERS = ("floor", "ours", "ours-serial", "datasets", "pyarrow")
+DEFAULT_CONTENDERS = ("floor", "ours", "datasets", "pyarrow")
 
 # --- the synthetic tree --------------------------------------------------------------
 
@@ -130,10 +133,14 @@ def tree_stats(data_dir: Path) -> dict[str, int]:
 # --- contenders (each runs in a child process: ``--_run NAME``) ---------------------------
 
 
-def run_ours(data_dir: Path, out: Path) -> None:
+def run_ours(data_dir: Path, out: Path, workers: int | None = None) -> None:
     from vmeval_hf import build
 
-    build.build_release(data_dir, out, version="0.0-bench")
+    build.build_release(data_dir, out, version="0.0-bench", workers=workers)
+
+
+def run_ours_serial(data_dir: Path, out: Path) -> None:
+    run_ours(data_dir, out, workers=1)  # the same build in one process, no forked workers
 
 
 def run_datasets(data_dir: Path, out: Path) -> None:
@@ -203,6 +210,8 @@ def run_pyarrow(data_dir: Path, out: Path) -> None:
 PRELOAD = {
     "ours": ["pyarrow.parquet", "numpy", "PIL.PngImagePlugin", "huggingface_hub.repocard", "jinja2",
              "vmeval_hf.build", "vmeval_hf.card"],
+    "ours-serial": ["pyarrow.parquet", "numpy", "PIL.PngImagePlugin", "huggingface_hub.repocard", "jinja2",
+                    "vmeval_hf.build", "vmeval_hf.card"],
     "datasets": ["datasets", "datasets.table", "pandas"],
     "pyarrow": ["pyarrow.parquet", "pandas", "vmeval_hf.schema"],
 }
@@ -211,7 +220,7 @@ PRELOAD = {
 def _child(name: str, data_dir: Path, out: Path, profile: Path | None) -> None:
     import importlib
 
-    fn = {"ours": run_ours, "datasets": run_datasets, "pyarrow": run_pyarrow}[name]
+    fn = {"ours": run_ours, "ours-serial": run_ours_serial, "datasets": run_datasets, "pyarrow": run_pyarrow}[name]
     for module in PRELOAD[name]:
         importlib.import_module(module)
     t0 = time.perf_counter()
@@ -228,21 +237,23 @@ def _child(name: str, data_dir: Path, out: Path, profile: Path | None) -> None:
 # --- measuring ---------------------------------------------------------------------------------
 
 
-def _mem_kb(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of one process in KiB. PSS splits each shared page among the processes mapping
-    it, so summing PSS over a forked tree counts the parent's pages once, where RSS counts them
-    in every fork."""
-    rss = pss = 0
+def _mem_kb(pid: int, pss: bool) -> int:
+    """RSS (cheap: /proc/PID/status) or PSS (/proc/PID/smaps_rollup) of one process, in KiB.
+
+    PSS splits each shared page among the processes mapping it, so summing PSS over a forked
+    tree counts the parent's pages once, where RSS counts them in every fork. Reading it walks
+    the page tables under the process's memory lock, which slows the process down, so it is
+    sampled only in a run of its own, never in a timed one.
+    """
+    path, key = (f"/proc/{pid}/smaps_rollup", "Pss:") if pss else (f"/proc/{pid}/status", "VmRSS:")
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1])
+                if line.startswith(key):
+                    return int(line.split()[1])
     except OSError:
         pass
-    return rss, pss
+    return 0
 
 
 def _tree_pids(pid: int) -> list[int]:
@@ -259,20 +270,18 @@ def _tree_pids(pid: int) -> list[int]:
     return pids
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall time, ru_maxrss of the largest process, sampled peaks of the tree's summed
-    RSS and summed PSS."""
+def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, pss: bool = False) -> dict[str, Any]:
+    """Run ``cmd``; wall time, ru_maxrss of the largest process, and the sampled peak of the tree's
+    summed RSS (``tree_rss_mb``) or, with ``pss``, summed PSS (``tree_pss_mb``)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = peak_pss = 0
+    peak = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak, peak_pss
+        nonlocal peak
         while not done.is_set():
-            mems = [_mem_kb(p) for p in _tree_pids(proc.pid)]
-            peak = max(peak, sum(m[0] for m in mems))
-            peak_pss = max(peak_pss, sum(m[1] for m in mems))
+            peak = max(peak, sum(_mem_kb(p, pss) for p in _tree_pids(proc.pid)))
             done.wait(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -286,14 +295,15 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> dic
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
-    result: dict[str, Any] = {"wall": wall, "maxrss_mb": usage.ru_maxrss / 1024, "tree_rss_mb": peak / 1024,
-                              "tree_pss_mb": peak_pss / 1024}
+    result: dict[str, Any] = {"wall": wall, "maxrss_mb": usage.ru_maxrss / 1024,
+                              "tree_pss_mb" if pss else "tree_rss_mb": peak / 1024}
     lines = out.decode().strip().splitlines()
     result.update(json.loads(lines[-1]) if lines else {"work": wall})
     return result
 
 
-def run_contender(name: str, data_dir: Path, scratch: Path, profile: Path | None = None) -> dict[str, Any]:
+def run_contender(name: str, data_dir: Path, scratch: Path, profile: Path | None = None,
+                  pss: bool = False) -> dict[str, Any]:
     if name == "floor":
         return measure(["bash", "-c", "tar -cf - questions | cat >/dev/null"], cwd=data_dir)
     out = scratch / f"out-{name}"
@@ -305,7 +315,7 @@ def run_contender(name: str, data_dir: Path, scratch: Path, profile: Path | None
     if profile is not None:
         cmd += ["--_profile", str(profile)]
     try:
-        return measure(cmd, cwd=scratch, env=env)
+        return measure(cmd, cwd=scratch, env=env, pss=pss)
     finally:
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(scratch / "hf-cache", ignore_errors=True)
@@ -321,7 +331,11 @@ def bench(n: int, repeat: int, cache_dir: Path, contenders: tuple[str, ...]) -> 
         for _ in range(repeat):
             for c in contenders:
                 runs[c].append(run_contender(c, data_dir, scratch))
+        # one untimed run per contender for the tree's PSS (sampling it slows the process down)
+        pss = {c: run_contender(c, data_dir, scratch, pss=True)["tree_pss_mb"] for c in contenders if c != "floor"}
     med = {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in runs.items()}
+    for c, mb in pss.items():
+        med[c]["tree_pss_mb"] = mb
     return {"questions": n, "png_mb": stats["png_bytes"] / 1e6, "repeat": repeat, "median": med}
 
 
@@ -331,12 +345,12 @@ def report(res: dict[str, Any]) -> list[str]:
     ours = med.get("ours", {}).get("work")
     lines = [f"N = {res['questions']} questions, {res['png_mb']:.0f} MB of PNG, median of {res['repeat']} "
              f"(warm page cache)",
-             f"{'contender':10} {'work s':>8} {'wall s':>8} {'maxrss MB':>10} {'tree RSS MB':>12} "
+             f"{'contender':12} {'work s':>8} {'wall s':>8} {'maxrss MB':>10} {'tree RSS MB':>12} "
              f"{'tree PSS MB':>12} {'work/floor':>11} {'work/ours':>10}"]
     for c, m in med.items():
         vs_floor = f"{m['work'] / floor:.2f}x" if floor else "-"
         vs_ours = f"{m['work'] / ours:.2f}x" if ours else "-"
-        lines.append(f"{c:10} {m['work']:8.2f} {m['wall']:8.2f} {m['maxrss_mb']:10.0f} {m['tree_rss_mb']:12.0f} "
+        lines.append(f"{c:12} {m['work']:8.2f} {m['wall']:8.2f} {m['maxrss_mb']:10.0f} {m['tree_rss_mb']:12.0f} "
                      f"{m.get('tree_pss_mb', 0):12.0f} {vs_floor:>11} {vs_ours:>10}")
     return lines
 
@@ -349,8 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per contender (default 3; medians reported)")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "vmeval-bench",
                     help="where generated trees are kept between runs (default /tmp/vmeval-bench)")
-    ap.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(CONTENDERS),
-                    help="run only these contenders")
+    ap.add_argument("--only", nargs="+", choices=CONTENDERS, default=list(DEFAULT_CONTENDERS),
+                    help="run only these contenders (default: all but ours-serial, the build without "
+                         "forked workers)")
     ap.add_argument("--profile", type=Path, metavar="FILE",
                     help="instead of benchmarking, run our build once under cProfile and write FILE")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
