@@ -157,6 +157,7 @@ class _Arena:
 
     def __init__(self) -> None:
         self.buf = bytearray(1 << 20)
+        self.view = memoryview(self.buf)
         self.pos = 0
         self.offsets = [0]
         self.valid: list[bool] = []
@@ -165,9 +166,9 @@ class _Arena:
         need = self.pos + size
         if need > len(self.buf):  # a new buffer: views of the old one may still be alive
             grown = bytearray(max(need, 2 * len(self.buf)))
-            grown[:self.pos] = memoryview(self.buf)[:self.pos]
-            self.buf = grown
-        return memoryview(self.buf)[self.pos:need]
+            grown[:self.pos] = self.view[:self.pos]
+            self.buf, self.view = grown, memoryview(grown)
+        return self.view[self.pos:need]
 
     def commit(self, size: int | None) -> None:
         """The reserved view's first ``size`` bytes are this row's value; None: a null."""
@@ -232,7 +233,7 @@ class _DomainWriter:
         self.shard_bytes = 0
         self.shard_rows = 0
         self.writer: Any = None
-        self.parts: list[tuple[Path, int, int, str]] = []  # (temp path, rows, size, sha256)
+        self.parts: list[tuple[Path, int, int]] = []  # (temp path, rows, size)
         self.sources: list[SourceRow] = []
         self.first: PreviewSource | None = None
         self.num_bytes = 0
@@ -314,7 +315,7 @@ class _DomainWriter:
         self.writer.close()
         self.writer = None
         path = self._part(len(self.parts))
-        self.parts.append((path, self.shard_rows, path.stat().st_size, sha256_file(path)))
+        self.parts.append((path, self.shard_rows, path.stat().st_size))
         self.shard_rows = self.shard_bytes = 0
 
     def close(self) -> None:
@@ -329,9 +330,9 @@ class _DomainWriter:
             return []
         self._close_shard()
         entries: list[ShardEntry] = []
-        for index, (path, rows, size, sha) in enumerate(self.parts):
+        for index, (path, rows, size) in enumerate(self.parts):
             rel = f"data/{self.domain}/{SPLIT}-{index:05d}-of-{len(self.parts):05d}.parquet"
-            entries.append({"path": rel, "rows": rows, "size": size, "sha256": sha})
+            entries.append({"path": rel, "rows": rows, "size": size, "sha256": ""})  # see _hash_shards
             path.rename(self.root / rel)
         return entries
 
@@ -401,9 +402,27 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     order = sorted(domains, key=lambda d: -sizes[d[1]])
     jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit))
             for ddir, domain in order]
-    results, previews = run_forked(jobs, n, while_waiting=partial(_early_previews, root, domains))
+    results, previews = run_forked(jobs, n, on_idle=partial(_while_idle, root, domains))
     by_domain = {r.domain: r for r in results}
     return [by_domain[domain] for _, domain in domains], previews
+
+
+def _hash_shards(root: Path, results: list[_DomainResult]) -> None:
+    """Fill in the sha256 of every shard not hashed yet.
+
+    Workers leave it to this process: hashing a finished domain's shards here, while the last
+    domains are still compiling, uses a core that would otherwise idle.
+    """
+    for r in results:
+        for shard in r.shards:
+            if not shard["sha256"]:
+                shard["sha256"] = sha256_file(root / shard["path"])
+
+
+def _while_idle(root: Path, domains: list[tuple[str, str]], finished: list[_DomainResult]
+                ) -> list[dict[str, str]] | None:
+    _hash_shards(root, finished)
+    return _early_previews(root, domains)
 
 
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
@@ -493,6 +512,7 @@ def build_release(
         report.raise_for_errors()
         del listed
         results = [r for r in results if r.listed]
+        _hash_shards(tmp, results)
         summary = _finish_release(tmp, results, previews, version=version, repo_id=repo_id, license=license)
         replace_dir(tmp, out_path)  # out_path is never a half-written release
     except BaseException:

@@ -57,22 +57,27 @@ def _child(job: Callable[[], Any], fd: int) -> None:
 
 
 def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
-               while_waiting: Callable[[], U] | None = None) -> tuple[list[T], U | None]:
+               on_idle: Callable[[list[T]], U] | None = None) -> tuple[list[T], U | None]:
     """Run each ``(name, job)`` in its own forked child, at most ``workers`` at once, in the
-    given order; return the results in that order, and what ``while_waiting`` returned: it
-    runs here once, as soon as a core is idle (every job started, one finished)."""
+    given order; return the results in that order, and what ``on_idle`` returned.
+
+    ``on_idle`` runs here once, given the results finished so far: as soon as a core would
+    otherwise idle (every job started, one finished), or at the end. Work that does not have
+    to happen in the children can wait for it.
+    """
     import gc
 
     results: list[Any] = [None] * len(jobs)
     todo = list(enumerate(jobs))
     running: dict[int, tuple[int, int, bytearray]] = {}  # read fd -> (job index, pid, bytes so far)
-    waited: U | None = None
+    idled: U | None = None
     sel = selectors.DefaultSelector()
     # Objects that exist now are shared with every child until written to; the collector would
     # write to all of them (and so copy every page) on its first full pass in a child.
     gc.freeze()
     try:
-        waiting_done = False
+        idle_done = False
+        finished: set[int] = set()
         while todo or running:
             while todo and len(running) < max(1, workers):
                 index, (_, job) = todo.pop(0)
@@ -84,9 +89,9 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 os.close(w)
                 running[r] = (index, pid, bytearray())
                 sel.register(r, selectors.EVENT_READ)
-            if not waiting_done and while_waiting is not None and not todo and len(running) < workers:
-                waiting_done = True  # a core is free: every job has started and one has finished
-                waited = while_waiting()
+            if not idle_done and on_idle is not None and not todo and len(running) < workers:
+                idle_done = True  # a core is free: every job has started and one has finished
+                idled = on_idle([r for i, r in enumerate(results) if i in finished])
             for key, _ in sel.select():
                 fd = int(key.fd)  # type: ignore[call-overload]
                 chunk = os.read(fd, 1 << 20)
@@ -98,6 +103,7 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 index, pid, data = running.pop(fd)
                 _, status = os.waitpid(pid, 0)
                 results[index] = _outcome(jobs[index][0], data, status)
+                finished.add(index)
     except BaseException:
         for fd, (_, pid, _) in running.items():
             try:
@@ -110,9 +116,9 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     finally:
         sel.close()
         gc.unfreeze()
-    if not waiting_done and while_waiting is not None:
-        waited = while_waiting()
-    return results, waited
+    if not idle_done and on_idle is not None:
+        idled = on_idle(results)
+    return results, idled
 
 
 def _outcome(name: str, data: bytearray, status: int) -> Any:

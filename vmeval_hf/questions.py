@@ -370,7 +370,7 @@ class Checker:
             prompt = self.check_text(entries[PROMPT], rel, "prompt")
         final = None
         if FINAL in entries:
-            final = Path(entries[FINAL].path) if self.check_png(entries[FINAL], rel) else None
+            final = FINAL if self.check_png(entries[FINAL], rel) else None
         elif METADATA in entries:
             self.add(f"{folder}{sep}{FINAL}", "missing_file",
                      "classic layout (with question_metadata.json) needs final_frame.png; add it", question=rel)
@@ -379,9 +379,9 @@ class Checker:
         if VIDEO in entries:
             e = entries[VIDEO]
             if e.is_symlink() or not e.is_file(follow_symlinks=False):
-                video = Path(e.path) if self.entry_ok(Path(e.path), rel, "file") else None
+                video = VIDEO if self.entry_ok(Path(e.path), rel, "file") else None
             else:
-                video = Path(e.path)
+                video = VIDEO
         failed_here = self.failed
         self.failed = had_error or failed_here
         if failed_here or prompt is None:
@@ -396,11 +396,11 @@ class Checker:
             return str(value) if value is not None else None
 
         question = Question(
-            id=q, domain=domain, prompt=prompt, source_path=rel, folder=Path(folder),
-            first_frame=Path(entries[FIRST].path), final_frame=final,
+            id=q, domain=domain, prompt=prompt, source_path=rel, folder=(where := Path(folder)),
+            first_frame=where / FIRST, final_frame=final and where / final,
             difficulty=text_field("difficulty"), task_category=text_field("task_category"),
             goal=goal if goal is not None else text_field("goal"),
-            ground_truth_video=video, metadata_text=meta_text, metadata=meta,
+            ground_truth_video=video and where / video, metadata_text=meta_text, metadata=meta,
             files=frozenset(entries.keys() & KNOWN_FILES),
         )
         self.listed.append(listing(question))
