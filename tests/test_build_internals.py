@@ -23,10 +23,10 @@ import pyarrow as pa
 import pytest
 
 from tests.support.trees import make_tree, png_bytes
-from vmeval_hf.build import _Arena, _binary_array, _image_array, _string_array
 from vmeval_hf.fsutil import canonical_json
 from vmeval_hf.questions import Checker
 from vmeval_hf.release import content_sha256, content_sha256_rows, write_release_manifest
+from vmeval_hf.shards import Arena, binary_array, image_array, string_array
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,7 +44,7 @@ BINARY_CASES = [
 
 @pytest.mark.parametrize("values", BINARY_CASES)
 def test_binary_array_equals_pa_array(values: list[bytes | None]) -> None:
-    ours, theirs = _binary_array(values, pa.binary()), pa.array(values, pa.binary())
+    ours, theirs = binary_array(values, pa.binary()), pa.array(values, pa.binary())
     ours.validate(full=True)
     assert ours.equals(theirs) and ours.to_pylist() == values
     assert ours.null_count == theirs.null_count and ours.nbytes == theirs.nbytes
@@ -52,7 +52,7 @@ def test_binary_array_equals_pa_array(values: list[bytes | None]) -> None:
 
 @pytest.mark.parametrize("values", [["a", "", "é迷 ✓"], ["a", None], [None], []])
 def test_string_array_equals_pa_array(values: list[str | None]) -> None:
-    ours, theirs = _string_array(values), pa.array(values, pa.string())
+    ours, theirs = string_array(values), pa.array(values, pa.string())
     ours.validate(full=True)
     assert ours.equals(theirs) and ours.nbytes == theirs.nbytes
 
@@ -64,7 +64,7 @@ def test_image_struct_equals_the_pa_array_form(values: list[bytes | None]) -> No
     data = pa.array(values, pa.binary())
     paths = pa.array([None if v is None else "first_frame.png" for v in values], pa.string())
     theirs = pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
-    ours = _image_array(_binary_array(values, pa.binary()), "first_frame.png")
+    ours = image_array(binary_array(values, pa.binary()), "first_frame.png")
     ours.validate(full=True)
     assert ours.equals(theirs) and ours.nbytes == theirs.nbytes
     assert ours.to_pylist() == [None if v is None else {"bytes": v, "path": "first_frame.png"} for v in values]
@@ -72,7 +72,7 @@ def test_image_struct_equals_the_pa_array_form(values: list[bytes | None]) -> No
 
 @pytest.mark.parametrize("values", BINARY_CASES)
 def test_arena_column_equals_pa_array(values: list[bytes | None]) -> None:
-    arena = _Arena()
+    arena = Arena()
     arena.buf = bytearray(4)  # small, so the values below make it grow while views are alive
     arena.view = memoryview(arena.buf)
     for round_ in range(2):  # the second round reuses the buffer after reset()

@@ -8,8 +8,9 @@ Layout written (atomically: built in a temp folder beside ``out``, then moved in
     vmeval_release.json                         sources, shards, files, content_sha256
 
 One pass: :class:`~vmeval_hf.questions.Checker` reads each file once to validate it and
-hands the same bytes to the domain's writer, which hashes them and streams them into row
-groups of about 100 rows, so memory does not grow with the tree. If any question fails,
+hands the same bytes to the domain's writer (:mod:`vmeval_hf.shards`), which hashes them
+and streams them into row groups of about 100 rows, so memory does not grow with the
+tree. If any question fails,
 nothing is moved into place: the temp folder is deleted and ``ValidationError`` lists
 every problem. Domains are compiled in two forked worker processes when the tree is big
 enough to pay for them (scripts/bench_build.py has the figures).
@@ -17,13 +18,11 @@ enough to pay for them (scripts/bench_build.py has the figures).
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 import os
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,11 +34,9 @@ from .card import PreviewSource
 from .errors import BuildError
 from .fsutil import parse_size, replace_dir, sha256_file
 from .questions import (
-    VIDEO,
     Checker,
     Listed,
     Problem,
-    Question,
     resolve_questions_dir,
     tree_problems,
 )
@@ -54,17 +51,13 @@ from .release import (
     load_release,
     write_release_manifest,
 )
-from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema
+from .shards import DomainWriter
 
 log = logging.getLogger(__name__)
 
-ROW_GROUP_ROWS = 100
-#: a row group is also cut at this many input bytes, so huge frames or videos stay bounded
-ROW_GROUP_BYTES = 256 * 2**20
 DEFAULT_MAX_SHARD_SIZE = "500MB"
 #: below this many question folders, forking workers costs more than it saves
 PARALLEL_MIN_QUESTIONS = 400
-_INT32_MAX = 2**31 - 1
 
 @dataclass
 class BuildResult:
@@ -98,250 +91,11 @@ class _DomainResult:
     first: PreviewSource | None  # the first question, for the card's preview
 
 
-# --- Arrow columns from Python values, without pa.array() ----------------------------------------
-# pa.array() on a Python list imports pandas the first time (about 0.3 s); these build the same
-# arrays (same buffers, so the same Table.nbytes) straight from the bytes.
-
-
-def _bitmap(flags: list[bool]) -> Any:
-    import numpy as np
-    import pyarrow as pa
-
-    return pa.py_buffer(np.packbits(np.array(flags, dtype=bool), bitorder="little").tobytes())
-
-
-def _binary_array(values: list[bytes | None], type_: Any) -> Any:
-    """A ``binary`` or ``string`` (values then UTF-8 bytes) Arrow array; None is null."""
-    import numpy as np
-    import pyarrow as pa
-
-    n = len(values)
-    lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] > _INT32_MAX:
-        raise BuildError(f"a row group holds {offsets[-1]} bytes in one column, over Parquet's 2 GiB binary limit; "
-                         "shrink the largest files")
-    nulls = sum(v is None for v in values)
-    validity = _bitmap([v is not None for v in values]) if nulls else None
-    data = pa.py_buffer(b"".join(v for v in values if v is not None))
-    return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(offsets.astype(np.int32).tobytes()), data],
-                                 null_count=nulls)
-
-
-def _string_array(values: list[str | None]) -> Any:
-    import pyarrow as pa
-
-    return _binary_array([None if v is None else v.encode("utf-8") for v in values], pa.string())
-
-
-def _image_array(data: Any, name: str) -> Any:
-    """The ``datasets`` Image storage struct around the binary array ``data``. A null image has
-    null children too, as Parquet reading gives them, so ``Table.nbytes`` here equals what
-    ``datasets`` counts on load."""
-    import pyarrow as pa
-
-    nulls = data.is_null().to_pylist()
-    mask = pa.Array.from_buffers(pa.bool_(), len(data), [None, _bitmap(nulls)])
-    paths = _string_array([None if null else name for null in nulls])
-    return pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
-
-
-class _Arena:
-    """One image column of the row group being built, read straight into one buffer.
-
-    The checker reads each frame into :meth:`reserve`'s view; :meth:`commit` keeps it (a
-    question that fails leaves its bytes to be overwritten). :meth:`array` is the binary
-    column over that buffer, with no copy; :meth:`reset` reuses it for the next row group.
-    """
-
-    def __init__(self) -> None:
-        self.buf = bytearray(1 << 20)
-        self.view = memoryview(self.buf)
-        self.pos = 0
-        self.offsets = [0]
-        self.valid: list[bool] = []
-
-    def reserve(self, size: int) -> memoryview:
-        need = self.pos + size
-        if need > len(self.buf):  # a new buffer: views of the old one may still be alive
-            grown = bytearray(max(need, 2 * len(self.buf)))
-            grown[:self.pos] = self.view[:self.pos]
-            self.buf, self.view = grown, memoryview(grown)
-        return self.view[self.pos:need]
-
-    def commit(self, size: int | None) -> None:
-        """The reserved view's first ``size`` bytes are this row's value; None: a null."""
-        self.pos += size or 0
-        self.offsets.append(self.pos)
-        self.valid.append(size is not None)
-
-    def array(self) -> Any:
-        import numpy as np
-        import pyarrow as pa
-
-        if self.pos > _INT32_MAX:
-            raise BuildError(f"a row group holds {self.pos} bytes of one image column, over Parquet's 2 GiB "
-                             "binary limit; shrink the largest frames")
-        n = len(self.valid)
-        nulls = n - sum(self.valid)
-        validity = _bitmap(self.valid) if nulls else None
-        offsets = pa.py_buffer(np.array(self.offsets, dtype=np.int32).tobytes())
-        return pa.Array.from_buffers(pa.binary(), n, [validity, offsets, pa.py_buffer(self.buf)[:self.pos]],
-                                     null_count=nulls)
-
-    def reset(self) -> None:
-        self.pos = 0
-        self.offsets = [0]
-        self.valid = []
-
-
-def _writer(path: Path, schema: Any) -> Any:
-    import pyarrow.parquet as pq
-
-    image_cols = [f"{c}.bytes" for c in IMAGE_COLUMNS] + ["ground_truth_video"]
-    compression = {name: "snappy" for name in schema.names}
-    compression.update({c: "none" for c in image_cols})  # PNG/MP4 bytes are already compressed
-    dictionary = [n for n in ("domain", "task_category", "difficulty")]
-    kwargs: dict[str, Any] = dict(compression=compression, use_dictionary=dictionary, write_page_index=True,
-                                  write_statistics=["id", "domain", "difficulty", "source_path"])
-    return pq.ParquetWriter(str(path), schema, **kwargs)
-
-
-_STRING_FIELDS = ("id", "domain", "task_category", "difficulty", "prompt", "goal", "metadata", "source_path")
-
-
-class _DomainWriter:
-    """Streams one domain's valid questions, in order, into shards of row groups.
-
-    Shards are cut at ``limit`` input bytes (a question over the limit gets a shard of its
-    own) and written under temporary names; :meth:`finish` gives them their final
-    ``test-XXXXX-of-YYYYY`` names once the count is known. Once the checker has found an
-    error anywhere in this domain, nothing more is written (the release is discarded).
-    """
-
-    def __init__(self, root: Path, domain: str, limit: int, checker: Checker) -> None:
-        self.schema = arrow_schema()
-        self.folder = root / "data" / domain
-        self.root = root
-        self.domain = domain
-        self.limit = limit
-        self.checker = checker
-        self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names if name not in IMAGE_COLUMNS}
-        self.arenas = {f"{name}.png": _Arena() for name in IMAGE_COLUMNS}
-        self.row_bytes = 0
-        self.shard_bytes = 0
-        self.shard_rows = 0
-        self.writer: Any = None
-        self.parts: list[tuple[Path, int, int]] = []  # (temp path, rows, size)
-        self.sources: list[SourceRow] = []
-        self.first: PreviewSource | None = None
-        self.num_bytes = 0
-        self.difficulties: Counter[str] = Counter()
-
-    def buffer_for(self, name: str, size: int) -> memoryview | None:
-        """The checker's hook: frames are read into the row group's image buffers."""
-        arena = self.arenas.get(name)
-        return arena.reserve(size) if arena is not None and not self.checker.failed else None
-
-    def add(self, q: Question, blobs: dict[str, bytes | memoryview]) -> None:
-        if self.first is None:
-            self.first = (q.id, q.first_frame, q.final_frame)
-        if self.checker.failed:
-            return
-        if q.ground_truth_video is not None:
-            blobs[VIDEO] = q.ground_truth_video.read_bytes()
-        size = sum(len(b) for b in blobs.values())
-        if self.shard_rows and self.shard_bytes + size > self.limit:
-            # this question's frames sit in the image buffers past the rows being flushed: keep them
-            frames = {name: bytes(blobs[name]) for name in self.arenas if name in blobs}
-            self._close_shard()
-            for name, data in frames.items():
-                view = blobs[name] = self.arenas[name].reserve(len(data))
-                view[:] = data
-        self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]), hashlib.sha256(blobs[name]).hexdigest())
-                            for name in blobs)
-        cols = self.columns
-        for name in _STRING_FIELDS:
-            cols[name].append(q.metadata_text if name == "metadata" else getattr(q, name))
-        for name, arena in self.arenas.items():
-            frame = blobs.get(name)
-            arena.commit(None if frame is None else len(frame))
-        cols["ground_truth_video"].append(blobs.get(VIDEO))
-        self.difficulties[q.difficulty or "unlabelled"] += 1
-        self.shard_bytes += size
-        self.shard_rows += 1
-        self.row_bytes += size
-        if len(cols["id"]) >= ROW_GROUP_ROWS or self.row_bytes >= ROW_GROUP_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-
-        cols = self.columns
-        if not cols["id"]:
-            return
-        self.columns = {name: [] for name in cols}
-        arrays = []
-        for name in self.schema.names:
-            if name in IMAGE_COLUMNS:
-                arrays.append(_image_array(self.arenas[f"{name}.png"].array(), f"{name}.png"))
-                continue
-            values = cols.pop(name)  # each column's bytes are dropped once copied into its array
-            if name == "ground_truth_video":
-                arrays.append(_binary_array(values, pa.binary()))
-            else:
-                arrays.append(_string_array(values))
-            del values
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
-        del arrays
-        if self.writer is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self.writer = _writer(self._part(len(self.parts)), self.schema)
-        self.num_bytes += table.nbytes
-        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        del table  # releases the image buffers before they are written over
-        for arena in self.arenas.values():
-            arena.reset()
-        self.row_bytes = 0
-
-    def _part(self, index: int) -> Path:
-        return self.folder / f".{SPLIT}-{index:05d}.parquet.part"
-
-    def _close_shard(self) -> None:
-        self._flush()
-        if self.writer is None:
-            return
-        self.writer.close()
-        self.writer = None
-        path = self._part(len(self.parts))
-        self.parts.append((path, self.shard_rows, path.stat().st_size))
-        self.shard_rows = self.shard_bytes = 0
-
-    def close(self) -> None:
-        """Release the open shard without finishing it (on an error)."""
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-    def finish(self) -> list[ShardEntry]:
-        if self.checker.failed:
-            self.close()
-            return []
-        self._close_shard()
-        entries: list[ShardEntry] = []
-        for index, (path, rows, size) in enumerate(self.parts):
-            rel = f"data/{self.domain}/{SPLIT}-{index:05d}-of-{len(self.parts):05d}.parquet"
-            entries.append({"path": rel, "rows": rows, "size": size, "sha256": ""})  # see _hash_shards
-            path.rename(self.root / rel)
-        return entries
-
-
 def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, root: Path,
                     limit: int) -> _DomainResult:
     """Validate one domain's questions and stream the valid ones into its shards."""
     checker = Checker(qdir, decode_images=decode_images)
-    writer = _DomainWriter(root, domain, limit, checker)
+    writer = DomainWriter(root, domain, limit, checker)
     checker.on_question = writer.add
     checker.buffer_for = writer.buffer_for
     try:
