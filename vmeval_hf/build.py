@@ -59,6 +59,7 @@ DEFAULT_MAX_SHARD_SIZE = "500MB"
 #: below this many question folders, forking workers costs more than it saves
 PARALLEL_MIN_QUESTIONS = 400
 
+
 @dataclass
 class BuildResult:
     out: Path
