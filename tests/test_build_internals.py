@@ -25,7 +25,12 @@ import pytest
 from tests.support.trees import make_tree, png_bytes
 from vmeval_hf.fsutil import canonical_json
 from vmeval_hf.questions import Checker
-from vmeval_hf.release import content_sha256, content_sha256_rows, write_release_manifest
+from vmeval_hf.release import (
+    content_sha256,
+    content_sha256_runs,
+    source_text,
+    write_release_manifest,
+)
 from vmeval_hf.shards import Arena, binary_array, image_array, string_array
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,18 +128,32 @@ def _documented_content_sha256(sources: list[dict[str, object]]) -> str:
     return hashlib.sha256(json.dumps(ordered, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("n", [0, 1, 4])
-def test_streamed_manifest_and_content_hash_equal_the_whole_document(tmp_path: Path, n: int) -> None:
+@pytest.mark.parametrize(("n", "cuts"), [(0, []), (1, []), (4, []), (4, [1]), (4, [1, 3])])
+def test_manifest_and_content_hash_from_runs_equal_the_whole_document(tmp_path: Path, n: int,
+                                                                      cuts: list[int]) -> None:
+    """Workers format their domain's sorted sources as runs; joined in order, they are the document."""
     sources = [{"path": p, "size": 10**i, "sha256": hashlib.sha256(p.encode()).hexdigest()}
                for i, p in enumerate(TRICKY[:n])]
     rows = sorted((str(s["path"]), int(str(s["size"])), str(s["sha256"])) for s in sources)
+    bounds = [0, *cuts, n]
+    runs = [r for a, b in zip(bounds, bounds[1:]) if (r := source_text(rows[a:b])) is not None]
+    assert len(runs) == (len(cuts) + 1 if n else 0)
     doc = {"schema": 1, "version": "1.0", "questions": n, "domains": {"chess": n}, "content_sha256": "c",
            "shards": [{"path": "data/chess/test-00000-of-00001.parquet", "rows": n, "size": 5, "sha256": "s"}],
            "files": [{"path": "README.md", "size": 1, "sha256": "f"}]}
-    write_release_manifest(tmp_path / "m.json", doc, rows)
+    write_release_manifest(tmp_path / "m.json", doc, runs)
     expected = canonical_json({**doc, "sources": sorted(sources, key=lambda s: str(s["path"]))})
     assert (tmp_path / "m.json").read_text(encoding="utf-8") == expected
-    assert content_sha256_rows(rows) == content_sha256(sources) == _documented_content_sha256(sources)
+    assert content_sha256_runs(runs) == content_sha256(sources) == _documented_content_sha256(sources)
+
+
+def test_runs_out_of_order_are_refused(tmp_path: Path) -> None:
+    a, b = source_text([("a_task/a_0000/prompt.txt", 1, "x")]), source_text([("b_task/b_0000/prompt.txt", 1, "y")])
+    assert a is not None and b is not None
+    with pytest.raises(ValueError, match="out of order"):
+        content_sha256_runs([b, a])
+    with pytest.raises(ValueError, match="out of order"):
+        write_release_manifest(tmp_path / "m.json", {"schema": 1}, [b, a])
 
 
 # --- the checker's reads ----------------------------------------------------------------------

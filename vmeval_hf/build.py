@@ -18,12 +18,10 @@ enough to pay for them (scripts/bench_build.py has the figures).
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from glob import escape as glob_escape
@@ -46,9 +44,10 @@ from .release import (
     FileEntry,
     ReleaseManifest,
     ShardEntry,
-    SourceRow,
-    content_sha256_rows,
+    SourceText,
+    content_sha256_runs,
     load_release,
+    source_text,
     write_release_manifest,
 )
 from .shards import DomainWriter
@@ -83,7 +82,7 @@ class _DomainResult:
 
     domain: str
     shards: list[ShardEntry]
-    sources: list[SourceRow]  # sorted by path
+    sources: SourceText | None  # every source file, sorted by path
     num_bytes: int
     difficulties: dict[str, int]
     problems: list[Problem]
@@ -105,7 +104,7 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
     finally:
         writer.close()
     report = checker.report
-    return _DomainResult(domain, shards, sorted(writer.sources), writer.num_bytes, dict(writer.difficulties),
+    return _DomainResult(domain, shards, source_text(sorted(writer.sources)), writer.num_bytes, dict(writer.difficulties),
                          report.problems, checker.listed, report.folders, writer.first)
 
 
@@ -301,12 +300,12 @@ def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict
     the shards already in ``tmp``; returns the manifest but its source list."""
     from .card import render_card, write_previews
 
-    def sources() -> Iterator[SourceRow]:  # each domain's list is sorted: merge them, never copy
-        return heapq.merge(*(r.sources for r in results))
-
+    # Every path of a domain starts "<domain>_task/", so the domains' sorted runs, taken in that
+    # order, are the sorted list (checked as they are joined).
+    runs = [r.sources for r in sorted(results, key=lambda r: f"{r.domain}_task/") if r.sources is not None]
     shards = [s for r in results for s in r.shards]
     domains = {r.domain: sum(s["rows"] for s in r.shards) for r in results}
-    digest = content_sha256_rows(sources())
+    digest = content_sha256_runs(runs)
     firsts = {r.domain: r.first for r in results if r.first is not None}
     if previews is None or {p["domain"]: p["id"] for p in previews} != {d: f[0] for d, f in firsts.items()}:
         shutil.rmtree(tmp / "assets", ignore_errors=True)
@@ -333,5 +332,5 @@ def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict
         "shards": shards, "files": files, "content_sha256": digest,
     }
     # No temp file needed: tmp/ is swapped in whole.
-    write_release_manifest(tmp / RELEASE_MANIFEST, summary, sources())
+    write_release_manifest(tmp / RELEASE_MANIFEST, summary, runs)
     return summary

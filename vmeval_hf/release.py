@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from json.encoder import encode_basestring as _text  # json.dumps' string form, ensure_ascii=False
 from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensure_ascii=True
@@ -83,41 +83,74 @@ class ReleaseManifest(TypedDict):
 SourceRow = tuple[str, int, str]
 
 
-def content_sha256(sources: list[FileEntry]) -> str:
-    """sha256 of the sorted source list in a fixed compact JSON form."""
-    return content_sha256_rows(sorted((s["path"], s["size"], s["sha256"]) for s in sources))
+@dataclass(frozen=True)
+class SourceText:
+    """A run of source rows, sorted by path, already in the two text forms the release needs:
+    ``compact`` as :func:`content_sha256` hashes it, ``indented`` as the manifest lists it.
 
-
-def content_sha256_rows(rows: Iterable[SourceRow]) -> str:
-    """:func:`content_sha256` of rows already sorted by path, hashed as they stream past.
-
-    The text hashed is ``json.dumps(sources, sort_keys=True, separators=(",", ":"))``,
-    written out entry by entry.
+    The build's workers format their own domain's rows; the parent only joins the runs.
     """
-    h = hashlib.sha256()
-    sep = "["
+
+    compact: str
+    indented: str
+    first: str  # the first and last paths, to check the runs are joined in order
+    last: str
+
+
+def source_text(rows: Iterable[SourceRow]) -> SourceText | None:
+    """``rows`` (sorted by path) as a :class:`SourceText`; None if there are none."""
+    compact, indented = [], []
     for path, size, sha in rows:
-        h.update(f'{sep}{{"path":{_ascii(path)},"sha256":{_ascii(sha)},"size":{int(size)}}}'.encode())
-        sep = ","
-    h.update(b"[]" if sep == "[" else b"]")
+        compact.append(f'{{"path":{_ascii(path)},"sha256":{_ascii(sha)},"size":{int(size)}}}')
+        indented.append(f'{{\n      "path": {_text(path)},\n      "sha256": {_text(sha)},\n      "size": {int(size)}\n    }}')
+        if len(compact) == 1:
+            first = path
+    if not compact:
+        return None
+    return SourceText(",".join(compact), ",\n    ".join(indented), first, path)
+
+
+def _in_order(runs: Sequence[SourceText]) -> Sequence[SourceText]:
+    for a, b in zip(runs, runs[1:]):
+        if not a.last < b.first:
+            raise ValueError(f"source runs out of order: {a.last!r} then {b.first!r}")
+    return runs
+
+
+def content_sha256(sources: list[FileEntry]) -> str:
+    """sha256 of the sorted source list in a fixed compact JSON form:
+    ``json.dumps(sources, sort_keys=True, separators=(",", ":"))``."""
+    run = source_text(sorted((s["path"], s["size"], s["sha256"]) for s in sources))
+    return content_sha256_runs([run] if run else [])
+
+
+def content_sha256_runs(runs: Sequence[SourceText]) -> str:
+    """:func:`content_sha256` of the sources given as runs, in path order."""
+    h = hashlib.sha256(b"[")
+    for i, run in enumerate(_in_order(runs)):
+        h.update(b"," if i else b"")
+        h.update(run.compact.encode())
+    h.update(b"]")
     return h.hexdigest()
 
 
 _SOURCES_MARK = "\x00sources\x00"
 
 
-def write_release_manifest(path: Path, manifest: dict[str, Any], sources: Iterable[SourceRow]) -> None:
-    """Write ``manifest`` plus its ``sources`` (rows sorted by path) in :func:`~vmeval_hf.fsutil.canonical_json`'s
-    exact form, streaming the source list: it has an entry per source file (tens of thousands)."""
+def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[SourceText]) -> None:
+    """Write ``manifest`` plus its ``sources`` (given as runs, in path order) in
+    :func:`~vmeval_hf.fsutil.canonical_json`'s exact form, without building the source list:
+    it has an entry per source file (tens of thousands)."""
     head, tail = canonical_json({**manifest, "sources": _SOURCES_MARK}).split(_text(_SOURCES_MARK))
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(head)
-        sep = "[\n    "
-        for src_path, size, sha in sources:
-            fh.write(f'{sep}{{\n      "path": {_text(src_path)},\n      "sha256": {_text(sha)},\n'
-                     f'      "size": {int(size)}\n    }}')
-            sep = ",\n    "
-        fh.write("[]" if sep == "[\n    " else "\n  ]")
+        if not runs:
+            fh.write("[]")
+        for i, run in enumerate(_in_order(runs)):
+            fh.write(",\n    " if i else "[\n    ")
+            fh.write(run.indented)
+        if runs:
+            fh.write("\n  ]")
         fh.write(tail)
 
 
