@@ -565,6 +565,22 @@ def test_cli_build_json(runner: CliRunner, tmp_path: Path) -> None:
     assert datasets.load_dataset(str(out), "maze", split="test").num_rows == 2
 
 
+def test_cli_build_workers_option(runner: CliRunner, tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2, "sudoku": 1})
+    one = runner.invoke(cli, ["build", "--data-dir", str(data_dir), "--out", str(tmp_path / "one"),
+                              "--version", "1.0", "--workers", "1"])
+    assert one.exit_code == 0, one.output
+    # in a fresh process: this one runs server threads, so it would not fork
+    proc = subprocess.run([sys.executable, "-m", "vmeval_hf.cli", "build", "--data-dir", str(data_dir), "--out",
+                           str(tmp_path / "three"), "--version", "1.0", "--workers", "3"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert _snapshot(tmp_path / "three") == _snapshot(tmp_path / "one")
+    bad = runner.invoke(cli, ["build", "--data-dir", str(data_dir), "--workers", "0"])
+    assert bad.exit_code == 2 and "--workers" in bad.output
+    assert not (data_dir / "releases").exists()
+
+
 def test_cli_build_invalid_tree_names_the_path_and_writes_nothing(runner: CliRunner, tmp_path: Path) -> None:
     data_dir = make_tree(tmp_path / "data", {"chess": 3})
     bad = data_dir / "questions/chess_task/chess_0002/prompt.txt"
