@@ -202,6 +202,10 @@ def test_reads_keep_the_bytes_only_for_a_consumer(tmp_path: Path) -> None:
         assert blobs == {p.name: p.read_bytes() for p in folder.iterdir()}
 
 
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 # --- forked workers ---------------------------------------------------------------------------
 # In fresh interpreters: the test process runs server threads, and forking then is unsafe.
 
@@ -304,3 +308,31 @@ def test_forked_build_reports_a_killed_worker_and_leaves_nothing(tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     assert "domain 'maze'" in proc.stdout and "killed by signal 9" in proc.stdout
     assert list(releases.iterdir()) == []  # no release, no temp folder
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_path: Path, workers: int) -> None:
+    """The disk fills up mid-build (a file-size limit stands in for it): the error names the
+    release and the cause, the previous release is untouched and no temp folder is left."""
+    from vmeval_hf.build import build_release
+
+    data_dir = make_tree(tmp_path / "data", {"chess": 30, "maze": 30})
+    releases = tmp_path / "releases"
+    build_release(data_dir, releases / "current", version="1.0")
+    before = _snapshot(releases)
+    proc = _run("""
+        import resource, signal, sys
+        import vmeval_hf.build as b
+        from vmeval_hf.errors import BuildError
+        b.PARALLEL_MIN_QUESTIONS = 0
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+        try:
+            b.build_release(sys.argv[1], sys.argv[2], version="1.1", workers=int(sys.argv[3]))
+        except BuildError as exc:
+            print(exc)
+    """, str(data_dir), str(releases / "current"), str(workers))
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot write the release at" in proc.stdout and "File too large" in proc.stdout, proc.stdout
+    assert [p.name for p in releases.iterdir()] == ["current"]  # no temp folder left
+    assert _snapshot(releases) == before

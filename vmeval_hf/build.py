@@ -250,9 +250,12 @@ def build_release(
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
 
-    created = _make_parents(out_path.parent)
-    _remove_abandoned_builds(out_path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-{os.getpid()}-", dir=out_path.parent))
+    try:
+        created = _make_parents(out_path.parent)
+        _remove_abandoned_builds(out_path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-{os.getpid()}-", dir=out_path.parent))
+    except OSError as exc:
+        raise _write_error(out_path, exc) from exc
     try:
         checker = Checker(qdir, decode_images=decode_images)
         results, previews = _compile_all(checker, tmp, limit, workers)
@@ -269,18 +272,26 @@ def build_release(
         _hash_shards(tmp, results)
         summary = _finish_release(tmp, results, previews, version=version, repo_id=repo_id, license=license)
         replace_dir(tmp, out_path)  # out_path is never a half-written release
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in reversed(created):
             try:
                 folder.rmdir()
             except OSError:
                 break
+        if isinstance(exc, OSError):  # writing failed (reading problems are ValidationError)
+            raise _write_error(out_path, exc) from exc
         raise
     size = sum(f["size"] for f in summary["files"]) + (out_path / RELEASE_MANIFEST).stat().st_size
     log.info("built %s: %d questions, %d shards", out_path, summary["questions"], len(summary["shards"]))
     return BuildResult(out_path, version, summary["questions"], summary["domains"], summary["shards"],
                        summary["content_sha256"], size)
+
+
+def _write_error(out: Path, exc: OSError) -> BuildError:
+    reason = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else (exc.strerror or str(exc))
+    return BuildError(f"cannot write the release at {out} ({reason}); nothing was left behind; "
+                      "check free space and permissions, or pass --out elsewhere", path=out)
 
 
 def _make_parents(folder: Path) -> list[Path]:
