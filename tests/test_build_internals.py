@@ -217,7 +217,7 @@ def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
     proc = _run("""
-        import os, signal
+        import os, signal, time
         from vmeval_hf.errors import BuildError
         from vmeval_hf.forked import run_forked
 
@@ -243,6 +243,30 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
             assert "domain 'maze'" in str(exc) and "signal 9" in str(exc), exc
         else:
             raise AssertionError("no BuildError")
+        # interrupted while two children run: both are killed and reaped before the exception goes on
+        r, w = os.pipe()
+        def slow():
+            os.write(w, f"{os.getpid()}\\n".encode())
+            time.sleep(60)
+        def interrupt(*_):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGALRM, interrupt)
+        signal.alarm(2)
+        try:
+            run_forked([("a", slow), ("b", slow), ("c", slow)], 2)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("no KeyboardInterrupt")
+        pids = [int(p) for p in os.read(r, 1000).split()]
+        assert len(pids) == 2, pids  # the third job never started
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                pass
+            else:
+                raise AssertionError(f"child {pid} still exists")
         try:
             os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
