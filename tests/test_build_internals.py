@@ -75,6 +75,14 @@ def test_image_struct_equals_the_pa_array_form(values: list[bytes | None]) -> No
     assert ours.to_pylist() == [None if v is None else {"bytes": v, "path": "first_frame.png"} for v in values]
 
 
+def test_a_column_over_2_gib_in_one_row_group_is_refused() -> None:
+    from vmeval_hf.errors import BuildError
+    from vmeval_hf.shards import _assemble
+
+    with pytest.raises(BuildError, match="2 GiB"):  # Parquet binary offsets are 32-bit
+        _assemble(pa.binary(), [0, 2**31], [True], pa.py_buffer(b""))
+
+
 @pytest.mark.parametrize("values", BINARY_CASES)
 def test_arena_column_equals_pa_array(values: list[bytes | None]) -> None:
     arena = Arena()

@@ -35,23 +35,30 @@ def _bitmap(flags: list[bool]) -> Any:
     return pa.py_buffer(np.packbits(np.array(flags, dtype=bool), bitorder="little").tobytes())
 
 
+def _assemble(type_: Any, offsets: Any, valid: list[bool], data: Any) -> Any:
+    """A ``binary``/``string`` array from its parts: end offsets (starting at 0), validity, data buffer."""
+    import numpy as np
+    import pyarrow as pa
+
+    if offsets[-1] > _INT32_MAX:
+        raise BuildError(f"a row group holds {offsets[-1]} bytes in one column, over Parquet's 2 GiB binary limit; "
+                         "shrink the largest files")
+    n = len(valid)
+    nulls = n - sum(valid)
+    buffers = [_bitmap(valid) if nulls else None, pa.py_buffer(np.asarray(offsets, dtype=np.int32).tobytes()), data]
+    return pa.Array.from_buffers(type_, n, buffers, null_count=nulls)
+
+
 def binary_array(values: list[bytes | None], type_: Any) -> Any:
     """A ``binary`` or ``string`` (values then UTF-8 bytes) Arrow array; None is null."""
     import numpy as np
     import pyarrow as pa
 
-    n = len(values)
-    lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    if offsets[-1] > _INT32_MAX:
-        raise BuildError(f"a row group holds {offsets[-1]} bytes in one column, over Parquet's 2 GiB binary limit; "
-                         "shrink the largest files")
-    nulls = sum(v is None for v in values)
-    validity = _bitmap([v is not None for v in values]) if nulls else None
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values)),
+              out=offsets[1:])
     data = pa.py_buffer(b"".join(v for v in values if v is not None))
-    return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(offsets.astype(np.int32).tobytes()), data],
-                                 null_count=nulls)
+    return _assemble(type_, offsets, [v is not None for v in values], data)
 
 
 def string_array(values: list[str | None]) -> Any:
@@ -102,18 +109,9 @@ class Arena:
         self.valid.append(size is not None)
 
     def array(self) -> Any:
-        import numpy as np
         import pyarrow as pa
 
-        if self.pos > _INT32_MAX:
-            raise BuildError(f"a row group holds {self.pos} bytes of one image column, over Parquet's 2 GiB "
-                             "binary limit; shrink the largest frames")
-        n = len(self.valid)
-        nulls = n - sum(self.valid)
-        validity = _bitmap(self.valid) if nulls else None
-        offsets = pa.py_buffer(np.array(self.offsets, dtype=np.int32).tobytes())
-        return pa.Array.from_buffers(pa.binary(), n, [validity, offsets, pa.py_buffer(self.buf)[:self.pos]],
-                                     null_count=nulls)
+        return _assemble(pa.binary(), self.offsets, self.valid, pa.py_buffer(self.buf)[:self.pos])
 
     def reset(self) -> None:
         self.pos = 0
