@@ -61,9 +61,9 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     """Run each ``(name, job)`` in its own forked child, at most ``workers`` at once, in the
     given order; return the results in that order, and what ``on_idle`` returned.
 
-    ``on_idle`` runs here once, given the results finished so far: as soon as a core would
-    otherwise idle (every job started, one finished), or at the end. Work that does not have
-    to happen in the children can wait for it.
+    ``on_idle`` runs here once, given the results finished so far: as soon as fewer children
+    run than ``workers`` allows with every job started (a core would otherwise idle), or at the
+    end. Work that does not have to happen in the children can wait for it.
     """
     import gc
 
@@ -90,7 +90,7 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 running[r] = (index, pid, bytearray())
                 sel.register(r, selectors.EVENT_READ)
             if not idle_done and on_idle is not None and not todo and len(running) < workers:
-                idle_done = True  # a core is free: every job has started and one has finished
+                idle_done = True  # a core is free: every job has started, fewer run than may
                 idled = on_idle([r for i, r in enumerate(results) if i in finished])
             for key, _ in sel.select():
                 fd = int(key.fd)  # type: ignore[call-overload]
@@ -127,7 +127,7 @@ def _outcome(name: str, data: bytearray, status: int) -> Any:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         raise BuildError(f"the worker process for {name} {how} before finishing; "
                          "check free memory and disk space, then run the build again")
-    ok, value = pickle.loads(bytes(data))
+    ok, value = pickle.loads(data)
     if not ok:
         raise value
     return value
