@@ -93,7 +93,7 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 idle_done = True  # a core is free: every job has started, fewer run than may
                 idled = on_idle([r for i, r in enumerate(results) if i in finished])
             for key, _ in sel.select():
-                fd = int(key.fd)  # type: ignore[call-overload]
+                fd = key.fd
                 chunk = os.read(fd, 1 << 20)
                 if chunk:
                     running[fd][2].extend(chunk)
@@ -109,8 +109,8 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+            except (ProcessLookupError, ChildProcessError):
+                pass  # already gone
             os.close(fd)
         raise
     finally:
