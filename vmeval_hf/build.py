@@ -182,17 +182,15 @@ def _while_idle(root: Path, domains: list[tuple[str, str]], finished: list[_Doma
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
     """Previews of each domain's first question folder in id order, or None if any cannot be drawn
     (the workers' findings decide what is wrong; the previews are drawn again from their results)."""
-    import re
-
     from .card import write_previews
-    from .questions import FINAL, FIRST, id_sort_key
+    from .questions import FINAL, FIRST, id_sort_key, question_name_re
 
     examples = {}
     try:
         for ddir, domain in domains:
-            name_re = re.compile(rf"{re.escape(domain)}_[0-9]{{4,}}", re.ASCII)  # as the checker names them
+            name_re = question_name_re(domain)
             with os.scandir(ddir) as it:
-                names = [e.name for e in it if name_re.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+                names = [e.name for e in it if name_re.match(e.name) and e.is_dir(follow_symlinks=False)]
             if names:
                 folder = Path(ddir) / min(names, key=id_sort_key)
                 final = folder / FINAL

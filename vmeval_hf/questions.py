@@ -134,6 +134,11 @@ def resolve_questions_dir(data_dir: str | Path | None = None, questions_dir: str
     return Path(data_dir if data_dir is not None else "data") / QUESTIONS
 
 
+def question_name_re(domain: str) -> re.Pattern[str]:
+    """A question folder's name: ``<domain>_NNNN``, 4+ ASCII digits."""
+    return re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}\Z", re.ASCII)
+
+
 def id_sort_key(qid: str) -> tuple[str, int, str]:
     """Natural order: ``chess_9999`` before ``chess_10000``."""
     prefix, _, num = qid.rpartition("_")
@@ -448,7 +453,7 @@ class Checker:
 
     def question_folders(self, ddir: str, domain: str) -> list[str]:
         """The valid question folders of one domain, in natural id order; misnamed entries are recorded."""
-        qre = re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}\Z", re.ASCII)
+        qre = question_name_re(domain)
         try:
             entries = sorted(os.scandir(ddir), key=lambda e: e.name)
         except OSError as exc:
