@@ -68,8 +68,6 @@ class Question:
     ground_truth_video: Path | None = None
     metadata_text: str | None = None
     metadata: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-    #: the known question files present in the folder (saves the build a stat per name)
-    files: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
 class Listed(NamedTuple):
@@ -406,7 +404,6 @@ class Checker:
             difficulty=text_field("difficulty"), task_category=text_field("task_category"),
             goal=goal if goal is not None else text_field("goal"),
             ground_truth_video=video and where / video, metadata_text=meta_text, metadata=meta,
-            files=frozenset(entries.keys() & KNOWN_FILES),
         )
         self.listed.append(listing(question))
         if self.on_question is None:

@@ -11,13 +11,13 @@ that imports pandas the first time (about 0.3 s), and the buffers are the same, 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from .card import PreviewSource
 from .errors import BuildError
+from .fsutil import sha256_bytes
 from .questions import VIDEO, Checker, Question
 from .release import ShardEntry, SourceRow
 from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema
@@ -182,7 +182,7 @@ class DomainWriter:
             for name, data in frames.items():
                 view = blobs[name] = self.arenas[name].reserve(len(data))
                 view[:] = data
-        self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]), hashlib.sha256(blobs[name]).hexdigest())
+        self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]), sha256_bytes(blobs[name]))
                             for name in blobs)
         cols = self.columns
         for name in _STRING_FIELDS:
