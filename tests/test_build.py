@@ -395,7 +395,7 @@ b.PARALLEL_MIN_QUESTIONS = 0
 inner = b._compile_domain
 def spy(*args):
     with open(sys.argv[3], "a") as fh:
-        fh.write(f"{os.getpid()}\\n")
+        fh.write(f"{os.getpid()} {args[3]} {'hashes' if args[-1] is True else '-'}\\n")
     return inner(*args)
 b._compile_domain = spy
 b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=2)
@@ -411,8 +411,11 @@ def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", _FORKED_BUILD, str(data_dir), str(tmp_path / "two"), str(pids)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    workers = set(pids.read_text().split())
-    assert workers and proc.stdout.strip() not in workers  # every domain was written in a worker process
+    calls = [line.split() for line in pids.read_text().splitlines()]
+    assert sorted(domain for _, domain, _ in calls) == ["chess", "maze", "sudoku"]
+    assert proc.stdout.strip() not in {pid for pid, _, _ in calls}  # every domain was written in a worker process
+    # biggest domain first; the last worker hashes its own shards, the parent hashed the others
+    assert [(domain, hashes) for _, domain, hashes in calls] == [("chess", "-"), ("maze", "-"), ("sudoku", "hashes")]
     assert _snapshot(tmp_path / "two") == _snapshot(tmp_path / "one")
 
 

@@ -317,6 +317,32 @@ def test_forked_build_lists_every_domains_problems_and_leaves_nothing(tmp_path: 
     assert not (tmp_path / "releases").exists()  # not even the parent folder the build created
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_manifest_out_of_sync_blocks_the_build_read_ahead_or_not(tmp_path: Path, workers: int) -> None:
+    # forked, this process reads vmeval_dataset.json while the last worker compiles
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 3, "sudoku": 2})
+    manifest = data_dir / "questions" / "vmeval_dataset.json"
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    doc["questions"] = [e for e in doc["questions"] if e["id"] != "maze_0001"]
+    doc["questions"].append({**doc["questions"][0], "id": "chess_0099", "path": "chess_task/chess_0099"})
+    doc["total_pairs"] = 99
+    manifest.write_text(json.dumps(doc), encoding="utf-8")
+    proc = _run("""
+        import json, sys
+        import vmeval_hf.build as b
+        from vmeval_hf.errors import ValidationError
+        b.PARALLEL_MIN_QUESTIONS = 0
+        try:
+            b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=int(sys.argv[3]))
+        except ValidationError as exc:
+            print(json.dumps(sorted((p.code, p.question) for p in exc.problems if p.severity == "error")))
+    """, str(data_dir), str(tmp_path / "releases" / "1.0"), str(workers))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [["manifest_count_differs", None], ["manifest_lists_missing", "chess_0099"],
+                                       ["manifest_missing_question", "maze_task/maze_0001"]]
+    assert not (tmp_path / "releases").exists()
+
+
 def test_forked_build_reports_a_killed_worker_and_leaves_nothing(tmp_path: Path) -> None:
     data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 3})
     releases = tmp_path / "releases"

@@ -31,6 +31,7 @@ from typing import Any
 from .card import PreviewSource
 from .errors import BuildError
 from .fsutil import parse_size, replace_dir, sha256_file
+from .manifest import ManifestListing
 from .questions import (
     Checker,
     Listed,
@@ -92,8 +93,9 @@ class _DomainResult:
 
 
 def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, root: Path,
-                    limit: int) -> _DomainResult:
-    """Validate one domain's questions and stream the valid ones into its shards."""
+                    limit: int, hash_shards: bool = False) -> _DomainResult:
+    """Validate one domain's questions and stream the valid ones into its shards; with
+    ``hash_shards``, also hash the shards (else :func:`_hash_shards` does, later)."""
     checker = Checker(qdir, decode_images=decode_images)
     writer = DomainWriter(root, domain, limit, checker)
     checker.on_question = writer.add
@@ -103,6 +105,8 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
         shards = writer.finish()
     finally:
         writer.close()
+    if hash_shards:
+        _hash_shards(root, shards)
     report = checker.report
     return _DomainResult(domain, shards, source_text(sorted(writer.sources)), writer.num_bytes, dict(writer.difficulties),
                          report.problems, checker.listed, report.folders, writer.first)
@@ -133,13 +137,24 @@ def _folder_count(ddir: str) -> int:
         return 0  # the checker reports it
 
 
+@dataclass
+class _EarlyWork:
+    """What this process does while the last worker runs: the card's previews (None: draw
+    them again from the workers' results) and the manifest, read for the tree-wide checks."""
+
+    previews: list[dict[str, str]] | None = None
+    manifest: ManifestListing | None = None
+
+
 def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
-                 ) -> tuple[list[_DomainResult], list[dict[str, str]] | None]:
+                 ) -> tuple[list[_DomainResult], _EarlyWork]:
     """Every domain, in domain order; in forked worker processes when :func:`_workers` says so.
 
     Each domain gets a fresh child (biggest domains first), so memory stays that of one
-    domain. While they run, this process draws the card's previews from each domain's first
-    question folder (on a valid tree, the first question); returns them too, or None.
+    domain. Once the last child has started, this process hashes the finished shards and
+    draws the card's previews from each domain's first question folder (on a valid tree, the
+    first question) and reads the manifest, and returns them too. The last child hashes its
+    own shards: nothing else is left to overlap with them.
     """
     from functools import partial
 
@@ -150,33 +165,34 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     sizes = {domain: _folder_count(ddir) for ddir, domain in domains}
     n = _workers(workers, sizes)
     if n == 1:
-        return [_compile_domain(*args, ddir, domain, root, limit) for ddir, domain in domains], None
+        return [_compile_domain(*args, ddir, domain, root, limit) for ddir, domain in domains], _EarlyWork()
     import pyarrow.parquet  # noqa: F401  (imported once here, inherited by the forks)
 
     order = sorted(domains, key=lambda d: -sizes[d[1]])
-    jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit))
-            for ddir, domain in order]
-    results, previews = run_forked(jobs, n, on_idle=partial(_while_idle, root, domains))
+    jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1))
+            for i, (ddir, domain) in enumerate(order)]
+    results, early = run_forked(jobs, n, on_idle=partial(_while_idle, root, checker.qdir, domains))
     by_domain = {r.domain: r for r in results}
-    return [by_domain[domain] for _, domain in domains], previews
+    return [by_domain[domain] for _, domain in domains], early or _EarlyWork()
 
 
-def _hash_shards(root: Path, results: list[_DomainResult]) -> None:
+def _hash_shards(root: Path, shards: list[ShardEntry]) -> None:
     """Fill in the sha256 of every shard not hashed yet.
 
-    Workers leave it to this process: hashing a finished domain's shards here, while the last
-    domains are still compiling, uses a core that would otherwise idle.
+    Workers mostly leave it to this process: hashing a finished domain's shards here, while
+    the last domain is still compiling, uses a core that would otherwise idle.
     """
-    for r in results:
-        for shard in r.shards:
-            if not shard["sha256"]:
-                shard["sha256"] = sha256_file(root / shard["path"])
+    for shard in shards:
+        if not shard["sha256"]:
+            shard["sha256"] = sha256_file(root / shard["path"])
 
 
-def _while_idle(root: Path, domains: list[tuple[str, str]], finished: list[_DomainResult]
-                ) -> list[dict[str, str]] | None:
-    _hash_shards(root, finished)
-    return _early_previews(root, domains)
+def _while_idle(root: Path, qdir: Path, domains: list[tuple[str, str]], finished: list[_DomainResult]
+                ) -> _EarlyWork:
+    from .manifest import read_manifest_listing
+
+    _hash_shards(root, [s for r in finished for s in r.shards])
+    return _EarlyWork(_early_previews(root, domains), read_manifest_listing(qdir))
 
 
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
@@ -259,19 +275,19 @@ def build_release(
         raise _write_error(out_path, exc) from exc
     try:
         checker = Checker(qdir, decode_images=decode_images)
-        results, previews = _compile_all(checker, tmp, limit, workers)
+        results, early = _compile_all(checker, tmp, limit, workers)
         report = checker.report
         listed = [row for r in results for row in r.listed]
         for r in results:
             report.problems.extend(r.problems)
             report.folders.update(r.folders)
         checker.finish(listed)
-        tree_problems(report, listed=listed)
+        tree_problems(report, listed=listed, manifest=early.manifest)
         report.raise_for_errors()
         del listed
         results = [r for r in results if r.listed]
-        _hash_shards(tmp, results)
-        summary = _finish_release(tmp, results, previews, version=version, repo_id=repo_id, license=license)
+        _hash_shards(tmp, [s for r in results for s in r.shards])
+        summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license)
         replace_dir(tmp, out_path)  # out_path is never a half-written release
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,9 @@ from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema
 ROW_GROUP_ROWS = 100
 #: a row group is also cut at this many input bytes, so huge frames or videos stay bounded
 ROW_GROUP_BYTES = 256 * 2**20
+#: an image buffer's first size: a row group of 100 frames of up to 80 KB, so typical trees
+#: never grow it (growing copies it; untouched pages of the buffer cost no memory)
+ARENA_START = 8 * 2**20
 _INT32_MAX = 2**31 - 1
 
 
@@ -88,7 +91,7 @@ class Arena:
     """
 
     def __init__(self) -> None:
-        self.buf = bytearray(1 << 20)
+        self.buf = bytearray(ARENA_START)
         self.view = memoryview(self.buf)
         self.pos = 0
         self.offsets = [0]
