@@ -251,6 +251,17 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
             assert "domain 'maze'" in str(exc) and "signal 9" in str(exc), exc
         else:
             raise AssertionError("no BuildError")
+        # killed part-way through its answer (the parent is busy, so the pipe fills): not a result
+        import threading
+        def big():
+            threading.Thread(target=lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGKILL))).start()
+            return b"x" * (8 << 20)
+        try:
+            run_forked([("domain 'chess'", big)], 2, on_idle=lambda done: time.sleep(1))
+        except BuildError as exc:
+            assert "domain 'chess'" in str(exc) and "signal 9" in str(exc), exc
+        else:
+            raise AssertionError("no BuildError")
         # interrupted while two children run: both are killed and reaped before the exception goes on
         r, w = os.pipe()
         def slow():

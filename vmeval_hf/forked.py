@@ -6,8 +6,10 @@ pool cannot recycle workers (``max_tasks_per_child`` refuses ``fork``). Here a c
 compiles one job and exits, so the memory of a job is returned when it ends, and the
 children inherit the parent's imported modules without importing them again.
 
-Each child sends back its pickled result (or exception) through a pipe. A child that dies
-without answering (killed, out of memory) raises :class:`BuildError` naming the job. If
+Each child sends back its pickled result (or exception) through a pipe, then closes it, so
+the next child can start while this one's memory is torn down (it is reaped at the end). A
+child that dies before its whole answer is in (killed, out of memory) raises
+:class:`BuildError` naming the job. If
 the parent is interrupted, every running child is killed and reaped before the exception
 propagates, so no child outlives the call.
 """
@@ -50,6 +52,7 @@ def _child(job: Callable[[], Any], fd: int) -> None:
         view = memoryview(payload)
         while view:
             view = view[os.write(fd, view):]
+        os.close(fd)  # the parent sees the end now, not after this process's memory is torn down
     except BaseException:  # noqa: BLE001
         code = 2
     finally:
@@ -70,6 +73,7 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     results: list[Any] = [None] * len(jobs)
     todo = list(enumerate(jobs))
     running: dict[int, tuple[int, int, bytearray]] = {}  # read fd -> (job index, pid, bytes so far)
+    exiting: list[int] = []  # children that answered and are exiting, reaped at the end
     idled: U | None = None
     sel = selectors.DefaultSelector()
     # Objects that exist now are shared with every child until written to; the collector would
@@ -101,8 +105,8 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 sel.unregister(fd)
                 os.close(fd)
                 index, pid, data = running.pop(fd)
-                _, status = os.waitpid(pid, 0)
-                results[index] = _outcome(jobs[index][0], data, status)
+                exiting.append(pid)  # reaped at the end: the next child can start while this one exits
+                results[index] = _outcome(jobs[index][0], data, pid)
                 finished.add(index)
     except BaseException:
         for fd, (_, pid, _) in running.items():
@@ -116,18 +120,27 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     finally:
         sel.close()
         gc.unfreeze()
+        for pid in exiting:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass  # reaped already (by _outcome)
     if not idle_done and on_idle is not None:
         idled = on_idle(results)
     return results, idled
 
 
-def _outcome(name: str, data: bytearray, status: int) -> Any:
-    if not data:
+def _outcome(name: str, data: bytearray, pid: int) -> Any:
+    """The child's answer; a child that died before giving all of it (nothing, or bytes that do
+    not unpickle) is a :class:`BuildError` with how it ended."""
+    try:
+        ok, value = pickle.loads(data)
+    except Exception:  # noqa: BLE001  (empty or cut short: the child died while writing)
+        _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         raise BuildError(f"the worker process for {name} {how} before finishing; "
-                         "check free memory and disk space, then run the build again")
-    ok, value = pickle.loads(data)
+                         "check free memory and disk space, then run the build again") from None
     if not ok:
         raise value
     return value
