@@ -69,7 +69,7 @@ def test_image_struct_equals_the_pa_array_form(values: list[bytes | None]) -> No
     data = pa.array(values, pa.binary())
     paths = pa.array([None if v is None else "first_frame.png" for v in values], pa.string())
     theirs = pa.StructArray.from_arrays([data, paths], names=["bytes", "path"], mask=mask)
-    ours = image_array(binary_array(values, pa.binary()), "first_frame.png")
+    ours = image_array(binary_array(values, pa.binary()), "first_frame.png", [v is not None for v in values])
     ours.validate(full=True)
     assert ours.equals(theirs) and ours.nbytes == theirs.nbytes
     assert ours.to_pylist() == [None if v is None else {"bytes": v, "path": "first_frame.png"} for v in values]
@@ -108,19 +108,29 @@ def test_arena_column_equals_pa_array(values: list[bytes | None]) -> None:
         arena.reset()
 
 
-def test_build_never_imports_pandas(tmp_path: Path) -> None:
-    # pa.array() on Python lists imports pandas (a third of a second); the build builds columns itself
+@pytest.mark.parametrize("workers", [1, 2])
+def test_build_never_imports_pandas_or_pyarrow_compute(tmp_path: Path, workers: int) -> None:
+    # pa.array() on Python lists imports pandas (a third of a second), Array.is_null() imports
+    # pyarrow.compute (30 ms, paid again in every forked worker); the build needs neither
     data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2})
     code = textwrap.dedent("""
-        import sys
-        from vmeval_hf.build import build_release
-        build_release(sys.argv[1], sys.argv[2], version="1.0")
-        print("pandas" in sys.modules)
+        import os, sys
+        import vmeval_hf.build as b
+        b.PARALLEL_MIN_QUESTIONS = 0
+        inner = b._compile_domain
+        def spy(*args):
+            try:
+                return inner(*args)
+            finally:  # what the worker imported, one line per domain
+                os.write(1, f"{'pandas' in sys.modules} {'pyarrow.compute' in sys.modules}\\n".encode())
+        b._compile_domain = spy
+        b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=int(sys.argv[3]))
+        print("pandas" in sys.modules, "pyarrow.compute" in sys.modules)
     """)
-    proc = subprocess.run([sys.executable, "-c", code, str(data_dir), str(tmp_path / "out")],
+    proc = subprocess.run([sys.executable, "-c", code, str(data_dir), str(tmp_path / "out"), str(workers)],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "False"
+    assert proc.stdout.split("\n")[:-1] == ["False False"] * 3
     assert (tmp_path / "out" / "vmeval_release.json").is_file()
 
 

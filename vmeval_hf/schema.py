@@ -42,11 +42,17 @@ def features_yaml() -> list[dict[str, str]]:
     return [{"name": name, "dtype": kind} for name, kind, _ in COLUMNS]
 
 
+def image_type() -> Any:
+    """The Arrow type of an image column: the ``datasets`` Image storage struct."""
+    import pyarrow as pa
+
+    return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
 def arrow_schema() -> Any:
     import pyarrow as pa
 
-    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-    types = {"string": pa.string(), "binary": pa.binary(), "image": image}
+    types = {"string": pa.string(), "binary": pa.binary(), "image": image_type()}
     # Every Arrow field is nullable, as datasets writes them: datasets maps a shard's field to the
     # feature in the ``huggingface`` metadata only if the field equals the feature's own (nullable)
     # field, so a non-nullable first_frame would load as a bare struct, not an Image. The ``nullable``
