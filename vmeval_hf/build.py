@@ -139,11 +139,12 @@ def _folder_count(ddir: str) -> int:
 
 @dataclass
 class _EarlyWork:
-    """What this process does while the last worker runs: the card's previews (None: draw
-    them again from the workers' results) and the manifest, read for the tree-wide checks."""
+    """What this process does while the last workers run: the card's previews (None: draw them
+    again from the workers' results) and the manifest, read for the tree-wide checks."""
 
     previews: list[dict[str, str]] | None = None
     manifest: ManifestListing | None = None
+    done: bool = False
 
 
 def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
@@ -151,10 +152,10 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     """Every domain, in domain order; in forked worker processes when :func:`_workers` says so.
 
     Each domain gets a fresh child (biggest domains first), so memory stays that of one
-    domain. Once the last child has started, this process hashes the finished shards and
-    draws the card's previews from each domain's first question folder (on a valid tree, the
-    first question) and reads the manifest, and returns them too. The last child hashes its
-    own shards: nothing else is left to overlap with them.
+    domain. Once the last child has started, this process hashes each finished domain's
+    shards, draws the card's previews from each domain's first question folder (on a valid
+    tree, the first question) and reads the manifest; the previews and manifest are returned
+    too. The last child hashes its own shards: nothing else is left to overlap with them.
     """
     from functools import partial
 
@@ -171,9 +172,10 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     order = sorted(domains, key=lambda d: -sizes[d[1]])
     jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1))
             for i, (ddir, domain) in enumerate(order)]
-    results, early = run_forked(jobs, n, on_idle=partial(_while_idle, root, checker.qdir, domains))
+    early = _EarlyWork()
+    results = run_forked(jobs, n, on_idle=partial(_while_idle, root, checker.qdir, domains, early))
     by_domain = {r.domain: r for r in results}
-    return [by_domain[domain] for _, domain in domains], early or _EarlyWork()
+    return [by_domain[domain] for _, domain in domains], early
 
 
 def _hash_shards(root: Path, shards: list[ShardEntry]) -> None:
@@ -187,12 +189,17 @@ def _hash_shards(root: Path, shards: list[ShardEntry]) -> None:
             shard["sha256"] = sha256_file(root / shard["path"])
 
 
-def _while_idle(root: Path, qdir: Path, domains: list[tuple[str, str]], finished: list[_DomainResult]
-                ) -> _EarlyWork:
+def _while_idle(root: Path, qdir: Path, domains: list[tuple[str, str]], early: _EarlyWork,
+                finished: list[_DomainResult]) -> None:
+    """This process's share while the last workers run: the finished domains' shards, then
+    (once) the previews and the manifest."""
     from .manifest import read_manifest_listing
 
     _hash_shards(root, [s for r in finished for s in r.shards])
-    return _EarlyWork(_early_previews(root, domains), read_manifest_listing(qdir))
+    if not early.done:
+        early.done = True
+        early.previews = _early_previews(root, domains)
+        early.manifest = read_manifest_listing(qdir)
 
 
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 from .errors import BuildError
 
 T = TypeVar("T")
-U = TypeVar("U")
 
 
 def fork_available() -> bool:
@@ -60,13 +59,14 @@ def _child(job: Callable[[], Any], fd: int) -> None:
 
 
 def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
-               on_idle: Callable[[list[T]], U] | None = None) -> tuple[list[T], U | None]:
+               on_idle: Callable[[list[T]], None] | None = None) -> list[T]:
     """Run each ``(name, job)`` in its own forked child, at most ``workers`` at once, in the
-    given order; return the results in that order, and what ``on_idle`` returned.
+    given order; return the results in that order.
 
-    ``on_idle`` runs here once, given the results finished so far: as soon as fewer children
-    run than ``workers`` allows with every job started (a core would otherwise idle), or at the
-    end. Work that does not have to happen in the children can wait for it.
+    ``on_idle`` runs here whenever this process would otherwise only wait for children: once
+    every job has started, and again after each result that comes in while children still run,
+    given the results finished so far (in job order). Work that does not have to happen in the
+    children goes there: it shares the cores with the last children instead of following them.
     """
     import gc
 
@@ -74,14 +74,13 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     todo = list(enumerate(jobs))
     running: dict[int, tuple[int, int, bytearray]] = {}  # read fd -> (job index, pid, bytes so far)
     exiting: list[int] = []  # children that answered and are exiting, reaped at the end
-    idled: U | None = None
     sel = selectors.DefaultSelector()
     # Objects that exist now are shared with every child until written to; the collector would
     # write to all of them (and so copy every page) on its first full pass in a child.
     gc.freeze()
     try:
-        idle_done = False
-        finished: set[int] = set()
+        finished: list[int] = []
+        idle_seen = -1  # how many results on_idle has been given (-1: not called yet)
         while todo or running:
             while todo and len(running) < max(1, workers):
                 index, (_, job) = todo.pop(0)
@@ -93,9 +92,9 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 os.close(w)
                 running[r] = (index, pid, bytearray())
                 sel.register(r, selectors.EVENT_READ)
-            if not idle_done and on_idle is not None and not todo and len(running) < workers:
-                idle_done = True  # a core is free: every job has started, fewer run than may
-                idled = on_idle([r for i, r in enumerate(results) if i in finished])
+            if on_idle is not None and not todo and idle_seen < len(finished):
+                idle_seen = len(finished)
+                on_idle([results[i] for i in sorted(finished)])
             for key, _ in sel.select():
                 fd = key.fd
                 chunk = os.read(fd, 1 << 20)
@@ -107,7 +106,7 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 index, pid, data = running.pop(fd)
                 exiting.append(pid)  # reaped at the end: the next child can start while this one exits
                 results[index] = _outcome(jobs[index][0], data, pid)
-                finished.add(index)
+                finished.append(index)
     except BaseException:
         for fd, (_, pid, _) in running.items():
             try:
@@ -125,9 +124,7 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass  # reaped already (by _outcome)
-    if not idle_done and on_idle is not None:
-        idled = on_idle(results)
-    return results, idled
+    return results
 
 
 def _outcome(name: str, data: bytearray, pid: int) -> Any:
