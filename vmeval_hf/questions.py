@@ -279,16 +279,16 @@ class Checker:
                 self.add(path, "too_large", f"is {st.st_size} bytes, over the {limit}-byte limit; shorten it",
                          question=q)
                 return None
-            view = into(entry.name, st.st_size + 1) if into is not None else None
-            data = _read_fd(fd, st.st_size + 1) if view is None else _readinto_fd(fd, view)
+            # Exactly the size fstat gave (checked against the limit): one read, no second one to
+            # see the end. A file that grows meanwhile is read as it was; what is checked is what
+            # the build embeds and hashes either way.
+            view = into(entry.name, st.st_size) if into is not None else None
+            data = _read_fd(fd, st.st_size) if view is None else _readinto_fd(fd, view)
         except OSError as exc:
             self.add(path, "unreadable", f"cannot read ({exc.strerror}); fix permissions", question=q)
             return None
         finally:
             os.close(fd)
-        if len(data) > limit:  # grew after fstat
-            self.add(path, "too_large", f"is over the {limit}-byte limit; shorten it", question=q)
-            return None
         if self.on_question is not None:
             self._blobs[entry.name] = data
         return data
