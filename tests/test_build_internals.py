@@ -28,8 +28,8 @@ from vmeval_hf.questions import Checker
 from vmeval_hf.release import (
     content_sha256,
     content_sha256_runs,
-    source_text,
     write_release_manifest,
+    write_source_run,
 )
 from vmeval_hf.shards import Arena, binary_array, image_array, string_array
 
@@ -149,12 +149,13 @@ def _documented_content_sha256(sources: list[dict[str, object]]) -> str:
 @pytest.mark.parametrize(("n", "cuts"), [(0, []), (1, []), (4, []), (4, [1]), (4, [1, 3])])
 def test_manifest_and_content_hash_from_runs_equal_the_whole_document(tmp_path: Path, n: int,
                                                                       cuts: list[int]) -> None:
-    """Workers format their domain's sorted sources as runs; joined in order, they are the document."""
+    """Workers write their domain's sorted sources as runs; joined in order, they are the document."""
     sources = [{"path": p, "size": 10**i, "sha256": hashlib.sha256(p.encode()).hexdigest()}
                for i, p in enumerate(TRICKY[:n])]
     rows = sorted((str(s["path"]), int(str(s["size"])), str(s["sha256"])) for s in sources)
     bounds = [0, *cuts, n]
-    runs = [r for a, b in zip(bounds, bounds[1:]) if (r := source_text(rows[a:b])) is not None]
+    runs = [r for i, (a, b) in enumerate(zip(bounds, bounds[1:]))
+            if (r := write_source_run(rows[a:b], tmp_path / "runs" / str(i))) is not None]
     assert len(runs) == (len(cuts) + 1 if n else 0)
     doc = {"schema": 1, "version": "1.0", "questions": n, "domains": {"chess": n}, "content_sha256": "c",
            "shards": [{"path": "data/chess/test-00000-of-00001.parquet", "rows": n, "size": 5, "sha256": "s"}],
@@ -166,7 +167,8 @@ def test_manifest_and_content_hash_from_runs_equal_the_whole_document(tmp_path: 
 
 
 def test_runs_out_of_order_are_refused(tmp_path: Path) -> None:
-    a, b = source_text([("a_task/a_0000/prompt.txt", 1, "x")]), source_text([("b_task/b_0000/prompt.txt", 1, "y")])
+    a = write_source_run([("a_task/a_0000/prompt.txt", 1, "x")], tmp_path / "a")
+    b = write_source_run([("b_task/b_0000/prompt.txt", 1, "y")], tmp_path / "b")
     assert a is not None and b is not None
     with pytest.raises(ValueError, match="out of order"):
         content_sha256_runs([b, a])
@@ -341,8 +343,7 @@ def test_forked_build_lists_every_domains_problems_and_leaves_nothing(tmp_path: 
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_manifest_out_of_sync_blocks_the_build_read_ahead_or_not(tmp_path: Path, workers: int) -> None:
-    # forked, this process reads vmeval_dataset.json while the last worker compiles
+def test_manifest_out_of_sync_blocks_the_build_forked_or_not(tmp_path: Path, workers: int) -> None:
     data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 3, "sudoku": 2})
     manifest = data_dir / "questions" / "vmeval_dataset.json"
     doc = json.loads(manifest.read_text(encoding="utf-8"))

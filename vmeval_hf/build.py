@@ -31,7 +31,6 @@ from typing import Any
 from .card import PreviewSource
 from .errors import BuildError
 from .fsutil import parse_size, replace_dir, sha256_file
-from .manifest import ManifestListing
 from .questions import (
     Checker,
     Listed,
@@ -45,17 +44,20 @@ from .release import (
     FileEntry,
     ReleaseManifest,
     ShardEntry,
-    SourceText,
+    SourceRun,
     content_sha256_runs,
     load_release,
-    source_text,
     write_release_manifest,
+    write_source_run,
 )
 from .shards import DomainWriter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SHARD_SIZE = "500MB"
+#: where workers leave their domain's source list for the release manifest, inside the temp
+#: release folder; removed once the manifest is written
+SCRATCH = ".sources"
 #: below this many question folders, forking workers costs more than it saves
 PARALLEL_MIN_QUESTIONS = 400
 
@@ -83,7 +85,7 @@ class _DomainResult:
 
     domain: str
     shards: list[ShardEntry]
-    sources: SourceText | None  # every source file, sorted by path
+    sources: SourceRun | None  # every source file, sorted by path, in two files under ``SCRATCH``
     num_bytes: int
     difficulties: dict[str, int]
     problems: list[Problem]
@@ -108,7 +110,8 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
     if hash_shards:
         _hash_shards(root, shards)
     report = checker.report
-    return _DomainResult(domain, shards, source_text(sorted(writer.sources)), writer.num_bytes, dict(writer.difficulties),
+    sources = write_source_run(sorted(writer.sources), root / SCRATCH / domain)
+    return _DomainResult(domain, shards, sources, writer.num_bytes, dict(writer.difficulties),
                          report.problems, checker.listed, report.folders, writer.first)
 
 
@@ -140,10 +143,10 @@ def _folder_count(ddir: str) -> int:
 @dataclass
 class _EarlyWork:
     """What this process does while the last workers run: the card's previews (None: draw them
-    again from the workers' results) and the manifest, read for the tree-wide checks."""
+    again from the workers' results). The manifest is read after the workers end: parsing
+    it takes memory in proportion to the tree."""
 
     previews: list[dict[str, str]] | None = None
-    manifest: ManifestListing | None = None
     done: bool = False
 
 
@@ -154,8 +157,7 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     Each domain gets a fresh child (biggest domains first), so memory stays that of one
     domain. Once the last child has started, this process hashes each finished domain's
     shards, draws the card's previews from each domain's first question folder (on a valid
-    tree, the first question) and reads the manifest; the previews and manifest are returned
-    too. The last child hashes its own shards: nothing else is left to overlap with them.
+    tree, the first question); the previews are returned too. The last child hashes its own shards: nothing else is left to overlap with them.
     """
     from functools import partial
 
@@ -173,7 +175,7 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1))
             for i, (ddir, domain) in enumerate(order)]
     early = _EarlyWork()
-    results = run_forked(jobs, n, on_idle=partial(_while_idle, root, checker.qdir, domains, early))
+    results = run_forked(jobs, n, on_idle=partial(_while_idle, root, domains, early))
     by_domain = {r.domain: r for r in results}
     return [by_domain[domain] for _, domain in domains], early
 
@@ -189,17 +191,14 @@ def _hash_shards(root: Path, shards: list[ShardEntry]) -> None:
             shard["sha256"] = sha256_file(root / shard["path"])
 
 
-def _while_idle(root: Path, qdir: Path, domains: list[tuple[str, str]], early: _EarlyWork,
+def _while_idle(root: Path, domains: list[tuple[str, str]], early: _EarlyWork,
                 finished: list[_DomainResult]) -> None:
     """This process's share while the last workers run: the finished domains' shards, then
-    (once) the previews and the manifest."""
-    from .manifest import read_manifest_listing
-
+    (once) the previews."""
     _hash_shards(root, [s for r in finished for s in r.shards])
     if not early.done:
         early.done = True
         early.previews = _early_previews(root, domains)
-        early.manifest = read_manifest_listing(qdir)
 
 
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
@@ -289,7 +288,7 @@ def build_release(
             report.problems.extend(r.problems)
             report.folders.update(r.folders)
         checker.finish(listed)
-        tree_problems(report, listed=listed, manifest=early.manifest)
+        tree_problems(report, listed=listed)
         report.raise_for_errors()
         del listed
         results = [r for r in results if r.listed]
@@ -356,8 +355,8 @@ def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict
     hashed = {s["path"]: s for s in shards}  # shards were hashed as they were written
     files: list[FileEntry] = []
     for p in sorted(tmp.rglob("*")):
-        if p.is_file():
-            rel = p.relative_to(tmp).as_posix()
+        rel = p.relative_to(tmp).as_posix()
+        if p.is_file() and not rel.startswith(f"{SCRATCH}/"):
             if rel in hashed:
                 files.append({"path": rel, "size": hashed[rel]["size"], "sha256": hashed[rel]["sha256"]})
             else:
@@ -368,4 +367,5 @@ def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict
     }
     # No temp file needed: tmp/ is swapped in whole.
     write_release_manifest(tmp / RELEASE_MANIFEST, summary, runs)
+    shutil.rmtree(tmp / SCRATCH, ignore_errors=True)
     return summary

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,52 +86,31 @@ def write_manifest(data_dir: str | Path | None = None, *, questions_dir: str | P
     return {"path": str(path), "total_questions": doc["total_pairs"], "domains": doc["statistics"]["domains"]}
 
 
-@dataclass
-class ManifestListing:
-    """What ``vmeval_dataset.json`` lists, read ahead of the comparison (the build reads it
-    while its last domain compiles): the entries, or the problem that stopped reading it."""
+def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Collection[str]) -> list[Problem]:
+    """Differences between ``vmeval_dataset.json`` and the folders (errors), or a warning if it is absent.
 
-    path: Path
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    total: Any = None
-    problem: Problem | None = None
-
-
-def read_manifest_listing(questions_dir: Path) -> ManifestListing:
+    ``questions``: the valid questions; ``folders``: the id of every question folder, valid or not.
+    """
     path = questions_dir / MANIFEST_NAME
     if not path.exists():
-        return ManifestListing(path, problem=Problem(str(path), "manifest_missing",
-                                                      "no master manifest; run `vmeval-hf manifest` to write it",
-                                                      "warning"))
+        return [Problem(str(path), "manifest_missing",
+                        "no master manifest; run `vmeval-hf manifest` to write it", "warning")]
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        return ManifestListing(path, problem=Problem(
-            str(path), "manifest_invalid", f"cannot read the manifest ({exc}); run `vmeval-hf manifest` to rewrite it"))
+        return [Problem(str(path), "manifest_invalid",
+                        f"cannot read the manifest ({exc}); run `vmeval-hf manifest` to rewrite it")]
     if not isinstance(doc, dict):
-        return ManifestListing(path, problem=Problem(
-            str(path), "manifest_invalid", "manifest is not a JSON object; run `vmeval-hf manifest`"))
+        return [Problem(str(path), "manifest_invalid", "manifest is not a JSON object; run `vmeval-hf manifest`")]
     listed = doc.get("questions")
     if listed is None:  # the seed's format: only "pairs" with full metadata
         listed = [{"id": p.get("id"), "domain": p.get("domain"), "difficulty": p.get("difficulty")}
                   for p in doc.get("pairs", []) if isinstance(p, dict)]
     if not isinstance(listed, list) or not all(isinstance(e, dict) for e in listed):
-        return ManifestListing(path, problem=Problem(
-            str(path), "manifest_invalid", "manifest `questions` is not a list of objects; run `vmeval-hf manifest`"))
-    return ManifestListing(path, listed, doc.get("total_pairs"))
-
-
-def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Collection[str],
-                      read: ManifestListing | None = None) -> list[Problem]:
-    """Differences between ``vmeval_dataset.json`` and the folders (errors), or a warning if it is absent.
-
-    ``questions``: the valid questions; ``folders``: the id of every question folder, valid or not;
-    ``read``: the manifest as :func:`read_manifest_listing` read it (default: read it now).
-    """
-    read = read if read is not None else read_manifest_listing(questions_dir)
-    if read.problem is not None:
-        return [read.problem]
-    path, listed = read.path, read.entries
+        return [Problem(str(path), "manifest_invalid", "manifest `questions` is not a list of objects; "
+                        "run `vmeval-hf manifest`")]
+    total = doc.get("total_pairs")
+    del doc  # the rest (every question's full metadata under "pairs") is not needed: free it now
     on_disk = {q.id: _entry(q) for q in questions}
     in_file = {str(e.get("id")): e for e in listed}
     problems = []
@@ -158,7 +136,6 @@ def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Col
                     str(path), "manifest_field_differs",
                     f"{qid}: {key} is {in_file[qid][key]!r} in the manifest but {on_disk[qid][key]!r} "
                     f"in the folder; {fix}", question=on_disk[qid]["path"]))
-    total = read.total
     if total is not None and total != len(listed):
         problems.append(Problem(str(path), "manifest_count_differs",
                                 f"total_pairs is {total} but {len(listed)} questions are listed; {fix}"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from json.encoder import encode_basestring as _text  # json.dumps' string form, ensure_ascii=False
 from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensure_ascii=True
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from .errors import BuildError, IntegrityError
-from .fsutil import canonical_json, sha256_file
+from .fsutil import CHUNK, canonical_json, sha256_file
 
 RELEASE_MANIFEST = "vmeval_release.json"
 SCHEMA = 1
@@ -84,33 +84,45 @@ SourceRow = tuple[str, int, str]
 
 
 @dataclass(frozen=True)
-class SourceText:
-    """A run of source rows, sorted by path, already in the two text forms the release needs:
-    ``compact`` as :func:`content_sha256` hashes it, ``indented`` as the manifest lists it.
+class SourceRun:
+    """A run of source rows, sorted by path, written by :func:`write_source_run` in the two
+    text forms the release needs: ``compact`` as :func:`content_sha256` hashes it,
+    ``indented`` as the manifest lists it.
 
-    The build's workers format their own domain's rows; the parent only joins the runs.
+    Each build worker writes its own domain's run; only this small record reaches the parent,
+    which streams the files in path order, so no process holds the whole source list.
     """
 
-    compact: str
-    indented: str
+    compact: Path
+    indented: Path
     first: str  # the first and last paths, to check the runs are joined in order
     last: str
 
 
-def source_text(rows: Iterable[SourceRow]) -> SourceText | None:
-    """``rows`` (sorted by path) as a :class:`SourceText`; None if there are none."""
-    compact, indented = [], []
-    for path, size, sha in rows:
-        compact.append(f'{{"path":{_ascii(path)},"sha256":{_ascii(sha)},"size":{int(size)}}}')
-        indented.append(f'{{\n      "path": {_text(path)},\n      "sha256": {_text(sha)},\n      "size": {int(size)}\n    }}')
-        if len(compact) == 1:
-            first = path
-    if not compact:
+def _compact(path: str, size: int, sha: str) -> str:
+    return f'{{"path":{_ascii(path)},"sha256":{_ascii(sha)},"size":{int(size)}}}'
+
+
+def _indented(path: str, size: int, sha: str) -> str:
+    return f'{{\n      "path": {_text(path)},\n      "sha256": {_text(sha)},\n      "size": {int(size)}\n    }}'
+
+
+def write_source_run(rows: Sequence[SourceRow], stem: Path) -> SourceRun | None:
+    """Write ``rows`` (sorted by path) to ``<stem>.compact`` and ``<stem>.indented``; None if
+    there are none."""
+    if not rows:
         return None
-    return SourceText(",".join(compact), ",\n    ".join(indented), first, path)
+    run = SourceRun(stem.with_name(stem.name + ".compact"), stem.with_name(stem.name + ".indented"),
+                    rows[0][0], rows[-1][0])
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with open(run.compact, "w", encoding="utf-8") as fh:
+        fh.write(",".join(_compact(*row) for row in rows))
+    with open(run.indented, "w", encoding="utf-8") as fh:
+        fh.write(",\n    ".join(_indented(*row) for row in rows))
+    return run
 
 
-def _in_order(runs: Sequence[SourceText]) -> Sequence[SourceText]:
+def _in_order(runs: Sequence[SourceRun]) -> Sequence[SourceRun]:
     for a, b in zip(runs, runs[1:]):
         if not a.last < b.first:
             raise ValueError(f"source runs out of order: {a.last!r} then {b.first!r}")
@@ -120,16 +132,18 @@ def _in_order(runs: Sequence[SourceText]) -> Sequence[SourceText]:
 def content_sha256(sources: list[FileEntry]) -> str:
     """sha256 of the sorted source list in a fixed compact JSON form:
     ``json.dumps(sources, sort_keys=True, separators=(",", ":"))``."""
-    run = source_text(sorted((s["path"], s["size"], s["sha256"]) for s in sources))
-    return content_sha256_runs([run] if run else [])
+    rows = sorted((s["path"], s["size"], s["sha256"]) for s in sources)
+    return hashlib.sha256(f"[{','.join(_compact(*row) for row in rows)}]".encode()).hexdigest()
 
 
-def content_sha256_runs(runs: Sequence[SourceText]) -> str:
+def content_sha256_runs(runs: Sequence[SourceRun]) -> str:
     """:func:`content_sha256` of the sources given as runs, in path order."""
     h = hashlib.sha256(b"[")
     for i, run in enumerate(_in_order(runs)):
         h.update(b"," if i else b"")
-        h.update(run.compact.encode())
+        with open(run.compact, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
     h.update(b"]")
     return h.hexdigest()
 
@@ -137,21 +151,24 @@ def content_sha256_runs(runs: Sequence[SourceText]) -> str:
 _SOURCES_MARK = "\x00sources\x00"
 
 
-def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[SourceText]) -> None:
+def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[SourceRun]) -> None:
     """Write ``manifest`` plus its ``sources`` (given as runs, in path order) in
     :func:`~vmeval_hf.fsutil.canonical_json`'s exact form, without building the source list:
     it has an entry per source file (tens of thousands)."""
+    import shutil
+
     head, tail = canonical_json({**manifest, "sources": _SOURCES_MARK}).split(_text(_SOURCES_MARK))
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(head)
+    with open(path, "wb") as fh:
+        fh.write(head.encode("utf-8"))
         if not runs:
-            fh.write("[]")
+            fh.write(b"[]")
         for i, run in enumerate(_in_order(runs)):
-            fh.write(",\n    " if i else "[\n    ")
-            fh.write(run.indented)
+            fh.write(b",\n    " if i else b"[\n    ")
+            with open(run.indented, "rb") as src:
+                shutil.copyfileobj(src, fh, CHUNK)
         if runs:
-            fh.write("\n  ]")
-        fh.write(tail)
+            fh.write(b"\n  ]")
+        fh.write(tail.encode("utf-8"))
 
 
 def load_release(release_dir: str | Path) -> ReleaseManifest:
