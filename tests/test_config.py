@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from tests.support.trees import make_tree
 from vmeval_hf import Settings
 from vmeval_hf.cli import cli
+from vmeval_hf.errors import ConfigError
 
 HF_SECRET = "hf_SeCrEtToKeN0123456789abcdefXYZ"
 AWS_SECRET = "aWsSeCrEt/KEY+9876543210zyxwvutsrq"
@@ -20,7 +22,8 @@ SECRETS = (HF_SECRET, AWS_SECRET, AWS_SESSION)
 
 ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "VMEVAL_HF_REPO", "S3_BUCKET",
              "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-             "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+             "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "VMEVAL_HUB_ATTEMPTS",
+             "VMEVAL_S3_ATTEMPTS")
 
 
 @pytest.fixture
@@ -42,6 +45,27 @@ def test_defaults_without_env(tmp_path: Path) -> None:
         None, "org/vmevalkit-questions", "vmevalkit", "us-east-2", None)
     assert s.hub_endpoint == "https://huggingface.co" and not s.hub_is_local
     assert s.secrets == ()
+
+
+def test_retry_budgets_come_from_the_environment(tmp_path: Path) -> None:
+    absent = tmp_path / "absent.env"
+    s = Settings.from_env(environ={}, dotenv_path=absent)
+    assert (s.hub_attempts, s.s3_attempts) == (5, 5)
+    s = Settings.from_env(environ={"VMEVAL_HUB_ATTEMPTS": "2", "VMEVAL_S3_ATTEMPTS": "20"}, dotenv_path=absent)
+    assert (s.hub_attempts, s.s3_attempts) == (2, 20)
+    for name in ("VMEVAL_HUB_ATTEMPTS", "VMEVAL_S3_ATTEMPTS"):
+        for bad in ("0", "21", "three", "2.5", "-1"):
+            with pytest.raises(ConfigError, match=f"{name}='{re.escape(bad)}': give the number of tries"):
+                Settings.from_env(environ={name: bad}, dotenv_path=absent)
+
+
+def test_a_bad_retry_budget_is_one_error_line_from_the_cli(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("VMEVAL_S3_ATTEMPTS", "lots")
+    result = CliRunner().invoke(cli, ["verify", "1.0", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code != 0
+    assert "VMEVAL_S3_ATTEMPTS='lots': give the number of tries per request" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_dotenv_in_the_working_dir_is_read(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:

@@ -66,6 +66,20 @@ def test_hub_down_stops_with_one_message_and_nothing_logged_or_mirrored(stage: S
 
 
 @pytest.mark.slow
+def test_the_hub_retry_budget_comes_from_the_environment(stage: Stage) -> None:
+    stage.hub_proxy.add(503)
+    counts = []
+    for attempts in (1, 3):
+        stage.hub_proxy.records.clear()
+        failed = stage.run(*stage.publish_args(), env=stage.env(VMEVAL_HUB_ATTEMPTS=str(attempts)))
+        assert "HTTP 503" in assert_clean_failure(failed)
+        assert failed.stderr.count("retrying in") == attempts - 1
+        counts.append(stage.hub_proxy.count())
+    assert counts[0] >= 1 and counts[1] == 3 * counts[0], counts  # each try of the failing call, no more
+    assert stage.log_versions() == [] and stage.tags() == {}
+
+
+@pytest.mark.slow
 def test_s3_down_stops_with_one_message_before_the_hub_is_touched(stage: Stage) -> None:
     stage.s3_proxy.add(503)
     failed = stage.run(*stage.publish_args())

@@ -235,6 +235,15 @@ def test_resume_after_failure_uploads_only_what_is_missing(tmp_path: Path, s3_se
     assert verify_s3(settings=s3_settings, date=DAY) == []
 
 
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_the_s3_retry_budget_is_the_settings(tmp_path: Path, s3_faults: Any, attempts: int) -> None:
+    s3_faults.proxy.add(503)  # S3 down: the first request (MANIFEST.json) is tried `attempts` times
+    settings = s3_faults.settings.with_(s3_attempts=attempts)
+    with pytest.raises(S3UnreachableError, match=f"after {attempts} attempts"):
+        mirror_version(make_tree(tmp_path), settings=settings, date=DAY)
+    assert s3_faults.proxy.count() == attempts, [(r.method, r.path) for r in s3_faults.proxy.records]
+
+
 def test_transient_faults_are_retried_and_a_landed_retry_counts_as_done(tmp_path: Path, s3_settings: Settings,
                                                                         s3_faults: Any) -> None:
     data = make_tree(tmp_path, questions=4)

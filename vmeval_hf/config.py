@@ -11,6 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+#: tries per request before a side counts as down (``VMEVAL_HUB_ATTEMPTS``, ``VMEVAL_S3_ATTEMPTS``):
+#: with the backoff, a dead Hub fails a command in about 8 s, a dead S3 endpoint in about 5 s
+DEFAULT_HUB_ATTEMPTS = 5
+DEFAULT_S3_ATTEMPTS = 5
+MAX_ATTEMPTS = 20
 DEFAULT_BUCKET = "vmevalkit"
 DEFAULT_REGION = "us-east-2"
 DEFAULT_REPO = "org/vmevalkit-questions"
@@ -39,6 +44,8 @@ class Settings:
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
     aws_endpoint_url: str | None = None
+    hub_attempts: int = DEFAULT_HUB_ATTEMPTS
+    s3_attempts: int = DEFAULT_S3_ATTEMPTS
 
     def __repr__(self) -> str:
         parts = []
@@ -107,4 +114,21 @@ class Settings:
             aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
             aws_session_token=get("AWS_SESSION_TOKEN"),
             aws_endpoint_url=get("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+            hub_attempts=_attempts("VMEVAL_HUB_ATTEMPTS", get("VMEVAL_HUB_ATTEMPTS"), DEFAULT_HUB_ATTEMPTS),
+            s3_attempts=_attempts("VMEVAL_S3_ATTEMPTS", get("VMEVAL_S3_ATTEMPTS"), DEFAULT_S3_ATTEMPTS),
         )
+
+
+def _attempts(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_ATTEMPTS:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{name}={value!r}: give the number of tries per request, a whole number from 1 to "
+                          f"{MAX_ATTEMPTS} (default {default})")
+    return n

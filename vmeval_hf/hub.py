@@ -41,7 +41,6 @@ from .release import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 KEEP = {".gitattributes"}
-RETRIES = 5
 
 
 @dataclass
@@ -120,17 +119,19 @@ def _transient(exc: HubError) -> bool:
 def _call(settings: Settings, repo_id: str, version: str | None, what: str, fn: Callable[[], T], *,
           conflicts: bool = True) -> T:
     """Run ``fn`` with its errors translated (:func:`_translate`); retry transient Hub failures
-    (5xx, 429, network, commit races) with backoff.
+    (5xx, 429, network, commit races) with backoff, ``settings.hub_attempts`` tries in all
+    (``VMEVAL_HUB_ATTEMPTS``).
 
     ``conflicts=False`` raises a 409/412 at once: creating a tag that exists fails every time.
     """
     delay = 0.5
-    for attempt in range(1, RETRIES + 1):
+    attempts = settings.hub_attempts
+    for attempt in range(1, attempts + 1):
         try:
             with _translate(settings, repo_id, version):
                 return fn()
         except HubError as exc:
-            if attempt == RETRIES or not _transient(exc) or (not conflicts and isinstance(exc, HubConflictError)):
+            if attempt == attempts or not _transient(exc) or (not conflicts and isinstance(exc, HubConflictError)):
                 raise
             log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
             time.sleep(delay)

@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_MAX_ATTEMPTS = 5  # botocore standard mode: 4 retries, jittered backoff (about 8 s when a side is down)
 #: Threads s3transfer may use per multipart upload (on top of the caller's workers).
 TRANSFER_CONCURRENCY = 8
 
@@ -123,12 +122,13 @@ def make_client(
     *,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    max_attempts: int | None = None,
 ) -> Any:
     """The one S3 client constructor: share the result across threads (botocore clients are thread-safe).
 
     The connection pool holds at least ``max_workers`` connections plus the multipart threads,
-    retries use botocore's ``standard`` mode, and checksums are only computed where we ask for
+    retries use botocore's ``standard`` mode (``max_attempts`` tries in all, by default
+    ``settings.s3_attempts``: ``VMEVAL_S3_ATTEMPTS``), and checksums are only computed where we ask for
     them (we send SHA-256 ourselves and verify downloads against the manifest).
     """
     import boto3
@@ -137,7 +137,8 @@ def make_client(
     endpoint = settings.aws_endpoint_url
     config = Config(
         max_pool_connections=max(10, max_workers + TRANSFER_CONCURRENCY),
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # total_max_attempts counts every try; botocore's max_attempts would count only the retries
+        retries={"mode": "standard", "total_max_attempts": max_attempts or settings.s3_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         request_checksum_calculation="when_required",
@@ -198,12 +199,13 @@ class ObjectInfo:
 class S3Bucket:
     """One bucket seen through one shared client; every method translates botocore errors."""
 
-    def __init__(self, client: Any, settings: Settings, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> None:
+    def __init__(self, client: Any, settings: Settings) -> None:
         self.client = client
         self.name = settings.s3_bucket
         self.region = settings.aws_region
         self.endpoint = settings.aws_endpoint_url
-        self.max_attempts = max_attempts
+        retries = getattr(getattr(getattr(client, "meta", None), "config", None), "retries", None) or {}
+        self.max_attempts = retries.get("total_max_attempts") or settings.s3_attempts  # for the messages
 
     def uri(self, key: str = "") -> str:
         return f"s3://{self.name}/{key}"
