@@ -66,6 +66,17 @@ def test_hub_down_stops_with_one_message_and_nothing_logged_or_mirrored(stage: S
 
 
 @pytest.mark.slow
+def test_verify_reads_the_s3_manifest_once(stage: Stage) -> None:
+    published = stage.run(*stage.publish_args())
+    assert published.returncode == 0, published.stderr[-4000:]
+    stage.s3_proxy.records.clear()
+    verified = stage.run("verify", "1.0", "--data-dir", stage.data)
+    assert verified.returncode == 0 and verified.stdout.strip() == "version 1.0: verified", verified.stderr[-4000:]
+    assert stage.s3_proxy.count("GET", rf"/{DAY}/MANIFEST\.json") == 1  # shared by the object check and the release check
+    assert stage.s3_proxy.count("HEAD") > 1 and stage.s3_proxy.count("PUT") == 0
+
+
+@pytest.mark.slow
 def test_the_hub_retry_budget_comes_from_the_environment(stage: Stage) -> None:
     stage.hub_proxy.add(503)
     counts = []

@@ -580,16 +580,19 @@ def verify_s3(
     expected: list[dict[str, Any]] | None = None,
     workers: int = DEFAULT_WORKERS,
     client: Any | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> list[Mismatch]:
     """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
 
     ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
-    :func:`build_manifest_entries`); by default the prefix's own ``MANIFEST.json``. Returns one
+    :func:`build_manifest_entries`); by default the prefix's own ``MANIFEST.json``, read here
+    unless the caller passes it as ``manifest`` (from :func:`read_manifest`). Returns one
     :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.
     """
     d = parse_date(date)
     bucket = _bucket(settings, workers, client)
-    manifest = _read_manifest(bucket, d)
+    if manifest is None:
+        manifest = _read_manifest(bucket, d)
     problems: list[Mismatch] = []
     manifest_key = f"{d}/{MANIFEST_NAME}"
     if manifest is None:

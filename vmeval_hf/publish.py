@@ -230,8 +230,9 @@ def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | 
     if date:
         from .mirror import read_manifest, verify_s3
 
-        problems += verify_s3(settings=settings, date=date)
-        remote = read_manifest(settings=settings, date=date) or {}
+        remote = read_manifest(settings=settings, date=date)
+        problems += verify_s3(settings=settings, date=date, manifest=remote)  # one GET of MANIFEST.json
+        remote = remote or {}
         if remote.get("content_sha256") != manifest["content_sha256"]:
             problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/MANIFEST.json", "sha256",
                                      "content_sha256 differs from the release"))
