@@ -156,8 +156,9 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
 
     Each domain gets a fresh child (biggest domains first), so memory stays that of one
     domain. Once the last child has started, this process hashes each finished domain's
-    shards, draws the card's previews from each domain's first question folder (on a valid
-    tree, the first question); the previews are returned too. The last child hashes its own shards: nothing else is left to overlap with them.
+    shards and draws the card's previews from each domain's first question folder (on a valid
+    tree, the first question); the previews are returned too. The last child hashes its own
+    shards: nothing else is left to overlap with them.
     """
     from functools import partial
 

@@ -204,8 +204,8 @@ class S3Bucket:
         self.name = settings.s3_bucket
         self.region = settings.aws_region
         self.endpoint = settings.aws_endpoint_url
-        retries = getattr(getattr(getattr(client, "meta", None), "config", None), "retries", None) or {}
-        self.max_attempts = retries.get("total_max_attempts") or settings.s3_attempts  # for the messages
+        # for the messages: the client may be the caller's, made with another budget
+        self.max_attempts = (client.meta.config.retries or {}).get("total_max_attempts") or settings.s3_attempts
 
     def uri(self, key: str = "") -> str:
         return f"s3://{self.name}/{key}"
