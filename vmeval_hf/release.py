@@ -115,10 +115,8 @@ def write_source_run(rows: Sequence[SourceRow], stem: Path) -> SourceRun | None:
     run = SourceRun(stem.with_name(stem.name + ".compact"), stem.with_name(stem.name + ".indented"),
                     rows[0][0], rows[-1][0])
     stem.parent.mkdir(parents=True, exist_ok=True)
-    with open(run.compact, "w", encoding="utf-8") as fh:
-        fh.write(",".join(_compact(*row) for row in rows))
-    with open(run.indented, "w", encoding="utf-8") as fh:
-        fh.write(",\n    ".join(_indented(*row) for row in rows))
+    run.compact.write_bytes(",".join(_compact(*row) for row in rows).encode("utf-8"))
+    run.indented.write_bytes(",\n    ".join(_indented(*row) for row in rows).encode("utf-8"))
     return run
 
 
