@@ -85,8 +85,8 @@ CRASH_POINTS: dict[str, Callable[[Stage], Callable[[], bool]]] = {
     "mid-s3-upload": _hold("s3", method="PUT", skip=8),
     # every object stored, MANIFEST.json (the completion mark) on its way
     "at-s3-manifest": _hold("s3", method="PUT", path=r"/MANIFEST\.json"),
-    # both sides done and checked but for the verify step's last read: next comes the log write
-    "just-before-log-write": _hold("s3", predicate=lambda: _after_manifest_put(2)),
+    # both sides done; the verify step's read of MANIFEST.json held: then only its HEADs, the log write
+    "just-before-log-write": _hold("s3", predicate=lambda: _after_manifest_put(1)),
 }
 
 
