@@ -1,4 +1,5 @@
-"""The S3 mirror against a real S3 API over HTTP (moto on 127.0.0.1), with faults injected by a proxy."""
+"""The S3 mirror, both sides (`mirror`: write, `mirror_read`: verify and pull), against a real S3 API over
+HTTP (moto on 127.0.0.1), with faults injected by a proxy."""
 
 from __future__ import annotations
 
@@ -31,12 +32,11 @@ from vmeval_hf.mirror import (
     build_manifest_entries,
     mirror_version,
     parse_date,
-    pull_s3,
     read_manifest,
     read_release_manifest,
     sync_to_s3,
-    verify_s3,
 )
+from vmeval_hf.mirror_read import pull_s3, verify_s3
 from vmeval_hf.release import content_sha256
 from vmeval_hf.s3client import make_client
 

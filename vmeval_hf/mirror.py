@@ -1,4 +1,5 @@
-"""The S3 side: mirror a version to ``s3://<bucket>/<D>/``, verify it, pull it back.
+"""The write side of the S3 mirror: a version to ``s3://<bucket>/<D>/`` (verifying and pulling
+it back: :mod:`vmeval_hf.mirror_read`).
 
 Layout (see DESIGN.md)::
 
@@ -30,14 +31,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__
 from .config import Settings
 from .errors import ConfigError, IntegrityError, S3ConflictError, S3Error
 from .fsutil import canonical_json, parse_size, sha256_bytes, sha256_file
-from .release import Mismatch
 from .s3client import S3Bucket, make_client
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None 
     return _scan(Path(data_dir), Path(release_dir) if release_dir is not None else None)[0]
 
 
-def _file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(({"key": e["key"], "size": e["size"], "sha256": e["sha256"]} for e in entries),
                   key=lambda e: e["key"])
 
@@ -176,7 +176,7 @@ def _manifest_doc(entries: list[dict[str, Any]], *, version: str | None, content
         "version": version,
         "content_sha256": content_sha256,
         "date": date,
-        "files": _file_list(entries),
+        "files": file_list(entries),
         "hub": hub,
         "tool": f"vmeval-hf {__version__}",
     }
@@ -185,7 +185,7 @@ def _manifest_doc(entries: list[dict[str, Any]], *, version: str | None, content
 # -- shared plumbing --------------------------------------------------------------------------
 
 
-class _Counter:
+class ProgressCounter:
     """Thread-safe progress accounting; calls the user's callback under a lock."""
 
     def __init__(self, callback: Progress | None, files_total: int, bytes_total: int) -> None:
@@ -202,7 +202,7 @@ class _Counter:
                 self.callback(self.files, self.bytes, self.files_total, self.bytes_total)
 
 
-def _run_parallel(fn: Callable[[T], Any], items: Iterable[T], workers: int) -> list[Any]:
+def run_parallel(fn: Callable[[T], Any], items: Iterable[T], workers: int) -> list[Any]:
     """``[fn(item) for item in items]`` on ``workers`` threads pulling from one shared queue.
 
     The first error stops every worker before its next item and is re-raised as is (our error
@@ -243,7 +243,7 @@ def _run_parallel(fn: Callable[[T], Any], items: Iterable[T], workers: int) -> l
     return results
 
 
-def _bucket(settings: Settings, workers: int, client: Any | None) -> S3Bucket:
+def open_bucket(settings: Settings, workers: int, client: Any | None) -> S3Bucket:
     return S3Bucket(client if client is not None else make_client(settings, workers), settings)
 
 
@@ -259,7 +259,7 @@ def _get_json(bucket: S3Bucket, key: str, error: type[S3Error] | type[IntegrityE
                     "inspect it by hand", key=key) from exc
 
 
-def _read_manifest(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
+def manifest_at(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
     key = f"{date}/{MANIFEST_NAME}"
     doc = _get_json(bucket, key, S3Error)
     if doc is None:
@@ -272,7 +272,7 @@ def _read_manifest(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
 
 def read_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:
     """The ``MANIFEST.json`` of prefix ``date``, or None if the prefix is not complete (or empty)."""
-    return _read_manifest(_bucket(settings, 1, client), parse_date(date))
+    return manifest_at(open_bucket(settings, 1, client), parse_date(date))
 
 
 def read_release_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:
@@ -280,7 +280,7 @@ def read_release_manifest(*, settings: Settings, date: str, client: Any | None =
     from .release import RELEASE_MANIFEST, SCHEMA, content_sha256
 
     d = parse_date(date)
-    bucket = _bucket(settings, 1, client)
+    bucket = open_bucket(settings, 1, client)
     key = f"{d}/release/{RELEASE_MANIFEST}"
     doc = _get_json(bucket, key, IntegrityError)
     if doc is None:
@@ -369,7 +369,7 @@ def _content_type(key: str) -> str | None:
 
 
 class _Mirror:
-    def __init__(self, bucket: S3Bucket, date: str, workers: int, counter: _Counter,
+    def __init__(self, bucket: S3Bucket, date: str, workers: int, counter: ProgressCounter,
                  threshold: int, chunksize: int, bodies: dict[str, bytes]) -> None:
         self.bucket, self.date, self.workers, self.counter = bucket, date, workers, counter
         self.bodies = bodies
@@ -479,7 +479,7 @@ class _Mirror:
         body = canonical_json(doc).encode("utf-8")
         if self.bucket.put_once(key, body, sha256_bytes(body), content_type="application/json"):
             return doc
-        remote = _read_manifest(self.bucket, self.date)
+        remote = manifest_at(self.bucket, self.date)
         if remote is None:
             raise S3ConflictError(f"{self.bucket.uri(key)} appeared and vanished during the mirror; re-run", key=key)
         _check_existing_manifest(self.bucket, self.date, remote, doc)
@@ -534,16 +534,16 @@ def mirror_version(
     if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
         raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
     doc = _manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
-    bucket = _bucket(settings, workers, client)
+    bucket = open_bucket(settings, workers, client)
     total_bytes = sum(e["size"] for e in entries)
     result = MirrorResult(
         uri=bucket.uri(f"{d}/data"), release_uri=bucket.uri(f"{d}/release") if release_dir else None,
         manifest_uri=bucket.uri(f"{d}/{MANIFEST_NAME}"), date=d, files=len(entries), bytes=total_bytes,
         uploaded=0, skipped=0, already_complete=False, version=version, dry_run=dry_run, manifest=doc,
     )
-    counter = _Counter(progress, len(entries), total_bytes)
+    counter = ProgressCounter(progress, len(entries), total_bytes)
 
-    remote = _read_manifest(bucket, d)
+    remote = manifest_at(bucket, d)
     if remote is not None and _check_existing_manifest(bucket, d, remote, doc):
         log.info("%s already complete: nothing to send", result.manifest_uri)
         result.skipped, result.already_complete, result.manifest = len(entries), True, remote
@@ -559,8 +559,8 @@ def mirror_version(
         return result
     order = present + sorted(missing, key=lambda e: -e["size"])  # large files start first
     try:
-        outcomes = _run_parallel(job.resume_or_upload, present, workers)
-        outcomes += _run_parallel(job.upload, order[len(present):], workers)
+        outcomes = run_parallel(job.resume_or_upload, present, workers)
+        outcomes += run_parallel(job.upload, order[len(present):], workers)
     finally:
         job.close()
     result.uploaded, result.skipped = outcomes.count("uploaded"), outcomes.count("skipped")
@@ -568,135 +568,6 @@ def mirror_version(
     result.manifest = job.put_manifest(doc)
     log.info("mirrored %s: %d sent, %d already there", result.manifest_uri, result.uploaded, result.skipped)
     return result
-
-
-# -- verify ------------------------------------------------------------------------------------
-
-
-def verify_s3(
-    *,
-    settings: Settings,
-    date: str,
-    expected: list[dict[str, Any]] | None = None,
-    workers: int = DEFAULT_WORKERS,
-    client: Any | None = None,
-    manifest: dict[str, Any] | None = None,
-) -> list[Mismatch]:
-    """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
-
-    ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
-    :func:`build_manifest_entries`); by default the prefix's own ``MANIFEST.json``, read here
-    unless the caller passes it as ``manifest`` (from :func:`read_manifest`). Returns one
-    :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.
-    """
-    d = parse_date(date)
-    bucket = _bucket(settings, workers, client)
-    if manifest is None:
-        manifest = _read_manifest(bucket, d)
-    problems: list[Mismatch] = []
-    manifest_key = f"{d}/{MANIFEST_NAME}"
-    if manifest is None:
-        problems.append(Mismatch(manifest_key, "no-manifest",
-                                 f"{bucket.uri(manifest_key)} is missing: the prefix is unfinished or was never published"))
-        if expected is None:
-            return problems
-    files = _file_list(expected if expected is not None else manifest["files"])  # type: ignore[index]
-    existing = bucket.list_sizes(f"{d}/")
-    existing.pop(manifest_key, None)
-    to_head = []
-    for e in files:
-        key = f"{d}/{e['key']}"
-        size = existing.pop(key, None)
-        if size is None:
-            problems.append(Mismatch(key, "missing", "not in the bucket"))
-        elif size != e["size"]:
-            problems.append(Mismatch(key, "size", f"{size} bytes, expected {e['size']}"))
-        else:
-            to_head.append((key, e))
-
-    def head(item: tuple[str, dict[str, Any]]) -> Mismatch | None:
-        key, e = item
-        info = bucket.head(key)
-        if info is None:
-            return Mismatch(key, "missing", "listed but gone on HEAD")
-        if info.sha256 != e["sha256"]:
-            found = info.sha256 or "no SHA-256 checksum stored"
-            return Mismatch(key, "sha256", f"{found}, expected {e['sha256']}")
-        return None
-
-    problems += [m for m in _run_parallel(head, to_head, workers) if m is not None]
-    problems += [Mismatch(k, "extra", "not in the manifest") for k in sorted(existing)]
-    return sorted(problems, key=lambda m: (m.key, m.problem))
-
-
-# -- pull --------------------------------------------------------------------------------------
-
-
-@dataclass
-class PullResult:
-    dest: Path          # the folder given
-    root: Path          # where the files landed: <dest>/questions, or <dest> for a release
-    date: str
-    version: str | None
-    files: int
-    bytes: int
-    downloaded: int
-    skipped: int        # already present locally with the right sha256
-
-
-def pull_s3(
-    *,
-    settings: Settings,
-    date: str,
-    dest: str | Path,
-    release: bool = False,
-    workers: int = DEFAULT_WORKERS,
-    progress: Progress | None = None,
-    client: Any | None = None,
-) -> PullResult:
-    """Download a published version, verified: the question tree to ``<dest>/questions/...``, or
-    with ``release=True`` the release files to ``<dest>/...``.
-
-    Every file is checked against the manifest's sha256 before it is moved into place (temp file,
-    then rename), so a corrupted object raises IntegrityError naming the key and leaves nothing
-    behind for it. Files already present with the right sha256 are not downloaded again.
-    """
-    d = parse_date(date)
-    bucket = _bucket(settings, workers, client)
-    manifest = _read_manifest(bucket, d)
-    if manifest is None:
-        raise S3Error(f"{bucket.uri(d + '/')} has no {MANIFEST_NAME}: nothing complete was published "
-                      "there (wrong --date, or an unfinished mirror: re-run it)", key=f"{d}/{MANIFEST_NAME}")
-    prefix = "release/" if release else "data/questions/"
-    root = Path(dest) if release else Path(dest) / "questions"
-    wanted = [e for e in manifest["files"] if e["key"].startswith(prefix)]
-    if not wanted:
-        what = "release files" if release else "question files"
-        raise S3Error(f"{bucket.uri(d + '/')} holds no {what} (version {manifest.get('version')})")
-    counter = _Counter(progress, len(wanted), sum(e["size"] for e in wanted))
-    jobs = []
-    for e in wanted:
-        rel = PurePosixPath(e["key"][len(prefix):])
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise S3Error(f"{bucket.uri(d + '/' + MANIFEST_NAME)} lists an unsafe key {e['key']!r}; "
-                          "refusing to write outside the destination", key=e["key"])
-        jobs.append((f"{d}/{e['key']}", root.joinpath(*rel.parts), e))
-
-    def one(job: tuple[str, Path, dict[str, Any]]) -> str:
-        key, target, e = job
-        if target.is_file() and target.stat().st_size == e["size"] and sha256_file(target) == e["sha256"]:
-            outcome = "skipped"
-        else:
-            bucket.download_verified(key, target, e["size"], e["sha256"])
-            outcome = "downloaded"
-        counter.add(1, e["size"])
-        return outcome
-
-    outcomes = _run_parallel(one, jobs, workers)
-    return PullResult(
-        dest=Path(dest), root=root, date=d, version=manifest.get("version"), files=len(wanted),
-        bytes=counter.bytes_total, downloaded=outcomes.count("downloaded"), skipped=outcomes.count("skipped"),
-    )
 
 
 # -- seed compatibility ------------------------------------------------------------------------

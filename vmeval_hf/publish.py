@@ -228,7 +228,8 @@ def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | 
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
                                expected_commit=commit)
     if date:
-        from .mirror import read_manifest, verify_s3
+        from .mirror import read_manifest
+        from .mirror_read import verify_s3
 
         remote = read_manifest(settings=settings, date=date)
         problems += verify_s3(settings=settings, date=date, manifest=remote)  # one GET of MANIFEST.json
@@ -335,7 +336,8 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
     day = _date_from_uri(entry.get("s3_uri"))
     if not day:
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
-    from .mirror import pull_s3, read_manifest
+    from .mirror import read_manifest
+    from .mirror_read import pull_s3
 
     expected = _recorded_manifest(settings, entry, Path(data_dir))
     remote = read_manifest(settings=settings, date=day) if expected is not None else None

@@ -228,7 +228,7 @@ class Stage:
         its content is the release's.
         """
         from vmeval_hf.hub import verify_hub
-        from vmeval_hf.mirror import verify_s3
+        from vmeval_hf.mirror_read import verify_s3
         from vmeval_hf.release import load_release
 
         assert version not in self.log_versions()

@@ -1,0 +1,157 @@
+"""The read side of the S3 mirror: check a published prefix in place, or pull it back, verified.
+
+:func:`verify_s3` lists the prefix once and HEADs every key, comparing sizes and the stored
+SHA-256 checksums with ``MANIFEST.json`` (or a manifest the caller gives): nothing is
+downloaded. :func:`pull_s3` downloads the question tree or the release files, each checked
+against the manifest's sha256 before it is moved into place. The write side, the layout and
+the shared helpers are in :mod:`vmeval_hf.mirror`; all S3 calls go through
+:mod:`vmeval_hf.s3client`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .config import Settings
+from .errors import S3Error
+from .fsutil import sha256_file
+from .mirror import (
+    DEFAULT_WORKERS,
+    MANIFEST_NAME,
+    Progress,
+    ProgressCounter,
+    file_list,
+    manifest_at,
+    open_bucket,
+    parse_date,
+    run_parallel,
+)
+from .release import Mismatch
+
+
+def verify_s3(
+    *,
+    settings: Settings,
+    date: str,
+    expected: list[dict[str, Any]] | None = None,
+    workers: int = DEFAULT_WORKERS,
+    client: Any | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> list[Mismatch]:
+    """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
+
+    ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
+    :func:`build_manifest_entries`); by default the prefix's own ``MANIFEST.json``, read here
+    unless the caller passes it as ``manifest`` (from :func:`read_manifest`). Returns one
+    :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.
+    """
+    d = parse_date(date)
+    bucket = open_bucket(settings, workers, client)
+    if manifest is None:
+        manifest = manifest_at(bucket, d)
+    problems: list[Mismatch] = []
+    manifest_key = f"{d}/{MANIFEST_NAME}"
+    if manifest is None:
+        problems.append(Mismatch(manifest_key, "no-manifest",
+                                 f"{bucket.uri(manifest_key)} is missing: the prefix is unfinished or was never published"))
+        if expected is None:
+            return problems
+    files = file_list(expected if expected is not None else manifest["files"])  # type: ignore[index]
+    existing = bucket.list_sizes(f"{d}/")
+    existing.pop(manifest_key, None)
+    to_head = []
+    for e in files:
+        key = f"{d}/{e['key']}"
+        size = existing.pop(key, None)
+        if size is None:
+            problems.append(Mismatch(key, "missing", "not in the bucket"))
+        elif size != e["size"]:
+            problems.append(Mismatch(key, "size", f"{size} bytes, expected {e['size']}"))
+        else:
+            to_head.append((key, e))
+
+    def head(item: tuple[str, dict[str, Any]]) -> Mismatch | None:
+        key, e = item
+        info = bucket.head(key)
+        if info is None:
+            return Mismatch(key, "missing", "listed but gone on HEAD")
+        if info.sha256 != e["sha256"]:
+            found = info.sha256 or "no SHA-256 checksum stored"
+            return Mismatch(key, "sha256", f"{found}, expected {e['sha256']}")
+        return None
+
+    problems += [m for m in run_parallel(head, to_head, workers) if m is not None]
+    problems += [Mismatch(k, "extra", "not in the manifest") for k in sorted(existing)]
+    return sorted(problems, key=lambda m: (m.key, m.problem))
+
+
+# -- pull --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullResult:
+    dest: Path          # the folder given
+    root: Path          # where the files landed: <dest>/questions, or <dest> for a release
+    date: str
+    version: str | None
+    files: int
+    bytes: int
+    downloaded: int
+    skipped: int        # already present locally with the right sha256
+
+
+def pull_s3(
+    *,
+    settings: Settings,
+    date: str,
+    dest: str | Path,
+    release: bool = False,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    client: Any | None = None,
+) -> PullResult:
+    """Download a published version, verified: the question tree to ``<dest>/questions/...``, or
+    with ``release=True`` the release files to ``<dest>/...``.
+
+    Every file is checked against the manifest's sha256 before it is moved into place (temp file,
+    then rename), so a corrupted object raises IntegrityError naming the key and leaves nothing
+    behind for it. Files already present with the right sha256 are not downloaded again.
+    """
+    d = parse_date(date)
+    bucket = open_bucket(settings, workers, client)
+    manifest = manifest_at(bucket, d)
+    if manifest is None:
+        raise S3Error(f"{bucket.uri(d + '/')} has no {MANIFEST_NAME}: nothing complete was published "
+                      "there (wrong --date, or an unfinished mirror: re-run it)", key=f"{d}/{MANIFEST_NAME}")
+    prefix = "release/" if release else "data/questions/"
+    root = Path(dest) if release else Path(dest) / "questions"
+    wanted = [e for e in manifest["files"] if e["key"].startswith(prefix)]
+    if not wanted:
+        what = "release files" if release else "question files"
+        raise S3Error(f"{bucket.uri(d + '/')} holds no {what} (version {manifest.get('version')})")
+    counter = ProgressCounter(progress, len(wanted), sum(e["size"] for e in wanted))
+    jobs = []
+    for e in wanted:
+        rel = PurePosixPath(e["key"][len(prefix):])
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise S3Error(f"{bucket.uri(d + '/' + MANIFEST_NAME)} lists an unsafe key {e['key']!r}; "
+                          "refusing to write outside the destination", key=e["key"])
+        jobs.append((f"{d}/{e['key']}", root.joinpath(*rel.parts), e))
+
+    def one(job: tuple[str, Path, dict[str, Any]]) -> str:
+        key, target, e = job
+        if target.is_file() and target.stat().st_size == e["size"] and sha256_file(target) == e["sha256"]:
+            outcome = "skipped"
+        else:
+            bucket.download_verified(key, target, e["size"], e["sha256"])
+            outcome = "downloaded"
+        counter.add(1, e["size"])
+        return outcome
+
+    outcomes = run_parallel(one, jobs, workers)
+    return PullResult(
+        dest=Path(dest), root=root, date=d, version=manifest.get("version"), files=len(wanted),
+        bytes=counter.bytes_total, downloaded=outcomes.count("downloaded"), skipped=outcomes.count("skipped"),
+    )
