@@ -334,6 +334,8 @@ def bench(n: int, repeat: int, cache_dir: Path, contenders: tuple[str, ...]) -> 
         # one untimed run per contender for the tree's PSS (sampling it slows the process down)
         pss = {c: run_contender(c, data_dir, scratch, pss=True)["tree_pss_mb"] for c in contenders if c != "floor"}
     med = {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in runs.items()}
+    for c, rs in runs.items():  # the spread of the timed runs: the machine is shared and noisy
+        med[c]["work_min"], med[c]["work_max"] = min(r["work"] for r in rs), max(r["work"] for r in rs)
     for c, mb in pss.items():
         med[c]["tree_pss_mb"] = mb
     return {"questions": n, "png_mb": stats["png_bytes"] / 1e6, "repeat": repeat, "median": med}
@@ -345,12 +347,13 @@ def report(res: dict[str, Any]) -> list[str]:
     ours = med.get("ours", {}).get("work")
     lines = [f"N = {res['questions']} questions, {res['png_mb']:.0f} MB of PNG, median of {res['repeat']} "
              f"(warm page cache)",
-             f"{'contender':12} {'work s':>8} {'wall s':>8} {'maxrss MB':>10} {'tree RSS MB':>12} "
+             f"{'contender':12} {'work s':>8} {'work range':>11} {'wall s':>8} {'maxrss MB':>10} {'tree RSS MB':>12} "
              f"{'tree PSS MB':>12} {'work/floor':>11} {'work/ours':>10}"]
     for c, m in med.items():
         vs_floor = f"{m['work'] / floor:.2f}x" if floor else "-"
         vs_ours = f"{m['work'] / ours:.2f}x" if ours else "-"
-        lines.append(f"{c:12} {m['work']:8.2f} {m['wall']:8.2f} {m['maxrss_mb']:10.0f} {m['tree_rss_mb']:12.0f} "
+        spread = f"{m['work_min']:.2f}-{m['work_max']:.2f}"
+        lines.append(f"{c:12} {m['work']:8.2f} {spread:>11} {m['wall']:8.2f} {m['maxrss_mb']:10.0f} {m['tree_rss_mb']:12.0f} "
                      f"{m.get('tree_pss_mb', 0):12.0f} {vs_floor:>11} {vs_ours:>10}")
     return lines
 
