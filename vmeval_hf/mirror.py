@@ -1,5 +1,5 @@
-"""The write side of the S3 mirror: a version to ``s3://<bucket>/<D>/`` (verifying and pulling
-it back: :mod:`vmeval_hf.mirror_read`).
+"""The write side of the S3 mirror: copy a version to ``s3://<bucket>/<D>/`` (reading it back,
+verified: :mod:`vmeval_hf.mirror_read`).
 
 Layout (see DESIGN.md)::
 

@@ -43,8 +43,9 @@ def verify_s3(
     """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
 
     ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
-    :func:`build_manifest_entries`); by default the prefix's own ``MANIFEST.json``, read here
-    unless the caller passes it as ``manifest`` (from :func:`read_manifest`). Returns one
+    :func:`~vmeval_hf.mirror.build_manifest_entries`); by default the prefix's own ``MANIFEST.json``,
+    read here unless the caller passes it as ``manifest`` (from
+    :func:`~vmeval_hf.mirror.read_manifest`). Returns one
     :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.
     """
     d = parse_date(date)
