@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .errors import ConfigError
+
 #: tries per request before a side counts as down (``VMEVAL_HUB_ATTEMPTS``, ``VMEVAL_S3_ATTEMPTS``):
 #: with the backoff, a dead Hub fails a command in about 8 s, a dead S3 endpoint in about 5 s
 DEFAULT_HUB_ATTEMPTS = 5
@@ -127,8 +129,6 @@ def _attempts(name: str, value: str | None, default: int) -> int:
     except ValueError:
         n = 0
     if not 1 <= n <= MAX_ATTEMPTS:
-        from .errors import ConfigError
-
         raise ConfigError(f"{name}={value!r}: give the number of tries per request, a whole number from 1 to "
                           f"{MAX_ATTEMPTS} (default {default})")
     return n
