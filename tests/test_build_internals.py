@@ -85,9 +85,7 @@ def test_a_column_over_2_gib_in_one_row_group_is_refused() -> None:
 
 @pytest.mark.parametrize("values", BINARY_CASES)
 def test_arena_column_equals_pa_array(values: list[bytes | None]) -> None:
-    arena = Arena()
-    arena.buf = bytearray(4)  # small, so the values below make it grow while views are alive
-    arena.view = memoryview(arena.buf)
+    arena = Arena(4)  # small, so the values below make it grow while views are alive
     for round_ in range(2):  # the second round reuses the buffer after reset()
         views = []
         for v in values:

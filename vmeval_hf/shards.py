@@ -11,6 +11,7 @@ that imports pandas the first time (about 0.3 s), and the buffers are the same, 
 
 from __future__ import annotations
 
+import mmap
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ ROW_GROUP_ROWS = 100
 #: a row group is also cut at this many input bytes, so huge frames or videos stay bounded
 ROW_GROUP_BYTES = 256 * 2**20
 #: an image buffer's first size: a row group of 100 frames of up to 80 KB, so typical trees
-#: never grow it (growing copies it; untouched pages of the buffer cost no memory)
+#: never grow it (growing copies it). It is an anonymous memory map, so only the pages a row
+#: group fills cost memory (and page faults): ``bytearray(n)`` would zero-fill all of them.
 ARENA_START = 8 * 2**20
 _INT32_MAX = 2**31 - 1
 
@@ -91,8 +93,8 @@ class Arena:
     column over that buffer, with no copy; :meth:`reset` reuses it for the next row group.
     """
 
-    def __init__(self) -> None:
-        self.buf = bytearray(ARENA_START)
+    def __init__(self, size: int = ARENA_START) -> None:
+        self.buf = mmap.mmap(-1, size)
         self.view = memoryview(self.buf)
         self.pos = 0
         self.offsets = [0]
@@ -101,7 +103,7 @@ class Arena:
     def reserve(self, size: int) -> memoryview:
         need = self.pos + size
         if need > len(self.buf):  # a new buffer: views of the old one may still be alive
-            grown = bytearray(max(need, 2 * len(self.buf)))
+            grown = mmap.mmap(-1, max(need, 2 * len(self.buf)))
             grown[:self.pos] = self.view[:self.pos]
             self.buf, self.view = grown, memoryview(grown)
         return self.view[self.pos:need]
