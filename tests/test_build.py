@@ -419,6 +419,22 @@ def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
     assert _snapshot(tmp_path / "two") == _snapshot(tmp_path / "one")
 
 
+def test_previews_show_the_first_questions_frames_side_by_side(tmp_path: Path) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    folder = data_dir / "questions" / "chess_task" / "chess_0000"
+    for name, size, color in (("first_frame.png", (400, 300), (200, 0, 0)), ("final_frame.png", (600, 300), (0, 0, 200))):
+        buf = io.BytesIO()
+        PILImage.new("RGB", size, color).save(buf, format="PNG")
+        (folder / name).write_bytes(buf.getvalue())
+    build_release(data_dir, tmp_path / "out", version="1.0")
+    with PILImage.open(tmp_path / "out" / "assets" / "chess_preview.png") as im:
+        assert im.size == (267 + 8 + 400, 200)  # each frame shrunk to 200 px high, 8 px apart
+        assert im.getpixel((130, 100)) == (200, 0, 0) and im.getpixel((267 + 8 + 200, 100)) == (0, 0, 200)
+        assert im.getpixel((267 + 4, 100)) == (255, 255, 255)
+    with PILImage.open(tmp_path / "out" / "assets" / "maze_preview.png") as im:
+        assert im.size == (267 + 8 + 267, 200)  # 16x12 frames grown to 200 px high
+
+
 # --- edge cases ------------------------------------------------------------------------------
 
 
