@@ -350,18 +350,26 @@ def test_manifest_out_of_sync_blocks_the_build_forked_or_not(tmp_path: Path, wor
     doc["total_pairs"] = 99
     manifest.write_text(json.dumps(doc), encoding="utf-8")
     proc = _run("""
-        import json, sys
+        import json, os, sys, time
         import vmeval_hf.build as b
         from vmeval_hf.errors import ValidationError
         b.PARALLEL_MIN_QUESTIONS = 0
+        # forked: the last domain (the smallest) is slow, so the manifest is read while it runs
+        compile_domain, read = b._compile_domain, b.read_manifest_entries
+        b._compile_domain = lambda *a: (time.sleep(0.5) if a[3] == "sudoku" else None) or compile_domain(*a)
+        early = []
+        b.read_manifest_entries = lambda qdir: early.append(os.getpid()) or read(qdir)
         try:
             b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=int(sys.argv[3]))
         except ValidationError as exc:
             print(json.dumps(sorted((p.code, p.question) for p in exc.problems if p.severity == "error")))
+        print(early == ([os.getpid()] if sys.argv[3] == "2" else []))
     """, str(data_dir), str(tmp_path / "releases" / "1.0"), str(workers))
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == [["manifest_count_differs", None], ["manifest_lists_missing", "chess_0099"],
-                                       ["manifest_missing_question", "maze_task/maze_0001"]]
+    problems, read_early = proc.stdout.splitlines()
+    assert json.loads(problems) == [["manifest_count_differs", None], ["manifest_lists_missing", "chess_0099"],
+                                    ["manifest_missing_question", "maze_task/maze_0001"]]
+    assert read_early == "True"  # forked: read once, in this process, while the last worker ran
     assert not (tmp_path / "releases").exists()
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from .card import PreviewSource
 from .errors import BuildError
 from .fsutil import parse_size, replace_dir, sha256_file
+from .manifest import ManifestEntries, read_manifest_entries
 from .questions import (
     Checker,
     Listed,
@@ -143,11 +144,12 @@ def _folder_count(ddir: str) -> int:
 @dataclass
 class _EarlyWork:
     """What this process does while the last workers run: the card's previews (None: draw them
-    again from the workers' results). The manifest is read after the workers end: parsing
-    it takes memory in proportion to the tree."""
+    again from the workers' results), and reading the manifest once only the last worker is
+    left (parsing it takes memory in proportion to the tree: not while two workers run)."""
 
     previews: list[dict[str, str]] | None = None
     done: bool = False
+    manifest: ManifestEntries | None = None
 
 
 def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
@@ -157,8 +159,9 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     Each domain gets a fresh child (biggest domains first), so memory stays that of one
     domain. Once the last child has started, this process hashes each finished domain's
     shards and draws the card's previews from each domain's first question folder (on a valid
-    tree, the first question); the previews are returned too. The last child hashes its own
-    shards: nothing else is left to overlap with them.
+    tree, the first question); the previews are returned too, and so is the manifest, read
+    once only the last child is left. The last child hashes its own shards: nothing else is
+    left to overlap with them.
     """
     from functools import partial
 
@@ -176,7 +179,7 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1))
             for i, (ddir, domain) in enumerate(order)]
     early = _EarlyWork()
-    results = run_forked(jobs, n, on_idle=partial(_while_idle, root, domains, early))
+    results = run_forked(jobs, n, on_idle=partial(_while_idle, checker.qdir, root, domains, early))
     by_domain = {r.domain: r for r in results}
     return [by_domain[domain] for _, domain in domains], early
 
@@ -192,14 +195,16 @@ def _hash_shards(root: Path, shards: list[ShardEntry]) -> None:
             shard["sha256"] = sha256_file(root / shard["path"])
 
 
-def _while_idle(root: Path, domains: list[tuple[str, str]], early: _EarlyWork,
+def _while_idle(qdir: Path, root: Path, domains: list[tuple[str, str]], early: _EarlyWork,
                 finished: list[_DomainResult]) -> None:
     """This process's share while the last workers run: the finished domains' shards, then
-    (once) the previews."""
+    (once) the previews, then (once only the last worker is left) the manifest."""
     _hash_shards(root, [s for r in finished for s in r.shards])
     if not early.done:
         early.done = True
         early.previews = _early_previews(root, domains)
+    if early.manifest is None and len(finished) == len(domains) - 1:
+        early.manifest = read_manifest_entries(qdir)
 
 
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
@@ -289,7 +294,7 @@ def build_release(
             report.problems.extend(r.problems)
             report.folders.update(r.folders)
         checker.finish(listed)
-        tree_problems(report, listed=listed)
+        tree_problems(report, listed=listed, manifest=early.manifest)
         report.raise_for_errors()
         del listed
         results = [r for r in results if r.listed]

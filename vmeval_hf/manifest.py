@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,31 +87,54 @@ def write_manifest(data_dir: str | Path | None = None, *, questions_dir: str | P
     return {"path": str(path), "total_questions": doc["total_pairs"], "domains": doc["statistics"]["domains"]}
 
 
-def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Collection[str]) -> list[Problem]:
-    """Differences between ``vmeval_dataset.json`` and the folders (errors), or a warning if it is absent.
+@dataclass
+class ManifestEntries:
+    """What :func:`manifest_problems` needs of ``vmeval_dataset.json``: its question entries
+    (``None`` if the file is absent or unreadable, with the problem that says so), and its
+    ``total_pairs``. Read apart from the comparison so the build can read it while the last
+    worker runs."""
 
-    ``questions``: the valid questions; ``folders``: the id of every question folder, valid or not.
-    """
+    path: Path
+    entries: list[dict[str, Any]] | None
+    total: Any = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_manifest_entries(questions_dir: Path) -> ManifestEntries:
     path = questions_dir / MANIFEST_NAME
     if not path.exists():
-        return [Problem(str(path), "manifest_missing",
-                        "no master manifest; run `vmeval-hf manifest` to write it", "warning")]
+        return ManifestEntries(path, None, problems=[Problem(
+            str(path), "manifest_missing", "no master manifest; run `vmeval-hf manifest` to write it", "warning")])
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        return [Problem(str(path), "manifest_invalid",
-                        f"cannot read the manifest ({exc}); run `vmeval-hf manifest` to rewrite it")]
+        return ManifestEntries(path, None, problems=[Problem(
+            str(path), "manifest_invalid", f"cannot read the manifest ({exc}); run `vmeval-hf manifest` to rewrite it")])
     if not isinstance(doc, dict):
-        return [Problem(str(path), "manifest_invalid", "manifest is not a JSON object; run `vmeval-hf manifest`")]
+        return ManifestEntries(path, None, problems=[Problem(
+            str(path), "manifest_invalid", "manifest is not a JSON object; run `vmeval-hf manifest`")])
     listed = doc.get("questions")
     if listed is None:  # the seed's format: only "pairs" with full metadata
         listed = [{"id": p.get("id"), "domain": p.get("domain"), "difficulty": p.get("difficulty")}
                   for p in doc.get("pairs", []) if isinstance(p, dict)]
     if not isinstance(listed, list) or not all(isinstance(e, dict) for e in listed):
-        return [Problem(str(path), "manifest_invalid", "manifest `questions` is not a list of objects; "
-                        "run `vmeval-hf manifest`")]
-    total = doc.get("total_pairs")
-    del doc  # the rest (every question's full metadata under "pairs") is not needed: free it now
+        return ManifestEntries(path, None, problems=[Problem(
+            str(path), "manifest_invalid", "manifest `questions` is not a list of objects; run `vmeval-hf manifest`")])
+    # the rest (every question's full metadata under "pairs") is not kept
+    return ManifestEntries(path, listed, doc.get("total_pairs"))
+
+
+def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Collection[str],
+                      read: ManifestEntries | None = None) -> list[Problem]:
+    """Differences between ``vmeval_dataset.json`` and the folders (errors), or a warning if it is absent.
+
+    ``questions``: the valid questions; ``folders``: the id of every question folder, valid or not;
+    ``read``: the manifest as :func:`read_manifest_entries` gave it (read now if not given).
+    """
+    read = read if read is not None else read_manifest_entries(questions_dir)
+    if read.entries is None:
+        return list(read.problems)
+    path, listed, total = read.path, read.entries, read.total
     on_disk = {q.id: _entry(q) for q in questions}
     in_file = {str(e.get("id")): e for e in listed}
     problems = []

@@ -15,10 +15,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .errors import ValidationError
 from .png import MAX_PIXELS, decode_problem, structure_problem
+
+if TYPE_CHECKING:  # manifest imports this module
+    from .manifest import ManifestEntries
 
 QUESTIONS = "questions"
 MANIFEST_NAME = "vmeval_dataset.json"
@@ -507,17 +510,19 @@ class Checker:
         return self.finish()
 
 def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
-                  check_data_folders: bool = True, listed: list[Listed] | None = None) -> None:
+                  check_data_folders: bool = True, listed: list[Listed] | None = None,
+                  manifest: ManifestEntries | None = None) -> None:
     """Add the checks beyond the question folders: manifest sync and the other data folders.
 
-    ``listed`` as for :meth:`Checker.finish`.
+    ``listed`` as for :meth:`Checker.finish`; ``manifest``: the manifest, if read already
+    (:func:`~vmeval_hf.manifest.read_manifest_entries`).
     """
     qdir = report.questions_dir
     if check_manifest_file and qdir.is_dir():
         from .manifest import manifest_problems
 
         rows = listed if listed is not None else [listing(q) for q in report.question_list]
-        report.problems.extend(manifest_problems(qdir, rows, report.folders))
+        report.problems.extend(manifest_problems(qdir, rows, report.folders, manifest))
     if check_data_folders:
         from .datafolders import data_folder_problems
 
