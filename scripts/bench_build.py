@@ -22,12 +22,14 @@ Then it runs, each in its own subprocess, ``--repeat`` times, interleaved:
 The page cache cannot be dropped here, so the floor runs once untimed first and
 every contender reads a warm cache. Times are medians: ``wall`` is the whole
 subprocess (interpreter start and imports included), ``work`` is the timed call
-inside it. Memory: ``ru_maxrss`` of the largest process (from ``wait4``), and the peaks
-of the summed RSS (in the timed runs) and of the summed PSS (in one more, untimed run:
-reading PSS slows the process down) of the whole process tree, sampled every 10 ms (our
-build forks workers; ``tar | cat`` is two processes). Summed RSS counts every page a fork
-shares with its parent once per process; summed PSS counts it once in all, so it is the
-tree's real footprint and what the memory targets are judged on.
+inside it. Each round of runs starts with the next contender, so none always follows the
+same one. Memory: ``ru_maxrss`` of the largest process (from ``wait4``, in the timed runs),
+and the peaks of the summed RSS and of the summed PSS of the whole process tree, sampled
+every 10 ms in one more, untimed run per contender (our build forks workers; ``tar | cat``
+is two processes): the sampling thread takes CPU, which slows a contender that uses both
+cores more than one that uses one, and reading PSS slows the process it reads. Summed RSS
+counts every page a fork shares with its parent once per process; summed PSS counts it
+once in all, so it is the tree's real footprint and what the memory targets are judged on.
 """
 
 from __future__ import annotations
@@ -270,42 +272,48 @@ def _tree_pids(pid: int) -> list[int]:
     return pids
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, pss: bool = False) -> dict[str, Any]:
-    """Run ``cmd``; wall time, ru_maxrss of the largest process, and the sampled peak of the tree's
-    summed RSS (``tree_rss_mb``) or, with ``pss``, summed PSS (``tree_pss_mb``)."""
+def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, memory: bool = False) -> dict[str, Any]:
+    """Run ``cmd``; wall time and ru_maxrss of the largest process. With ``memory``, also the
+    sampled peaks of the tree's summed RSS (``tree_rss_mb``) and summed PSS (``tree_pss_mb``):
+    the sampling thread takes CPU from a process that uses both cores, so such a run is not
+    timed."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = 0
+    peaks = {False: 0, True: 0}  # pss? -> peak KiB
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
         while not done.is_set():
-            peak = max(peak, sum(_mem_kb(p, pss) for p in _tree_pids(proc.pid)))
+            pids = _tree_pids(proc.pid)
+            for pss in peaks:
+                peaks[pss] = max(peaks[pss], sum(_mem_kb(p, pss) for p in pids))
             done.wait(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if memory:
+        sampler.start()
     out = proc.stdout.read() if proc.stdout else b""
     err = proc.stderr.read() if proc.stderr else b""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     done.set()
-    sampler.join()
+    if memory:
+        sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
-    result: dict[str, Any] = {"wall": wall, "maxrss_mb": usage.ru_maxrss / 1024,
-                              "tree_pss_mb" if pss else "tree_rss_mb": peak / 1024}
+    result: dict[str, Any] = {"wall": wall, "maxrss_mb": usage.ru_maxrss / 1024}
+    if memory:
+        result.update(tree_rss_mb=peaks[False] / 1024, tree_pss_mb=peaks[True] / 1024)
     lines = out.decode().strip().splitlines()
     result.update(json.loads(lines[-1]) if lines else {"work": wall})
     return result
 
 
 def run_contender(name: str, data_dir: Path, scratch: Path, profile: Path | None = None,
-                  pss: bool = False) -> dict[str, Any]:
+                  memory: bool = False) -> dict[str, Any]:
     if name == "floor":
-        return measure(["bash", "-c", "tar -cf - questions | cat >/dev/null"], cwd=data_dir)
+        return measure(["bash", "-c", "tar -cf - questions | cat >/dev/null"], cwd=data_dir, memory=memory)
     out = scratch / f"out-{name}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -315,7 +323,7 @@ def run_contender(name: str, data_dir: Path, scratch: Path, profile: Path | None
     if profile is not None:
         cmd += ["--_profile", str(profile)]
     try:
-        return measure(cmd, cwd=scratch, env=env, pss=pss)
+        return measure(cmd, cwd=scratch, env=env, memory=memory)
     finally:
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(scratch / "hf-cache", ignore_errors=True)
@@ -328,16 +336,16 @@ def bench(n: int, repeat: int, cache_dir: Path, contenders: tuple[str, ...]) -> 
         scratch = Path(tmp)
         run_contender("floor", data_dir, scratch)  # warm the page cache for everyone
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
-        for _ in range(repeat):
-            for c in contenders:
+        for i in range(repeat):
+            # each round starts with the next contender, so none always follows the same one
+            for c in contenders[i % len(contenders):] + contenders[:i % len(contenders)]:
                 runs[c].append(run_contender(c, data_dir, scratch))
-        # one untimed run per contender for the tree's PSS (sampling it slows the process down)
-        pss = {c: run_contender(c, data_dir, scratch, pss=True)["tree_pss_mb"] for c in contenders if c != "floor"}
+        # one more, untimed run per contender samples the tree's memory (the sampler takes CPU)
+        memory = {c: run_contender(c, data_dir, scratch, memory=True) for c in contenders}
     med = {c: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for c, rs in runs.items()}
     for c, rs in runs.items():  # the spread of the timed runs: the machine is shared and noisy
         med[c]["work_min"], med[c]["work_max"] = min(r["work"] for r in rs), max(r["work"] for r in rs)
-    for c, mb in pss.items():
-        med[c]["tree_pss_mb"] = mb
+        med[c]["tree_rss_mb"], med[c]["tree_pss_mb"] = memory[c]["tree_rss_mb"], memory[c]["tree_pss_mb"]
     return {"questions": n, "png_mb": stats["png_bytes"] / 1e6, "repeat": repeat, "median": med}
 
 
