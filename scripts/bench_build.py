@@ -19,8 +19,10 @@ Then it runs, each in its own subprocess, ``--repeat`` times, interleaved:
 - ``pyarrow``: a bare writer, files read into ``from_pylist`` tables of 100 rows, no
   validation or hashing: what the Parquet part alone costs.
 
-The page cache cannot be dropped here, so the floor runs once untimed first and
-every contender reads a warm cache. Times are medians: ``wall`` is the whole
+The page cache cannot be dropped here, so every contender reads a warm cache: each
+timed run follows an untimed floor run. (This machine's kernel pages out page-cache
+pages it sees as idle for a minute (a DAMON ``pageout`` scheme); directory blocks then
+come back from disk one by one, which made some runs 20-40% slower at random.) Times are medians: ``wall`` is the whole
 subprocess (interpreter start and imports included), ``work`` is the timed call
 inside it. Each round of runs starts with the next contender, so none always follows the
 same one. Memory: ``ru_maxrss`` of the largest process (from ``wait4``, in the timed runs),
@@ -334,11 +336,11 @@ def bench(n: int, repeat: int, cache_dir: Path, contenders: tuple[str, ...]) -> 
     stats = tree_stats(data_dir)
     with tempfile.TemporaryDirectory(prefix="bench-", dir=cache_dir) as tmp:
         scratch = Path(tmp)
-        run_contender("floor", data_dir, scratch)  # warm the page cache for everyone
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
         for i in range(repeat):
             # each round starts with the next contender, so none always follows the same one
             for c in contenders[i % len(contenders):] + contenders[:i % len(contenders)]:
+                run_contender("floor", data_dir, scratch)  # untimed: the whole tree in the page cache
                 runs[c].append(run_contender(c, data_dir, scratch))
         # one more, untimed run per contender samples the tree's memory (the sampler takes CPU)
         memory = {c: run_contender(c, data_dir, scratch, memory=True) for c in contenders}
