@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from vmeval_hf.config import Settings
     from vmeval_hf.errors import ConfigError, VmevalError
-    from vmeval_hf.mirror import mirror_version, parse_date
+    from vmeval_hf.mirror import mirror_version
+    from vmeval_hf.mirror_layout import parse_date
 
     settings = Settings.from_env()
 

@@ -1,5 +1,6 @@
-"""The S3 mirror, both sides (`mirror`: write, `mirror_read`: verify and pull), against a real S3 API over
-HTTP (moto on 127.0.0.1), with faults injected by a proxy."""
+"""The S3 mirror, both sides (`mirror`: write, `mirror_read`: verify and pull) and its layout
+(`mirror_layout`: date prefixes, the local scan), against a real S3 API over HTTP (moto on
+127.0.0.1), with faults injected by a proxy."""
 
 from __future__ import annotations
 
@@ -29,13 +30,12 @@ from vmeval_hf.errors import (
 )
 from vmeval_hf.fsutil import canonical_json, sha256_file
 from vmeval_hf.mirror import (
-    build_manifest_entries,
     mirror_version,
-    parse_date,
     read_manifest,
     read_release_manifest,
     sync_to_s3,
 )
+from vmeval_hf.mirror_layout import build_manifest_entries, parse_date
 from vmeval_hf.mirror_read import pull_s3, verify_s3
 from vmeval_hf.release import content_sha256
 from vmeval_hf.s3client import make_client

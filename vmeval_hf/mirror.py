@@ -1,11 +1,9 @@
-"""The write side of the S3 mirror: copy a version to ``s3://<bucket>/<D>/`` (reading it back,
-verified: :mod:`vmeval_hf.mirror_read`).
+"""The write side of the S3 mirror: copy a version to ``s3://<bucket>/<D>/`` (its layout and the
+local scan: :mod:`vmeval_hf.mirror_layout`; reading it back, verified: :mod:`vmeval_hf.mirror_read`).
 
-Layout (see DESIGN.md)::
-
-    <D>/data/questions/...    <D>/data/outputs/...    <D>/data/evaluations/...
-    <D>/release/...           the release folder, when one is given
-    <D>/MANIFEST.json         written last, put-once: its presence marks the prefix complete
+It also holds the S3 helpers both sides share: a thread pool (:func:`run_parallel`), progress
+accounting (:class:`ProgressCounter`), :func:`open_bucket` and the manifest reads
+(:func:`manifest_at`, :func:`read_manifest`, :func:`read_release_manifest`).
 
 How a mirror runs: hash every file first (the manifest), read ``MANIFEST.json`` (present and equal:
 nothing to do; present and different: refused), list the prefix once, HEAD the objects already
@@ -14,9 +12,8 @@ thread pool: ``put_object`` with ``ChecksumSHA256`` and ``If-None-Match: *`` for
 s3transfer multipart for large ones. An object already present with the right sha256 counts as
 done; one with another sha256 is a conflict naming the key. ``MANIFEST.json`` goes last.
 
-The version log (``data/data_logging/``) is never mirrored: it may be mid-write. All S3 calls and
-error translation live in :mod:`vmeval_hf.s3client`. The library never prints: progress goes to an
-optional ``progress(files_done, bytes_done, files_total, bytes_total)`` callback.
+All S3 calls and error translation live in :mod:`vmeval_hf.s3client`. The library never prints:
+progress goes to an optional ``progress(files_done, bytes_done, files_total, bytes_total)`` callback.
 """
 
 from __future__ import annotations
@@ -25,161 +22,36 @@ import json
 import logging
 import mimetypes
 import os
-import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import __version__
 from .config import Settings
 from .errors import ConfigError, IntegrityError, S3ConflictError, S3Error
-from .fsutil import canonical_json, parse_size, sha256_bytes, sha256_file
+from .fsutil import canonical_json, parse_size, sha256_bytes
+from .mirror_layout import (
+    KEEP_BODIES_BYTES,
+    MANIFEST_NAME,
+    MANIFEST_SCHEMA,
+    MIRRORED_DIRS,
+    describe_differences,
+    manifest_doc,
+    next_date_suffix,
+    parse_date,
+    scan,
+)
 from .s3client import S3Bucket, make_client
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "MANIFEST.json"
-MANIFEST_SCHEMA = 1
-MIRRORED_DIRS = ("questions", "outputs", "evaluations")
-SKIPPED_NAMES = {"__pycache__"}
 DEFAULT_WORKERS = 16
 DEFAULT_MULTIPART_THRESHOLD = 16 * 2**20
 DEFAULT_MULTIPART_CHUNKSIZE = 8 * 2**20
-#: Small files read for the manifest keep their bytes up to this total, so they are read once.
-KEEP_BODIES_BYTES = 256 * 2**20
 
 Progress = Callable[[int, int, int, int], None]
 T = TypeVar("T")
-
-_DATE_RE = re.compile(r"^(\d{8})(?:-([A-Za-z0-9][A-Za-z0-9._-]{0,31}))?$")
-
-
-# -- dates and manifests ----------------------------------------------------------------------
-
-
-def parse_date(text: str | None) -> str:
-    """Validate a date prefix: ``YYYYMMDD`` or ``YYYYMMDD-<suffix>``; None means today (UTC)."""
-    if text is None or not str(text).strip():
-        return datetime.now(timezone.utc).strftime("%Y%m%d")
-    text = str(text).strip()
-    m = _DATE_RE.match(text)
-    valid = False
-    if m:
-        try:
-            datetime.strptime(m.group(1), "%Y%m%d")
-            valid = True
-        except ValueError:
-            pass
-    if not valid:
-        raise ConfigError(
-            f"--date {text!r} is not a date prefix: use YYYYMMDD (e.g. 20250115) or "
-            "YYYYMMDD-<suffix> (e.g. 20250115-b) for a second version on the same day",
-        )
-    return text
-
-
-def next_date_suffix(date: str) -> str:
-    """A suggestion for the next free-looking prefix on the same day: 20250115 -> 20250115-b."""
-    base, _, suffix = date.partition("-")
-    if len(suffix) == 1 and "a" <= suffix < "z":
-        return f"{base}-{chr(ord(suffix) + 1)}"
-    return f"{base}-b" if not suffix else f"{date}-b"
-
-
-#: Files up to this size are hashed inline while walking (reading them whole is cheapest).
-SMALL_FILE = 1 << 20
-
-
-def _walk(root: Path, key_prefix: str) -> Iterator[tuple[str, str, int]]:
-    """``(key, path, size)`` for every regular file under ``root``, skipping hidden names and
-    caches; a symlink may point anywhere inside ``root`` but never outside it."""
-    root_real = os.path.realpath(root)
-    stack = [(str(root), key_prefix)]
-    while stack:
-        folder, prefix = stack.pop()
-        with os.scandir(folder) as it:
-            found = sorted(it, key=lambda e: e.name)
-        for entry in reversed(found):  # the stack pops in reverse: keep keys in order
-            name = entry.name
-            if name.startswith(".") or name in SKIPPED_NAMES:
-                continue
-            if entry.is_symlink():
-                real = os.path.realpath(entry.path)
-                if real != root_real and not real.startswith(root_real + os.sep):
-                    raise ConfigError(f"{entry.path} is a symlink to {real}, outside {root}: the mirror "
-                                      "never reads outside the tree; copy the file in instead", path=entry.path)
-            if entry.is_dir(follow_symlinks=False):
-                stack.append((entry.path, f"{prefix}{name}/"))
-            elif entry.is_file():  # FIFOs, sockets and devices are never opened
-                yield f"{prefix}{name}", entry.path, entry.stat().st_size
-
-
-def _scan(data_dir: Path, release_dir: Path | None, keep_bytes: int = 0) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
-    """Walk and hash every file to mirror. Small files are read whole once; while the total
-    stays under ``keep_bytes`` their bytes are kept, so the upload sends exactly what was hashed
-    without reading the file again."""
-    found: list[tuple[str, str, int]] = []
-    for sub in MIRRORED_DIRS:
-        if (data_dir / sub).is_dir():
-            found += _walk(data_dir / sub, f"data/{sub}/")
-    if release_dir is not None:
-        if not release_dir.is_dir():
-            raise ConfigError(f"release folder {release_dir} does not exist; run `vmeval-hf build` first",
-                              path=release_dir)
-        found += _walk(release_dir, "release/")
-    found.sort()
-    entries: list[dict[str, Any]] = []
-    bodies: dict[str, bytes] = {}
-    large: list[dict[str, Any]] = []
-    for key, path, size in found:
-        entry = {"key": key, "path": path, "size": size, "sha256": ""}
-        entries.append(entry)
-        if size > SMALL_FILE:
-            large.append(entry)
-            continue
-        with open(path, "rb") as fh:
-            body = fh.read()
-        entry["size"], entry["sha256"] = len(body), sha256_bytes(body)
-        if keep_bytes >= len(body):
-            bodies[key] = body
-            keep_bytes -= len(body)
-    if large:
-        # hashlib releases the GIL on big buffers: hash large files side by side.
-        with ThreadPoolExecutor(max_workers=min(8, len(large))) as pool:
-            for entry, digest in zip(large, pool.map(lambda e: sha256_file(e["path"]), large)):
-                entry["sha256"] = digest
-    return entries, bodies
-
-
-def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every file to mirror, sorted by key: ``{"key", "path", "size", "sha256"}``.
-
-    ``key`` is relative to ``<D>/``: ``data/<questions|outputs|evaluations>/...`` and
-    ``release/...``. Hidden files, ``__pycache__`` and the version log are left out.
-    """
-    return _scan(Path(data_dir), Path(release_dir) if release_dir is not None else None)[0]
-
-
-def file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(({"key": e["key"], "size": e["size"], "sha256": e["sha256"]} for e in entries),
-                  key=lambda e: e["key"])
-
-
-def _manifest_doc(entries: list[dict[str, Any]], *, version: str | None, content_sha256: str | None,
-                  date: str, hub: dict[str, Any] | None) -> dict[str, Any]:
-    return {
-        "schema": MANIFEST_SCHEMA,
-        "version": version,
-        "content_sha256": content_sha256,
-        "date": date,
-        "files": file_list(entries),
-        "hub": hub,
-        "tool": f"vmeval-hf {__version__}",
-    }
 
 
 # -- shared plumbing --------------------------------------------------------------------------
@@ -315,22 +187,6 @@ class MirrorResult:
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def _describe_differences(remote: list[dict[str, Any]], local: list[dict[str, Any]], date: str) -> tuple[list[str], str]:
-    r = {e["key"]: e for e in remote}
-    loc = {e["key"]: e for e in local}
-    changed = sorted(k for k in r.keys() & loc.keys() if (r[k]["size"], r[k]["sha256"]) != (loc[k]["size"], loc[k]["sha256"]))
-    only_remote = sorted(r.keys() - loc.keys())
-    only_local = sorted(loc.keys() - r.keys())
-    parts = []
-    if changed:
-        parts.append(f"{len(changed)} file(s) differ, e.g. {date}/{changed[0]}")
-    if only_local:
-        parts.append(f"{len(only_local)} local file(s) are not in it, e.g. {date}/{only_local[0]}")
-    if only_remote:
-        parts.append(f"{len(only_remote)} of its file(s) are gone locally, e.g. {date}/{only_remote[0]}")
-    return [f"{date}/{k}" for k in changed + only_local + only_remote], "; ".join(parts)
-
-
 def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any], doc: dict[str, Any]) -> bool:
     """True when ``remote`` is the manifest we would write; otherwise raise S3ConflictError."""
     same_files = remote.get("files") == doc["files"]
@@ -350,7 +206,7 @@ def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any]
             f"refusing to write {want} there; {hint}",
             uri=where, version=rv, key=f"{date}/{MANIFEST_NAME}",
         )
-    keys, summary = _describe_differences(remote.get("files") or [], doc["files"], date)
+    keys, summary = describe_differences(remote.get("files") or [], doc["files"], date)
     raise S3ConflictError(
         f"{where} already holds a complete mirror whose files differ from yours: {summary}; {hint}",
         uri=where, version=rv, key=keys[0] if keys else None, keys=keys,
@@ -529,11 +385,11 @@ def mirror_version(
         version = version or rel["version"]
         content_sha256 = content_sha256 or rel["content_sha256"]
     threshold, chunksize = parse_size(multipart_threshold), parse_size(multipart_chunksize)
-    entries, bodies = _scan(data, Path(release_dir) if release_dir is not None else None,
-                            keep_bytes=KEEP_BODIES_BYTES)
+    entries, bodies = scan(data, Path(release_dir) if release_dir is not None else None,
+                           keep_bytes=KEEP_BODIES_BYTES)
     if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
         raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
-    doc = _manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
+    doc = manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
     bucket = open_bucket(settings, workers, client)
     total_bytes = sum(e["size"] for e in entries)
     result = MirrorResult(

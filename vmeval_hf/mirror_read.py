@@ -3,9 +3,9 @@
 :func:`verify_s3` lists the prefix once and HEADs every key, comparing sizes and the stored
 SHA-256 checksums with ``MANIFEST.json`` (or a manifest the caller gives): nothing is
 downloaded. :func:`pull_s3` downloads the question tree or the release files, each checked
-against the manifest's sha256 before it is moved into place. The write side, the layout and
-the shared helpers are in :mod:`vmeval_hf.mirror`; all S3 calls go through
-:mod:`vmeval_hf.s3client`.
+against the manifest's sha256 before it is moved into place. The write side and the shared S3
+helpers are in :mod:`vmeval_hf.mirror`, the layout in :mod:`vmeval_hf.mirror_layout`; all S3
+calls go through :mod:`vmeval_hf.s3client`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ from .errors import S3Error
 from .fsutil import sha256_file
 from .mirror import (
     DEFAULT_WORKERS,
-    MANIFEST_NAME,
     Progress,
     ProgressCounter,
-    file_list,
     manifest_at,
     open_bucket,
-    parse_date,
     run_parallel,
 )
+from .mirror_layout import MANIFEST_NAME, file_list, parse_date
 from .release import Mismatch
 
 
@@ -43,7 +41,7 @@ def verify_s3(
     """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
 
     ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
-    :func:`~vmeval_hf.mirror.build_manifest_entries`); by default the prefix's own ``MANIFEST.json``,
+    :func:`~vmeval_hf.mirror_layout.build_manifest_entries`); by default the prefix's own ``MANIFEST.json``,
     read here unless the caller passes it as ``manifest`` (from
     :func:`~vmeval_hf.mirror.read_manifest`). Returns one
     :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.

@@ -124,7 +124,8 @@ def publish_version(
         if tmp_out is not None:
             shutil.rmtree(tmp_out, ignore_errors=True)
 
-    from .mirror import mirror_version, parse_date
+    from .mirror import mirror_version
+    from .mirror_layout import parse_date
 
     day = parse_date(date or _date_from_uri((logged or {}).get("s3_uri")))
     if s3:  # a taken prefix is known before anything is sent: refuse before the Hub is touched
@@ -165,7 +166,8 @@ def publish_version(
 
 def _check_prefix_free(settings: Settings, day: str, version: str, content: str) -> None:
     """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content."""
-    from .mirror import next_date_suffix, read_manifest
+    from .mirror import read_manifest
+    from .mirror_layout import next_date_suffix
 
     held = read_manifest(settings=settings, date=day)
     if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
@@ -202,7 +204,7 @@ def _entry(result: PublishResult, settings: Settings, day: str | None) -> dict[s
 
 def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | None, hub: bool,
           s3: bool) -> list[str]:
-    from .mirror import build_manifest_entries, parse_date
+    from .mirror_layout import build_manifest_entries, parse_date
 
     lines = []
     manifest: ReleaseManifest = built.manifest
