@@ -4,7 +4,8 @@ clients accept as a Hugging Face Hub (set ``HF_ENDPOINT`` to :attr:`HubServer.ur
 It speaks the slice of the Hub protocol those clients use to create dataset repos, commit files
 (inline or through classic Git LFS; run clients with ``HF_HUB_DISABLE_XET=1``), tag, list and
 download them, with ``X-Error-Code`` semantics the clients map to their exception classes.
-Storage lives in :mod:`vmeval_hf.sandbox.hub_store`.
+Storage lives in :mod:`vmeval_hf.sandbox.hub_store`, the HTTP plumbing (bodies, byte ranges,
+error responses) in :mod:`vmeval_hf.sandbox.http`.
 
 Routes are matched on the raw request target, split on ``/`` and then percent-decoded segment by
 segment, so revisions such as ``refs%2Fconvert%2Fparquet`` stay one segment.
@@ -20,17 +21,15 @@ import json
 import logging
 import re
 import secrets
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from filelock import FileLock, Timeout
 
+from .http import _BaseHandler, _HTTPServer, _Reply
 from .hub_store import (
     HubStore,
     StoreError,
@@ -51,8 +50,6 @@ _URL_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*$", re.DOTALL | re.MULTILINE)
-_CHUNK = 1 << 20
-_LINGER_BYTES = 64 << 20
 _PAGE = 1000
 _PAGE_EXPANDED = 50
 
@@ -80,7 +77,7 @@ class HubServer:
         self._secret = secrets.token_bytes(32)
         self._count = 0
         self._count_lock = threading.Lock()
-        self._httpd: _HTTPServer | None = None
+        self._httpd: _HubHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._dir_lock: FileLock | None = None
 
@@ -108,7 +105,7 @@ class HubServer:
         self._dir_lock = dir_lock
         self.store.forget_cached_state()
         try:
-            self._httpd = _HTTPServer((self.host, self.port), _Handler)
+            self._httpd = _HubHTTPServer((self.host, self.port), _Handler)
         except OSError:
             dir_lock.release()
             raise
@@ -155,212 +152,30 @@ class HubServer:
         return f"{self.url}/__lfs/{oid}{action}?{query}"
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _HubHTTPServer(_HTTPServer):
+    """The HTTP server of one :class:`HubServer`, which its handlers reach as ``hub``."""
+
     hub: HubServer
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            self._conns.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("Connection from %s ended with an error", client_address, exc_info=True)
-
-    def close_connections(self) -> None:
-        """Drop idle keep-alive connections so no handler thread outlives ``stop()``."""
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    logger = log
 
 
-class _Reply(Exception):
-    """Raised by route handlers to send a prepared response."""
+class _Handler(_BaseHandler):
+    """The Hub's routes, on the generic plumbing of :class:`~vmeval_hf.sandbox.http._BaseHandler`."""
 
-    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status, self.body, self.headers = status, body, headers or {}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
     server_version = "vmeval-hub-sandbox/1"
-    timeout = 120
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+    service = "Hub sandbox"
+    logger = log
+    server: _HubHTTPServer
 
     @property
     def hub(self) -> HubServer:
         return self.server.hub
 
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    # plumbing ------------------------------------------------------------------------------------
-
-    def _handle(self, method: str) -> None:
+    def _count_request(self) -> None:
         self.hub._counted()
-        self._body_done = False
-        self.method = method
-        try:
-            raw_path, _, raw_query = self.path.partition("?")
-            self.raw_path = raw_path
-            self.query = parse_qs(raw_query, keep_blank_values=True)
-            segments = [unquote(s) for s in raw_path.split("/")[1:]]
-            if any("\0" in s for s in segments):
-                raise StoreError(400, "NUL byte in request path")
-            self._route(method, segments)
-        except _Reply as reply:
-            self._send(reply.status, reply.body, reply.headers)
-        except StoreError as err:
-            headers = {"X-Error-Message": err.message}
-            if err.code:
-                headers["X-Error-Code"] = err.code
-            if err.commit:
-                headers["X-Repo-Commit"] = err.commit
-            self._send(err.status, {"error": err.message}, headers)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            # A request of the wrong shape. Never 5xx: clients retry those for ~30 s.
-            log.warning("Malformed request %s %s", method, self.path, exc_info=True)
-            self.close_connection = True
-            self._send(400, {"error": f"Malformed request: {type(exc).__name__}: {exc}"})
-        except Exception:  # a bug in the sandbox or a storage failure, not a client mistake
-            log.exception("Hub sandbox failed on %s %s", method, self.path)
-            self.close_connection = True
-            self._send(500, {"error": "internal error in the Hub sandbox"})
 
-    def finish(self) -> None:
-        super().finish()
-        if getattr(self, "_linger", False):
-            # Closing with unread input makes the kernel send RST, which can destroy the error
-            # response before the client reads it: half-close, then drain briefly.
-            try:
-                self.connection.shutdown(socket.SHUT_WR)
-                self.connection.settimeout(0.2)
-                deadline, drained = time.monotonic() + 2, 0
-                while time.monotonic() < deadline and drained < _LINGER_BYTES:
-                    chunk = self.connection.recv(_CHUNK)
-                    if not chunk:
-                        break
-                    drained += len(chunk)
-            except OSError:
-                pass
-
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        if isinstance(body, bytes):
-            data, ctype = body, "application/octet-stream"
-        elif body is None:
-            data, ctype = b"", "application/json; charset=utf-8"
-        else:
-            data, ctype = json.dumps(body).encode(), "application/json; charset=utf-8"
-        headers = dict(headers or {})
-        ctype = headers.pop("Content-Type", ctype)
-        if not self._body_done and self._has_body():
-            self.close_connection = True  # the unread request body would corrupt the next request
-            self._linger = True
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        for key, value in headers.items():
-            self.send_header(key, value.encode("ascii", "replace").decode("ascii").replace("\n", " "))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        head = self.method == "HEAD"
-        self.send_header("Content-Length", "0" if head and status >= 400 else str(len(data)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(data)
-
-    def _has_body(self) -> bool:
-        return "chunked" in self.headers.get("Transfer-Encoding", "").lower() or \
-            self.headers.get("Content-Length", "0").strip() not in ("", "0")
-
-    def _iter_body(self) -> Iterator[bytes]:
-        """Yield the request body (Content-Length or chunked), refusing more than the cap (413)."""
-        limit, total = self.hub.max_body_bytes, 0
-        too_big = StoreError(413, f"Request body exceeds the {limit}-byte limit of this server")
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            while True:
-                line = self.rfile.readline(1024)
-                try:
-                    size = int(line.split(b";")[0].strip(), 16)
-                except ValueError:
-                    raise StoreError(400, "Malformed chunked request body") from None
-                if size == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > limit:
-                    raise too_big
-                remaining = size
-                while remaining:
-                    chunk = self.rfile.read(min(remaining, _CHUNK))
-                    if not chunk:
-                        raise StoreError(400, "Truncated request body")
-                    remaining -= len(chunk)
-                    yield chunk
-                self.rfile.readline(8)
-        else:
-            try:
-                remaining = int(self.headers.get("Content-Length", "0") or 0)
-            except ValueError:
-                raise StoreError(400, "Invalid Content-Length") from None
-            if remaining > limit:
-                raise too_big
-            while remaining > 0:
-                chunk = self.rfile.read(min(remaining, _CHUNK))
-                if not chunk:
-                    raise StoreError(400, "Truncated request body")
-                remaining -= len(chunk)
-                yield chunk
-        self._body_done = True
-
-    def _body(self) -> bytes:
-        return b"".join(self._iter_body())
-
-    def _json(self) -> Any:
-        data = self._body()
-        try:
-            obj = json.loads(data or b"{}")
-        except ValueError:
-            raise StoreError(400, "Request body is not valid JSON") from None
-        if not isinstance(obj, dict):
-            raise StoreError(400, "Request body must be a JSON object")
-        return obj
-
-    def _param(self, name: str, default: str = "") -> str:
-        values = self.query.get(name)
-        return values[0] if values else default
+    def _body_limit(self) -> int:
+        return self.hub.max_body_bytes
 
     # auth ----------------------------------------------------------------------------------------
 
@@ -723,49 +538,4 @@ class _Handler(BaseHTTPRequestHandler):
                    "Content-Disposition": f"inline; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}"}
         if f["lfs"]:
             headers.update({"X-Linked-Etag": f'"{f["sha256"]}"', "X-Linked-Size": str(size)})
-        start, end, status = 0, size - 1, 200
-        byte_range = _parse_range(self.headers.get("Range", ""), size)
-        if byte_range == "unsatisfiable":
-            headers["Content-Range"] = f"bytes */{size}"
-            raise _Reply(416, {"error": f"Range not satisfiable for a {size}-byte file"}, headers)
-        if byte_range is not None:
-            start, end = byte_range
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(end - start + 1))
-        self.end_headers()
-        if self.method == "HEAD":
-            return
-        with open(self.hub.store.blob_path(f["sha256"]), "rb") as fh:
-            fh.seek(start)
-            remaining = end - start + 1
-            while remaining > 0:
-                chunk = fh.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                remaining -= len(chunk)
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
-    """``(start, end)`` for one satisfiable byte range, "unsatisfiable", or None to send it all."""
-    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
-    if not match or match.group(1) == match.group(2) == "":
-        return None
-    first, last = match.groups()
-    if first == "":
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            return "unsatisfiable"
-        return max(0, size - suffix), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size:
-        return "unsatisfiable"
-    if end < start:
-        return None
-    return start, end
+        self._send_file(self.hub.store.blob_path(f["sha256"]), size, headers)

@@ -11,8 +11,9 @@ A commit's tree maps every file path to ``{"sha256", "size", "lfs", "gitOid"}``.
 deleted, so every sha stays resolvable; branches move, tags do not. Every mutation runs under one
 lock, because the HTTP server is threaded.
 
-Errors are :class:`StoreError` carrying the HTTP status and the Hub's ``X-Error-Code``; the server
-turns them into responses. Nothing here ever maps a logic error to a 5xx.
+Errors are :class:`StoreError`, an :class:`~vmeval_hf.sandbox.http.HTTPError` carrying the HTTP
+status and the Hub's ``X-Error-Code``; the server turns them into responses. Nothing here ever maps
+a logic error to a 5xx.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_json
+from .http import HTTPError
 
 SCHEMA = 1
 REPO_TYPES = ("model", "dataset", "space")
@@ -54,14 +56,20 @@ _LFS_PATTERNS = (
 DEFAULT_GITATTRIBUTES = "".join(f"{p} filter=lfs diff=lfs merge=lfs -text\n" for p in _LFS_PATTERNS)
 
 
-class StoreError(Exception):
-    """A request the store refuses: ``status`` is the HTTP status, ``code`` the ``X-Error-Code``."""
+class StoreError(HTTPError):
+    """A request the store refuses, with the HTTP ``status``.
+
+    ``code`` and ``commit`` go out as the ``X-Error-Code`` and ``X-Repo-Commit`` headers.
+    """
 
     def __init__(self, status: int, message: str, code: str | None = None,
                  commit: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+        headers: dict[str, str] = {}
+        if code:
+            headers["X-Error-Code"] = code
+        if commit:
+            headers["X-Repo-Commit"] = commit
+        super().__init__(status, message, headers)
         self.code = code
         self.commit = commit
 
