@@ -9,7 +9,6 @@ Finer-grained checks of each finding (codes, wording) live in ``tests/test_quest
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import http.client
 import json
@@ -29,6 +28,7 @@ from urllib.parse import unquote
 import pytest
 from click.testing import CliRunner
 
+from tests.support.privileges import without_dac_override
 from tests.support.reliability import AWS_KEY_SECRET, AWS_SECRET_SECRET, HUB_SECRET, Stage
 from tests.support.s3 import TEST_REGION, raw_client
 from tests.support.trees import make_tree, png_bytes
@@ -250,17 +250,6 @@ def test_hostile_tree_is_rejected_naming_the_path_before_any_request(hostile: St
     assert _traffic(hostile, hub_server) == before == (0, 0, before[2], before[3])
 
 
-def _without_dac_override() -> None:
-    """In the child: drop the capabilities that let root read any file (CI runs as root)."""
-    if os.geteuid() != 0:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
-    for cap in (cap_dac_override, cap_dac_read_search):
-        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
-
-
 def test_unreadable_file_is_rejected_naming_the_path_before_any_request(stage: Stage,
                                                                         hub_server: HubServer) -> None:
     """Run as a process that cannot override file permissions, even when the suite runs as root."""
@@ -270,11 +259,11 @@ def test_unreadable_file_is_rejected_naming_the_path_before_any_request(stage: S
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(stage.argv(*args), cwd=stage.work, env=stage.env(), capture_output=True, text=True,
-                              timeout=120, preexec_fn=_without_dac_override)
+                              timeout=120, preexec_fn=without_dac_override)
 
     try:
         probe = subprocess.run([sys.executable, "-c", f"open({str(stage.data / named)!r}).read()"],
-                               capture_output=True, text=True, timeout=60, preexec_fn=_without_dac_override)
+                               capture_output=True, text=True, timeout=60, preexec_fn=without_dac_override)
         assert "PermissionError" in probe.stderr  # such a process really cannot read the file
         as_json = run("validate", "--data-dir", str(stage.data), "--json")
         validate = run("validate", "--data-dir", str(stage.data))

@@ -9,6 +9,8 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.support.privileges import without_dac_override
 from tests.support.trees import make_question, make_tree, png_bytes
 from vmeval_hf import ValidationError
 from vmeval_hf.questions import Problem, ValidationReport, scan_questions, validate_tree
@@ -327,14 +330,35 @@ def test_folder_where_a_file_belongs(tree: Path) -> None:
     only_error(validate_tree(tree), "not_a_file", path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_file(tree: Path) -> None:
+_UNREADABLE = """
+import json, os, sys
+from vmeval_hf.build import build_release
+from vmeval_hf.errors import ValidationError
+from vmeval_hf.questions import validate_tree
+data, out = sys.argv[1:]
+found = [(p.path, p.code) for p in validate_tree(data).errors]
+try:
+    build_release(data, out, version="1.0")
+    refused = []
+except ValidationError as exc:
+    refused = [(p.path, p.code) for p in exc.problems if p.severity == "error"]
+print(json.dumps([found, refused, os.path.exists(out)]))
+"""
+
+
+def test_unreadable_file(tree: Path, tmp_path: Path) -> None:
+    # in a process that cannot override file permissions, even when the suite runs as root
     path = q(tree) / "prompt.txt"
     path.chmod(0)
     try:
-        only_error(validate_tree(tree), "unreadable", path)
+        proc = subprocess.run([sys.executable, "-c", _UNREADABLE, str(tree), str(tmp_path / "release")],
+                              capture_output=True, text=True, timeout=120, preexec_fn=without_dac_override)
     finally:
         path.chmod(0o644)
+    assert proc.returncode == 0, proc.stderr
+    found, refused, written = json.loads(proc.stdout)
+    assert found == refused == [[str(path), "unreadable"]]  # validate and build both name it
+    assert not written
 
 
 # --- warnings and empty trees --------------------------------------------------------------------
