@@ -398,6 +398,8 @@ def spy(*args):
         fh.write(f"{os.getpid()} {args[3]} {'hashes' if args[-1] is True else '-'}\\n")
     return inner(*args)
 b._compile_domain = spy
+renderer = b.load_renderer
+b.load_renderer = lambda: open(sys.argv[3], "a").write(f"{os.getpid()} renderer -\\n") and renderer()
 b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=2)
 print(os.getpid())
 """
@@ -411,11 +413,15 @@ def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", _FORKED_BUILD, str(data_dir), str(tmp_path / "two"), str(pids)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    calls = [line.split() for line in pids.read_text().splitlines()]
+    lines = [line.split() for line in pids.read_text().splitlines()]
+    calls = [line for line in lines if line[1] != "renderer"]
     assert sorted(domain for _, domain, _ in calls) == ["chess", "maze", "sudoku"]
     assert proc.stdout.strip() not in {pid for pid, _, _ in calls}  # every domain was written in a worker process
     # biggest domain first; the last worker hashes its own shards, the parent hashed the others
     assert [(domain, hashes) for _, domain, hashes in calls] == [("chess", "-"), ("maze", "-"), ("sudoku", "hashes")]
+    # the card's imports load here, once, while the first workers run (before the last one starts)
+    assert [line for line in lines if line[1] == "renderer"] == [[proc.stdout.strip(), "renderer", "-"]]
+    assert lines.index([proc.stdout.strip(), "renderer", "-"]) < lines.index(calls[-1])
     assert _snapshot(tmp_path / "two") == _snapshot(tmp_path / "one")
 
 

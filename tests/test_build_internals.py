@@ -248,6 +248,21 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
         assert calls and calls[0] == [0, 1, 2] and all(c == sorted(c) for c in calls), calls
         assert [len(c) for c in calls] == sorted({len(c) for c in calls}) and len(calls[-1]) <= 4, calls
 
+        # on_start: once, right after the first children started, while the rest are still queued
+        import tempfile
+        marks = tempfile.mkdtemp()
+        def job(i):
+            open(os.path.join(marks, str(i)), "w").close()
+            time.sleep(0.5 if i < 2 else 0)
+        def on_start():
+            deadline = time.monotonic() + 10
+            while not os.path.exists(os.path.join(marks, "0")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            starts.append(sorted(os.listdir(marks)))
+        starts = []
+        run_forked([(f"job {i}", lambda i=i: job(i)) for i in range(3)], 2, on_start=on_start)
+        assert len(starts) == 1 and "0" in starts[0] and "2" not in starts[0], starts
+
         def bad():
             raise KeyError("missing thing")
         try:

@@ -28,7 +28,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from .card import PreviewSource
+from .card import PreviewSource, load_renderer
 from .errors import BuildError
 from .fsutil import parse_size, replace_dir, sha256_file
 from .manifest import ManifestEntries, read_manifest_entries
@@ -179,7 +179,8 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1))
             for i, (ddir, domain) in enumerate(order)]
     early = _EarlyWork()
-    results = run_forked(jobs, n, on_idle=partial(_while_idle, checker.qdir, root, domains, early))
+    results = run_forked(jobs, n, on_idle=partial(_while_idle, checker.qdir, root, domains, early),
+                         on_start=load_renderer)
     by_domain = {r.domain: r for r in results}
     return [by_domain[domain] for _, domain in domains], early
 

@@ -59,7 +59,8 @@ def _child(job: Callable[[], Any], fd: int) -> None:
 
 
 def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
-               on_idle: Callable[[list[T]], None] | None = None) -> list[T]:
+               on_idle: Callable[[list[T]], None] | None = None,
+               on_start: Callable[[], None] | None = None) -> list[T]:
     """Run each ``(name, job)`` in its own forked child, at most ``workers`` at once, in the
     given order; return the results in that order.
 
@@ -67,6 +68,8 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     every job has started, and again after each result that comes in while children still run,
     given the results finished so far (in job order). Work that does not have to happen in the
     children goes there: it shares the cores with the last children instead of following them.
+    ``on_start`` runs here once, as soon as the first children have started: for work this
+    process would otherwise do after them, such as imports only it needs.
     """
     import gc
 
@@ -92,6 +95,9 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 os.close(w)
                 running[r] = (index, pid, bytearray())
                 sel.register(r, selectors.EVENT_READ)
+            if on_start is not None:
+                on_start()
+                on_start = None
             if on_idle is not None and not todo and idle_seen < len(finished):
                 idle_seen = len(finished)
                 on_idle([results[i] for i in sorted(finished)])
