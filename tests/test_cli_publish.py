@@ -456,3 +456,22 @@ def test_demo_runs_green_from_a_clean_folder(tmp_path: Path) -> None:
     assert [e["version"] for e in entries] == ["1.0", "1.1"]
     assert all(e["hf_commit"] and e["s3_uri"] for e in entries)
     assert entries[0]["content_sha256"] != entries[1]["content_sha256"]
+
+
+_WITHOUT_MOTO = """
+import sys
+sys.modules["moto"] = None  # as on a plain install, without the sandbox extra
+from vmeval_hf.cli import main
+sys.argv = ["vmeval-hf", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("command", [["demo", "--workdir", "work"], ["sandbox"]])
+def test_sandbox_without_its_extra_is_one_error_line_and_creates_nothing(tmp_path: Path, command: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_MOTO, *command], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("ERROR: ") and "vmeval-hf[sandbox]" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no work folder, no sandbox storage

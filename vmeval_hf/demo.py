@@ -85,12 +85,13 @@ def run_demo(workdir: str | Path = "vmeval-demo", *, pairs_per_domain: int = 3,
     from .generate import create_dataset
     from .manifest import write_manifest
     from .publish import publish_version, verify_version
-    from .sandbox.local import Sandbox
+    from .sandbox.local import Sandbox, moto_server
 
     def stage(name: str, detail: str) -> None:
         if progress is not None:
             progress(name, detail)
 
+    moto_server()  # without the sandbox extra: say so before creating anything
     start = time.monotonic()
     work = Path(workdir)
     _prepare(work)

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..config import DEFAULT_BUCKET, DEFAULT_REGION, Settings
+from ..errors import ConfigError
 from .hub_server import HubServer
 
 HOST = "127.0.0.1"
@@ -18,11 +19,24 @@ HOST = "127.0.0.1"
 S3_KEY_ID, S3_SECRET = "sandbox-access-key", "sandbox-secret-key"
 
 
+def moto_server() -> type:
+    """moto's threaded S3 server class; :class:`ConfigError` saying how to install it if missing
+    (it comes with the ``sandbox`` extra, not with a plain install)."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        raise ConfigError("the sandbox's S3 server needs moto, which the `sandbox` extra installs: "
+                          "pip install 'vmeval-hf[sandbox]' (from a checkout: pip install -e '.[sandbox]')"
+                          ) from exc
+    return ThreadedMotoServer
+
+
 class Sandbox:
     """Start both servers; ``env()`` is what a client process needs to use them."""
 
     def __init__(self, root: str | Path, *, hub_port: int = 0, s3_port: int = 0, token: str | None = None,
                  bucket: str = DEFAULT_BUCKET, repo: str = "sandbox/vmevalkit-questions") -> None:
+        self._moto_class = moto_server()  # before any folder is created
         self.root = Path(root)
         self.token = token or f"hf_sandbox_{secrets.token_hex(12)}"
         self.bucket = bucket
@@ -35,12 +49,11 @@ class Sandbox:
     def start(self) -> Sandbox:
         import logging
 
-        from moto.server import ThreadedMotoServer
 
         # moto serves through werkzeug, which logs every request at INFO
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.hub.start()
-        moto = ThreadedMotoServer(ip_address=HOST, port=self._s3_port, verbose=False)
+        moto = self._moto_class(ip_address=HOST, port=self._s3_port, verbose=False)
         moto.start()
         self._moto = moto
         host, port = moto.get_host_and_port()
