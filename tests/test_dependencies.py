@@ -38,20 +38,18 @@ def _imported_modules(files: list[Path]) -> dict[str, set[str]]:
 
 def _installed_by(requirements: list[str]) -> set[str]:
     """Every distribution a plain install of ``requirements`` brings (no extras, this Python)."""
-    todo = [Requirement(r) for r in requirements]
+    todo = [r for r in map(Requirement, requirements) if r.marker is None or r.marker.evaluate({"extra": ""})]
     seen: set[str] = set()
     while todo:
         req = todo.pop()
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
         name = canonicalize_name(req.name)
         if name in seen:
             continue
         seen.add(name)
-        todo += [Requirement(r) for r in metadata.requires(req.name) or []]
-        for extra in req.extras:  # an extra named in a requirement is part of the plain install
-            todo += [Requirement(r) for r in metadata.requires(req.name) or []
-                     if Requirement(r).marker is not None and Requirement(r).marker.evaluate({"extra": extra})]
+        # its own requirements, and those of the extras this requirement names
+        for sub in map(Requirement, metadata.requires(req.name) or []):
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in ("", *req.extras)):
+                todo.append(sub)
     return seen
 
 
