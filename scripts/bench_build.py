@@ -21,10 +21,10 @@ Then it runs, each in its own subprocess, ``--repeat`` times, interleaved:
 
 The page cache cannot be dropped here, so every contender reads a warm cache: each
 timed run follows an untimed floor run. (This machine's kernel pages out page-cache
-pages it sees as idle for a minute (a DAMON ``pageout`` scheme); directory blocks then
-come back from disk one by one, which made some runs 20-40% slower at random.) Times are medians: ``wall`` is the whole
-subprocess (interpreter start and imports included), ``work`` is the timed call
-inside it. Each round of runs starts with the next contender, so none always follows the
+pages it sees as idle for a minute, a DAMON ``pageout`` scheme; directory blocks then
+come back from disk one by one, which made some runs 20-40% slower at random.) Times
+are medians: ``wall`` is the whole subprocess (interpreter start and imports included),
+``work`` is the timed call inside it. Each round of runs starts with the next contender, so none always follows the
 same one. Memory: ``ru_maxrss`` of the largest process (from ``wait4``, in the timed runs),
 and the peaks of the summed RSS and of the summed PSS of the whole process tree, sampled
 every 10 ms in one more, untimed run per contender (our build forks workers; ``tar | cat``
