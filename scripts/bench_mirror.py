@@ -13,6 +13,7 @@ process whose wall time and CPU (user+sys, from wait4) are measured:
               the fastest is the ceiling this server allows
   no-change   a second run of ours and of aws s3 sync against the complete prefix
 
+Every timed run follows an untimed read of the tree (a warm page cache for each contender).
 Medians over --repeats runs are printed with the ratios the targets are stated in.
 """
 
@@ -72,6 +73,14 @@ def build_tree(root: Path, questions: int, seed: int = 7) -> Path:
 def tree_stats(data: Path) -> tuple[int, int]:
     files = [p for p in data.rglob("*") if p.is_file()]
     return len(files), sum(p.stat().st_size for p in files)
+
+
+def warm(data: Path) -> None:
+    """Read the whole tree, untimed, so every timed run starts from a warm page cache. (Some
+    kernels page out page cache that sat idle for a minute, which made runs slower at random.)"""
+    for p in data.rglob("*"):
+        if p.is_file():
+            p.read_bytes()
 
 
 # -- processes and measurements ----------------------------------------------------------------
@@ -190,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, list[tuple[float, float]]] = {}
 
         def record(name: str, cmd: list[str], expect_prefix: str | None = None) -> None:
+            warm(data)
             wall, cpu = Measured.run(cmd, env)
             if expect_prefix is not None:
                 got = count_prefix(client, expect_prefix)
