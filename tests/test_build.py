@@ -30,7 +30,7 @@ from tests.support.trees import make_question, make_tree, png_bytes
 from vmeval_hf import schema
 from vmeval_hf.build import BuildResult, build_release
 from vmeval_hf.cli import cli
-from vmeval_hf.errors import ValidationError
+from vmeval_hf.errors import ConfigError, ValidationError
 from vmeval_hf.fsutil import canonical_json
 from vmeval_hf.manifest import write_manifest
 from vmeval_hf.questions import KNOWN_FILES, id_sort_key
@@ -607,6 +607,20 @@ def test_cli_build_workers_option(runner: CliRunner, tmp_path: Path) -> None:
     assert _snapshot(tmp_path / "three") == _snapshot(tmp_path / "one")
     bad = runner.invoke(cli, ["build", "--data-dir", str(data_dir), "--workers", "0"])
     assert bad.exit_code == 2 and "--workers" in bad.output
+    assert not (data_dir / "releases").exists()
+
+
+@pytest.mark.parametrize("size", ["12XB", "", "0", 0, -5, "1.5 lots"])
+def test_a_bad_max_shard_size_is_named_and_writes_nothing(runner: CliRunner, tmp_path: Path, size: str | int) -> None:
+    data_dir = make_tree(tmp_path / "data", {"chess": 2})
+    with pytest.raises(ConfigError, match=r"--max-shard-size must be a positive size such as 500MB") as info:
+        build_release(data_dir, tmp_path / "rel", version="1.0", max_shard_size=size)
+    assert repr(size) in str(info.value)
+    for command in ("build", "publish"):
+        result = runner.invoke(cli, [command, "--data-dir", str(data_dir), "--max-shard-size", str(size)])
+        assert result.exit_code == 2, result.output  # a usage error, before any work
+        assert "Invalid value for '--max-shard-size'" in result.output and "Traceback" not in result.output
+    assert set(_entries(tmp_path)) <= {"data", "hf_cache"}
     assert not (data_dir / "releases").exists()
 
 

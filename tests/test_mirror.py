@@ -338,6 +338,15 @@ def test_large_files_go_multipart_and_verify_by_stored_sha256(tmp_path: Path, s3
     assert (again.uploaded, again.skipped) == (0, r.files)
 
 
+def test_a_bad_multipart_size_is_named_before_any_upload(tmp_path: Path, s3_settings: Settings) -> None:
+    data = make_tree(tmp_path)
+    with pytest.raises(ConfigError, match=r"multipart_chunksize must be a positive size .* got 'lots'"):
+        mirror_version(data, settings=s3_settings, date=DAY, multipart_chunksize="lots")
+    with pytest.raises(ConfigError, match=r"multipart_threshold must be a positive size .* got 0"):
+        mirror_version(data, settings=s3_settings, date=DAY, multipart_threshold=0)
+    assert keys_in(s3_settings) == {}
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, s3_settings: Settings) -> None:
     data = make_tree(tmp_path)
     r = mirror_version(data, settings=s3_settings, date=DAY, dry_run=True)

@@ -274,9 +274,7 @@ def build_release(
     from .versions import validate_label
 
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
-    limit = parse_size(max_shard_size)
-    if limit <= 0:
-        raise BuildError(f"--max-shard-size must be positive, got {max_shard_size!r}")
+    limit = parse_size(max_shard_size, "--max-shard-size")
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
 

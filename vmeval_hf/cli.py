@@ -116,6 +116,25 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)
 
 
+class _Size(click.ParamType):
+    """A byte count written as 500MB, 64MiB or 1024: a bad one is a usage error, before any work."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from .fsutil import parse_size
+
+        try:
+            return parse_size(value, "the value")
+        except VmevalError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def max_shard_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--max-shard-size", type=_Size(), default="500MB", show_default=True,
+                        help="Largest Parquet shard, e.g. 500MB or 64MiB.")(f)
+
+
 def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--data-dir",
@@ -206,14 +225,14 @@ def _default_version(data_dir: Path) -> str:
               help="Release folder to write (default: <data-dir>/releases/<version>).")
 @click.option("--version", "version", help="Version label (default: next minor after the latest logged).")
 @click.option("--repo", help="Hub repo id used in the card's load snippets (default: $VMEVAL_HF_REPO).")
-@click.option("--max-shard-size", default="500MB", show_default=True, help="Largest Parquet shard.")
+@max_shard_size_option
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes to compile the domains in (default: 2 on a machine with 2+ cores, for trees of "
                    "400+ questions; 1: this process only). The release is byte-identical either way.")
 @json_option
 @click.pass_context
 def build(ctx: click.Context, data_dir: Path, out: Path | None, version: str | None, repo: str | None,
-          max_shard_size: str, workers: int | None, as_json: bool) -> None:
+          max_shard_size: int, workers: int | None, as_json: bool) -> None:
     """Compile the release folder: Parquet shards, dataset card, vmeval_release.json."""
     from .build import build_release
 
@@ -285,12 +304,12 @@ def _summary_lines(entry: dict[str, Any]) -> list[str]:
 @click.option("--no-s3", is_flag=True, help="Skip the S3 side.")
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded and where; touch nothing remote.")
 @click.option("--force", is_flag=True, help="Replace a version published with different content (moves the tag).")
-@click.option("--max-shard-size", default="500MB", show_default=True)
+@max_shard_size_option
 @json_option
 @click.pass_context
 def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: bool, date: str | None,
             repo: str | None, bucket: str | None, no_hub: bool, no_s3: bool, dry_run: bool, force: bool,
-            max_shard_size: str, as_json: bool) -> None:
+            max_shard_size: int, as_json: bool) -> None:
     """Validate, build, publish to the Hub, mirror to S3, verify both, and log."""
     from .publish import publish_version
 

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 CHUNK = 1 << 20
 
 
@@ -99,15 +101,17 @@ _UNITS = {"": 1, "B": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
 
 
-def parse_size(text: str | int) -> int:
-    """Parse ``"500MB"``, ``"8MiB"``, ``"1.5GB"`` or ``1024`` into bytes (decimal units, like ``datasets``)."""
-    if isinstance(text, int):
-        return text
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise ValueError(f"not a size: {text!r} (use e.g. 500MB, 64MiB or a byte count)")
-    unit = (m.group(2) or "").upper().removesuffix("B")
-    return int(float(m.group(1)) * _UNITS[unit])
+def parse_size(text: str | int, what: str = "size") -> int:
+    """Parse ``"500MB"``, ``"8MiB"``, ``"1.5GB"`` or ``1024`` into a positive byte count (decimal
+    units, like ``datasets``); anything else is a :class:`ConfigError` naming ``what``."""
+    size = None
+    if isinstance(text, int) and not isinstance(text, bool):
+        size = text
+    elif isinstance(text, str) and (m := _SIZE_RE.match(text)):
+        size = int(float(m.group(1)) * _UNITS[(m.group(2) or "").upper().removesuffix("B")])
+    if size is None or size <= 0:
+        raise ConfigError(f"{what} must be a positive size such as 500MB, 64MiB or a byte count, got {text!r}")
+    return size
 
 
 def human_size(n: int) -> str:

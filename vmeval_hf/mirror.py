@@ -384,7 +384,8 @@ def mirror_version(
             raise ConfigError(f"the release folder {release_dir} is version {rel['version']}, not {version}; rebuild it")
         version = version or rel["version"]
         content_sha256 = content_sha256 or rel["content_sha256"]
-    threshold, chunksize = parse_size(multipart_threshold), parse_size(multipart_chunksize)
+    threshold = parse_size(multipart_threshold, "multipart_threshold")
+    chunksize = parse_size(multipart_chunksize, "multipart_chunksize")
     entries, bodies = scan(data, Path(release_dir) if release_dir is not None else None,
                            keep_bytes=KEEP_BODIES_BYTES)
     if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
