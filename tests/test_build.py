@@ -607,7 +607,10 @@ def test_cli_build_workers_option(runner: CliRunner, tmp_path: Path) -> None:
     assert _snapshot(tmp_path / "three") == _snapshot(tmp_path / "one")
     bad = runner.invoke(cli, ["build", "--data-dir", str(data_dir), "--workers", "0"])
     assert bad.exit_code == 2 and "--workers" in bad.output
-    assert not (data_dir / "releases").exists()
+    for workers in (0, -1, 1.5):
+        with pytest.raises(ConfigError, match=rf"--workers must be a whole number .* got {workers!r}"):
+            build_release(data_dir, tmp_path / "four", version="1.0", workers=workers)  # type: ignore[arg-type]
+    assert not (data_dir / "releases").exists() and not (tmp_path / "four").exists()
 
 
 @pytest.mark.parametrize("size", ["12XB", "", "0", 0, -5, "1.5 lots"])

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .card import PreviewSource, load_renderer
-from .errors import BuildError
+from .errors import BuildError, ConfigError
 from .fsutil import parse_size, replace_dir, sha256_file
 from .manifest import ManifestEntries, read_manifest_entries
 from .questions import (
@@ -275,6 +275,8 @@ def build_release(
 
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
     limit = parse_size(max_shard_size, "--max-shard-size")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"--workers must be a whole number of processes, 1 or more, got {workers!r}")
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
 
