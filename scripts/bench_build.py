@@ -121,7 +121,7 @@ def ensure_tree(cache_dir: Path, n: int) -> Path:
     print(f"generating {n} questions under {data_dir} (once) ...", file=sys.stderr, flush=True)
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         png_bytes = sum(pool.map(_write_questions, [qdir] * len(chunks), chunks))
-    from vmeval_hf.manifest import write_manifest
+    from vmeval_hf.tree.manifest_sync import write_manifest
 
     write_manifest(building / "data")
     (building / "data" / ".complete").write_text(json.dumps({"questions": n, "png_bytes": png_bytes}))
@@ -138,7 +138,7 @@ def tree_stats(data_dir: Path) -> dict[str, int]:
 
 
 def run_ours(data_dir: Path, out: Path, workers: int | None = None) -> None:
-    from vmeval_hf import build
+    from vmeval_hf.release import build
 
     build.build_release(data_dir, out, version="0.0-bench", workers=workers)
 
@@ -185,7 +185,7 @@ def run_pyarrow(data_dir: Path, out: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vmeval_hf.schema import arrow_schema
+    from vmeval_hf.release.schema import arrow_schema
 
     schema = arrow_schema()
     for domain_dir in sorted((data_dir / "questions").glob("*_task")):
@@ -212,12 +212,12 @@ def run_pyarrow(data_dir: Path, out: Path) -> None:
 # (pyarrow imports pandas on its first pa.array() from Python objects, ~0.3 s here: our build
 # never calls it, the other two do)
 _OURS_PRELOAD = ["pyarrow.parquet", "numpy", "PIL.PngImagePlugin", "huggingface_hub.repocard", "jinja2",
-                 "vmeval_hf.build", "vmeval_hf.card"]
+                 "vmeval_hf.release.build", "vmeval_hf.release.card"]
 PRELOAD = {
     "ours": _OURS_PRELOAD,
     "ours-serial": _OURS_PRELOAD,
     "datasets": ["datasets", "datasets.table", "pandas"],
-    "pyarrow": ["pyarrow.parquet", "pandas", "vmeval_hf.schema"],
+    "pyarrow": ["pyarrow.parquet", "pandas", "vmeval_hf.release.schema"],
 }
 
 

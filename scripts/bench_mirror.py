@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         # in-process re-publish of a complete version: the library call alone, no interpreter start
         sys.path.insert(0, str(REPO))
         from vmeval_hf.config import Settings
-        from vmeval_hf.mirror import mirror_version
+        from vmeval_hf.s3.mirror import mirror_version
 
         settings = Settings(s3_bucket=BUCKET, aws_region=REGION, aws_endpoint_url=endpoint,
                             aws_access_key_id=FAKE_KEYS["AWS_ACCESS_KEY_ID"],
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         # start-up alone: interpreter, imports, S3 client with its model, and one small LIST
         client.put_object(Bucket=BUCKET, Key="startup/x", Body=b"x")
         start_ours = [sys.executable, "-c", "import sys; from vmeval_hf.config import Settings; "
-                      "from vmeval_hf.s3client import make_client; "
+                      "from vmeval_hf.s3.client import make_client; "
                       f"make_client(Settings.from_env()).list_objects_v2(Bucket='{BUCKET}', Prefix='startup/')"]
         start_aws = [aws, "s3", "ls", f"s3://{BUCKET}/startup/", "--endpoint-url", endpoint]
         startup_ours = [Measured.run(start_ours, env) for _ in range(args.repeats)]

@@ -31,7 +31,7 @@ from vmeval_hf.generate import DIFFICULTY_CHOICES, DOMAINS, create_dataset  # no
 
 
 def _summary(output_dir: Path) -> int:
-    from vmeval_hf.questions import validate_tree
+    from vmeval_hf.tree.validate import validate_tree
 
     report = validate_tree(questions_dir=output_dir, check_data_folders=False)
     by_domain = Counter(q.domain for q in report.question_list)

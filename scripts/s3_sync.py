@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from vmeval_hf.config import Settings
     from vmeval_hf.errors import ConfigError, VmevalError
-    from vmeval_hf.mirror import mirror_version
-    from vmeval_hf.mirror_layout import parse_date
+    from vmeval_hf.s3.layout import parse_date
+    from vmeval_hf.s3.mirror import mirror_version
 
     settings = Settings.from_env()
 

@@ -27,14 +27,19 @@ from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
 from tests.support.trees import make_question, make_tree, png_bytes
-from vmeval_hf import schema
-from vmeval_hf.build import BuildResult, build_release
+from vmeval_hf._shared.fs import canonical_json
 from vmeval_hf.cli import cli
 from vmeval_hf.errors import ConfigError, ValidationError
-from vmeval_hf.fsutil import canonical_json
-from vmeval_hf.manifest import write_manifest
-from vmeval_hf.questions import KNOWN_FILES, id_sort_key
-from vmeval_hf.release import RELEASE_MANIFEST, check_release_files, content_sha256, load_release
+from vmeval_hf.release import schema
+from vmeval_hf.release.build import BuildResult, build_release
+from vmeval_hf.release.release_manifest import (
+    RELEASE_MANIFEST,
+    check_release_files,
+    content_sha256,
+    load_release,
+)
+from vmeval_hf.tree.manifest_sync import write_manifest
+from vmeval_hf.tree.model import KNOWN_FILES, id_sort_key
 
 REPO = Path(__file__).resolve().parent.parent
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -390,7 +395,7 @@ def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, P
 
 _FORKED_BUILD = """
 import os, sys
-import vmeval_hf.build as b
+import vmeval_hf.release.build as b
 b.PARALLEL_MIN_QUESTIONS = 0
 inner = b._compile_domain
 def spy(*args):
@@ -545,7 +550,7 @@ def test_interrupted_build_keeps_previous_release(tmp_path: Path, monkeypatch: p
     def boom(**kwargs: Any) -> str:
         raise exc
 
-    monkeypatch.setattr("vmeval_hf.card.render_card", boom)
+    monkeypatch.setattr("vmeval_hf.release.card.render_card", boom)
     with pytest.raises(type(exc)):
         build_release(data_dir, releases / "current", version="1.1")
     with pytest.raises(type(exc)):

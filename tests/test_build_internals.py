@@ -23,15 +23,15 @@ import pyarrow as pa
 import pytest
 
 from tests.support.trees import make_tree, png_bytes
-from vmeval_hf.fsutil import canonical_json
-from vmeval_hf.questions import Checker
-from vmeval_hf.release import (
+from vmeval_hf._shared.fs import canonical_json
+from vmeval_hf.release.release_manifest import (
     content_sha256,
     content_sha256_runs,
     write_release_manifest,
     write_source_run,
 )
-from vmeval_hf.shards import Arena, binary_array, image_array, string_array
+from vmeval_hf.release.shards import Arena, binary_array, image_array, string_array
+from vmeval_hf.tree.checker import Checker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ def test_image_struct_equals_the_pa_array_form(values: list[bytes | None]) -> No
 
 def test_a_column_over_2_gib_in_one_row_group_is_refused() -> None:
     from vmeval_hf.errors import BuildError
-    from vmeval_hf.shards import _assemble
+    from vmeval_hf.release.shards import _assemble
 
     with pytest.raises(BuildError, match="2 GiB"):  # Parquet binary offsets are 32-bit
         _assemble(pa.binary(), [0, 2**31], [True], pa.py_buffer(b""))
@@ -113,7 +113,7 @@ def test_build_never_imports_pandas_or_pyarrow_compute(tmp_path: Path, workers: 
     data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2})
     code = textwrap.dedent("""
         import os, sys
-        import vmeval_hf.build as b
+        import vmeval_hf.release.build as b
         b.PARALLEL_MIN_QUESTIONS = 0
         inner = b._compile_domain
         def spy(*args):
@@ -237,7 +237,7 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
     proc = _run("""
         import os, signal, time
         from vmeval_hf.errors import BuildError
-        from vmeval_hf.forked import run_forked
+        from vmeval_hf.release.forked import run_forked
 
         calls = []
         results = run_forked([(f"job {i}", lambda i=i: (i, os.getpid(), time.sleep(0.25 * i))) for i in range(5)],
@@ -331,7 +331,7 @@ def test_forked_build_lists_every_domains_problems_and_leaves_nothing(tmp_path: 
     (qdir / "sudoku_task/sudoku_0001/final_frame.png").write_bytes(png_bytes(1)[:-5])  # truncated
     proc = _run("""
         import json, os, sys
-        import vmeval_hf.build as b
+        import vmeval_hf.release.build as b
         from vmeval_hf.errors import ValidationError
         b.PARALLEL_MIN_QUESTIONS = 0
         inner = b._compile_domain
@@ -367,7 +367,7 @@ def test_manifest_out_of_sync_blocks_the_build_forked_or_not(tmp_path: Path, wor
     manifest.write_text(json.dumps(doc), encoding="utf-8")
     proc = _run("""
         import json, os, sys, time
-        import vmeval_hf.build as b
+        import vmeval_hf.release.build as b
         from vmeval_hf.errors import ValidationError
         b.PARALLEL_MIN_QUESTIONS = 0
         # forked: the last domain (the smallest) is slow, so the manifest is read while it runs
@@ -395,7 +395,7 @@ def test_forked_build_reports_a_killed_worker_and_leaves_nothing(tmp_path: Path)
     releases.mkdir()
     proc = _run("""
         import os, signal, sys
-        import vmeval_hf.build as b
+        import vmeval_hf.release.build as b
         from vmeval_hf.errors import BuildError
         b.PARALLEL_MIN_QUESTIONS = 0
         inner = b._compile_domain
@@ -418,7 +418,7 @@ def test_forked_build_reports_a_killed_worker_and_leaves_nothing(tmp_path: Path)
 def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_path: Path, workers: int) -> None:
     """The disk fills up mid-build (a file-size limit stands in for it): the error names the
     release and the cause, the previous release is untouched and no temp folder is left."""
-    from vmeval_hf.build import build_release
+    from vmeval_hf.release.build import build_release
 
     data_dir = make_tree(tmp_path / "data", {"chess": 30, "maze": 30})
     releases = tmp_path / "releases"
@@ -426,7 +426,7 @@ def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_pat
     before = _snapshot(releases)
     proc = _run("""
         import resource, signal, sys
-        import vmeval_hf.build as b
+        import vmeval_hf.release.build as b
         from vmeval_hf.errors import BuildError
         b.PARALLEL_MIN_QUESTIONS = 0
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails with EFBIG instead

@@ -16,7 +16,8 @@ from click.testing import CliRunner, Result
 
 from tests.support.trees import make_question, make_tree, png_bytes
 from tests.test_questions import plant_problems
-from vmeval_hf import __version__, check_manifest
+from vmeval_hf import check_manifest
+from vmeval_hf._shared.meta import __version__
 from vmeval_hf.cli import cli
 
 PROBLEM_KEYS = {"path", "code", "message", "severity"}

@@ -119,7 +119,7 @@ def publish(env: Env, *args: str | Path) -> Result:
 
 def change(data: Path) -> None:
     """Edit one prompt and add a question, then rewrite the manifest: new content for the next version."""
-    from vmeval_hf.manifest import write_manifest
+    from vmeval_hf.tree.manifest_sync import write_manifest
 
     folder = data / "questions" / "chess_task" / "chess_0000"
     (folder / "prompt.txt").write_text("A changed prompt", encoding="utf-8")

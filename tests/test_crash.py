@@ -143,7 +143,7 @@ def test_two_publishers_of_one_version_with_different_content_never_mix(stage: S
     other = tmp_path / "other"
     shutil.copytree(stage.data / "questions", other / "questions")
     make_question(other / "questions", "maze", 7)
-    from vmeval_hf.manifest import write_manifest
+    from vmeval_hf.tree.manifest_sync import write_manifest
 
     write_manifest(other)
     procs = [stage.spawn(*stage.publish_args()),

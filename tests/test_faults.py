@@ -105,9 +105,9 @@ def test_s3_down_stops_with_one_message_before_the_hub_is_touched(stage: Stage) 
 @pytest.mark.slow
 def test_s3_stalls_past_the_client_read_timeout_are_retried(tmp_path: Path, s3_faults: object) -> None:
     """The publisher's S3 client times out after 60 s; here one with a 1 s read timeout meets 3 s stalls."""
-    from vmeval_hf.mirror import mirror_version
-    from vmeval_hf.mirror_read import verify_s3
-    from vmeval_hf.s3client import make_client
+    from vmeval_hf.s3.client import make_client
+    from vmeval_hf.s3.mirror import mirror_version
+    from vmeval_hf.s3.read import verify_s3
 
     proxy: FaultProxy = s3_faults.proxy  # type: ignore[attr-defined]
     settings: Settings = s3_faults.settings  # type: ignore[attr-defined]

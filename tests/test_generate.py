@@ -24,7 +24,7 @@ from PIL import Image
 from vmeval_hf.cli import cli
 from vmeval_hf.errors import ConfigError, ValidationError, VmevalError
 from vmeval_hf.generate import DOMAINS, create_dataset, domain_seed
-from vmeval_hf.questions import validate_tree
+from vmeval_hf.tree.validate import validate_tree
 
 PAIRS = 6  # two of each difficulty per domain with --difficulty mixed
 SEED = 1234

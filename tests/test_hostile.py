@@ -557,7 +557,7 @@ def test_pull_never_delivers_content_other_than_the_logged_version(released: Sta
     if side == "s3":
         _tamper(released, "s3-overwritten-with-its-manifest-entry")
     else:  # a whole consistent release of other content, tagged 1.0
-        from vmeval_hf.build import build_release
+        from vmeval_hf.release.build import build_release
 
         (questions / "maze_task" / "maze_0001" / "prompt.txt").write_text("Forged.", encoding="utf-8")
         meta = questions / "maze_task" / "maze_0001" / "question_metadata.json"
@@ -568,7 +568,7 @@ def test_pull_never_delivers_content_other_than_the_logged_version(released: Sta
     result = runner.invoke(cli, ["pull", "1.0", "--from", side, "--dest", str(tmp_path / "pulled"),
                                  "--data-dir", str(released.data)])
     if result.exit_code == 0:  # then what landed is the logged version, byte for byte
-        from vmeval_hf.release import check_release_files, load_release
+        from vmeval_hf.release.release_manifest import check_release_files, load_release
 
         if side == "hub":
             manifest = load_release(tmp_path / "pulled")

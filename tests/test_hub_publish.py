@@ -9,10 +9,10 @@ import pytest
 
 from tests.support.hub import HUB_TOKEN, disable_parquet_export
 from tests.support.trees import make_question, make_tree
-from vmeval_hf.build import build_release
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import HubAuthError, HubNotFoundError, IntegrityError, VersionConflictError
 from vmeval_hf.hub import publish_to_hub, pull_hub, verify_hub
+from vmeval_hf.release.build import build_release
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def _build(data: Path, out: Path, version: str, repo: str):  # noqa: ANN202
 
 def _change(data: Path) -> None:
     """Edit one prompt, add one question and remove another, then rewrite the manifest."""
-    from vmeval_hf.manifest import write_manifest
+    from vmeval_hf.tree.manifest_sync import write_manifest
 
     folder = data / "questions" / "chess_task" / "chess_0000"
     (folder / "prompt.txt").write_text("A different prompt for 1.1", encoding="utf-8")

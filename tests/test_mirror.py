@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.support.s3 import TEST_SECRET_KEY, raw_client
+from vmeval_hf._shared.fs import canonical_json, sha256_file
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import (
     ConfigError,
@@ -28,17 +29,11 @@ from vmeval_hf.errors import (
     S3UnreachableError,
     VmevalError,
 )
-from vmeval_hf.fsutil import canonical_json, sha256_file
-from vmeval_hf.mirror import (
-    mirror_version,
-    read_manifest,
-    read_release_manifest,
-    sync_to_s3,
-)
-from vmeval_hf.mirror_layout import build_manifest_entries, parse_date
-from vmeval_hf.mirror_read import pull_s3, verify_s3
-from vmeval_hf.release import content_sha256
-from vmeval_hf.s3client import make_client
+from vmeval_hf.release.release_manifest import content_sha256
+from vmeval_hf.s3.client import make_client
+from vmeval_hf.s3.layout import build_manifest_entries, parse_date
+from vmeval_hf.s3.mirror import mirror_version, read_manifest, read_release_manifest, sync_to_s3
+from vmeval_hf.s3.read import pull_s3, verify_s3
 
 REPO = Path(__file__).resolve().parents[1]
 DAY = "20250115"

@@ -73,7 +73,7 @@ def _log(data: Path) -> Path:
 
 
 def _change(data: Path) -> None:
-    from vmeval_hf.manifest import write_manifest
+    from vmeval_hf.tree.manifest_sync import write_manifest
 
     (data / "questions" / "chess_task" / "chess_0001" / "prompt.txt").write_text("Changed.", encoding="utf-8")
     meta_path = data / "questions" / "chess_task" / "chess_0001" / "question_metadata.json"

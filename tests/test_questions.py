@@ -20,7 +20,8 @@ from PIL import Image
 from tests.support.privileges import without_dac_override
 from tests.support.trees import make_question, make_tree, png_bytes
 from vmeval_hf import ValidationError
-from vmeval_hf.questions import Problem, ValidationReport, scan_questions, validate_tree
+from vmeval_hf.tree.model import Problem, ValidationReport
+from vmeval_hf.tree.validate import scan_questions, validate_tree
 
 # --- helpers ---------------------------------------------------------------------------
 
@@ -331,9 +332,9 @@ def test_folder_where_a_file_belongs(tree: Path) -> None:
 
 _UNREADABLE = """
 import json, os, sys
-from vmeval_hf.build import build_release
+from vmeval_hf.release.build import build_release
 from vmeval_hf.errors import ValidationError
-from vmeval_hf.questions import validate_tree
+from vmeval_hf.tree.validate import validate_tree
 data, out = sys.argv[1:]
 found = [(p.path, p.code) for p in validate_tree(data).errors]
 try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vmeval_hf import __version__
+from vmeval_hf._shared.meta import __version__
 from vmeval_hf.errors import ConfigError, VersionConflictError, VersionLogError
 from vmeval_hf.versions import (
     VersionLog,

@@ -17,8 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
+from ._shared.meta import __version__
 from .config import Settings
 from .errors import (
     BuildError,
@@ -42,17 +41,17 @@ from .errors import (
 )
 
 _LAZY = {
-    "validate_tree": "questions",
-    "scan_questions": "questions",
-    "write_manifest": "manifest",
-    "check_manifest": "manifest",
-    "Question": "questions",
+    "validate_tree": "tree.validate",
+    "scan_questions": "tree.validate",
+    "write_manifest": "tree.manifest_sync",
+    "check_manifest": "tree.manifest_sync",
+    "Question": "tree.model",
     "create_dataset": "generate",
-    "build_release": "build",
+    "build_release": "release.build",
     "publish_version": "publish",
     "verify_version": "publish",
     "pull_version": "publish",
-    "sync_to_s3": "mirror",
+    "sync_to_s3": "s3.mirror",
     "VersionLog": "versions",
     "next_version": "versions",
     "log_version": "versions",

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from . import __version__
+from ._shared.meta import __version__
 from .config import Settings
 from .errors import VmevalError
 
@@ -122,7 +122,7 @@ class _Size(click.ParamType):
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from .fsutil import parse_size
+        from ._shared.fs import parse_size
 
         try:
             return parse_size(value, "the value")
@@ -171,7 +171,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @json_option
 def validate(data_dir: Path, as_json: bool) -> None:
     """Check the question tree; list every problem; exit 1 if any."""
-    from .questions import validate_tree
+    from .tree.validate import validate_tree
 
     report = validate_tree(data_dir)
     emit(as_json, [p.as_dict() for p in report.problems], lambda: _print_report(report))
@@ -197,7 +197,7 @@ def _print_report(report: Any) -> None:
 @json_option
 def manifest(data_dir: Path, check: bool, as_json: bool) -> None:
     """Write vmeval_dataset.json from the folders, or check it is in sync."""
-    from .manifest import check_manifest, write_manifest
+    from .tree.manifest_sync import check_manifest, write_manifest
 
     if check:
         problems = check_manifest(data_dir)
@@ -234,7 +234,7 @@ def _default_version(data_dir: Path) -> str:
 def build(ctx: click.Context, data_dir: Path, out: Path | None, version: str | None, repo: str | None,
           max_shard_size: int, workers: int | None, as_json: bool) -> None:
     """Compile the release folder: Parquet shards, dataset card, vmeval_release.json."""
-    from .build import build_release
+    from .release.build import build_release
 
     settings = _settings(ctx)
     result = build_release(data_dir, out, version=version or _default_version(data_dir),
@@ -388,7 +388,7 @@ def pull(ctx: click.Context, version: str, source: str, dest: Path | None, relea
 def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | None, log_entry: bool,
          version: str | None, as_json: bool) -> None:
     """Mirror the data tree to S3 only (the original s3_sync.py)."""
-    from .mirror import mirror_version
+    from .s3.mirror import mirror_version
     from .versions import VersionLog
 
     settings = _settings(ctx).with_(s3_bucket=bucket)

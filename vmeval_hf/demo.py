@@ -83,9 +83,9 @@ def run_demo(workdir: str | Path = "vmeval-demo", *, pairs_per_domain: int = 3,
              progress: Callable[[str, str], None] | None = None) -> dict[str, Any]:
     """Run the demo in ``workdir``; return a report (``lines`` holds the human-readable text)."""
     from .generate import create_dataset
-    from .manifest import write_manifest
     from .publish import publish_version, verify_version
     from .sandbox.local import Sandbox, moto_server
+    from .tree.manifest_sync import write_manifest
 
     def stage(name: str, detail: str) -> None:
         if progress is not None:

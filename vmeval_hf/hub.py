@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._shared.fs import sha256_file
 from .config import Settings
 from .errors import (
     HubAuthError,
@@ -28,8 +29,7 @@ from .errors import (
     IntegrityError,
     VersionConflictError,
 )
-from .fsutil import sha256_file
-from .release import (
+from .release.release_manifest import (
     RELEASE_MANIFEST,
     Mismatch,
     ReleaseManifest,
@@ -112,7 +112,7 @@ def _transient(exc: HubError) -> bool:
         return True
     if isinstance(exc, (HubAuthError, HubNotFoundError)):
         return False
-    status = getattr(exc, "status", None)
+    status = exc.status
     return status is None or status >= 500 or status == 429
 
 

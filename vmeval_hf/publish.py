@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from ._shared.meta import __version__
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -29,7 +29,7 @@ from .errors import (
     VerifyError,
     VersionConflictError,
 )
-from .release import Mismatch, ReleaseManifest, load_release
+from .release.release_manifest import Mismatch, ReleaseManifest, load_release
 from .versions import VersionLog, validate_label
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def publish_version(
 
     Raises a :class:`VmevalError` naming the failed side; the log is untouched then.
     """
-    from .build import build_release
+    from .release.build import build_release
 
     if not hub and not s3:
         raise ConfigError("--no-hub and --no-s3 together publish nothing; drop one of them")
@@ -124,8 +124,8 @@ def publish_version(
         if tmp_out is not None:
             shutil.rmtree(tmp_out, ignore_errors=True)
 
-    from .mirror import mirror_version
-    from .mirror_layout import parse_date
+    from .s3.layout import parse_date
+    from .s3.mirror import mirror_version
 
     day = parse_date(date or _date_from_uri((logged or {}).get("s3_uri")))
     if s3:  # a taken prefix is known before anything is sent: refuse before the Hub is touched
@@ -166,8 +166,8 @@ def publish_version(
 
 def _check_prefix_free(settings: Settings, day: str, version: str, content: str) -> None:
     """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content."""
-    from .mirror import read_manifest
-    from .mirror_layout import next_date_suffix
+    from .s3.layout import next_date_suffix
+    from .s3.mirror import read_manifest
 
     held = read_manifest(settings=settings, date=day)
     if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
@@ -204,7 +204,7 @@ def _entry(result: PublishResult, settings: Settings, day: str | None) -> dict[s
 
 def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | None, hub: bool,
           s3: bool) -> list[str]:
-    from .mirror_layout import build_manifest_entries, parse_date
+    from .s3.layout import build_manifest_entries, parse_date
 
     lines = []
     manifest: ReleaseManifest = built.manifest
@@ -230,8 +230,8 @@ def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | 
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
                                expected_commit=commit)
     if date:
-        from .mirror import read_manifest
-        from .mirror_read import verify_s3
+        from .s3.mirror import read_manifest
+        from .s3.read import verify_s3
 
         remote = read_manifest(settings=settings, date=date)
         problems += verify_s3(settings=settings, date=date, manifest=remote)  # one GET of MANIFEST.json
@@ -309,7 +309,7 @@ def _recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path
             return m
     day = _date_from_uri(entry.get("s3_uri"))
     if day:
-        from .mirror import read_release_manifest
+        from .s3.mirror import read_release_manifest
 
         return read_release_manifest(settings=settings, date=day)  # type: ignore[no-any-return]
     return None
@@ -338,8 +338,8 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
     day = _date_from_uri(entry.get("s3_uri"))
     if not day:
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
-    from .mirror import read_manifest
-    from .mirror_read import pull_s3
+    from .s3.mirror import read_manifest
+    from .s3.read import pull_s3
 
     expected = _recorded_manifest(settings, entry, Path(data_dir))
     remote = read_manifest(settings=settings, date=day) if expected is not None else None

@@ -32,8 +32,8 @@ from typing import IO, Any, NoReturn, TypedDict
 
 from filelock import FileLock, Timeout
 
+from ._shared.fs import atomic_write_json, canonical_json
 from .errors import ConfigError, VersionConflictError, VersionLogError
-from .fsutil import atomic_write_json, canonical_json
 
 SCHEMA = 1
 DEFAULT_LOG_PATH = Path("data") / "data_logging" / "version_log.json"
@@ -68,7 +68,7 @@ class VersionEntry(_SeedEntry, total=False):
 
 
 def _tool() -> str:
-    from . import __version__
+    from ._shared.meta import __version__
 
     return f"vmeval-hf {__version__}"
 

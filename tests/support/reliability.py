@@ -216,7 +216,7 @@ class Stage:
         return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", ())}
 
     def s3_manifest(self, day: str = DAY) -> dict[str, Any] | None:
-        from vmeval_hf.mirror import read_manifest
+        from vmeval_hf.s3.mirror import read_manifest
 
         return read_manifest(settings=self.direct, date=day)
 
@@ -228,8 +228,8 @@ class Stage:
         its content is the release's.
         """
         from vmeval_hf.hub import verify_hub
-        from vmeval_hf.mirror_read import verify_s3
-        from vmeval_hf.release import load_release
+        from vmeval_hf.release.release_manifest import load_release
+        from vmeval_hf.s3.read import verify_s3
 
         assert version not in self.log_versions()
         tags = self.tags()

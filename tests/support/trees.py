@@ -49,7 +49,7 @@ def make_tree(data_dir: Path, domains: dict[str, int], *, manifest: bool = True,
         for i in range(n):
             make_question(qdir, domain, i, **kwargs)  # type: ignore[arg-type]
     if manifest:
-        from vmeval_hf.manifest import write_manifest
+        from vmeval_hf.tree.manifest_sync import write_manifest
 
         write_manifest(data_dir)
     return data_dir

@@ -19,7 +19,6 @@ nothing written depends on the clock, so the same seed gives byte-identical file
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import random
 import re
@@ -28,13 +27,12 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 
-from PIL import Image
-
+from .._shared.fs import canonical_json, replace_dir
 from ..errors import ConfigError, ValidationError, VmevalError
-from ..fsutil import canonical_json, replace_dir
+from ..tree.model import DATASET_MANIFEST
+from .base import DOMAINS, Domain, GeneratedQuestion
 
 __all__ = [
     "DIFFICULTIES",
@@ -52,47 +50,9 @@ DIFFICULTIES = ("easy", "medium", "hard")
 DIFFICULTY_CHOICES = (*DIFFICULTIES, "mixed")
 #: How many times a domain may redraw a puzzle that duplicates an earlier one.
 MAX_DUPLICATE_DRAWS = 200
-MANIFEST_NAME = "vmeval_dataset.json"
 _TASK_DIR_RE = re.compile(r"^[a-z0-9_]+_task$")
 
 ProgressCallback = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Domain:
-    """A registered generator: its module and the labels written into metadata and manifest."""
-
-    name: str
-    task_category: str
-    description: str
-    module: str
-
-    def load(self) -> ModuleType:
-        return importlib.import_module(f"{__name__}.{self.module}")
-
-
-DOMAINS: dict[str, Domain] = {
-    d.name: d
-    for d in (
-        Domain("chess", "Chess", "Mate-in-one chess positions: play the checkmating move", "chess"),
-        Domain("maze", "Maze", "Perfect mazes: move the green dot along the paths to the red flag", "maze"),
-        Domain("sudoku", "Sudoku", "4x4 and 9x9 Sudoku puzzles with a unique solution", "sudoku"),
-        Domain("rotation", "3D Mental Rotation",
-               "A 3-D block sculpture seen from a second camera azimuth", "rotation"),
-        Domain("raven", "AbstractReasoning",
-               "3x3 progressive matrices: complete the missing cell from the row rules", "raven"),
-    )
-}
-
-
-@dataclass
-class GeneratedQuestion:
-    """One generated puzzle: start and target frames, the prompt, and its metadata."""
-
-    first_frame: Image.Image
-    final_frame: Image.Image
-    prompt: str
-    metadata: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -136,34 +96,6 @@ def resolve_difficulty(difficulty: str, index: int) -> str:
     return difficulty
 
 
-def question_id(domain: str, index: int) -> str:
-    return f"{domain}_{index:04d}"
-
-
-def check_failure(domain: str, metadata: dict[str, Any]) -> Callable[[str], NoReturn]:
-    """The ``fail(msg)`` every domain's ``check()`` uses: raise ValidationError naming the question."""
-    qid = metadata.get("id")
-
-    def fail(msg: str) -> NoReturn:
-        raise ValidationError(f"{qid}: {msg}", domain=domain, id=qid)
-
-    return fail
-
-
-def base_metadata(domain: str, index: int, prompt: str, difficulty: str) -> dict[str, Any]:
-    """The fields every generated question carries (upstream's names; paths relative to questions/)."""
-    qid = question_id(domain, index)
-    return {
-        "id": qid,
-        "domain": domain,
-        "prompt": prompt,
-        "first_image_path": f"{domain}_task/{qid}/first_frame.png",
-        "final_image_path": f"{domain}_task/{qid}/final_frame.png",
-        "task_category": DOMAINS[domain].task_category,
-        "difficulty": difficulty,
-    }
-
-
 def generate_question(domain: str, rng: random.Random, index: int, difficulty: str) -> GeneratedQuestion:
     """Generate one question of ``domain`` and check its answer (raises ValidationError if wrong)."""
     module = _domain(domain).load()
@@ -191,7 +123,7 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
             f"{output_dir} is not empty; pass --overwrite to replace the whole folder, "
             "or choose another --output-dir", path=output_dir)
     # --overwrite deletes the folder: only ever do that to something that is a question tree.
-    foreign = [n for n in entries if not (n.startswith(".") or n == MANIFEST_NAME or
+    foreign = [n for n in entries if not (n.startswith(".") or n == DATASET_MANIFEST or
                                           (_TASK_DIR_RE.match(n) and (output_dir / n).is_dir()))]
     if foreign:
         raise VmevalError(
@@ -228,9 +160,9 @@ def _build_domain(root: Path, domain: str, count: int, seed: int, difficulty: st
             if key not in seen:
                 break
         else:
-            raise VmevalError(
+            raise ConfigError(
                 f"could not draw {count} distinct {level} {domain} puzzles; ask for fewer with "
-                "--pairs-per-domain, or use --difficulty mixed", domain=domain)
+                "--pairs-per-domain, or use --difficulty mixed")
         seen.add(key)
         module.check(question.metadata)
         if created_at is not None:
@@ -287,14 +219,14 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    return CreateResult(output_dir=shown, counts=counts, manifest_path=shown / MANIFEST_NAME, seed=seed,
+    return CreateResult(output_dir=shown, counts=counts, manifest_path=shown / DATASET_MANIFEST, seed=seed,
                         difficulty=difficulty, difficulties=dict(sorted(difficulties.items())))
 
 
 def _write_and_validate_manifest(build: Path, *, seed: int, pairs_per_domain: int, difficulty: str,
                                  domains: list[str], created_at: str | None) -> None:
-    from ..manifest import write_manifest
-    from ..questions import validate_tree
+    from ..tree.manifest_sync import write_manifest
+    from ..tree.validate import validate_tree
 
     write_manifest(questions_dir=build, created_at=created_at, generation_info={
         "random_seed": seed,

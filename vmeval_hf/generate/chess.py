@@ -16,8 +16,8 @@ from typing import Any
 import chess
 from PIL import Image, ImageDraw
 
-from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, Canvas
+from .base import GeneratedQuestion, base_metadata, check_failure
 
 DOMAIN = "chess"
 PROMPT = "{side} can deliver checkmate in one move. Show the winning move."

@@ -12,8 +12,8 @@ import random
 from collections import deque
 from typing import Any
 
-from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, WHITE, Canvas, draw_dot, draw_flag
+from .base import GeneratedQuestion, base_metadata, check_failure
 
 DOMAIN = "maze"
 PROMPT = ("Move the green dot from its starting position through the maze paths to the red flag. "

@@ -20,8 +20,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, Canvas, regular_polygon, rotate_points
+from .base import GeneratedQuestion, base_metadata, check_failure
 
 DOMAIN = "raven"
 PROMPT = "This is Raven's Progressive Matrices like task. Complete the missing pattern in this 3x3 matrix."

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import INK, Canvas
+from .base import GeneratedQuestion, base_metadata, check_failure
 
 DOMAIN = "rotation"
 LEVELS = {"easy": ((5, 6), 90), "medium": ((7, 8), 135), "hard": ((9, 10), 180)}

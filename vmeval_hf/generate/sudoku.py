@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from . import GeneratedQuestion, base_metadata, check_failure
 from ._render import BLUE, INK, WHITE, Canvas
+from .base import GeneratedQuestion, base_metadata, check_failure
 
 DOMAIN = "sudoku"
 GIVENS = {4: {"easy": (10, 11), "medium": (8, 9), "hard": (5, 7)},

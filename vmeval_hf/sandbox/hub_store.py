@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import atomic_write_json
+from .._shared.fs import atomic_write_json
 from .http import HTTPError
 
 SCHEMA = 1

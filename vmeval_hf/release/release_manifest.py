@@ -24,8 +24,8 @@ from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensur
 from pathlib import Path
 from typing import Any, TypedDict
 
-from .errors import BuildError, IntegrityError
-from .fsutil import CHUNK, canonical_json, sha256_file
+from .._shared.fs import CHUNK, canonical_json, sha256_file
+from ..errors import BuildError, IntegrityError
 
 RELEASE_MANIFEST = "vmeval_release.json"
 SCHEMA = 1
@@ -151,7 +151,7 @@ _SOURCES_MARK = "\x00sources\x00"
 
 def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[SourceRun]) -> None:
     """Write ``manifest`` plus its ``sources`` (given as runs, in path order) in
-    :func:`~vmeval_hf.fsutil.canonical_json`'s exact form, without building the source list:
+    :func:`~vmeval_hf._shared.fs.canonical_json`'s exact form, without building the source list:
     it has an entry per source file (tens of thousands)."""
     import shutil
 

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from .questions import DOMAIN_DIR_RE, Problem
+from .model import DOMAIN_DIR_RE, Problem
 
 OUTPUTS, EVALUATIONS = "outputs", "evaluations"
 

@@ -45,9 +45,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from . import __version__
-from .config import Settings
-from .errors import (
+from .._shared.meta import __version__
+from ..config import Settings
+from ..errors import (
     IntegrityError,
     S3AuthError,
     S3BucketNotFoundError,

@@ -1,4 +1,4 @@
-"""The master manifest ``data/questions/vmeval_dataset.json``: written from the folders, and checked.
+"""The dataset manifest ``data/questions/vmeval_dataset.json``: its document, and its differences from the folders.
 
 Fields the original tools wrote (``name``, ``description``, ``created_at``,
 ``total_pairs``, ``pairs``) are kept; ``version``, ``statistics`` and
@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fsutil import atomic_write_json
-from .questions import MANIFEST_NAME, Listed, Problem, Question, listing, resolve_questions_dir
+from .model import DATASET_MANIFEST, Listed, Problem, Question
 
 
 def _pair(q: Question) -> dict[str, Any]:
@@ -59,32 +58,12 @@ def manifest_document(questions: list[Question], *, previous: dict[str, Any] | N
     return doc
 
 
-def _read_existing(path: Path) -> dict[str, Any] | None:
+def read_existing(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def write_manifest(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
-                   created_at: str | None = None, version: str | None = None,
-                   generation_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Validate the folders and write ``vmeval_dataset.json`` from them (atomically).
-
-    Raises :class:`ValidationError` if the folders have errors (the manifest is not
-    checked against itself here: it is being replaced).
-    """
-    from .questions import validate_tree
-
-    qdir = resolve_questions_dir(data_dir, questions_dir)
-    report = validate_tree(questions_dir=qdir, check_manifest_file=False, check_data_folders=False)
-    report.raise_for_errors()
-    path = qdir / MANIFEST_NAME
-    doc = manifest_document(report.question_list, previous=_read_existing(path), created_at=created_at,
-                            version=version, generation_info=generation_info)
-    atomic_write_json(path, doc)
-    return {"path": str(path), "total_questions": doc["total_pairs"], "domains": doc["statistics"]["domains"]}
 
 
 @dataclass
@@ -101,7 +80,7 @@ class ManifestEntries:
 
 
 def read_manifest_entries(questions_dir: Path) -> ManifestEntries:
-    path = questions_dir / MANIFEST_NAME
+    path = questions_dir / DATASET_MANIFEST
     if not path.exists():
         return ManifestEntries(path, None, problems=[Problem(
             str(path), "manifest_missing", "no master manifest; run `vmeval-hf manifest` to write it", "warning")])
@@ -164,16 +143,3 @@ def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Col
         problems.append(Problem(str(path), "manifest_count_differs",
                                 f"total_pairs is {total} but {len(listed)} questions are listed; {fix}"))
     return problems
-
-
-def check_manifest(data_dir: str | Path | None = None, *,
-                   questions_dir: str | Path | None = None) -> list[Problem]:
-    """Problems that make ``vmeval_dataset.json`` out of sync with the folders (empty list = in sync)."""
-    from .questions import validate_tree
-
-    qdir = resolve_questions_dir(data_dir, questions_dir)
-    report = validate_tree(questions_dir=qdir, check_manifest_file=False, check_data_folders=False)
-    problems = manifest_problems(qdir, [listing(q) for q in report.question_list], report.folders)
-    if (qdir / MANIFEST_NAME).exists():
-        return problems
-    return [Problem(p.path, p.code, p.message, "error", p.question) for p in problems]

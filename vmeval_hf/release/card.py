@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .._shared.meta import __version__
 from .schema import SPLIT, features_yaml
 
 DIFFICULTY_ORDER = ("easy", "medium", "hard")

@@ -1,5 +1,5 @@
 """The layout of an S3 mirror and the local scan behind it; no S3 I/O here (writing a mirror:
-:mod:`vmeval_hf.mirror`; reading it back, verified: :mod:`vmeval_hf.mirror_read`).
+:mod:`vmeval_hf.s3.mirror`; reading it back, verified: :mod:`vmeval_hf.s3.read`).
 
 Layout (see DESIGN.md)::
 
@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import ConfigError
-from .fsutil import sha256_bytes, sha256_file
+from .._shared.fs import sha256_bytes, sha256_file
+from .._shared.meta import __version__
+from ..errors import ConfigError
 
-MANIFEST_NAME = "MANIFEST.json"
+MIRROR_MANIFEST = "MANIFEST.json"
 MANIFEST_SCHEMA = 1
 MIRRORED_DIRS = ("questions", "outputs", "evaluations")
 SKIPPED_NAMES = {"__pycache__"}

@@ -16,11 +16,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .._shared.fs import sha256_bytes
+from ..errors import BuildError
+from ..tree.checker import Checker
+from ..tree.model import VIDEO, Question
 from .card import PreviewSource
-from .errors import BuildError
-from .fsutil import sha256_bytes
-from .questions import VIDEO, Checker, Question
-from .release import ShardEntry, SourceRow
+from .release_manifest import ShardEntry, SourceRow
 from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema, image_type
 
 ROW_GROUP_ROWS = 100

@@ -1,150 +1,41 @@
-"""The question tree: scan ``data/questions/<domain>_task/<domain>_NNNN/`` and validate it.
+"""The checks of one question folder and of a domain's folders (:class:`Checker`).
 
-Validation collects *every* problem before reporting. Each :class:`Problem` names
-the path, a stable code and what to do. Nothing here writes; the manifest lives in
-:mod:`vmeval_hf.manifest`.
+Every file is read once, with plain ``os`` calls; the build hands :class:`Checker` a callback
+so that it embeds exactly the bytes that were checked.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import stat
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import Any, Literal
 
-from .errors import ValidationError
-from .png import MAX_PIXELS, decode_problem, structure_problem
-
-if TYPE_CHECKING:  # manifest imports this module
-    from .manifest import ManifestEntries
-
-QUESTIONS = "questions"
-MANIFEST_NAME = "vmeval_dataset.json"
-FIRST, FINAL, PROMPT, METADATA = "first_frame.png", "final_frame.png", "prompt.txt", "question_metadata.json"
-GOAL, VIDEO = "goal.txt", "ground_truth.mp4"
-KNOWN_FILES = {FIRST, FINAL, PROMPT, METADATA, GOAL, VIDEO}
-
-# \Z, not $: $ also matches before a trailing newline, so "chess_task\n" would pass.
-DOMAIN_DIR_RE = re.compile(r"^([a-z0-9_]+)_task\Z", re.ASCII)
-MAX_PROMPT_BYTES = 64 * 1024
-MAX_METADATA_BYTES = 1024 * 1024
-MAX_IMAGE_PIXELS = MAX_PIXELS
-MAX_PNG_BYTES = 64 * 1024 * 1024
-MAX_VIDEO_BYTES = 2 * 1024**3
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding: ``path`` (as the user would type it), a stable ``code``, a message saying what to do."""
-
-    path: str
-    code: str
-    message: str
-    severity: Severity = "error"
-    question: str | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "code": self.code, "message": self.message, "severity": self.severity}
-
-
-@dataclass(frozen=True)
-class Question:
-    """One question folder, read and checked."""
-
-    id: str
-    domain: str
-    prompt: str
-    source_path: str  # "chess_task/chess_0000", relative to data/questions
-    folder: Path
-    first_frame: Path
-    final_frame: Path | None = None
-    difficulty: str | None = None
-    task_category: str | None = None
-    goal: str | None = None
-    ground_truth_video: Path | None = None
-    metadata_text: str | None = None
-    metadata: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-
-class Listed(NamedTuple):
-    """What tree-wide checks need of a question (a few hundred bytes, where a Question is kilobytes)."""
-
-    id: str
-    domain: str
-    difficulty: str | None
-    source_path: str
-
-
-def listing(q: Question) -> Listed:
-    return Listed(q.id, q.domain, q.difficulty, q.source_path)
-
-
-@dataclass
-class ValidationReport:
-    questions_dir: Path
-    problems: list[Problem] = field(default_factory=list)
-    question_list: list[Question] = field(default_factory=list)
-    #: every folder with a valid question name, valid content or not: id -> "domain_task/id"
-    folders: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def questions(self) -> int:
-        return len(self.question_list)
-
-    def grouped(self) -> dict[str, list[Problem]]:
-        """Problems grouped by question (or by path for problems outside a question)."""
-        groups: dict[str, list[Problem]] = defaultdict(list)
-        for p in self.problems:
-            groups[p.question or p.path].append(p)
-        return dict(groups)
-
-    def raise_for_errors(self) -> None:
-        if self.errors:
-            first = self.errors[0]
-            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-            raise ValidationError(
-                f"{first.path}: {first.message}{more}; run `vmeval-hf validate` to list every problem",
-                problems=self.problems,
-                path=first.path,
-            )
-
-
-def resolve_questions_dir(data_dir: str | Path | None = None, questions_dir: str | Path | None = None) -> Path:
-    """``questions_dir`` if given, else ``<data_dir>/questions`` (``data_dir`` defaults to ``data``)."""
-    if questions_dir is not None:
-        return Path(questions_dir)
-    return Path(data_dir if data_dir is not None else "data") / QUESTIONS
-
-
-def question_name_re(domain: str) -> re.Pattern[str]:
-    """A question folder's name: ``<domain>_NNNN``, 4+ ASCII digits."""
-    return re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}\Z", re.ASCII)
-
-
-def id_sort_key(qid: str) -> tuple[str, int, str]:
-    """Natural order: ``chess_9999`` before ``chess_10000``."""
-    prefix, _, num = qid.rpartition("_")
-    return (prefix, int(num) if num.isdigit() else -1, qid)
-
+from .model import (
+    DATASET_MANIFEST,
+    DOMAIN_DIR_RE,
+    FINAL,
+    FIRST,
+    GOAL,
+    KNOWN_FILES,
+    MAX_METADATA_BYTES,
+    MAX_PNG_BYTES,
+    MAX_PROMPT_BYTES,
+    METADATA,
+    PROMPT,
+    VIDEO,
+    Listed,
+    Problem,
+    Question,
+    Severity,
+    ValidationReport,
+    id_sort_key,
+    listing,
+    question_name_re,
+)
+from .png import decode_problem, structure_problem
 
 # open(2) flags for reading a question file found by scandir: never follow a symlink swapped in
 # after the listing (symlinks take the checked path), never block on a FIFO swapped in.
@@ -433,7 +324,7 @@ class Checker:
         found: list[tuple[str, str]] = []
         for e in top:
             p = Path(e.path)
-            if e.name == MANIFEST_NAME:
+            if e.name == DATASET_MANIFEST:
                 continue
             m = DOMAIN_DIR_RE.match(e.name)
             if e.is_symlink():
@@ -509,46 +400,3 @@ class Checker:
             self.check_domain(ddir, domain)
         return self.finish()
 
-def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
-                  check_data_folders: bool = True, listed: list[Listed] | None = None,
-                  manifest: ManifestEntries | None = None) -> None:
-    """Add the checks beyond the question folders: manifest sync and the other data folders.
-
-    ``listed`` as for :meth:`Checker.finish`; ``manifest``: the manifest, if read already
-    (:func:`~vmeval_hf.manifest.read_manifest_entries`).
-    """
-    qdir = report.questions_dir
-    if check_manifest_file and qdir.is_dir():
-        from .manifest import manifest_problems
-
-        rows = listed if listed is not None else [listing(q) for q in report.question_list]
-        report.problems.extend(manifest_problems(qdir, rows, report.folders, manifest))
-    if check_data_folders:
-        from .datafolders import data_folder_problems
-
-        report.problems.extend(data_folder_problems(qdir.parent))
-
-
-def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
-                  check_manifest_file: bool = True, check_data_folders: bool = True,
-                  decode_images: bool = True) -> ValidationReport:
-    """Check the whole tree and return every problem found (never raises for bad input).
-
-    ``decode_images=False`` checks PNG structure and CRCs only (see :mod:`vmeval_hf.png`),
-    about a hundred times cheaper than decoding every frame's pixels.
-    """
-    qdir = resolve_questions_dir(data_dir, questions_dir)
-    report = Checker(qdir, decode_images=decode_images).run()
-    tree_problems(report, check_manifest_file=check_manifest_file, check_data_folders=check_data_folders)
-    return report
-
-
-def scan_questions(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
-                   decode_images: bool = True) -> list[Question]:
-    """Validate, then return the questions sorted by domain and natural id order.
-
-    Raises :class:`ValidationError` (with every problem attached) if the tree has errors.
-    """
-    report = validate_tree(data_dir, questions_dir=questions_dir, decode_images=decode_images)
-    report.raise_for_errors()
-    return report.question_list

@@ -4,8 +4,8 @@
 SHA-256 checksums with ``MANIFEST.json`` (or a manifest the caller gives): nothing is
 downloaded. :func:`pull_s3` downloads the question tree or the release files, each checked
 against the manifest's sha256 before it is moved into place. The write side and the shared S3
-helpers are in :mod:`vmeval_hf.mirror`, the layout in :mod:`vmeval_hf.mirror_layout`; all S3
-calls go through :mod:`vmeval_hf.s3client`.
+helpers are in :mod:`vmeval_hf.s3.mirror`, the layout in :mod:`vmeval_hf.s3.layout`; all S3
+calls go through :mod:`vmeval_hf.s3.client`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .config import Settings
-from .errors import S3Error
-from .fsutil import sha256_file
+from .._shared.fs import sha256_file
+from ..config import Settings
+from ..errors import S3Error
+from ..release.release_manifest import Mismatch
+from .layout import MIRROR_MANIFEST, file_list, parse_date
 from .mirror import (
     DEFAULT_WORKERS,
     Progress,
@@ -25,8 +27,6 @@ from .mirror import (
     open_bucket,
     run_parallel,
 )
-from .mirror_layout import MANIFEST_NAME, file_list, parse_date
-from .release import Mismatch
 
 
 def verify_s3(
@@ -41,9 +41,9 @@ def verify_s3(
     """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
 
     ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
-    :func:`~vmeval_hf.mirror_layout.build_manifest_entries`); by default the prefix's own ``MANIFEST.json``,
+    :func:`~vmeval_hf.s3.layout.build_manifest_entries`); by default the prefix's own ``MANIFEST.json``,
     read here unless the caller passes it as ``manifest`` (from
-    :func:`~vmeval_hf.mirror.read_manifest`). Returns one
+    :func:`~vmeval_hf.s3.mirror.read_manifest`). Returns one
     :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.
     """
     d = parse_date(date)
@@ -51,7 +51,7 @@ def verify_s3(
     if manifest is None:
         manifest = manifest_at(bucket, d)
     problems: list[Mismatch] = []
-    manifest_key = f"{d}/{MANIFEST_NAME}"
+    manifest_key = f"{d}/{MIRROR_MANIFEST}"
     if manifest is None:
         problems.append(Mismatch(manifest_key, "no-manifest",
                                  f"{bucket.uri(manifest_key)} is missing: the prefix is unfinished or was never published"))
@@ -122,8 +122,8 @@ def pull_s3(
     bucket = open_bucket(settings, workers, client)
     manifest = manifest_at(bucket, d)
     if manifest is None:
-        raise S3Error(f"{bucket.uri(d + '/')} has no {MANIFEST_NAME}: nothing complete was published "
-                      "there (wrong --date, or an unfinished mirror: re-run it)", key=f"{d}/{MANIFEST_NAME}")
+        raise S3Error(f"{bucket.uri(d + '/')} has no {MIRROR_MANIFEST}: nothing complete was published "
+                      "there (wrong --date, or an unfinished mirror: re-run it)", key=f"{d}/{MIRROR_MANIFEST}")
     prefix = "release/" if release else "data/questions/"
     root = Path(dest) if release else Path(dest) / "questions"
     wanted = [e for e in manifest["files"] if e["key"].startswith(prefix)]
@@ -135,7 +135,7 @@ def pull_s3(
     for e in wanted:
         rel = PurePosixPath(e["key"][len(prefix):])
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise S3Error(f"{bucket.uri(d + '/' + MANIFEST_NAME)} lists an unsafe key {e['key']!r}; "
+            raise S3Error(f"{bucket.uri(d + '/' + MIRROR_MANIFEST)} lists an unsafe key {e['key']!r}; "
                           "refusing to write outside the destination", key=e["key"])
         jobs.append((f"{d}/{e['key']}", root.joinpath(*rel.parts), e))
 

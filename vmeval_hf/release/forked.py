@@ -23,7 +23,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .errors import BuildError
+from ..errors import BuildError
 
 T = TypeVar("T")
 

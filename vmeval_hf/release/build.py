@@ -7,8 +7,8 @@ Layout written (atomically: built in a temp folder beside ``out``, then moved in
     data/<domain>/test-00000-of-0000N.parquet   rows sorted by id; images embedded byte for byte
     vmeval_release.json                         sources, shards, files, content_sha256
 
-One pass: :class:`~vmeval_hf.questions.Checker` reads each file once to validate it and
-hands the same bytes to the domain's writer (:mod:`vmeval_hf.shards`), which hashes them
+One pass: :class:`~vmeval_hf.tree.checker.Checker` reads each file once to validate it and
+hands the same bytes to the domain's writer (:mod:`vmeval_hf.release.shards`), which hashes them
 and streams them into row groups of about 100 rows, so memory does not grow with the
 tree. If any question fails,
 nothing is moved into place: the temp folder is deleted and ``ValidationError`` lists
@@ -28,18 +28,14 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
+from .._shared.fs import parse_size, replace_dir, sha256_file
+from ..errors import BuildError, ConfigError
+from ..tree.checker import Checker
+from ..tree.dataset_manifest import ManifestEntries, read_manifest_entries
+from ..tree.model import Listed, Problem, resolve_questions_dir
+from ..tree.validate import tree_problems
 from .card import PreviewSource, load_renderer
-from .errors import BuildError, ConfigError
-from .fsutil import parse_size, replace_dir, sha256_file
-from .manifest import ManifestEntries, read_manifest_entries
-from .questions import (
-    Checker,
-    Listed,
-    Problem,
-    resolve_questions_dir,
-    tree_problems,
-)
-from .release import (
+from .release_manifest import (
     RELEASE_MANIFEST,
     SCHEMA,
     FileEntry,
@@ -121,7 +117,7 @@ def _workers(requested: int | None, sizes: dict[str, int]) -> int:
 
     ``sizes`` is the number of entries in each domain folder. A small tree (under
     :data:`PARALLEL_MIN_QUESTIONS` folders) is compiled in this process, and so is any tree
-    when this process runs other threads (see :func:`~vmeval_hf.forked.fork_available`).
+    when this process runs other threads (see :func:`~vmeval_hf.release.forked.fork_available`).
     """
     from .forked import fork_available
 
@@ -211,8 +207,8 @@ def _while_idle(qdir: Path, root: Path, domains: list[tuple[str, str]], early: _
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
     """Previews of each domain's first question folder in id order, or None if any cannot be drawn
     (the workers' findings decide what is wrong; the previews are drawn again from their results)."""
+    from ..tree.model import FINAL, FIRST, id_sort_key, question_name_re
     from .card import write_previews
-    from .questions import FINAL, FIRST, id_sort_key, question_name_re
 
     examples = {}
     try:
@@ -271,7 +267,7 @@ def build_release(
     frame's pixels (what ``vmeval-hf validate`` and ``publish`` do), at about a millisecond
     per frame.
     """
-    from .versions import validate_label
+    from ..versions import validate_label
 
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
     limit = parse_size(max_shard_size, "--max-shard-size")

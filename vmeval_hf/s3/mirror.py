@@ -1,5 +1,5 @@
 """The write side of the S3 mirror: copy a version to ``s3://<bucket>/<D>/`` (its layout and the
-local scan: :mod:`vmeval_hf.mirror_layout`; reading it back, verified: :mod:`vmeval_hf.mirror_read`).
+local scan: :mod:`vmeval_hf.s3.layout`; reading it back, verified: :mod:`vmeval_hf.s3.read`).
 
 It also holds the S3 helpers both sides share: a thread pool (:func:`run_parallel`), progress
 accounting (:class:`ProgressCounter`), :func:`open_bucket` and the manifest reads
@@ -12,7 +12,7 @@ thread pool: ``put_object`` with ``ChecksumSHA256`` and ``If-None-Match: *`` for
 s3transfer multipart for large ones. An object already present with the right sha256 counts as
 done; one with another sha256 is a conflict naming the key. ``MANIFEST.json`` goes last.
 
-All S3 calls and error translation live in :mod:`vmeval_hf.s3client`. The library never prints:
+All S3 calls and error translation live in :mod:`vmeval_hf.s3.client`. The library never prints:
 progress goes to an optional ``progress(files_done, bytes_done, files_total, bytes_total)`` callback.
 """
 
@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .config import Settings
-from .errors import ConfigError, IntegrityError, S3ConflictError, S3Error
-from .fsutil import canonical_json, parse_size, sha256_bytes
-from .mirror_layout import (
+from .._shared.fs import canonical_json, parse_size, sha256_bytes
+from ..config import Settings
+from ..errors import ConfigError, IntegrityError, S3ConflictError, S3Error
+from .client import S3Bucket, make_client
+from .layout import (
     KEEP_BODIES_BYTES,
-    MANIFEST_NAME,
     MANIFEST_SCHEMA,
+    MIRROR_MANIFEST,
     MIRRORED_DIRS,
     describe_differences,
     manifest_doc,
@@ -42,7 +43,6 @@ from .mirror_layout import (
     parse_date,
     scan,
 )
-from .s3client import S3Bucket, make_client
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def _get_json(bucket: S3Bucket, key: str, error: type[S3Error] | type[IntegrityE
 
 
 def manifest_at(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
-    key = f"{date}/{MANIFEST_NAME}"
+    key = f"{date}/{MIRROR_MANIFEST}"
     doc = _get_json(bucket, key, S3Error)
     if doc is None:
         return None
@@ -149,7 +149,7 @@ def read_manifest(*, settings: Settings, date: str, client: Any | None = None) -
 
 def read_release_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:
     """The release manifest mirrored under ``<D>/release/``, checked, or None if there is none."""
-    from .release import RELEASE_MANIFEST, SCHEMA, content_sha256
+    from ..release.release_manifest import RELEASE_MANIFEST, SCHEMA, content_sha256
 
     d = parse_date(date)
     bucket = open_bucket(settings, 1, client)
@@ -204,7 +204,7 @@ def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any]
         raise S3ConflictError(
             f"{where} already holds {held} (content {str(remote.get('content_sha256'))[:12]}); "
             f"refusing to write {want} there; {hint}",
-            uri=where, version=rv, key=f"{date}/{MANIFEST_NAME}",
+            uri=where, version=rv, key=f"{date}/{MIRROR_MANIFEST}",
         )
     keys, summary = describe_differences(remote.get("files") or [], doc["files"], date)
     raise S3ConflictError(
@@ -312,10 +312,10 @@ class _Mirror:
         d = self.date
         existing = self.bucket.list_sizes(f"{d}/")
         wanted = {self.key(e) for e in entries}
-        strays = sorted(k for k in existing if k not in wanted and k != f"{d}/{MANIFEST_NAME}")
+        strays = sorted(k for k in existing if k not in wanted and k != f"{d}/{MIRROR_MANIFEST}")
         if strays:
             raise S3ConflictError(
-                f"{self.bucket.uri(d + '/')} has no {MANIFEST_NAME} but holds {len(strays)} object(s) that "
+                f"{self.bucket.uri(d + '/')} has no {MIRROR_MANIFEST} but holds {len(strays)} object(s) that "
                 f"are not part of this mirror, e.g. {strays[0]}: an unfinished upload of other content; "
                 f"mirror to a new prefix with --date {next_date_suffix(d)}, or delete those objects",
                 key=strays[0], keys=strays,
@@ -331,7 +331,7 @@ class _Mirror:
 
     def put_manifest(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Write MANIFEST.json once; if another mirror wrote it first it must be the same."""
-        key = f"{self.date}/{MANIFEST_NAME}"
+        key = f"{self.date}/{MIRROR_MANIFEST}"
         body = canonical_json(doc).encode("utf-8")
         if self.bucket.put_once(key, body, sha256_bytes(body), content_type="application/json"):
             return doc
@@ -370,14 +370,14 @@ def mirror_version(
     unfinished one is completed, sending only what is missing. Raises S3ConflictError when the
     prefix holds another version or an object with other bytes. ``dry_run`` reads the remote
     state and reports what would be sent, writing nothing. ``client`` reuses a client from
-    :func:`vmeval_hf.s3client.make_client`.
+    :func:`vmeval_hf.s3.client.make_client`.
     """
     d = parse_date(date)
     data = Path(data_dir)
     if not data.is_dir():
         raise ConfigError(f"data folder {data} does not exist; pass --data-dir", path=data)
     if release_dir is not None:
-        from .release import load_release
+        from ..release.release_manifest import load_release
 
         rel = load_release(release_dir)
         if version is not None and version != rel["version"]:
@@ -395,7 +395,7 @@ def mirror_version(
     total_bytes = sum(e["size"] for e in entries)
     result = MirrorResult(
         uri=bucket.uri(f"{d}/data"), release_uri=bucket.uri(f"{d}/release") if release_dir else None,
-        manifest_uri=bucket.uri(f"{d}/{MANIFEST_NAME}"), date=d, files=len(entries), bytes=total_bytes,
+        manifest_uri=bucket.uri(f"{d}/{MIRROR_MANIFEST}"), date=d, files=len(entries), bytes=total_bytes,
         uploaded=0, skipped=0, already_complete=False, version=version, dry_run=dry_run, manifest=doc,
     )
     counter = ProgressCounter(progress, len(entries), total_bytes)

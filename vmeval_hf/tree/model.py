@@ -1,0 +1,141 @@
+"""What a question tree is made of: the file names, limits, :class:`Question`, :class:`Problem`
+and :class:`ValidationReport`, and the naming rules (``<domain>_task/<domain>_NNNN``).
+
+The checks live in :mod:`.checker`; :mod:`.validate` runs them over a whole tree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from ..errors import ValidationError
+from .png import MAX_PIXELS
+
+QUESTIONS = "questions"
+#: the dataset manifest, ``data/questions/vmeval_dataset.json``
+DATASET_MANIFEST = "vmeval_dataset.json"
+FIRST, FINAL, PROMPT, METADATA = "first_frame.png", "final_frame.png", "prompt.txt", "question_metadata.json"
+GOAL, VIDEO = "goal.txt", "ground_truth.mp4"
+KNOWN_FILES = {FIRST, FINAL, PROMPT, METADATA, GOAL, VIDEO}
+
+# \Z, not $: $ also matches before a trailing newline, so "chess_task\n" would pass.
+DOMAIN_DIR_RE = re.compile(r"^([a-z0-9_]+)_task\Z", re.ASCII)
+MAX_PROMPT_BYTES = 64 * 1024
+MAX_METADATA_BYTES = 1024 * 1024
+MAX_IMAGE_PIXELS = MAX_PIXELS
+MAX_PNG_BYTES = 64 * 1024 * 1024
+MAX_VIDEO_BYTES = 2 * 1024**3
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: ``path`` (as the user would type it), a stable ``code``, a message saying what to do."""
+
+    path: str
+    code: str
+    message: str
+    severity: Severity = "error"
+    question: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "code": self.code, "message": self.message, "severity": self.severity}
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question folder, read and checked."""
+
+    id: str
+    domain: str
+    prompt: str
+    source_path: str  # "chess_task/chess_0000", relative to data/questions
+    folder: Path
+    first_frame: Path
+    final_frame: Path | None = None
+    difficulty: str | None = None
+    task_category: str | None = None
+    goal: str | None = None
+    ground_truth_video: Path | None = None
+    metadata_text: str | None = None
+    metadata: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+class Listed(NamedTuple):
+    """What tree-wide checks need of a question (a few hundred bytes, where a Question is kilobytes)."""
+
+    id: str
+    domain: str
+    difficulty: str | None
+    source_path: str
+
+
+def listing(q: Question) -> Listed:
+    return Listed(q.id, q.domain, q.difficulty, q.source_path)
+
+
+@dataclass
+class ValidationReport:
+    questions_dir: Path
+    problems: list[Problem] = field(default_factory=list)
+    question_list: list[Question] = field(default_factory=list)
+    #: every folder with a valid question name, valid content or not: id -> "domain_task/id"
+    folders: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def questions(self) -> int:
+        return len(self.question_list)
+
+    def grouped(self) -> dict[str, list[Problem]]:
+        """Problems grouped by question (or by path for problems outside a question)."""
+        groups: dict[str, list[Problem]] = defaultdict(list)
+        for p in self.problems:
+            groups[p.question or p.path].append(p)
+        return dict(groups)
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            first = self.errors[0]
+            more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            raise ValidationError(
+                f"{first.path}: {first.message}{more}; run `vmeval-hf validate` to list every problem",
+                problems=self.problems,
+                path=first.path,
+            )
+
+
+def resolve_questions_dir(data_dir: str | Path | None = None, questions_dir: str | Path | None = None) -> Path:
+    """``questions_dir`` if given, else ``<data_dir>/questions`` (``data_dir`` defaults to ``data``)."""
+    if questions_dir is not None:
+        return Path(questions_dir)
+    return Path(data_dir if data_dir is not None else "data") / QUESTIONS
+
+
+def question_name_re(domain: str) -> re.Pattern[str]:
+    """A question folder's name: ``<domain>_NNNN``, 4+ ASCII digits."""
+    return re.compile(rf"^{re.escape(domain)}_[0-9]{{4,}}\Z", re.ASCII)
+
+
+def id_sort_key(qid: str) -> tuple[str, int, str]:
+    """Natural order: ``chess_9999`` before ``chess_10000``."""
+    prefix, _, num = qid.rpartition("_")
+    return (prefix, int(num) if num.isdigit() else -1, qid)
+
+
