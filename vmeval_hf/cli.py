@@ -3,7 +3,14 @@
 Each command parses options, calls one public library function and renders the
 result (human text, or JSON with ``--json``). Errors become one ``ERROR: ...``
 line and an exit code, in one place (:class:`_Group.invoke`); tracebacks only
-with ``--debug``. Heavy libraries are imported inside the commands that need them.
+with ``--debug``.
+
+Start-up: each command imports its own stage inside the command (the lines marked
+``# start-up``). Importing every stage up front costs 160-200 ms more for every command
+(measured with ``python -X importtime``: publish with the Hub and S3 clients ~60-110 ms,
+sandbox ~100 ms, build ~65 ms, versions ~50 ms, generate ~45 ms), so ``vmeval-hf validate``
+would pay for boto3 and huggingface_hub it never uses. These are the package's only
+function-level imports of its own modules (tests/test_layout.py).
 """
 
 from __future__ import annotations
@@ -11,15 +18,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ._shared.fs import parse_size
 from ._shared.meta import __version__
 from .config import Settings
-from .errors import VmevalError
+from .errors import ConfigError, VmevalError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -102,8 +112,6 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except VmevalError as exc:
             if (ctx.obj or {}).get("debug"):
-                import traceback
-
                 echo("".join(traceback.format_exception(exc)), err=True)
             echo(f"ERROR: {exc}", err=True)
             ctx.exit(exc.exit_code)
@@ -122,8 +130,6 @@ class _Size(click.ParamType):
     name = "size"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        from ._shared.fs import parse_size
-
         try:
             return parse_size(value, "the value")
         except VmevalError as exc:
@@ -171,7 +177,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @json_option
 def validate(data_dir: Path, as_json: bool) -> None:
     """Check the question tree; list every problem; exit 1 if any."""
-    from .tree.validate import validate_tree
+    from .tree.validate import validate_tree  # start-up: see the module docstring
 
     report = validate_tree(data_dir)
     emit(as_json, [p.as_dict() for p in report.problems], lambda: _print_report(report))
@@ -197,7 +203,7 @@ def _print_report(report: Any) -> None:
 @json_option
 def manifest(data_dir: Path, check: bool, as_json: bool) -> None:
     """Write vmeval_dataset.json from the folders, or check it is in sync."""
-    from .tree.manifest_sync import check_manifest, write_manifest
+    from .tree.manifest_sync import check_manifest, write_manifest  # start-up
 
     if check:
         problems = check_manifest(data_dir)
@@ -214,7 +220,7 @@ def manifest(data_dir: Path, check: bool, as_json: bool) -> None:
 
 
 def _default_version(data_dir: Path) -> str:
-    from .versions import VersionLog
+    from .versions import VersionLog  # start-up
 
     return VersionLog(data_dir=data_dir).next_version()
 
@@ -234,7 +240,7 @@ def _default_version(data_dir: Path) -> str:
 def build(ctx: click.Context, data_dir: Path, out: Path | None, version: str | None, repo: str | None,
           max_shard_size: int, workers: int | None, as_json: bool) -> None:
     """Compile the release folder: Parquet shards, dataset card, vmeval_release.json."""
-    from .release.build import build_release
+    from .release.build import build_release  # start-up
 
     settings = _settings(ctx)
     result = build_release(data_dir, out, version=version or _default_version(data_dir),
@@ -270,7 +276,7 @@ class _Bars:
         if not self.enabled:
             return
         if self.bar is None:
-            from tqdm import tqdm
+            from tqdm import tqdm  # start-up: only a transfer on a terminal draws a bar
 
             self.bar = tqdm(total=bytes_total, unit="B", unit_scale=True, desc="upload", leave=False)
         self.bar.n = bytes_done
@@ -311,7 +317,7 @@ def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: 
             repo: str | None, bucket: str | None, no_hub: bool, no_s3: bool, dry_run: bool, force: bool,
             max_shard_size: int, as_json: bool) -> None:
     """Validate, build, publish to the Hub, mirror to S3, verify both, and log."""
-    from .publish import publish_version
+    from .publish import publish_version  # start-up
 
     settings = _settings(ctx).with_(s3_bucket=bucket)
     bars = _Bars(_show_progress(as_json))
@@ -348,7 +354,7 @@ def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: 
 @click.pass_context
 def verify(ctx: click.Context, version: str, data_dir: Path, as_json: bool) -> None:
     """Check version V's Hub revision and S3 prefix against its recorded manifest."""
-    from .publish import verify_version
+    from .publish import verify_version  # start-up
 
     problems = verify_version(version, settings=_settings(ctx), data_dir=data_dir)
     emit(as_json, {"version": version, "ok": not problems, "mismatches": [p.as_dict() for p in problems]},
@@ -369,7 +375,7 @@ def verify(ctx: click.Context, version: str, data_dir: Path, as_json: bool) -> N
 def pull(ctx: click.Context, version: str, source: str, dest: Path | None, release: bool, data_dir: Path,
          as_json: bool) -> None:
     """Download a published version, verifying every sha256."""
-    from .publish import pull_version
+    from .publish import pull_version  # start-up
 
     result = pull_version(version, settings=_settings(ctx), source=source, dest=dest or Path(f"vmeval-{version}"),
                           release=release, data_dir=data_dir)
@@ -388,29 +394,19 @@ def pull(ctx: click.Context, version: str, source: str, dest: Path | None, relea
 def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | None, log_entry: bool,
          version: str | None, as_json: bool) -> None:
     """Mirror the data tree to S3 only (the original s3_sync.py)."""
-    from .s3.mirror import mirror_version
-    from .versions import VersionLog
+    from .publish import sync_data_tree  # start-up
 
-    settings = _settings(ctx).with_(s3_bucket=bucket)
-    log = VersionLog(data_dir=data_dir)
-    if log_entry:  # read the log before uploading: a corrupt log or a taken version stops us here
-        version = version or log.next_version()
-        if log.get(version) is not None:
-            from .errors import VersionConflictError
-
-            raise VersionConflictError(f"version {version} is already in the version log {log.path}; pass "
-                                       f"--version {log.next_version()} (the next free one)", version=version)
     bars = _Bars(_show_progress(as_json))
     try:
-        result = mirror_version(data_dir, settings=settings, date=date, progress=bars.transfer)
+        synced = sync_data_tree(data_dir, settings=_settings(ctx).with_(s3_bucket=bucket), date=date,
+                                log_entry=log_entry, version=version, progress=bars.transfer)
     finally:
         bars.close()
+    result = synced.mirror
     out: dict[str, Any] = {"s3_uri": result.uri, "files": result.files, "bytes": result.bytes,
                            "uploaded": result.uploaded, "skipped": result.skipped}
-    if log_entry:
-        out["entry"] = log.append({"version": version, "date": result.date,
-                                   "s3_uri": result.uri, "size_mb": round(result.bytes / 2**20, 3),
-                                   "files": result.files})
+    if synced.entry is not None:
+        out["entry"] = synced.entry
     emit(as_json, out, lambda: echo(f"mirrored {result.files} files ({result.bytes / 2**20:.1f} MB) to "
                                     f"{result.uri} ({result.uploaded} uploaded, {result.skipped} already there)"))
 
@@ -422,7 +418,7 @@ def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | Non
 @json_option
 def versions(action: str, version: str | None, data_dir: Path, as_json: bool) -> None:
     """Read the version log: summary, latest, or show V."""
-    from .versions import VersionLog
+    from .versions import VersionLog  # start-up
 
     log = VersionLog(data_dir=data_dir)
     if action == "summary":
@@ -439,8 +435,6 @@ def versions(action: str, version: str | None, data_dir: Path, as_json: bool) ->
         raise click.UsageError("`versions show` needs a version, e.g. `vmeval-hf versions show 1.0`")
     found = log.get(version)
     if found is None:
-        from .errors import ConfigError
-
         raise ConfigError(f"version {version} is not in {log.path}; see `vmeval-hf versions summary`")
     emit(as_json, found, lambda: echo("\n".join(_summary_lines(dict(found)))))
 
@@ -455,9 +449,7 @@ def versions(action: str, version: str | None, data_dir: Path, as_json: bool) ->
 @click.option("--s3-port", type=int, default=0, help="S3 server port (default: any free port).")
 def sandbox(root: Path, hub_port: int, s3_port: int) -> None:
     """Run a local Hub-compatible server and S3 (moto) on 127.0.0.1 until Ctrl-C."""
-    import time
-
-    from .sandbox.local import Sandbox
+    from .sandbox.local import Sandbox  # start-up
 
     with Sandbox(root, hub_port=hub_port, s3_port=s3_port) as box:
         click.echo("# sandbox running on 127.0.0.1; in another shell:")
@@ -478,7 +470,7 @@ def sandbox(root: Path, hub_port: int, s3_port: int) -> None:
 @json_option
 def demo(workdir: Path, pairs_per_domain: int, as_json: bool) -> None:
     """The whole flow on the sandbox: create, publish 1.0, change, publish 1.1, load both back, verify."""
-    from .demo import run_demo
+    from .demo import run_demo  # start-up
 
     bars = _Bars(not as_json)
     report = run_demo(workdir, pairs_per_domain=pairs_per_domain, progress=bars.stage)
@@ -504,7 +496,7 @@ def demo(workdir: Path, pairs_per_domain: int, as_json: bool) -> None:
 def create(pairs_per_domain: int, domains: tuple[str, ...], more_domains: tuple[str, ...], output_dir: Path,
            seed: int, difficulty: str, overwrite: bool, as_json: bool) -> None:
     """Generate checked puzzle questions (chess, maze, sudoku, rotation, raven) and the manifest."""
-    from .generate import DOMAINS, create_dataset
+    from .generate import DOMAINS, create_dataset  # start-up
 
     if more_domains and not domains:
         raise click.UsageError(f"unexpected argument {more_domains[0]!r}; list domains after --domains")

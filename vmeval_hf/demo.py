@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, VerifyError
+from .generate import create_dataset
+from .publish import publish_version, verify_version
+from .sandbox.local import Sandbox, moto_server
+from .tree.manifest_sync import write_manifest
 
 MARKER = ".vmeval-demo"
 
@@ -82,10 +86,6 @@ def _load_back(env: dict[str, str], repo: str, revisions: list[str], cache: Path
 def run_demo(workdir: str | Path = "vmeval-demo", *, pairs_per_domain: int = 3,
              progress: Callable[[str, str], None] | None = None) -> dict[str, Any]:
     """Run the demo in ``workdir``; return a report (``lines`` holds the human-readable text)."""
-    from .generate import create_dataset
-    from .publish import publish_version, verify_version
-    from .sandbox.local import Sandbox, moto_server
-    from .tree.manifest_sync import write_manifest
 
     def stage(name: str, detail: str) -> None:
         if progress is not None:

@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._shared.meta import __version__
+from ._shared.fs import canonical_json, sha256_bytes
+from ._shared.labels import validate_label
+from ._shared.meta import TOOL
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -29,8 +31,13 @@ from .errors import (
     VerifyError,
     VersionConflictError,
 )
-from .release.release_manifest import Mismatch, ReleaseManifest, load_release
-from .versions import VersionLog, validate_label
+from .hub import HubResult, publish_to_hub, pull_hub, remote_manifest, verify_hub
+from .release.build import BuildResult, build_release
+from .release.release_manifest import RELEASE_MANIFEST, Mismatch, ReleaseManifest, load_release
+from .s3.layout import MIRROR_MANIFEST, build_manifest_entries, next_date_suffix, parse_date
+from .s3.mirror import MirrorResult, mirror_version, read_manifest, read_release_manifest
+from .s3.read import pull_s3, verify_s3
+from .versions import VersionLog
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +54,8 @@ class PublishResult:
     domains: dict[str, int]
     files: int
     size_bytes: int
-    hub: Any = None  # hub.HubResult
-    s3: Any = None  # mirror.MirrorResult
+    hub: HubResult | None = None
+    s3: MirrorResult | None = None
     entry: dict[str, Any] | None = None  # the version-log entry (written only with log=True)
     noop: bool = False
     dry_run: bool = False
@@ -83,92 +90,138 @@ def publish_version(
     progress: StageProgress | None = None,
     s3_progress: Callable[[int, int, int, int], None] | None = None,
 ) -> PublishResult:
-    """Publish the question tree at ``data_dir`` as ``version`` (default: next minor after the latest logged).
+    """Publish the question tree at ``data_dir`` as ``version``: validate, build, Hub, S3, verify, log.
+
+    ``settings``: endpoints and credentials (:meth:`Settings.from_env`). ``version``: the label
+    (default: the next minor after the latest logged). ``log_entry``: append the version to the
+    log once both sides verify. ``date``: the S3 prefix ``YYYYMMDD[-suffix]`` (default: today,
+    UTC). ``repo_id``: the Hub repo (default ``settings.hf_repo``). ``hub`` / ``s3``: which sides
+    to publish. ``dry_run``: build in a temp folder and return the plan; nothing remote.
+    ``force``: replace a version published with other content. ``out``: the release folder
+    (default ``<data_dir>/releases/<version>``). ``max_shard_size``: the largest Parquet shard.
+    ``progress``: optional ``(stage, detail)`` callback; ``s3_progress``: optional
+    ``(files_done, bytes_done, files_total, bytes_total)`` callback for the upload.
 
     Raises a :class:`VmevalError` naming the failed side; the log is untouched then.
     """
-    from .release.build import build_release
-
     if not hub and not s3:
         raise ConfigError("--no-hub and --no-s3 together publish nothing; drop one of them")
     data = Path(data_dir)
     versions = VersionLog(data_dir=data)
-    version = validate_label(version or versions.next_version())  # it names a tag, a folder, a log entry
-    repo = repo_id or settings.hf_repo
-    logged = versions.get(version)
-
-    _stage(progress, "validate", str(data))
-    tmp_out = Path(tempfile.mkdtemp(prefix="vmeval-dry-run-")) if dry_run else None
-    try:
-        _stage(progress, "build", f"version {version}")
-        # the gate before anything leaves the machine: decode every frame's pixels, not only its structure
-        built = build_release(data, tmp_out or out, version=version, repo_id=repo, max_shard_size=max_shard_size,
-                              decode_images=True)
-        manifest = built.manifest
-        result = PublishResult(version, None if dry_run else built.out, built.content_sha256, built.questions,
-                               built.domains, len(manifest["files"]) + 1, built.size_bytes, dry_run=dry_run)
-        if logged is not None:
-            if logged.get("content_sha256") == built.content_sha256 and not force:
-                result.noop, result.entry = True, dict(logged)
-                _stage(progress, "log", f"version {version} is already published with this content")
-                return result
-            if logged.get("content_sha256") != built.content_sha256 and not force:
-                raise VersionConflictError(
-                    f"version {version} is already logged with different content "
-                    f"(sha256:{str(logged.get('content_sha256'))[:12]}); publish as {versions.next_version()}, "
-                    "or pass --force to replace it", version=version)
-        if dry_run:
-            result.plan = _plan(settings, data, built, repo, date, hub, s3)
-            return result
-    finally:
-        if tmp_out is not None:
-            shutil.rmtree(tmp_out, ignore_errors=True)
-
-    from .s3.layout import parse_date
-    from .s3.mirror import mirror_version
-
-    day = parse_date(date or _date_from_uri((logged or {}).get("s3_uri")))
-    if s3:  # a taken prefix is known before anything is sent: refuse before the Hub is touched
-        _check_prefix_free(settings, day, version, built.content_sha256)
-    if hub:
-        from .hub import publish_to_hub
-
-        _stage(progress, "hub", f"{repo}@{version}")
-        result.hub = publish_to_hub(built.out, settings=settings, repo_id=repo, force=force)
-    if s3:
-        _stage(progress, "s3", f"s3://{settings.s3_bucket}/{day}/")
-        hub_info = ({"repo": repo, "revision": version, "commit": result.hub.commit} if result.hub else None)
-        result.s3 = mirror_version(data, settings=settings, date=day, release_dir=built.out, version=version,
-                                   content_sha256=built.content_sha256, hub=hub_info, progress=s3_progress)
-    _stage(progress, "verify", "both sides against the release manifest")
-    problems = _verify_sides(settings, manifest, repo=repo if hub else None,
-                             commit=result.hub.commit if result.hub else None, date=day if s3 else None)
-    if problems:
-        raise VerifyError(_verify_message(version, problems), mismatches=problems, version=version)
-    entry = _entry(result, settings, day if s3 else None)
-    if log_entry:
-        _stage(progress, "log", str(versions.path))
-        try:
-            entry = versions.append(entry, replace=logged is not None)
-        except VersionConflictError:
-            # Another publisher of this version logged it while this one ran. The same content
-            # is the same release (both sides just verified): nothing left to do.
-            now = versions.get(version)
-            if now is None or now.get("content_sha256") != built.content_sha256:
-                raise VersionConflictError(
-                    f"version {version} was logged with other content by another publisher while this one "
-                    f"ran; see `vmeval-hf versions show {version}` and publish this content as "
-                    f"{versions.next_version()}", version=version) from None
-            result.noop, entry = True, dict(now)
-    result.entry = entry
+    job = _Publish(settings=settings, data=data, versions=versions,
+                   version=validate_label(version or versions.next_version()),  # a tag, a folder, a log entry
+                   repo=repo_id or settings.hf_repo, hub=hub, s3=s3, force=force, progress=progress)
+    built, result = job.build_and_check(out=out, max_shard_size=max_shard_size, dry_run=dry_run, date=date)
+    if result.noop or result.dry_run:
+        return result
+    day = parse_date(date or _date_from_uri((job.logged or {}).get("s3_uri")))
+    job.push(result, built, day, s3_progress)
+    job.verify_and_log(result, built, day, log_entry)
     return result
+
+
+@dataclass
+class _Publish:
+    """One run of :func:`publish_version`, in its three phases: build and check, push, verify and log."""
+
+    settings: Settings
+    data: Path
+    versions: VersionLog
+    version: str
+    repo: str
+    hub: bool
+    s3: bool
+    force: bool
+    progress: StageProgress | None
+    logged: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        found = self.versions.get(self.version)
+        self.logged = dict(found) if found is not None else None
+
+    def build_and_check(self, *, out: str | Path | None, max_shard_size: str | int, dry_run: bool,
+                        date: str | None) -> tuple[BuildResult, PublishResult]:
+        """Build the release (in a temp folder for a dry run) and hold it against the log."""
+        _stage(self.progress, "validate", str(self.data))
+        tmp_out = Path(tempfile.mkdtemp(prefix="vmeval-dry-run-")) if dry_run else None
+        try:
+            _stage(self.progress, "build", f"version {self.version}")
+            # the gate before anything leaves the machine: decode every frame's pixels, not only its structure
+            built = build_release(self.data, tmp_out or out, version=self.version, repo_id=self.repo,
+                                  max_shard_size=max_shard_size, decode_images=True)
+            manifest = built.manifest
+            result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
+                                   built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
+                                   dry_run=dry_run)
+            self._against_log(result)
+            if dry_run and not result.noop:
+                result.plan = _plan(self.settings, self.data, built, self.repo, date, self.hub, self.s3)
+            return built, result
+        finally:
+            if tmp_out is not None:
+                shutil.rmtree(tmp_out, ignore_errors=True)
+
+    def _against_log(self, result: PublishResult) -> None:
+        """Same content already logged: a no-op. Other content: refused unless ``force``."""
+        logged = self.logged
+        if logged is None or self.force:
+            return
+        if logged.get("content_sha256") == result.content_sha256:
+            result.noop, result.entry = True, dict(logged)
+            _stage(self.progress, "log", f"version {self.version} is already published with this content")
+            return
+        raise VersionConflictError(
+            f"version {self.version} is already logged with different content "
+            f"(sha256:{str(logged.get('content_sha256'))[:12]}); publish as {self.versions.next_version()}, "
+            "or pass --force to replace it", version=self.version)
+
+    def push(self, result: PublishResult, built: BuildResult, day: str,
+             s3_progress: Callable[[int, int, int, int], None] | None) -> None:
+        """The Hub commit + tag, then the S3 mirror (a taken prefix is refused before either)."""
+        if self.s3:  # a taken prefix is known before anything is sent: refuse before the Hub is touched
+            _check_prefix_free(self.settings, day, self.version, built.content_sha256)
+        if self.hub:
+            _stage(self.progress, "hub", f"{self.repo}@{self.version}")
+            result.hub = publish_to_hub(built.out, settings=self.settings, repo_id=self.repo, force=self.force)
+        if self.s3:
+            _stage(self.progress, "s3", f"s3://{self.settings.s3_bucket}/{day}/")
+            hub_info = ({"repo": self.repo, "revision": self.version, "commit": result.hub.commit}
+                        if result.hub else None)
+            result.s3 = mirror_version(self.data, settings=self.settings, date=day, release_dir=built.out,
+                                       version=self.version, content_sha256=built.content_sha256, hub=hub_info,
+                                       progress=s3_progress)
+
+    def verify_and_log(self, result: PublishResult, built: BuildResult, day: str, log_entry: bool) -> None:
+        """Both sides against the release manifest; then, with ``log_entry``, the log line."""
+        _stage(self.progress, "verify", "both sides against the release manifest")
+        problems = _verify_sides(self.settings, built.manifest, repo=self.repo if self.hub else None,
+                                 commit=result.hub.commit if result.hub else None, date=day if self.s3 else None)
+        if problems:
+            raise VerifyError(_verify_message(self.version, problems), mismatches=problems, version=self.version)
+        entry = _entry(result, day if self.s3 else None)
+        if log_entry:
+            _stage(self.progress, "log", str(self.versions.path))
+            try:
+                entry = dict(self.versions.append(entry, replace=self.logged is not None))
+            except VersionConflictError:
+                entry = self._logged_meanwhile(result)
+        result.entry = entry
+
+    def _logged_meanwhile(self, result: PublishResult) -> dict[str, Any]:
+        """Another publisher of this version logged it while this one ran. The same content is the
+        same release (both sides just verified): nothing left to do; other content is a conflict."""
+        now = self.versions.get(self.version)
+        if now is None or now.get("content_sha256") != result.content_sha256:
+            raise VersionConflictError(
+                f"version {self.version} was logged with other content by another publisher while this one "
+                f"ran; see `vmeval-hf versions show {self.version}` and publish this content as "
+                f"{self.versions.next_version()}", version=self.version) from None
+        result.noop = True
+        return dict(now)
 
 
 def _check_prefix_free(settings: Settings, day: str, version: str, content: str) -> None:
     """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content."""
-    from .s3.layout import next_date_suffix
-    from .s3.mirror import read_manifest
-
     held = read_manifest(settings=settings, date=day)
     if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
         return
@@ -178,10 +231,10 @@ def _check_prefix_free(settings: Settings, day: str, version: str, content: str)
         f"{where} already holds {what} (content {str(held.get('content_sha256'))[:12]}); refusing to write "
         f"version {version} there: a published prefix is never overwritten; publish with "
         f"--date {next_date_suffix(day)} (any YYYYMMDD-<suffix> works)",
-        uri=where, version=held.get("version"), key=f"{day}/MANIFEST.json")
+        uri=where, version=held.get("version"), key=f"{day}/{MIRROR_MANIFEST}")
 
 
-def _entry(result: PublishResult, settings: Settings, day: str | None) -> dict[str, Any]:
+def _entry(result: PublishResult, day: str | None) -> dict[str, Any]:
     hub = result.hub
     return {
         "version": result.version,
@@ -198,14 +251,12 @@ def _entry(result: PublishResult, settings: Settings, day: str | None) -> dict[s
         "questions": result.questions,
         "domains": dict(result.domains),
         "content_sha256": result.content_sha256,
-        "tool": f"vmeval-hf {__version__}",
+        "tool": TOOL,
     }
 
 
 def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | None, hub: bool,
           s3: bool) -> list[str]:
-    from .s3.layout import build_manifest_entries, parse_date
-
     lines = []
     manifest: ReleaseManifest = built.manifest
     if hub:
@@ -217,7 +268,7 @@ def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | Non
         size = sum(e["size"] for e in entries)
         lines.append(f"s3: {len(entries)} data files ({size / 1e6:.1f} MB) to s3://{settings.s3_bucket}/{day}/data/, "
                      f"{len(manifest['files']) + 1} release files to s3://{settings.s3_bucket}/{day}/release/, "
-                     f"then s3://{settings.s3_bucket}/{day}/MANIFEST.json")
+                     f"then s3://{settings.s3_bucket}/{day}/{MIRROR_MANIFEST}")
     return lines
 
 
@@ -225,19 +276,14 @@ def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | 
                   date: str | None) -> list[Mismatch]:
     problems: list[Mismatch] = []
     if repo:
-        from .hub import verify_hub
-
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
                                expected_commit=commit)
     if date:
-        from .s3.mirror import read_manifest
-        from .s3.read import verify_s3
-
         remote = read_manifest(settings=settings, date=date)
         problems += verify_s3(settings=settings, date=date, manifest=remote)  # one GET of MANIFEST.json
         remote = remote or {}
         if remote.get("content_sha256") != manifest["content_sha256"]:
-            problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/MANIFEST.json", "sha256",
+            problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/{MIRROR_MANIFEST}", "sha256",
                                      "content_sha256 differs from the release"))
         if remote:
             problems += _s3_against_release(settings, date, remote, manifest)
@@ -271,10 +317,17 @@ def _verify_message(version: str, problems: list[Mismatch]) -> str:
 
 
 def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "data") -> list[Mismatch]:
-    """Check the logged version's Hub revision and S3 prefix; return every difference (empty = verified)."""
+    """Check the logged ``version``'s Hub revision and S3 prefix; return every difference (empty = verified).
+
+    ``settings``: endpoints and credentials. ``data_dir``: the data tree whose log names the
+    version. A data-tree mirror logged by :func:`sync_data_tree` is checked against its prefix's
+    ``MANIFEST.json`` and the hash of that manifest recorded in the log.
+    """
     entry = VersionLog(data_dir=Path(data_dir)).get(version)
     if entry is None:
         raise ConfigError(f"version {version} is not in the version log; see `vmeval-hf versions summary`")
+    if _tree_only(entry):
+        return _verify_tree_mirror(settings, entry)
     expected = _recorded_manifest(settings, entry, Path(data_dir))
     problems: list[Mismatch] = []
     if expected is None:
@@ -291,7 +344,7 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
 def _recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path) -> ReleaseManifest | None:
     """The release manifest of a logged version: local copy, else the Hub at the logged commit, else S3."""
     local = data_dir / "releases" / entry["version"]
-    if (local / "vmeval_release.json").is_file():
+    if (local / RELEASE_MANIFEST).is_file():
         try:
             m = load_release(local)
             if m["content_sha256"] == entry.get("content_sha256"):
@@ -299,8 +352,6 @@ def _recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path
         except Exception:  # a damaged local copy is not evidence; fall through to the remotes
             log.debug("local release copy unusable", exc_info=True)
     if entry.get("hf_commit") and entry.get("hf_repo"):
-        from .hub import remote_manifest
-
         try:
             m = remote_manifest(settings, entry["hf_repo"], entry["hf_commit"])
         except HubNotFoundError:
@@ -309,21 +360,22 @@ def _recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path
             return m
     day = _date_from_uri(entry.get("s3_uri"))
     if day:
-        from .s3.mirror import read_release_manifest
-
         return read_release_manifest(settings=settings, date=day)  # type: ignore[no-any-return]
     return None
 
 
 def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: str | Path,
                  release: bool = False, data_dir: str | Path = "data") -> dict[str, Any]:
-    """Download a logged version (S3: the question tree, or the release with ``release``; Hub: the release)."""
+    """Download a logged ``version`` into ``dest``, every sha256 checked.
+
+    ``source``: ``"s3"`` (the question tree, or the release files with ``release``) or ``"hub"``
+    (the release at the logged commit). ``settings``: endpoints and credentials. ``data_dir``:
+    the data tree whose log names the version.
+    """
     entry = VersionLog(data_dir=Path(data_dir)).get(version)
     if entry is None:
         raise ConfigError(f"version {version} is not in the version log; see `vmeval-hf versions summary`")
     if source == "hub":
-        from .hub import pull_hub
-
         if not entry.get("hf_repo"):
             raise ConfigError(f"version {version} was not published to the Hub; pull it with --from s3")
         # The logged commit, not the tag: a tag can be moved, a commit's content cannot change.
@@ -338,9 +390,6 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
     day = _date_from_uri(entry.get("s3_uri"))
     if not day:
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
-    from .s3.mirror import read_manifest
-    from .s3.read import pull_s3
-
     expected = _recorded_manifest(settings, entry, Path(data_dir))
     remote = read_manifest(settings=settings, date=day) if expected is not None else None
     if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
@@ -351,3 +400,68 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
                                  key=wrong[0].where)
     r = pull_s3(settings=settings, date=day, dest=Path(dest), release=release)
     return {"dest": str(dest), "files": r.files, "bytes": r.bytes, "source": "s3"}
+
+
+# -- the data tree alone (the seed's s3_sync.py) ----------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    mirror: MirrorResult
+    entry: dict[str, Any] | None = None  # the version-log entry, with ``log_entry=True``
+
+
+def sync_data_tree(data_dir: str | Path = "data", *, settings: Settings, date: str | None = None,
+                   log_entry: bool = False, version: str | None = None,
+                   progress: Callable[[int, int, int, int], None] | None = None) -> SyncResult:
+    """Mirror the data tree alone (questions, outputs, evaluations) to ``s3://<bucket>/<date>/``.
+
+    ``data_dir``: the data tree. ``settings``: endpoints and credentials. ``date``: the prefix
+    (default: today, UTC). ``log_entry``: once the prefix verifies against its ``MANIFEST.json``,
+    log it as ``version`` (default: the next minor), with the manifest's hash so that
+    :func:`verify_version` can check it later. ``progress``: as for :func:`publish_version`.
+    A taken version is refused before anything is uploaded.
+    """
+    data = Path(data_dir)
+    versions = VersionLog(data_dir=data)
+    if log_entry:  # read the log before uploading: a corrupt log or a taken version stops us here
+        version = validate_label(version or versions.next_version())
+        if versions.get(version) is not None:
+            raise VersionConflictError(f"version {version} is already in the version log {versions.path}; pass "
+                                       f"--version {versions.next_version()} (the next free one)", version=version)
+    mirrored = mirror_version(data, settings=settings, date=date, progress=progress)
+    result = SyncResult(mirrored)
+    if log_entry:
+        assert version is not None
+        remote = read_manifest(settings=settings, date=mirrored.date)
+        problems = verify_s3(settings=settings, date=mirrored.date, manifest=remote)
+        if problems:
+            raise VerifyError(_verify_message(version, problems), mismatches=problems, version=version)
+        result.entry = dict(versions.append({
+            "version": version, "date": mirrored.date, "s3_uri": mirrored.uri,
+            "size_mb": round(mirrored.bytes / 2**20, 3), "files": mirrored.files,
+            "mirror_manifest_sha256": _manifest_hash(remote or {})}))
+    return result
+
+
+def _manifest_hash(doc: dict[str, Any]) -> str:
+    return sha256_bytes(canonical_json(doc).encode("utf-8"))
+
+
+def _tree_only(entry: dict[str, Any]) -> bool:
+    """A data-tree mirror: an S3 prefix with no release (no content hash, no Hub side)."""
+    return bool(entry.get("s3_uri")) and not entry.get("content_sha256") and not entry.get("hf_commit")
+
+
+def _verify_tree_mirror(settings: Settings, entry: dict[str, Any]) -> list[Mismatch]:
+    """The prefix's objects against its ``MANIFEST.json``, and that manifest against the log's hash."""
+    day = _date_from_uri(entry.get("s3_uri"))
+    where = f"s3://{settings.s3_bucket}/{day}/{MIRROR_MANIFEST}"
+    if day is None:
+        return [Mismatch(str(entry.get("s3_uri")), "missing", "the log's s3_uri is not s3://<bucket>/<date>/data")]
+    remote = read_manifest(settings=settings, date=day)
+    problems = verify_s3(settings=settings, date=day, manifest=remote)
+    recorded = entry.get("mirror_manifest_sha256")
+    if remote is not None and recorded and _manifest_hash(remote) != recorded:
+        problems.append(Mismatch(where, "sha256", "MANIFEST.json differs from the one the log recorded"))
+    return problems

@@ -267,7 +267,7 @@ def build_release(
     frame's pixels (what ``vmeval-hf validate`` and ``publish`` do), at about a millisecond
     per frame.
     """
-    from ..versions import validate_label
+    from .._shared.labels import validate_label
 
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
     limit = parse_size(max_shard_size, "--max-shard-size")

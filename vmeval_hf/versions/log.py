@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,16 +31,15 @@ from typing import IO, Any, NoReturn, TypedDict
 
 from filelock import FileLock, Timeout
 
-from ._shared.fs import atomic_write_json, canonical_json
-from .errors import ConfigError, VersionConflictError, VersionLogError
+from .._shared.fs import atomic_write_json, canonical_json
+from .._shared.labels import next_after, validate_label
+from .._shared.meta import TOOL
+from ..errors import ConfigError, VersionConflictError, VersionLogError
 
 SCHEMA = 1
 DEFAULT_LOG_PATH = Path("data") / "data_logging" / "version_log.json"
 LOCK_TIMEOUT = 60.0
 
-_NUMERIC_RE = re.compile(r"^([0-9]+)\.([0-9]+)(?:\.([0-9]+))?\Z")
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
-_MAX_LABEL = 128
 _FIX_HINT = "fix or restore the file; vmeval-hf never overwrites a log it cannot read"
 
 
@@ -67,39 +65,8 @@ class VersionEntry(_SeedEntry, total=False):
     tool: str
 
 
-def _tool() -> str:
-    from ._shared.meta import __version__
-
-    return f"vmeval-hf {__version__}"
-
-
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def validate_label(version: object) -> str:
-    """Return ``version`` if it is a safe version label, else raise :class:`ConfigError`.
-
-    Accepted: ``1.0``, ``1.10``, ``2.0.1`` and other labels of letters, digits,
-    ``.``, ``_`` and ``-`` that do not start with ``.`` (they end up in Hub tag
-    names and file names).
-    """
-    if not isinstance(version, str) or not version:
-        raise ConfigError(f"version must be a non-empty string like '1.0', got {version!r}")
-    if len(version) > _MAX_LABEL or not _LABEL_RE.match(version) or ".." in version:
-        raise ConfigError(
-            f"invalid version label {version!r}: use MAJOR.MINOR such as '1.0' or '1.10', "
-            "or letters, digits, '.', '_' and '-' (not starting with '.')"
-        )
-    return version
-
-
-def numeric_key(version: str) -> tuple[int, int, int] | None:
-    """``(major, minor, patch)`` for ``1.2`` / ``1.2.3`` labels, ``None`` for other labels."""
-    m = _NUMERIC_RE.match(version)
-    if not m:
-        return None
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
 
 
 def resolve_log_path(path: str | os.PathLike[str] | None = None,
@@ -276,7 +243,7 @@ class VersionLog:
 
     def next_version(self) -> str:
         """``1.0`` for an empty log, else the minor after the highest ``MAJOR.MINOR`` (1.9 -> 1.10)."""
-        return _next_after(e["version"] for e in self.entries())
+        return next_after(e["version"] for e in self.entries())
 
     def summary_text(self) -> str:
         """The seed's summary: a line per version, then its size, files and questions."""
@@ -329,7 +296,7 @@ class VersionLog:
             else:
                 raise VersionConflictError(
                     f"version {version} is already in the version log {self.path}; "
-                    f"use the next free version ({_next_after(e['version'] for e in versions)}), "
+                    f"use the next free version ({next_after(e['version'] for e in versions)}), "
                     "or replace the entry on purpose (replace=True)",
                     version=version, path=self.path,
                 )
@@ -356,14 +323,6 @@ class VersionLog:
             self._write(new)
 
 
-def _next_after(versions: Iterator[str] | list[str]) -> str:
-    keys = [k for k in (numeric_key(v) for v in versions) if k is not None]
-    if not keys:
-        return "1.0"
-    major, minor, _ = max(keys)
-    return f"{major}.{minor + 1}"
-
-
 def _complete(entry: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"a version log entry must be a mapping, got {type(entry).__name__}")
@@ -374,7 +333,7 @@ def _complete(entry: Mapping[str, Any]) -> dict[str, Any]:
     stored.setdefault("timestamp", now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     stored.setdefault("size_mb", 0)
     stored.setdefault("files", 0)
-    stored.setdefault("tool", _tool())
+    stored.setdefault("tool", TOOL)
     try:
         canonical_json(stored)
     except (TypeError, ValueError) as exc:
@@ -407,7 +366,10 @@ PathArg = str | os.PathLike[str] | None
 def log_version(version: str, s3_uri: str | None, stats: Mapping[str, Any] | None = None, *,
                 path: PathArg = None, data_dir: PathArg = None, replace: bool = False,
                 **fields: Any) -> dict[str, Any]:
-    """Append a version, as the seed's ``log_version(version, s3_uri, stats)`` did.
+    """Append ``version`` at ``s3_uri``, as the seed's ``log_version(version, s3_uri, stats)`` did.
+
+    ``path`` / ``data_dir``: the log file, or the data tree holding it (default
+    ``data/data_logging/version_log.json``). ``replace``: replace an existing entry.
 
     ``stats['size_mb']``/``stats['files']`` fill the seed fields; other stats
     keys and ``fields`` are kept in the entry (the seed dropped them). ``date``
@@ -426,44 +388,28 @@ def log_version(version: str, s3_uri: str | None, stats: Mapping[str, Any] | Non
 
 
 def get_latest(path: PathArg = None, *, data_dir: PathArg = None) -> VersionEntry | None:
-    """The last appended entry, or ``None``."""
+    """The last appended entry of the log at ``path`` (or under ``data_dir``), or ``None``."""
     return VersionLog(path, data_dir=data_dir).latest()
 
 
 def next_version(path: PathArg = None, *, data_dir: PathArg = None) -> str:
-    """The version ``publish`` uses by default: ``1.0``, then the next minor."""
+    """The version ``publish`` uses by default: ``1.0``, then the next minor (log at ``path`` or under ``data_dir``)."""
     return VersionLog(path, data_dir=data_dir).next_version()
 
 
 def load_log(path: PathArg = None, *, data_dir: PathArg = None) -> dict[str, Any]:
-    """The whole log; ``{"schema": 1, "versions": []}`` if the file does not exist."""
+    """The whole log at ``path`` (or under ``data_dir``); ``{"schema": 1, "versions": []}`` if it does not exist."""
     return VersionLog(path, data_dir=data_dir).load()
 
 
 def save_log(log: Mapping[str, Any], path: PathArg = None, *, data_dir: PathArg = None) -> None:
-    """Replace the whole log, atomically and under the lock, after checking its shape."""
+    """Replace the whole log at ``path`` (or under ``data_dir``) with ``log``, atomically and under the
+    lock, after checking its shape."""
     VersionLog(path, data_dir=data_dir).save(log)
 
 
 def print_summary(path: PathArg = None, file: IO[str] | None = None, *,
                   data_dir: PathArg = None) -> None:
-    """Print :meth:`VersionLog.summary_text` (the one printing function: the seed API printed)."""
+    """Print :meth:`VersionLog.summary_text` of the log at ``path`` (or under ``data_dir``) to ``file``
+    (default stdout). The one printing function: the seed API printed."""
     print(VersionLog(path, data_dir=data_dir).summary_text(), file=file or sys.stdout)
-
-
-__all__ = [
-    "DEFAULT_LOG_PATH",
-    "SCHEMA",
-    "VersionEntry",
-    "VersionLog",
-    "format_summary",
-    "get_latest",
-    "load_log",
-    "log_version",
-    "next_version",
-    "numeric_key",
-    "print_summary",
-    "resolve_log_path",
-    "save_log",
-    "validate_label",
-]
