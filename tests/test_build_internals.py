@@ -233,24 +233,50 @@ def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, cwd=REPO)
 
 
-def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
-    proc = _run("""
-        import os, signal, time
-        from vmeval_hf.errors import BuildError
+def _run_forked_script(code: str) -> None:
+    """Run ``code`` (which calls ``run_forked``) in a fresh interpreter; it must pass its own
+    asserts and leave no child process behind."""
+    proc = _run(textwrap.dedent(code) + textwrap.dedent("""
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            print("no children left")
+    """))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "no children left"
+
+
+_JOBS_ENDING_APART = """
+    import os, time
+    from vmeval_hf.release.forked import run_forked
+
+    calls = []
+    results = run_forked([(f"job {i}", lambda i=i: (i, os.getpid(), time.sleep(0.25 * i))) for i in range(5)],
+                         2, on_idle=lambda done: calls.append([r[0] for r in done]))
+"""
+
+
+def test_run_forked_returns_results_in_job_order_each_from_its_own_child() -> None:
+    _run_forked_script(_JOBS_ENDING_APART + """
+    assert [r[0] for r in results] == list(range(5)), results
+    assert os.getpid() not in {r[1] for r in results} and len({r[1] for r in results}) == 5
+    """)
+
+
+def test_run_forked_calls_on_idle_once_all_jobs_started_then_after_each_result() -> None:
+    _run_forked_script(_JOBS_ENDING_APART + """
+    # first once the last job has started (3 done), then after each result while others still run;
+    # the jobs end 0.25 s apart, so a loaded machine does not reorder them
+    assert calls and calls[0] == [0, 1, 2] and all(c == sorted(c) for c in calls), calls
+    assert [len(c) for c in calls] == sorted({len(c) for c in calls}) and len(calls[-1]) <= 4, calls
+    """)
+
+
+def test_run_forked_calls_on_start_once_while_later_jobs_are_still_queued() -> None:
+    _run_forked_script("""
+        import os, tempfile, time
         from vmeval_hf.release.forked import run_forked
 
-        calls = []
-        results = run_forked([(f"job {i}", lambda i=i: (i, os.getpid(), time.sleep(0.25 * i))) for i in range(5)],
-                             2, on_idle=lambda done: calls.append([r[0] for r in done]))
-        assert [r[0] for r in results] == list(range(5)), results
-        assert os.getpid() not in {r[1] for r in results} and len({r[1] for r in results}) == 5
-        # first once the last job has started (3 done), then after each result while others still run;
-        # the jobs end 0.25 s apart, so a loaded machine does not reorder them
-        assert calls and calls[0] == [0, 1, 2] and all(c == sorted(c) for c in calls), calls
-        assert [len(c) for c in calls] == sorted({len(c) for c in calls}) and len(calls[-1]) <= 4, calls
-
-        # on_start: once, right after the first children started, while the rest are still queued
-        import tempfile
         marks = tempfile.mkdtemp()
         def job(i):
             open(os.path.join(marks, str(i)), "w").close()
@@ -263,6 +289,13 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
         starts = []
         run_forked([(f"job {i}", lambda i=i: job(i)) for i in range(3)], 2, on_start=on_start)
         assert len(starts) == 1 and "0" in starts[0] and "2" not in starts[0], starts
+    """)
+
+
+def test_run_forked_reraises_a_jobs_exception_in_the_parent() -> None:
+    _run_forked_script("""
+        import os
+        from vmeval_hf.release.forked import run_forked
 
         def bad():
             raise KeyError("missing thing")
@@ -272,6 +305,14 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
             assert "missing thing" in str(exc)
         else:
             raise AssertionError("no KeyError")
+    """)
+
+
+def test_run_forked_names_a_worker_killed_by_a_signal() -> None:
+    _run_forked_script("""
+        import os, signal
+        from vmeval_hf.errors import BuildError
+        from vmeval_hf.release.forked import run_forked
 
         try:
             run_forked([("domain 'maze'", lambda: os.kill(os.getpid(), signal.SIGKILL))], 2)
@@ -279,8 +320,16 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
             assert "domain 'maze'" in str(exc) and "signal 9" in str(exc), exc
         else:
             raise AssertionError("no BuildError")
-        # killed part-way through its answer (the parent is busy, so the pipe fills): not a result
-        import threading
+    """)
+
+
+def test_run_forked_names_a_worker_killed_part_way_through_its_answer() -> None:
+    """Killed while sending its result (the parent is busy, so the pipe fills): not a result."""
+    _run_forked_script("""
+        import os, signal, threading, time
+        from vmeval_hf.errors import BuildError
+        from vmeval_hf.release.forked import run_forked
+
         def big():
             threading.Thread(target=lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGKILL))).start()
             return b"x" * (8 << 20)
@@ -290,7 +339,15 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
             assert "domain 'chess'" in str(exc) and "signal 9" in str(exc), exc
         else:
             raise AssertionError("no BuildError")
-        # interrupted while two children run: both are killed and reaped before the exception goes on
+    """)
+
+
+def test_run_forked_interrupted_kills_and_reaps_every_running_child() -> None:
+    """Interrupted while two children run: both are killed and reaped before the exception goes on."""
+    _run_forked_script("""
+        import os, signal, time
+        from vmeval_hf.release.forked import run_forked
+
         r, w = os.pipe()
         def slow():
             os.write(w, f"{os.getpid()}\\n".encode())
@@ -314,13 +371,7 @@ def test_run_forked_orders_results_reraises_and_names_a_killed_worker() -> None:
                 pass
             else:
                 raise AssertionError(f"child {pid} still exists")
-        try:
-            os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            print("no children left")
     """)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "no children left"
 
 
 def test_forked_build_lists_every_domains_problems_and_leaves_nothing(tmp_path: Path) -> None:
