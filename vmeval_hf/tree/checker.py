@@ -11,7 +11,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .model import (
     DATASET_MANIFEST,
@@ -72,6 +72,16 @@ def _read_fd(fd: int, want: int) -> bytes:
 
 def _kind(is_dir: bool) -> str:
     return "a folder" if is_dir else "not a regular file (FIFO, socket or device)"
+
+
+class _Files(NamedTuple):
+    """What a question's checked files hold (None: missing, or failed its check)."""
+
+    meta: tuple[str, dict[str, Any]] | None  # the metadata file's text, and parsed
+    prompt: str | None
+    final: str | None  # the final frame's file name
+    goal: str | None
+    video: str | None  # the video's file name
 
 
 class Checker:
@@ -239,21 +249,46 @@ class Checker:
         return text, meta
 
     def check_question(self, folder: str, domain: str) -> None:
+        """Check one question folder; a valid question goes to ``on_question`` (else into the report)."""
         q = os.path.basename(folder)
         rel = f"{domain}_task/{q}"
-        sep = os.sep
         self._blobs = {}
+        entries = self._question_entries(folder, rel)
+        if entries is None:
+            return
+        had_error, self.failed = self.failed, False  # self.failed now tells whether this question fails
+        found = self._check_files(folder, rel, domain, q, entries)
+        failed_here = self.failed
+        self.failed = had_error or failed_here
+        if failed_here or found.prompt is None:
+            return
+        question = self._question(folder, domain, q, rel, entries, found.prompt, found)
+        self.listed.append(listing(question))
+        if self.on_question is None:
+            self.report.question_list.append(question)
+        else:  # the consumer keeps what it needs: memory stays flat however big the tree
+            blobs, self._blobs = self._blobs, {}
+            self.on_question(question, blobs)
+
+    def _question_entries(self, folder: str, rel: str) -> dict[str, os.DirEntry[str]] | None:
+        """The folder's entries by name (files that are not part of a question are warned about),
+        or None if it cannot be listed."""
         try:
             with os.scandir(folder) as it:
                 entries = {e.name: e for e in it}
         except OSError as exc:
             self.add(folder, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions", question=rel)
-            return
+            return None
         for name in sorted(entries.keys() - KNOWN_FILES):
             self.add(entries[name].path, "stray_file", "not part of a question; it is ignored (move it elsewhere)",
                      "warning", question=rel)
-        had_error, self.failed = self.failed, False  # self.failed now tells whether this question fails
-        meta_pair = self.check_metadata(entries[METADATA], rel, domain, q) if METADATA in entries else None
+        return entries
+
+    def _check_files(self, folder: str, rel: str, domain: str, q: str,
+                     entries: dict[str, os.DirEntry[str]]) -> _Files:
+        """Check each file of the question, in a fixed order; what the valid ones hold."""
+        sep = os.sep
+        meta = self.check_metadata(entries[METADATA], rel, domain, q) if METADATA in entries else None
         if FIRST not in entries:
             self.add(f"{folder}{sep}{FIRST}", "missing_file", "required start frame is missing; add first_frame.png",
                      question=rel)
@@ -279,11 +314,12 @@ class Checker:
                 video = VIDEO if self.entry_ok(Path(e.path), rel, "file") else None
             else:
                 video = VIDEO
-        failed_here = self.failed
-        self.failed = had_error or failed_here
-        if failed_here or prompt is None:
-            return
-        meta_text, meta = meta_pair if meta_pair else (None, None)
+        return _Files(meta, prompt, final, goal, video)
+
+    def _question(self, folder: str, domain: str, q: str, rel: str, entries: dict[str, os.DirEntry[str]],
+                  prompt: str, found: _Files) -> Question:
+        """The valid question, from its checked files."""
+        meta_text, meta = found.meta if found.meta else (None, None)
         if meta and isinstance(meta.get("prompt"), str) and meta["prompt"].strip() != prompt.strip():
             self.add(entries[METADATA].path, "prompt_mismatch", "metadata prompt differs from prompt.txt; "
                      "prompt.txt is used", "warning", question=rel)
@@ -292,19 +328,13 @@ class Checker:
             value = (meta or {}).get(key)
             return str(value) if value is not None else None
 
-        question = Question(
+        return Question(
             id=q, domain=domain, prompt=prompt, source_path=rel, folder=(where := Path(folder)),
-            first_frame=where / FIRST, final_frame=final and where / final,
+            first_frame=where / FIRST, final_frame=found.final and where / found.final,
             difficulty=text_field("difficulty"), task_category=text_field("task_category"),
-            goal=goal if goal is not None else text_field("goal"),
-            ground_truth_video=video and where / video, metadata_text=meta_text, metadata=meta,
+            goal=found.goal if found.goal is not None else text_field("goal"),
+            ground_truth_video=found.video and where / found.video, metadata_text=meta_text, metadata=meta,
         )
-        self.listed.append(listing(question))
-        if self.on_question is None:
-            self.report.question_list.append(question)
-        else:  # the consumer keeps what it needs: memory stays flat however big the tree
-            blobs, self._blobs = self._blobs, {}
-            self.on_question(question, blobs)
 
     def domains(self) -> list[tuple[str, str]]:
         """The top level: ``(folder, domain)`` for every valid domain folder, sorted by domain.

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checker import Checker
-from .dataset_manifest import ManifestEntries
+from .datafolders import data_folder_problems
+from .dataset_manifest import ManifestEntries, manifest_problems
 from .model import Listed, Question, ValidationReport, listing, resolve_questions_dir
 
 
@@ -22,13 +23,9 @@ def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
     """
     qdir = report.questions_dir
     if check_manifest_file and qdir.is_dir():
-        from .dataset_manifest import manifest_problems
-
         rows = listed if listed is not None else [listing(q) for q in report.question_list]
         report.problems.extend(manifest_problems(qdir, rows, report.folders, manifest))
     if check_data_folders:
-        from .datafolders import data_folder_problems
-
         report.problems.extend(data_folder_problems(qdir.parent))
 
 
