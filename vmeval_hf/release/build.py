@@ -23,18 +23,29 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
 from .._shared.fs import parse_size, replace_dir, sha256_file
+from .._shared.labels import validate_label
 from ..errors import BuildError, ConfigError
 from ..tree.checker import Checker
 from ..tree.dataset_manifest import ManifestEntries, read_manifest_entries
-from ..tree.model import Listed, Problem, resolve_questions_dir
+from ..tree.model import (
+    FINAL,
+    FIRST,
+    Listed,
+    Problem,
+    id_sort_key,
+    question_name_re,
+    resolve_questions_dir,
+)
 from ..tree.validate import tree_problems
+from . import card  # card.render_card is looked up per call (a test replaces it)
 from .card import PreviewSource, load_renderer
+from .forked import fork_available, run_forked
 from .release_manifest import (
     RELEASE_MANIFEST,
     SCHEMA,
@@ -119,8 +130,6 @@ def _workers(requested: int | None, sizes: dict[str, int]) -> int:
     :data:`PARALLEL_MIN_QUESTIONS` folders) is compiled in this process, and so is any tree
     when this process runs other threads (see :func:`~vmeval_hf.release.forked.fork_available`).
     """
-    from .forked import fork_available
-
     n = requested if requested is not None else min(2, os.cpu_count() or 1)
     if requested is None and sum(sizes.values()) < PARALLEL_MIN_QUESTIONS:
         n = 1
@@ -159,17 +168,13 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     once only the last child is left. The last child hashes its own shards: nothing else is
     left to overlap with them.
     """
-    from functools import partial
-
-    from .forked import run_forked
-
     domains = checker.domains()
     args = (checker.qdir, checker.decode_images)
     sizes = {domain: _folder_count(ddir) for ddir, domain in domains}
     n = _workers(workers, sizes)
     if n == 1:
         return [_compile_domain(*args, ddir, domain, root, limit) for ddir, domain in domains], _EarlyWork()
-    import pyarrow.parquet  # noqa: F401  (imported once here, inherited by the forks)
+    import pyarrow.parquet  # noqa: F401  # start-up: ~250 ms, imported once here and inherited by the forks
 
     order = sorted(domains, key=lambda d: -sizes[d[1]])
     jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1))
@@ -207,9 +212,6 @@ def _while_idle(qdir: Path, root: Path, domains: list[tuple[str, str]], early: _
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
     """Previews of each domain's first question folder in id order, or None if any cannot be drawn
     (the workers' findings decide what is wrong; the previews are drawn again from their results)."""
-    from ..tree.model import FINAL, FIRST, id_sort_key, question_name_re
-    from .card import write_previews
-
     examples = {}
     try:
         for ddir, domain in domains:
@@ -220,7 +222,7 @@ def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str
                 folder = Path(ddir) / min(names, key=id_sort_key)
                 final = folder / FINAL
                 examples[domain] = (folder.name, folder / FIRST, final if final.is_file() else None)
-        return write_previews(root, examples)
+        return card.write_previews(root, examples)
     except Exception:  # noqa: BLE001  (a broken frame is reported by validation, in the workers)
         return None
 
@@ -267,8 +269,6 @@ def build_release(
     frame's pixels (what ``vmeval-hf validate`` and ``publish`` do), at about a millisecond
     per frame.
     """
-    from .._shared.labels import validate_label
-
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
     limit = parse_size(max_shard_size, "--max-shard-size")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
@@ -276,35 +276,14 @@ def build_release(
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
 
+    tmp, created = _temp_release_dir(out_path)
     try:
-        created = _make_parents(out_path.parent)
-        _remove_abandoned_builds(out_path)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.building-{os.getpid()}-", dir=out_path.parent))
-    except OSError as exc:
-        raise _write_error(out_path, exc) from exc
-    try:
-        checker = Checker(qdir, decode_images=decode_images)
-        results, early = _compile_all(checker, tmp, limit, workers)
-        report = checker.report
-        listed = [row for r in results for row in r.listed]
-        for r in results:
-            report.problems.extend(r.problems)
-            report.folders.update(r.folders)
-        checker.finish(listed)
-        tree_problems(report, listed=listed, manifest=early.manifest)
-        report.raise_for_errors()
-        del listed
-        results = [r for r in results if r.listed]
+        results, early = _compile_valid(Checker(qdir, decode_images=decode_images), tmp, limit, workers)
         _hash_shards(tmp, [s for r in results for s in r.shards])
         summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license)
         replace_dir(tmp, out_path)  # out_path is never a half-written release
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for folder in reversed(created):
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        _discard(tmp, created)
         if isinstance(exc, OSError):  # writing failed (reading problems are ValidationError)
             raise _write_error(out_path, exc) from exc
         raise
@@ -312,6 +291,44 @@ def build_release(
     log.info("built %s: %d questions, %d shards", out_path, summary["questions"], len(summary["shards"]))
     return BuildResult(out_path, version, summary["questions"], summary["domains"], summary["shards"],
                        summary["content_sha256"], size)
+
+
+def _temp_release_dir(out: Path) -> tuple[Path, list[Path]]:
+    """The temp folder the release is built in, beside ``out`` (after removing those of killed
+    builds), and the parent folders created for it, outermost first."""
+    try:
+        created = _make_parents(out.parent)
+        _remove_abandoned_builds(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
+    except OSError as exc:
+        raise _write_error(out, exc) from exc
+    return tmp, created
+
+
+def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None
+                   ) -> tuple[list[_DomainResult], _EarlyWork]:
+    """Compile every domain into ``root`` and check the whole tree; :class:`ValidationError`
+    with every problem if anything is wrong. Returns the domains that have questions."""
+    results, early = _compile_all(checker, root, limit, workers)
+    report = checker.report
+    listed = [row for r in results for row in r.listed]
+    for r in results:
+        report.problems.extend(r.problems)
+        report.folders.update(r.folders)
+    checker.finish(listed)
+    tree_problems(report, listed=listed, manifest=early.manifest)
+    report.raise_for_errors()
+    return [r for r in results if r.listed], early
+
+
+def _discard(tmp: Path, created: list[Path]) -> None:
+    """Remove the temp folder and the (now empty) parent folders this build created."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _write_error(out: Path, exc: OSError) -> BuildError:
@@ -335,8 +352,6 @@ def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict
                     version: str, repo_id: str, license: str) -> dict[str, Any]:
     """Previews (unless drawn already from the right questions), card and release manifest beside
     the shards already in ``tmp``; returns the manifest but its source list."""
-    from .card import render_card, write_previews
-
     # Every path of a domain starts "<domain>_task/", so the domains' sorted runs, taken in that
     # order, are the sorted list (checked as they are joined).
     runs = [r.sources for r in sorted(results, key=lambda r: f"{r.domain}_task/") if r.sources is not None]
@@ -346,8 +361,8 @@ def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict
     firsts = {r.domain: r.first for r in results if r.first is not None}
     if previews is None or {p["domain"]: p["id"] for p in previews} != {d: f[0] for d, f in firsts.items()}:
         shutil.rmtree(tmp / "assets", ignore_errors=True)
-        previews = write_previews(tmp, firsts)
-    card_text = render_card(
+        previews = card.write_previews(tmp, firsts)
+    card_text = card.render_card(
         repo_id=repo_id, version=version, license=license,
         domains=domains, difficulties={r.domain: r.difficulties for r in results},
         num_bytes={r.domain: r.num_bytes for r in results},

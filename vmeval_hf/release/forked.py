@@ -16,12 +16,14 @@ propagates, so no child outlives the call.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import selectors
 import signal
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import BuildError
 
@@ -30,8 +32,6 @@ T = TypeVar("T")
 
 def fork_available() -> bool:
     """Forking is safe only from a single-threaded process (a fork copies locks held by other threads)."""
-    import threading
-
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
@@ -71,11 +71,9 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     ``on_start`` runs here once, as soon as the first children have started: for work this
     process would otherwise do after them, such as imports only it needs.
     """
-    import gc
-
     results: list[Any] = [None] * len(jobs)
     todo = list(enumerate(jobs))
-    running: dict[int, tuple[int, int, bytearray]] = {}  # read fd -> (job index, pid, bytes so far)
+    running: dict[int, _Running] = {}  # read fd -> the child writing to it
     exiting: list[int] = []  # children that answered and are exiting, reaped at the end
     sel = selectors.DefaultSelector()
     # Objects that exist now are shared with every child until written to; the collector would
@@ -87,14 +85,9 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
         while todo or running:
             while todo and len(running) < max(1, workers):
                 index, (_, job) = todo.pop(0)
-                r, w = os.pipe()
-                pid = os.fork()
-                if pid == 0:
-                    os.close(r)
-                    _child(job, w)
-                os.close(w)
-                running[r] = (index, pid, bytearray())
-                sel.register(r, selectors.EVENT_READ)
+                fd, pid = _spawn(job)
+                running[fd] = _Running(index, pid, bytearray())
+                sel.register(fd, selectors.EVENT_READ)
             if on_start is not None:
                 on_start()
                 on_start = None
@@ -102,35 +95,70 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
                 idle_seen = len(finished)
                 on_idle([results[i] for i in sorted(finished)])
             for key, _ in sel.select():
-                fd = key.fd
-                chunk = os.read(fd, 1 << 20)
-                if chunk:
-                    running[fd][2].extend(chunk)
-                    continue
-                sel.unregister(fd)
-                os.close(fd)
-                index, pid, data = running.pop(fd)
-                exiting.append(pid)  # reaped at the end: the next child can start while this one exits
-                results[index] = _outcome(jobs[index][0], data, pid)
-                finished.append(index)
+                done = _read(key.fd, sel, running)
+                if done is not None:
+                    exiting.append(done.pid)  # reaped at the end: the next child can start while this one exits
+                    results[done.index] = _outcome(jobs[done.index][0], done.data, done.pid)
+                    finished.append(done.index)
     except BaseException:
-        for fd, (_, pid, _) in running.items():
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass  # already gone
-            os.close(fd)
+        _kill(running)
         raise
     finally:
         sel.close()
         gc.unfreeze()
-        for pid in exiting:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass  # reaped already (by _outcome)
+        _reap(exiting)
     return results
+
+
+class _Running(NamedTuple):
+    """A child at work: its job's index, its pid, the bytes of its answer so far."""
+
+    index: int
+    pid: int
+    data: bytearray
+
+
+def _spawn(job: Callable[[], Any]) -> tuple[int, int]:
+    """Fork a child that runs ``job``; the read end of the pipe it answers through, and its pid."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        _child(job, w)
+    os.close(w)
+    return r, pid
+
+
+def _read(fd: int, sel: selectors.BaseSelector, running: dict[int, _Running]) -> _Running | None:
+    """Read what the child on ``fd`` has sent; once its answer is whole (the pipe is closed), stop
+    watching ``fd`` and return the child, no longer running."""
+    chunk = os.read(fd, 1 << 20)
+    if chunk:
+        running[fd].data.extend(chunk)
+        return None
+    sel.unregister(fd)
+    os.close(fd)
+    return running.pop(fd)
+
+
+def _kill(running: dict[int, _Running]) -> None:
+    """Kill and reap every child still running (the parent was interrupted)."""
+    for fd, child in running.items():
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+            os.waitpid(child.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # already gone
+        os.close(fd)
+
+
+def _reap(pids: list[int]) -> None:
+    """Wait for children that have answered and are exiting."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # reaped already (by _outcome)
 
 
 def _outcome(name: str, data: bytearray, pid: int) -> Any:

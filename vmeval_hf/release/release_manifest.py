@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from json.encoder import encode_basestring as _text  # json.dumps' string form, ensure_ascii=False
@@ -153,8 +154,6 @@ def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[
     """Write ``manifest`` plus its ``sources`` (given as runs, in path order) in
     :func:`~vmeval_hf._shared.fs.canonical_json`'s exact form, without building the source list:
     it has an entry per source file (tens of thousands)."""
-    import shutil
-
     head, tail = canonical_json({**manifest, "sources": _SOURCES_MARK}).split(_text(_SOURCES_MARK))
     with open(path, "wb") as fh:
         fh.write(head.encode("utf-8"))

@@ -34,18 +34,24 @@ ARENA_START = 8 * 2**20
 _INT32_MAX = 2**31 - 1
 
 
-def _bitmap(flags: list[bool]) -> Any:
-    import numpy as np
-    import pyarrow as pa
+def _arrow() -> tuple[Any, Any]:
+    """``(pyarrow, numpy)``, imported on first use: together about 0.2 s (``python -X
+    importtime``) that ``import vmeval_hf.release.build`` should not pay; a forked build
+    imports them once before its workers start (:func:`~vmeval_hf.release.build._compile_all`)."""
+    import numpy as np  # start-up: see the docstring
+    import pyarrow as pa  # start-up: see the docstring
 
+    return pa, np
+
+
+def _bitmap(flags: list[bool]) -> Any:
+    pa, np = _arrow()
     return pa.py_buffer(np.packbits(np.array(flags, dtype=bool), bitorder="little").tobytes())
 
 
 def _assemble(type_: Any, offsets: Any, valid: list[bool], data: Any) -> Any:
     """A ``binary``/``string`` array from its parts: end offsets (starting at 0), validity, data buffer."""
-    import numpy as np
-    import pyarrow as pa
-
+    pa, np = _arrow()
     if offsets[-1] > _INT32_MAX:
         raise BuildError(f"a row group holds {offsets[-1]} bytes in one column, over Parquet's 2 GiB binary limit; "
                          "shrink the largest files")
@@ -57,9 +63,7 @@ def _assemble(type_: Any, offsets: Any, valid: list[bool], data: Any) -> Any:
 
 def binary_array(values: list[bytes | None], type_: Any) -> Any:
     """A ``binary`` or ``string`` (values then UTF-8 bytes) Arrow array; None is null."""
-    import numpy as np
-    import pyarrow as pa
-
+    pa, np = _arrow()
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values)),
               out=offsets[1:])
@@ -68,8 +72,7 @@ def binary_array(values: list[bytes | None], type_: Any) -> Any:
 
 
 def string_array(values: list[str | None]) -> Any:
-    import pyarrow as pa
-
+    pa, _ = _arrow()
     return binary_array([None if v is None else v.encode("utf-8") for v in values], pa.string())
 
 
@@ -79,8 +82,7 @@ def image_array(data: Any, name: str, valid: list[bool]) -> Any:
     with a mask import ``pyarrow.compute`` (30 ms, in every worker). A null image has null
     children too, as Parquet reading gives them, so ``Table.nbytes`` here equals what
     ``datasets`` counts on load."""
-    import pyarrow as pa
-
+    pa, _ = _arrow()
     paths = string_array([name if v else None for v in valid])
     return pa.Array.from_buffers(image_type(), len(valid), [_bitmap(valid)], null_count=valid.count(False),
                                  children=[data, paths])
@@ -116,8 +118,7 @@ class Arena:
         self.valid.append(size is not None)
 
     def array(self) -> Any:
-        import pyarrow as pa
-
+        pa, _ = _arrow()
         return _assemble(pa.binary(), self.offsets, self.valid, pa.py_buffer(self.buf)[:self.pos])
 
     def reset(self) -> None:
@@ -127,7 +128,7 @@ class Arena:
 
 
 def parquet_writer(path: Path, schema: Any) -> Any:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # start-up: see _arrow
 
     image_cols = [f"{c}.bytes" for c in IMAGE_COLUMNS] + ["ground_truth_video"]
     compression = {name: "snappy" for name in schema.names}
@@ -206,8 +207,7 @@ class DomainWriter:
             self._flush()
 
     def _flush(self) -> None:
-        import pyarrow as pa
-
+        pa, _ = _arrow()
         cols = self.columns
         if not cols["id"]:
             return
