@@ -15,6 +15,12 @@ what is wrong and what to do next::
 Every object the client writes is put-once: single-part puts send ``If-None-Match: *`` and a
 ``ChecksumSHA256``; multipart uploads get ``If-None-Match: *`` on CompleteMultipartUpload through a
 client event hook, since s3transfer cannot pass it (boto3 #4366).
+
+Only ``botocore.exceptions`` (about 12 ms) is imported at the top, for the error translation.
+boto3, the rest of botocore and s3transfer take about 0.15 s more to import (``python -X
+importtime``), so they are imported inside the functions that use them (the lines marked
+``# start-up``): importing this module, or running a command that never reaches S3, does
+not pay for them.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ def _put_once_multipart(params: dict[str, Any], **_: Any) -> None:
 def _expect_continue_for_large_bodies(model: Any, params: dict[str, Any], **_: Any) -> None:
     # botocore asks every S3 PUT to wait for "100 Continue" (one more round trip and about a fifth
     # of the client CPU of a small put_object); it only saves bandwidth when a large body is refused.
-    from botocore.utils import determine_content_length
+    from botocore.utils import determine_content_length  # start-up: see the module docstring
 
     body = params.get("body")
     if model.http.get("method") in ("PUT", "POST") and hasattr(body, "read"):
@@ -104,7 +110,7 @@ _shared_loader: Any = None
 def _botocore_session() -> Any:
     """A new botocore session (credentials resolve afresh) sharing one model loader, so clients
     after the first skip re-parsing the large S3 service JSON."""
-    import botocore.session
+    import botocore.session  # start-up: see the module docstring
 
     global _shared_loader
     session = botocore.session.Session()
@@ -131,8 +137,8 @@ def make_client(
     ``settings.s3_attempts``: ``VMEVAL_S3_ATTEMPTS``), and checksums are only computed where we ask for
     them (we send SHA-256 ourselves and verify downloads against the manifest).
     """
-    import boto3
-    from botocore.config import Config
+    import boto3  # start-up: see the module docstring
+    from botocore.config import Config  # start-up: see the module docstring
 
     endpoint = settings.aws_endpoint_url
     config = Config(
@@ -162,7 +168,10 @@ def make_client(
         raise S3AuthError(f"AWS profile not found ({exc}); unset AWS_PROFILE or create the profile") from exc
     except (BotoCoreError, ValueError) as exc:
         raise S3Error(f"cannot create an S3 client for endpoint {endpoint or 'AWS'}: {exc}") from exc
-    from botocore.handlers import add_expect_header, convert_body_to_file_like_object
+    from botocore.handlers import (  # start-up: see the module docstring
+        add_expect_header,
+        convert_body_to_file_like_object,
+    )
 
     events = client.meta.events
     events.register("before-parameter-build.s3.CompleteMultipartUpload", _put_once_multipart)
@@ -226,6 +235,7 @@ class S3Bucket:
             raise translated from exc
 
     def translate(self, exc: BaseException, op: str, key: str | None = None) -> VmevalError | None:
+        """Our error for ``exc``, raised by ``op`` on ``key``; None if it is not an S3 error."""
         where = self.uri(key or "")
         endpoint = self.endpoint or "the AWS S3 endpoint"
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
@@ -235,39 +245,7 @@ class S3Bucket:
                 key=key,
             )
         if isinstance(exc, ClientError):
-            err = exc.response.get("Error", {})
-            code = str(err.get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            message = err.get("Message") or ""
-            if code == "NoSuchBucket" or (op == "head_bucket" and code in _NOT_FOUND_CODES):
-                return S3BucketNotFoundError(
-                    f"bucket {self.name!r} does not exist at {endpoint}: create it with "
-                    f"`aws s3 mb s3://{self.name} --region {self.region}`"
-                    + (f" --endpoint-url {self.endpoint}" if self.endpoint else "")
-                    + ", or set S3_BUCKET to an existing bucket",
-                    bucket=self.name, key=key,
-                )
-            if code in _AUTH_CODES or status == 403:
-                return S3AuthError(
-                    f"S3 refused {op} on {where} ({code or status}: {message or 'access denied'}): "
-                    "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that these credentials may "
-                    f"read and write bucket {self.name!r}",
-                    bucket=self.name, key=key,
-                )
-            if code in _INTEGRITY_CODES:
-                return IntegrityError(
-                    f"S3 rejected the bytes sent for {where} ({code}: {message}); the local file "
-                    "probably changed while mirroring: re-run to mirror its current content",
-                    key=key,
-                )
-            if code in _THROTTLE_CODES or status in (429, 500, 502, 503, 504):
-                return S3UnreachableError(
-                    f"S3 kept failing {op} on {where} ({code or status}) after {self.max_attempts} "
-                    "attempts (throttled or unavailable); wait a moment and re-run the same command: "
-                    "it resumes where it stopped",
-                    bucket=self.name, key=key,
-                )
-            return S3Error(f"S3 {op} failed on {where}: {code or status}: {message}", bucket=self.name, key=key)
+            return self._translate_client_error(exc, op, key)
         if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
             return S3UnreachableError(
                 f"cannot reach {endpoint} ({type(exc).__name__}); check AWS_ENDPOINT_URL and the "
@@ -288,6 +266,44 @@ class S3Bucket:
                 bucket=self.name, key=key,
             )
         return None
+
+    def _translate_client_error(self, exc: ClientError, op: str, key: str | None) -> VmevalError:
+        """The error for an S3 error response, by its code and HTTP status."""
+        where = self.uri(key or "")
+        endpoint = self.endpoint or "the AWS S3 endpoint"
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = err.get("Message") or ""
+        if code == "NoSuchBucket" or (op == "head_bucket" and code in _NOT_FOUND_CODES):
+            return S3BucketNotFoundError(
+                f"bucket {self.name!r} does not exist at {endpoint}: create it with "
+                f"`aws s3 mb s3://{self.name} --region {self.region}`"
+                + (f" --endpoint-url {self.endpoint}" if self.endpoint else "")
+                + ", or set S3_BUCKET to an existing bucket",
+                bucket=self.name, key=key,
+            )
+        if code in _AUTH_CODES or status == 403:
+            return S3AuthError(
+                f"S3 refused {op} on {where} ({code or status}: {message or 'access denied'}): "
+                "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and that these credentials may "
+                f"read and write bucket {self.name!r}",
+                bucket=self.name, key=key,
+            )
+        if code in _INTEGRITY_CODES:
+            return IntegrityError(
+                f"S3 rejected the bytes sent for {where} ({code}: {message}); the local file "
+                "probably changed while mirroring: re-run to mirror its current content",
+                key=key,
+            )
+        if code in _THROTTLE_CODES or status in (429, 500, 502, 503, 504):
+            return S3UnreachableError(
+                f"S3 kept failing {op} on {where} ({code or status}) after {self.max_attempts} "
+                "attempts (throttled or unavailable); wait a moment and re-run the same command: "
+                "it resumes where it stopped",
+                bucket=self.name, key=key,
+            )
+        return S3Error(f"S3 {op} failed on {where}: {code or status}: {message}", bucket=self.name, key=key)
 
     @staticmethod
     def _code(exc: ClientError) -> str:
@@ -358,7 +374,7 @@ class S3Bucket:
         Multipart SHA-256 checksums are composite, so the full-file sha256 is stored as
         ``x-amz-meta-sha256`` for later comparison.
         """
-        from s3transfer.subscribers import BaseSubscriber
+        from s3transfer.subscribers import BaseSubscriber  # start-up: see the module docstring
 
         subscribers = []
         if on_bytes is not None:
@@ -425,7 +441,10 @@ class S3Bucket:
             raise
 
     def transfer_manager(self, multipart_threshold: int, multipart_chunksize: int) -> Any:
-        from s3transfer.manager import TransferConfig, TransferManager
+        from s3transfer.manager import (  # start-up: see the module docstring
+            TransferConfig,
+            TransferManager,
+        )
 
         return TransferManager(
             self.client,

@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 from .._shared.fs import canonical_json, parse_size, sha256_bytes
 from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3ConflictError, S3Error
+from ..release.release_manifest import RELEASE_MANIFEST, SCHEMA, load_release
+from ..release.release_manifest import content_sha256 as sources_sha256
 from .client import S3Bucket, make_client
 from .layout import (
     KEEP_BODIES_BYTES,
@@ -149,8 +151,6 @@ def read_manifest(*, settings: Settings, date: str, client: Any | None = None) -
 
 def read_release_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:
     """The release manifest mirrored under ``<D>/release/``, checked, or None if there is none."""
-    from ..release.release_manifest import RELEASE_MANIFEST, SCHEMA, content_sha256
-
     d = parse_date(date)
     bucket = open_bucket(settings, 1, client)
     key = f"{d}/release/{RELEASE_MANIFEST}"
@@ -158,7 +158,7 @@ def read_release_manifest(*, settings: Settings, date: str, client: Any | None =
     if doc is None:
         return None
     try:
-        ok = doc.get("schema") == SCHEMA and content_sha256(doc["sources"]) == doc["content_sha256"]
+        ok = doc.get("schema") == SCHEMA and sources_sha256(doc["sources"]) == doc["content_sha256"]
     except (KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"{bucket.uri(key)} is not a readable release manifest ({exc})", key=key) from exc
     if not ok:
@@ -377,13 +377,7 @@ def mirror_version(
     if not data.is_dir():
         raise ConfigError(f"data folder {data} does not exist; pass --data-dir", path=data)
     if release_dir is not None:
-        from ..release.release_manifest import load_release
-
-        rel = load_release(release_dir)
-        if version is not None and version != rel["version"]:
-            raise ConfigError(f"the release folder {release_dir} is version {rel['version']}, not {version}; rebuild it")
-        version = version or rel["version"]
-        content_sha256 = content_sha256 or rel["content_sha256"]
+        version, content_sha256 = _release_identity(release_dir, version, content_sha256)
     threshold = parse_size(multipart_threshold, "multipart_threshold")
     chunksize = parse_size(multipart_chunksize, "multipart_chunksize")
     entries, bodies = scan(data, Path(release_dir) if release_dir is not None else None,
@@ -409,22 +403,37 @@ def mirror_version(
 
     job = _Mirror(bucket, d, workers, counter, threshold, chunksize,
                   {k: b for k, b in bodies.items() if len(b) < threshold})
+    _send(job, entries, doc, result)
+    return result
+
+
+def _release_identity(release_dir: str | Path, version: str | None, content_sha256: str | None
+                      ) -> tuple[str, str]:
+    """The version and content_sha256 of the release at ``release_dir``; a ``version`` given
+    must be the release's own."""
+    rel = load_release(release_dir)
+    if version is not None and version != rel["version"]:
+        raise ConfigError(f"the release folder {release_dir} is version {rel['version']}, not {version}; rebuild it")
+    return version or rel["version"], content_sha256 or rel["content_sha256"]
+
+
+def _send(job: _Mirror, entries: list[dict[str, Any]], doc: dict[str, Any], result: MirrorResult) -> None:
+    """Check what is there, send the rest, then ``MANIFEST.json``; only count with ``dry_run``."""
     present, missing = job.plan(entries)
-    if dry_run:
+    if result.dry_run:
         result.uploaded, result.skipped = len(missing), len(present)
         result.uploaded_bytes = sum(e["size"] for e in missing)
-        return result
+        return
     order = present + sorted(missing, key=lambda e: -e["size"])  # large files start first
     try:
-        outcomes = run_parallel(job.resume_or_upload, present, workers)
-        outcomes += run_parallel(job.upload, order[len(present):], workers)
+        outcomes = run_parallel(job.resume_or_upload, present, job.workers)
+        outcomes += run_parallel(job.upload, order[len(present):], job.workers)
     finally:
         job.close()
     result.uploaded, result.skipped = outcomes.count("uploaded"), outcomes.count("skipped")
     result.uploaded_bytes = sum(e["size"] for e, o in zip(order, outcomes) if o == "uploaded")
     result.manifest = job.put_manifest(doc)
     log.info("mirrored %s: %d sent, %d already there", result.manifest_uri, result.uploaded, result.skipped)
-    return result
 
 
 # -- seed compatibility ------------------------------------------------------------------------
