@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -71,8 +72,6 @@ class Settings:
     @property
     def hub_is_local(self) -> bool:
         """True when the Hub endpoint is a loopback server (the sandbox), never for the real Hub."""
-        from urllib.parse import urlsplit
-
         host = urlsplit(self.hub_endpoint).hostname or ""
         return host in {"127.0.0.1", "localhost", "::1"}
 
@@ -91,7 +90,7 @@ class Settings:
         The real environment wins over ``.env``. ``.env`` values are not copied into
         ``os.environ``.
         """
-        from dotenv import dotenv_values
+        from dotenv import dotenv_values  # start-up: ~20 ms, for .env only
 
         env_file = Path(dotenv_path) if dotenv_path is not None else Path.cwd() / ".env"
         merged: dict[str, str] = {}

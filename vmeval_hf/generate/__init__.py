@@ -31,7 +31,10 @@ from typing import Any
 
 from .._shared.fs import canonical_json, replace_dir
 from ..errors import ConfigError, ValidationError, VmevalError
+from ..tree.manifest_sync import write_manifest
 from ..tree.model import DATASET_MANIFEST
+from ..tree.validate import validate_tree
+from ._render import png_bytes
 from .base import DOMAINS, Domain, GeneratedQuestion
 
 __all__ = [
@@ -133,8 +136,6 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
 
 
 def _write_question(root: Path, question: GeneratedQuestion) -> None:
-    from ._render import png_bytes
-
     meta = question.metadata
     folder = root / f"{meta['domain']}_task" / meta["id"]
     folder.mkdir(parents=True)
@@ -225,9 +226,6 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
 
 def _write_and_validate_manifest(build: Path, *, seed: int, pairs_per_domain: int, difficulty: str,
                                  domains: list[str], created_at: str | None) -> None:
-    from ..tree.manifest_sync import write_manifest
-    from ..tree.validate import validate_tree
-
     write_manifest(questions_dir=build, created_at=created_at, generation_info={
         "random_seed": seed,
         "pairs_per_domain": pairs_per_domain,

@@ -6,6 +6,7 @@ folder; moto keeps S3 in memory for the life of the process.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +24,7 @@ def moto_server() -> type:
     """moto's threaded S3 server class; :class:`ConfigError` saying how to install it if missing
     (it comes with the ``sandbox`` extra, not with a plain install)."""
     try:
-        from moto.server import ThreadedMotoServer
+        from moto.server import ThreadedMotoServer  # start-up: ~0.6 s, and an optional extra
     except ImportError as exc:
         raise ConfigError("the sandbox's S3 server needs moto, which the `sandbox` extra installs: "
                           "pip install 'vmeval-hf[sandbox]' (from a checkout: pip install -e '.[sandbox]')"
@@ -47,9 +48,6 @@ class Sandbox:
         self.s3_url = ""
 
     def start(self) -> Sandbox:
-        import logging
-
-
         # moto serves through werkzeug, which logs every request at INFO
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.hub.start()
@@ -62,7 +60,7 @@ class Sandbox:
         return self
 
     def _create_bucket(self) -> None:
-        import boto3
+        import boto3  # start-up: ~150 ms; only starting the sandbox needs boto3
 
         client = boto3.client("s3", endpoint_url=self.s3_url, region_name=DEFAULT_REGION,
                               aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET)
