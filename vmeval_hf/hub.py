@@ -5,6 +5,10 @@ This module is the one boundary where ``huggingface_hub`` errors are translated 
 holding exactly the release files (files of earlier versions deleted), then
 ``create_tag(version, revision=<that commit's sha>)``. Xet is disabled only when the
 endpoint is a loopback server (the sandbox), never for the real Hub.
+
+``huggingface_hub`` is imported inside the functions that call it (the lines marked
+``# start-up``): it takes about 0.3 s to import (``python -X importtime``), which
+``import vmeval_hf.hub`` and the commands that never reach the Hub should not pay.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ def hf_uri(repo_id: str, version: str) -> str:
 @contextlib.contextmanager
 def _translate(settings: Settings, repo_id: str, version: str | None = None) -> Iterator[None]:
     """Turn huggingface_hub / HTTP errors into our errors, with what to do next."""
-    from huggingface_hub.errors import (
+    from huggingface_hub.errors import (  # start-up: see the module docstring
         EntryNotFoundError,
         HfHubHTTPError,
         LocalTokenNotFoundError,
@@ -141,8 +145,8 @@ def _call(settings: Settings, repo_id: str, version: str | None, what: str, fn: 
 
 def hub_api(settings: Settings) -> Any:
     """An ``HfApi`` for the configured endpoint; plain LFS (no Xet) only against a loopback server."""
-    from huggingface_hub import HfApi, constants
-    from huggingface_hub.utils import disable_progress_bars
+    from huggingface_hub import HfApi, constants  # start-up: see the module docstring
+    from huggingface_hub.utils import disable_progress_bars  # start-up: see the module docstring
 
     disable_progress_bars()  # the library never prints; callers get progress from our own callbacks
     if settings.hub_is_local:
@@ -156,7 +160,7 @@ def _tags(api: Any, repo_id: str) -> dict[str, str]:
 
 
 def _download(api: Any, settings: Settings, repo_id: str, filename: str, revision: str, folder: Path) -> Path:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download  # start-up: see the module docstring
 
     return Path(hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision, local_dir=folder,
                                 endpoint=settings.hub_endpoint, token=settings.hf_token))
@@ -167,7 +171,7 @@ def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseM
 
     Retried like every Hub call: the client does not retry the metadata HEAD of a download.
     """
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError  # start-up: see the module docstring
 
     api = hub_api(settings)
 
@@ -208,8 +212,7 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     tags = _call(settings, repo, version, "listing tags", tagged)
     tag_moved = False
     if version in tags:
-        existing = remote_manifest(settings, repo, tags[version])
-        if existing and existing.get("content_sha256") == manifest["content_sha256"]:
+        if _same_content(settings, repo, tags[version], manifest):
             log.info("%s@%s already published at %s", repo, version, tags[version])
             return HubResult(repo, version, tags[version], hf_uri(repo, version), url, noop=True)
         if not force:
@@ -218,22 +221,42 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
                 f"(commit {tags[version][:12]}); publish as a new version, or pass --force to move the tag",
                 version=version, repo=repo)
         tag_moved = True
+    sha = _call(settings, repo, version, "committing the release",
+                lambda: _commit_release(api, repo, release, manifest))
+    return _tag_release(api, settings, repo, manifest, sha, url, tag_moved=tag_moved)
 
-    def commit() -> str:
-        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-        head = api.repo_info(repo, repo_type="dataset", revision="main").sha
-        present = set(api.list_repo_files(repo, repo_type="dataset", revision=head))
-        wanted = release_paths(manifest)
-        ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
-        ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
-        info = api.create_commit(repo, ops, commit_message=f"Release {version}", repo_type="dataset",
-                                 parent_commit=head,
-                                 commit_description=f"vmeval-hf release {version}, content "
-                                 f"sha256:{manifest['content_sha256']}")
-        return str(info.oid)
+def _same_content(settings: Settings, repo: str, commit: str, manifest: ReleaseManifest) -> bool:
+    """Whether the release at ``commit`` has the content of ``manifest`` (same ``content_sha256``)."""
+    theirs = remote_manifest(settings, repo, commit)
+    return bool(theirs) and theirs.get("content_sha256") == manifest["content_sha256"]
 
-    sha = _call(settings, repo, version, "committing the release", commit)
+
+def _commit_release(api: Any, repo: str, release: Path, manifest: ReleaseManifest) -> str:
+    """One commit on ``main`` holding exactly the release's files (others deleted); its sha."""
+    from huggingface_hub import (  # start-up: see the module docstring
+        CommitOperationAdd,
+        CommitOperationDelete,
+    )
+
+    version = manifest["version"]
+    head = api.repo_info(repo, repo_type="dataset", revision="main").sha
+    present = set(api.list_repo_files(repo, repo_type="dataset", revision=head))
+    wanted = release_paths(manifest)
+    ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
+    ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
+    info = api.create_commit(repo, ops, commit_message=f"Release {version}", repo_type="dataset",
+                             parent_commit=head,
+                             commit_description=f"vmeval-hf release {version}, content "
+                             f"sha256:{manifest['content_sha256']}")
+    return str(info.oid)
+
+
+def _tag_release(api: Any, settings: Settings, repo: str, manifest: ReleaseManifest, sha: str, url: str, *,
+                 tag_moved: bool) -> HubResult:
+    """Tag ``sha`` with the version (moving the tag if ``tag_moved``). If another publisher tagged
+    the version first: a no-op when it holds the same content, else :class:`VersionConflictError`."""
+    version = manifest["version"]
 
     def tag() -> None:
         if tag_moved:
@@ -245,10 +268,8 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     try:
         _call(settings, repo, version, "tagging the release", tag, conflicts=False)
     except HubConflictError:
-        # Another publisher tagged this version first: fine if it is the same content.
         current = _call(settings, repo, version, "listing tags", lambda: _tags(api, repo))
-        theirs = remote_manifest(settings, repo, current[version]) if version in current else None
-        if theirs and theirs.get("content_sha256") == manifest["content_sha256"]:
+        if version in current and _same_content(settings, repo, current[version], manifest):
             return HubResult(repo, version, current[version], hf_uri(repo, version), url, noop=True)
         if version in current:
             raise VersionConflictError(
@@ -306,7 +327,7 @@ def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: Rele
 
 def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path) -> ReleaseManifest:
     """Download the tagged release into ``dest`` and check every file's sha256 against its manifest."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # start-up: see the module docstring
 
     dest_path = Path(dest)
 
