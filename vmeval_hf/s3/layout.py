@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,12 +97,14 @@ def _walk(root: Path, key_prefix: str) -> Iterator[tuple[str, str, int]]:
                 yield f"{prefix}{name}", entry.path, entry.stat().st_size
 
 
-def scan(data_dir: Path, release_dir: Path | None, keep_bytes: int = 0) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+def scan(data_dir: Path, release_dir: Path | None, keep_bytes: int = 0,
+         folders: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """Walk and hash every file to mirror. Small files are read whole once; while the total
     stays under ``keep_bytes`` their bytes are kept, so the upload sends exactly what was hashed
-    without reading the file again."""
+    without reading the file again. ``folders`` (POSIX paths relative to ``data_dir``, each inside
+    one of :data:`MIRRORED_DIRS`, such as ``outputs/<experiment>``) narrows the data tree to them."""
     found: list[tuple[str, str, int]] = []
-    for sub in MIRRORED_DIRS:
+    for sub in _checked_folders(folders):
         if (data_dir / sub).is_dir():
             found += _walk(data_dir / sub, f"data/{sub}/")
     if release_dir is not None:
@@ -132,6 +134,16 @@ def scan(data_dir: Path, release_dir: Path | None, keep_bytes: int = 0) -> tuple
             for entry, digest in zip(large, pool.map(lambda e: sha256_file(e["path"]), large)):
                 entry["sha256"] = digest
     return entries, bodies
+
+
+def _checked_folders(folders: Sequence[str] | None) -> Sequence[str]:
+    if folders is None:
+        return MIRRORED_DIRS
+    for sub in folders:
+        parts = sub.split("/")
+        if parts[0] not in MIRRORED_DIRS or any(p in ("", ".", "..") for p in parts):
+            raise ConfigError(f"cannot mirror folder {sub!r}: give a path inside one of {', '.join(MIRRORED_DIRS)}")
+    return sorted(folders)
 
 
 def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None = None) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ import logging
 import mimetypes
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -363,8 +363,10 @@ def mirror_version(
     multipart_chunksize: int | str = DEFAULT_MULTIPART_CHUNKSIZE,
     dry_run: bool = False,
     client: Any | None = None,
+    folders: Sequence[str] | None = None,
 ) -> MirrorResult:
-    """Mirror ``data_dir`` (questions, outputs, evaluations) and ``release_dir`` to ``s3://<bucket>/<D>/``.
+    """Mirror ``data_dir`` (questions, outputs, evaluations; only ``folders`` of it when given, see
+    :func:`~vmeval_hf.s3.layout.scan`) and ``release_dir`` to ``s3://<bucket>/<D>/``.
 
     Idempotent and resumable: a complete prefix with the same manifest is a no-op (one GET); an
     unfinished one is completed, sending only what is missing. Raises S3ConflictError when the
@@ -381,7 +383,7 @@ def mirror_version(
     threshold = parse_size(multipart_threshold, "multipart_threshold")
     chunksize = parse_size(multipart_chunksize, "multipart_chunksize")
     entries, bodies = scan(data, Path(release_dir) if release_dir is not None else None,
-                           keep_bytes=KEEP_BODIES_BYTES)
+                           keep_bytes=KEEP_BODIES_BYTES, folders=folders)
     if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
         raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
     doc = manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
