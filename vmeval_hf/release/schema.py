@@ -29,17 +29,21 @@ SPLIT = "test"
 SCHEMA_VERSION = 1
 
 
-def features_dict() -> dict[str, Any]:
+#: (name, kind, nullable) columns: the question release's, or another release's (the results dataset)
+Columns = tuple[tuple[str, str, bool], ...]
+
+
+def features_dict(columns: Columns = COLUMNS) -> dict[str, Any]:
     """The ``datasets.Features.to_dict()`` form."""
     out: dict[str, Any] = {}
-    for name, kind, _ in COLUMNS:
+    for name, kind, _ in columns:
         out[name] = {"_type": "Image"} if kind == "image" else {"dtype": kind, "_type": "Value"}
     return out
 
 
-def features_yaml() -> list[dict[str, str]]:
+def features_yaml(columns: Columns = COLUMNS) -> list[dict[str, str]]:
     """The card's ``dataset_info.features`` list."""
-    return [{"name": name, "dtype": kind} for name, kind, _ in COLUMNS]
+    return [{"name": name, "dtype": kind} for name, kind, _ in columns]
 
 
 def image_type() -> Any:
@@ -49,14 +53,17 @@ def image_type() -> Any:
     return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
-def arrow_schema() -> Any:
+def arrow_schema(columns: Columns = COLUMNS) -> Any:
+    """The shards' Arrow schema, carrying the ``datasets`` features; a kind other than ``image`` is a
+    ``datasets`` Value dtype (``string``, ``binary``, ``int64``, ``bool``)."""
     import pyarrow as pa  # start-up: ~0.2 s; only the build needs Arrow
 
-    types = {"string": pa.string(), "binary": pa.binary(), "image": image_type()}
+    types = {"string": pa.string(), "binary": pa.binary(), "image": image_type(), "int64": pa.int64(),
+             "bool": pa.bool_()}
     # Every Arrow field is nullable, as datasets writes them: datasets maps a shard's field to the
     # feature in the ``huggingface`` metadata only if the field equals the feature's own (nullable)
     # field, so a non-nullable first_frame would load as a bare struct, not an Image. The ``nullable``
     # flags in COLUMNS stay the contract that validation enforces.
-    fields = [pa.field(name, types[kind], nullable=True) for name, kind, _ in COLUMNS]
-    hf_meta = json.dumps({"info": {"features": features_dict()}}, separators=(",", ":"))
+    fields = [pa.field(name, types[kind], nullable=True) for name, kind, _ in columns]
+    hf_meta = json.dumps({"info": {"features": features_dict(columns)}}, separators=(",", ":"))
     return pa.schema(fields, metadata={b"huggingface": hf_meta.encode()})

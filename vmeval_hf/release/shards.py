@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import mmap
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,25 @@ def string_array(values: list[str | None]) -> Any:
     return binary_array([None if v is None else v.encode("utf-8") for v in values], pa.string())
 
 
+def int64_array(values: list[int | None]) -> Any:
+    """An ``int64`` Arrow array from buffers (``pa.array`` on a list imports pandas); None is null."""
+    pa, np = _arrow()
+    valid = [v is not None for v in values]
+    data = np.fromiter((0 if v is None else v for v in values), dtype=np.int64, count=len(values))
+    return pa.Array.from_buffers(pa.int64(), len(values), [_bitmap(valid) if not all(valid) else None,
+                                                          pa.py_buffer(data.tobytes())],
+                                 null_count=valid.count(False))
+
+
+def bool_array(values: list[bool | None]) -> Any:
+    """A ``bool`` Arrow array from buffers; None is null."""
+    pa, _ = _arrow()
+    valid = [v is not None for v in values]
+    return pa.Array.from_buffers(pa.bool_(), len(values), [_bitmap(valid) if not all(valid) else None,
+                                                          _bitmap([bool(v) for v in values])],
+                                 null_count=valid.count(False))
+
+
 def image_array(data: Any, name: str, valid: list[bool]) -> Any:
     """The ``datasets`` Image storage struct around the binary array ``data``, whose non-null
     rows ``valid`` flags. Built from buffers: ``data.is_null()`` and ``StructArray.from_arrays``
@@ -127,15 +147,24 @@ class Arena:
         self.valid = []
 
 
-def parquet_writer(path: Path, schema: Any) -> Any:
+#: the question shards' columns: stored uncompressed (PNG/MP4 bytes are compressed already),
+#: dictionary-encoded, and with statistics (for the readers' row-group filters)
+RAW_COLUMNS = (*(f"{c}.bytes" for c in IMAGE_COLUMNS), "ground_truth_video")
+DICTIONARY_COLUMNS = ("domain", "task_category", "difficulty")
+STATISTICS_COLUMNS = ("id", "domain", "difficulty", "source_path")
+
+
+def parquet_writer(path: Path, schema: Any, *, raw: Sequence[str] = RAW_COLUMNS,
+                   dictionary: Sequence[str] = DICTIONARY_COLUMNS,
+                   statistics: Sequence[str] = STATISTICS_COLUMNS) -> Any:
+    """A Parquet writer: snappy for every column but the ``raw`` ones, dictionaries for the
+    ``dictionary`` columns, statistics for the ``statistics`` ones, and a page index."""
     import pyarrow.parquet as pq  # start-up: see _arrow
 
-    image_cols = [f"{c}.bytes" for c in IMAGE_COLUMNS] + ["ground_truth_video"]
     compression = {name: "snappy" for name in schema.names}
-    compression.update({c: "none" for c in image_cols})  # PNG/MP4 bytes are already compressed
-    dictionary = [n for n in ("domain", "task_category", "difficulty")]
-    kwargs: dict[str, Any] = dict(compression=compression, use_dictionary=dictionary, write_page_index=True,
-                                  write_statistics=["id", "domain", "difficulty", "source_path"])
+    compression.update({c: "none" for c in raw})
+    kwargs: dict[str, Any] = dict(compression=compression, use_dictionary=list(dictionary), write_page_index=True,
+                                  write_statistics=list(statistics))
     return pq.ParquetWriter(str(path), schema, **kwargs)
 
 
