@@ -22,6 +22,7 @@ MAX_ATTEMPTS = 20
 DEFAULT_BUCKET = "vmevalkit"
 DEFAULT_REGION = "us-east-2"
 DEFAULT_REPO = "org/vmevalkit-questions"
+DEFAULT_RESULTS_REPO = "org/vmevalkit-results"
 HUB_PUBLIC_ENDPOINT = "https://huggingface.co"
 
 _SECRET_FIELDS = ("hf_token", "aws_secret_access_key", "aws_session_token", "aws_access_key_id")
@@ -41,6 +42,7 @@ class Settings:
     hf_token: str | None = field(default=None, repr=False)
     hf_endpoint: str | None = None
     hf_repo: str = DEFAULT_REPO
+    results_repo: str = DEFAULT_RESULTS_REPO  # the results dataset's Hub repo (`vmeval-hf results`)
     s3_bucket: str = DEFAULT_BUCKET
     aws_region: str = DEFAULT_REGION
     aws_access_key_id: str | None = field(default=None, repr=False)
@@ -109,6 +111,7 @@ class Settings:
             hf_token=get("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"),
             hf_endpoint=get("HF_ENDPOINT"),
             hf_repo=get("VMEVAL_HF_REPO") or DEFAULT_REPO,
+            results_repo=get("VMEVAL_RESULTS_REPO") or DEFAULT_RESULTS_REPO,
             s3_bucket=get("S3_BUCKET") or DEFAULT_BUCKET,
             aws_region=get("AWS_DEFAULT_REGION", "AWS_REGION") or DEFAULT_REGION,
             aws_access_key_id=get("AWS_ACCESS_KEY_ID"),

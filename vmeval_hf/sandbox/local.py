@@ -36,12 +36,14 @@ class Sandbox:
     """Start both servers; ``env()`` is what a client process needs to use them."""
 
     def __init__(self, root: str | Path, *, hub_port: int = 0, s3_port: int = 0, token: str | None = None,
-                 bucket: str = DEFAULT_BUCKET, repo: str = "sandbox/vmevalkit-questions") -> None:
+                 bucket: str = DEFAULT_BUCKET, repo: str = "sandbox/vmevalkit-questions",
+                 results_repo: str = "sandbox/vmevalkit-results") -> None:
         self._moto_class = moto_server()  # before any folder is created
         self.root = Path(root)
         self.token = token or f"hf_sandbox_{secrets.token_hex(12)}"
         self.bucket = bucket
         self.repo = repo
+        self.results_repo = results_repo
         self.hub = HubServer(self.root / "hub", token=self.token, host=HOST, port=hub_port)
         self._s3_port = s3_port
         self._moto: object | None = None
@@ -89,6 +91,7 @@ class Sandbox:
             "HF_UPDATE_DOWNLOAD_COUNTS": "0",
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "VMEVAL_HF_REPO": self.repo,
+            "VMEVAL_RESULTS_REPO": self.results_repo,
             "S3_BUCKET": self.bucket,
             "AWS_ENDPOINT_URL": self.s3_url,
             "AWS_ACCESS_KEY_ID": S3_KEY_ID,
