@@ -8,11 +8,13 @@ from __future__ import annotations
 from .._shared.labels import numeric_key, validate_label
 from .log import (
     DEFAULT_LOG_PATH,
+    RESULTS_KIND,
     SCHEMA,
     VersionEntry,
     VersionLog,
     format_summary,
     get_latest,
+    is_results,
     load_log,
     log_version,
     next_version,
@@ -23,11 +25,13 @@ from .log import (
 
 __all__ = [
     "DEFAULT_LOG_PATH",
+    "RESULTS_KIND",
     "SCHEMA",
     "VersionEntry",
     "VersionLog",
     "format_summary",
     "get_latest",
+    "is_results",
     "load_log",
     "log_version",
     "next_version",

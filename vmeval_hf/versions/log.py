@@ -63,6 +63,17 @@ class VersionEntry(_SeedEntry, total=False):
     domains: dict[str, int]
     content_sha256: str
     tool: str
+    kind: str  # "results" for a results dataset version; absent (or "questions") for a question version
+    experiment: str
+
+
+#: ``kind`` of a results dataset version's entry (``vmeval-hf results publish``)
+RESULTS_KIND = "results"
+
+
+def is_results(entry: Mapping[str, Any]) -> bool:
+    """Whether a log entry is a results dataset version, not a question version."""
+    return entry.get("kind") == RESULTS_KIND
 
 
 def _utc_now() -> datetime:
@@ -237,8 +248,9 @@ class VersionLog:
         return None
 
     def latest(self) -> VersionEntry | None:
-        """The last appended entry, or ``None`` when the log is empty."""
-        entries = self.entries()
+        """The last appended question version (results entries are not question versions), or
+        ``None`` when there is none."""
+        entries = [e for e in self.entries() if not is_results(e)]
         return entries[-1] if entries else None
 
     def next_version(self) -> str:
@@ -348,11 +360,14 @@ def format_summary(entries: list[VersionEntry] | list[dict[str, Any]]) -> str:
     lines = []
     for e in entries:
         where = " | ".join(str(e[k]) for k in ("s3_uri", "hf_uri") if e.get(k)) or "(no location)"
-        lines.append(f"v{e['version']} ({e.get('date', '?')}) → {where}")
+        label = f"results {e['version']}" if is_results(e) else f"v{e['version']}"
+        lines.append(f"{label} ({e.get('date', '?')}) → {where}")
         size = e.get("size_mb", 0)
         size_text = f"{size:.1f}MB" if isinstance(size, (int, float)) else f"{size}MB"
         stats = f"  {size_text}, {e.get('files', 0)} files"
-        if e.get("questions") is not None:
+        if is_results(e):
+            stats += f", {e.get('rows')} evaluations of questions {e.get('question_version')}"
+        elif e.get("questions") is not None:
             stats += f", {e['questions']} questions"
         lines.append(stats)
     return "\n".join(lines)
@@ -388,7 +403,7 @@ def log_version(version: str, s3_uri: str | None, stats: Mapping[str, Any] | Non
 
 
 def get_latest(path: PathArg = None, *, data_dir: PathArg = None) -> VersionEntry | None:
-    """The last appended entry of the log at ``path`` (or under ``data_dir``), or ``None``."""
+    """The last appended question version of the log at ``path`` (or under ``data_dir``), or ``None``."""
     return VersionLog(path, data_dir=data_dir).latest()
 
 
