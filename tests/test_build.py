@@ -26,7 +26,9 @@ from click.testing import CliRunner
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-from tests.support.trees import make_question, make_tree, png_bytes
+from tests.support.files import snapshot
+from tests.support.pngs import png_bytes
+from tests.support.trees import make_question, make_tree
 from vmeval_hf._shared.fs import canonical_json
 from vmeval_hf.cli import cli
 from vmeval_hf.errors import ConfigError, ValidationError
@@ -120,10 +122,6 @@ def _raw_rows(ds: Any) -> list[dict[str, Any]]:
 
 def _flatten(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v["bytes"] if isinstance(v, dict) else v) for k, v in row.items()}
-
-
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _sha(data: bytes) -> str:
@@ -288,7 +286,7 @@ def test_release_manifest_lists_sources_shards_and_files(mixed: tuple[Path, Path
     assert any(s["path"] == "chess_task/chess_0005/ground_truth.mp4" for s in manifest["sources"])
     assert not any(s["path"].startswith("chess_task/chess_0003/final") for s in manifest["sources"])
 
-    on_disk = _snapshot(out)
+    on_disk = snapshot(out)
     shard_paths = sorted(p for p in on_disk if p.startswith("data/"))
     assert [s["path"] for s in manifest["shards"]] == shard_paths
     for s in manifest["shards"]:
@@ -374,9 +372,9 @@ def test_card_sizes_equal_what_datasets_computes(mixed: tuple[Path, Path, BuildR
 def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, Path, BuildResult],
                                                            tmp_path: Path) -> None:
     data_dir, out, _ = mixed
-    first = _snapshot(out)
+    first = snapshot(out)
     assert build_release(data_dir, tmp_path / "again", version="1.0").content_sha256
-    assert _snapshot(tmp_path / "again") == first
+    assert snapshot(tmp_path / "again") == first
 
     # another folder, other mtimes, another process with another hash seed and time zone
     moved = tmp_path / "elsewhere" / "data"
@@ -390,7 +388,7 @@ def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, P
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert _snapshot(tmp_path / "later") == first
+    assert snapshot(tmp_path / "later") == first
 
 
 _FORKED_BUILD = """
@@ -431,7 +429,7 @@ def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
     renderer = [proc.stdout.strip(), "renderer", "-"]
     assert [line for line in lines if line[1] == "renderer"] == [renderer]
     assert lines.index(renderer) < next(i for i, line in enumerate(lines) if line[1] == "sudoku")
-    assert _snapshot(tmp_path / "two") == _snapshot(tmp_path / "one")
+    assert snapshot(tmp_path / "two") == snapshot(tmp_path / "one")
 
 
 def test_previews_show_the_first_questions_frames_side_by_side(tmp_path: Path) -> None:
@@ -521,8 +519,8 @@ def test_validation_failure_writes_nothing(tmp_path: Path) -> None:
     data_dir = make_tree(tmp_path / "data", {"chess": 3})
     releases = tmp_path / "releases"
     build_release(data_dir, releases / "current", version="1.0")
-    before = _snapshot(releases)
-    data_before = _snapshot(data_dir)
+    before = snapshot(releases)
+    data_before = snapshot(data_dir)
     bad = data_dir / "questions/chess_task/chess_0001/first_frame.png"
     bad.write_bytes(b"not a png")
     data_before[bad.relative_to(data_dir).as_posix()] = b"not a png"
@@ -534,9 +532,9 @@ def test_validation_failure_writes_nothing(tmp_path: Path) -> None:
         build_release(data_dir, releases / "fresh", version="1.1")
     with pytest.raises(ValidationError):
         build_release(data_dir, version="1.1")  # default --out: data/releases/1.1
-    assert _snapshot(releases) == before
+    assert snapshot(releases) == before
     assert _entries(releases) == ["current"]
-    assert _snapshot(data_dir) == data_before and not (data_dir / "releases").exists()
+    assert snapshot(data_dir) == data_before and not (data_dir / "releases").exists()
 
 
 @pytest.mark.parametrize("exc", [RuntimeError("disk on fire"), KeyboardInterrupt()])
@@ -545,7 +543,7 @@ def test_interrupted_build_keeps_previous_release(tmp_path: Path, monkeypatch: p
     data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 2})
     releases = tmp_path / "releases"
     build_release(data_dir, releases / "current", version="1.0")
-    before = _snapshot(releases)
+    before = snapshot(releases)
 
     def boom(**kwargs: Any) -> str:
         raise exc
@@ -556,7 +554,7 @@ def test_interrupted_build_keeps_previous_release(tmp_path: Path, monkeypatch: p
     with pytest.raises(type(exc)):
         build_release(data_dir, releases / "new", version="1.1")
     assert _entries(releases) == ["current"]  # no .building-/.old- folders, no half release
-    assert _snapshot(releases) == before
+    assert snapshot(releases) == before
 
 
 def test_rebuild_over_existing_release_replaces_it(tmp_path: Path) -> None:
@@ -593,7 +591,7 @@ def test_cli_build_json(runner: CliRunner, tmp_path: Path) -> None:
     manifest = load_release(out)
     assert summary == {
         "out": str(out), "version": "1.0", "questions": 5, "domains": {"chess": 3, "maze": 2},
-        "shards": 2, "bytes": sum(len(b) for b in _snapshot(out).values()),
+        "shards": 2, "bytes": sum(len(b) for b in snapshot(out).values()),
         "content_sha256": manifest["content_sha256"],
     }
     assert datasets.load_dataset(str(out), "maze", split="test").num_rows == 2
@@ -609,7 +607,7 @@ def test_cli_build_workers_option(runner: CliRunner, tmp_path: Path) -> None:
                            str(tmp_path / "three"), "--version", "1.0", "--workers", "3"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert _snapshot(tmp_path / "three") == _snapshot(tmp_path / "one")
+    assert snapshot(tmp_path / "three") == snapshot(tmp_path / "one")
     bad = runner.invoke(cli, ["build", "--data-dir", str(data_dir), "--workers", "0"])
     assert bad.exit_code == 2 and "--workers" in bad.output
     for workers in (0, -1, 1.5):

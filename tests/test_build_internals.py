@@ -22,7 +22,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.support.trees import make_tree, png_bytes
+from tests.support.files import snapshot
+from tests.support.pngs import png_bytes
+from tests.support.trees import make_tree
 from vmeval_hf._shared.fs import canonical_json
 from vmeval_hf.release.release_manifest import (
     content_sha256,
@@ -218,10 +220,6 @@ def test_reads_keep_the_bytes_only_for_a_consumer(tmp_path: Path) -> None:
     for qid, blobs in seen:
         folder = data_dir / "questions" / "chess_task" / qid
         assert blobs == {p.name: p.read_bytes() for p in folder.iterdir()}
-
-
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 # --- forked workers ---------------------------------------------------------------------------
@@ -474,7 +472,7 @@ def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_pat
     data_dir = make_tree(tmp_path / "data", {"chess": 30, "maze": 30})
     releases = tmp_path / "releases"
     build_release(data_dir, releases / "current", version="1.0")
-    before = _snapshot(releases)
+    before = snapshot(releases)
     proc = _run("""
         import resource, signal, sys
         import vmeval_hf.release.build as b
@@ -490,4 +488,4 @@ def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert "cannot write the release at" in proc.stdout and "File too large" in proc.stdout, proc.stdout
     assert [p.name for p in releases.iterdir()] == ["current"]  # no temp folder left
-    assert _snapshot(releases) == before
+    assert snapshot(releases) == before

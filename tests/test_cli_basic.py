@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.support.trees import make_question, make_tree, png_bytes
-from tests.test_questions import plant_problems
+from tests.support.pngs import png_bytes
+from tests.support.trees import make_question, make_tree, plant_problems
 from vmeval_hf import check_manifest
 from vmeval_hf._shared.meta import __version__
 from vmeval_hf.cli import cli

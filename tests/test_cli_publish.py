@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.support.files import snapshot
 from tests.support.hub import disable_parquet_export
 from tests.support.s3 import FaultProxy, raw_client
-from tests.support.trees import make_question, make_tree
+from tests.support.trees import change_tree, make_tree
 from vmeval_hf.cli import cli
 from vmeval_hf.config import Settings
 from vmeval_hf.sandbox import HubServer
@@ -117,24 +118,6 @@ def publish(env: Env, *args: str | Path) -> Result:
     return run("publish", "--data-dir", env.data, *args)
 
 
-def change(data: Path) -> None:
-    """Edit one prompt and add a question, then rewrite the manifest: new content for the next version."""
-    from vmeval_hf.tree.manifest_sync import write_manifest
-
-    folder = data / "questions" / "chess_task" / "chess_0000"
-    (folder / "prompt.txt").write_text("A changed prompt", encoding="utf-8")
-    meta = json.loads((folder / "question_metadata.json").read_text(encoding="utf-8"))
-    meta["prompt"] = "A changed prompt"
-    (folder / "question_metadata.json").write_text(json.dumps(meta), encoding="utf-8")
-    make_question(data / "questions", "maze", 5)
-    write_manifest(data)
-
-
-def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)}
-
-
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,7 +134,7 @@ def test_publish_twice_then_load_both_verify_and_read_the_log(env: Env, fresh_hf
     assert "version   1.0" in first.stdout and f"s3://{env.direct.s3_bucket}/{DAY}/data" in first.stdout
     v10_prompts = {p.parent.name: p.read_text(encoding="utf-8")
                    for p in (env.data / "questions").glob("*_task/*/prompt.txt")}
-    change(env.data)
+    change_tree(env.data)  # chess_0000's prompt: "A changed prompt"; maze_0005 added
     second = publish(env, "--log", "--date", DAY_B, "--json")  # then the next minor, 1.1
     assert second.exit_code == 0, second.stderr
     printed = json.loads(second.stdout)
@@ -206,7 +189,7 @@ def test_other_content_under_a_logged_version_is_refused(counted: Env) -> None:
     ok("publish", "--data-dir", counted.data, "--log", "--date", DAY)
     commits, tags, objects = counted.commits(), counted.tags(), counted.keys()
     log_bytes = counted.log_path.read_bytes()
-    change(counted.data)
+    change_tree(counted.data)
     hub_before, s3_before = counted.remote_counts()
     refused = publish(counted, "--log", "--version", "1.0", "--date", DAY_B)
     assert refused.exit_code == 1
@@ -228,7 +211,7 @@ def test_one_side_only_is_published_and_logged(counted: Env, side: str) -> None:
     if side == "hub":
         assert entry["s3_uri"] is None and counted.keys() == {} and counted.s3_sent() == 0
         assert entry["hf_commit"] == counted.tags()["1.0"]
-        assert entry["files"] == len(tree_bytes(counted.data / "releases" / "1.0"))
+        assert entry["files"] == len(snapshot(counted.data / "releases" / "1.0", skip_hidden=True))
     else:
         assert all(entry[k] is None for k in ("hf_uri", "hf_repo", "hf_revision", "hf_commit"))
         assert counted.hub.requests == hub_before
@@ -358,13 +341,16 @@ def test_pull_round_trips_from_s3_and_hub(env: Env, tmp_path: Path) -> None:
     from_s3 = json.loads(ok("pull", "1.0", "--from", "s3", "--dest", tmp_path / "s3", "--data-dir", env.data,
                             "--json").stdout)
     assert from_s3["source"] == "s3"
-    assert tree_bytes(tmp_path / "s3" / "questions") == tree_bytes(env.data / "questions")
+    assert (snapshot(tmp_path / "s3" / "questions", skip_hidden=True)
+            == snapshot(env.data / "questions", skip_hidden=True))
     out = ok("pull", "1.0", "--from", "hub", "--dest", tmp_path / "hub", "--data-dir", env.data).stdout
     assert out.startswith("pulled 1.0 from hub into ") and "verified" in out
-    assert tree_bytes(tmp_path / "hub") == tree_bytes(env.data / "releases" / "1.0")
+    # skip_hidden: the download leaves its .cache/ folder in the target
+    assert (snapshot(tmp_path / "hub", skip_hidden=True)
+            == snapshot(env.data / "releases" / "1.0", skip_hidden=True))
     # --release from S3: the same release files as on the Hub
     ok("pull", "1.0", "--release", "--dest", tmp_path / "rel", "--data-dir", env.data)
-    assert tree_bytes(tmp_path / "rel") == tree_bytes(tmp_path / "hub")
+    assert snapshot(tmp_path / "rel", skip_hidden=True) == snapshot(tmp_path / "hub", skip_hidden=True)
 
 
 # --- sync and versions -----------------------------------------------------------------------------
@@ -378,7 +364,7 @@ def test_sync_mirrors_the_data_tree_only(env: Env) -> None:
     assert first["s3_uri"] == f"s3://{env.direct.s3_bucket}/{DAY}/data"
     keys = set(env.keys())
     assert keys == {f"{DAY}/MANIFEST.json", f"{DAY}/data/outputs/exp1/result.json",
-                    *(f"{DAY}/data/questions/{k}" for k in tree_bytes(env.data / "questions"))}
+                    *(f"{DAY}/data/questions/{k}" for k in snapshot(env.data / "questions", skip_hidden=True))}
     assert first["uploaded"] == first["files"] == len(keys) - 1
     assert env.hub.requests == hub_before and not env.log_path.exists()
 

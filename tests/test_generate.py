@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tests.support.files import snapshot
 from vmeval_hf.cli import cli
 from vmeval_hf.errors import ConfigError, ValidationError, VmevalError
 from vmeval_hf.generate import DOMAINS, create_dataset, domain_seed
@@ -29,11 +30,6 @@ from vmeval_hf.tree.validate import validate_tree
 PAIRS = 6  # two of each difficulty per domain with --difficulty mixed
 SEED = 1234
 REPO = Path(__file__).resolve().parent.parent
-
-
-def tree_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def load_questions(root: Path) -> list[dict[str, Any]]:
@@ -68,7 +64,7 @@ def test_same_seed_gives_identical_bytes_in_another_process(dataset: Path, tmp_p
             f"create_dataset(sys.argv[1], pairs_per_domain={PAIRS}, seed={SEED})")
     env = {**os.environ, "PYTHONHASHSEED": "987"}
     subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, cwd=tmp_path, timeout=120)
-    first, second = tree_hashes(dataset), tree_hashes(out)
+    first, second = snapshot(dataset), snapshot(out)
     assert len(first) == 5 * PAIRS * 4 + 1
     assert first == second
 
@@ -411,7 +407,7 @@ def test_seed_compatible_script(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.glob("*_task/*")) == ["chess_0000", "rotation_0000"]
     again = tmp_path / "again"
     create_dataset(again, pairs_per_domain=1, domains=["chess", "rotation"], seed=5)
-    assert tree_hashes(out) == tree_hashes(again)
+    assert snapshot(out) == snapshot(again)
 
 
 def test_overwrite_only_replaces_question_trees(tmp_path: Path) -> None:

@@ -15,11 +15,9 @@ import json
 import os
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import uuid
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +26,11 @@ from urllib.parse import unquote
 import pytest
 from click.testing import CliRunner
 
+from tests.support.pngs import png_bomb, png_bytes
 from tests.support.privileges import without_dac_override
 from tests.support.reliability import AWS_KEY_SECRET, AWS_SECRET_SECRET, HUB_SECRET, Stage
 from tests.support.s3 import TEST_REGION, raw_client
-from tests.support.trees import make_tree, png_bytes
+from tests.support.trees import make_tree
 from vmeval_hf.cli import cli
 from vmeval_hf.config import Settings
 from vmeval_hf.sandbox import HubServer
@@ -41,19 +40,6 @@ CHESS1 = Q / "chess_task" / "chess_0001"
 
 
 # -- the corpus --------------------------------------------------------------------------------------
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(side: int = 20_000) -> bytes:
-    """A well-formed 1-bit PNG of side x side pixels (400 MP): ~50 KB on disk, 400 MB decoded."""
-    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    comp = zlib.compressobj(9)
-    idat = b"".join(comp.compress(row * 1000) for _ in range(side // 1000)) + comp.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def _meta(data: Path, folder: Path = CHESS1) -> Path:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.support.hub import HUB_TOKEN, disable_parquet_export
-from tests.support.trees import make_question, make_tree
+from tests.support.trees import change_tree, make_tree
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import HubAuthError, HubNotFoundError, IntegrityError, VersionConflictError
 from vmeval_hf.hub import publish_to_hub, pull_hub, verify_hub
@@ -25,19 +24,8 @@ def _build(data: Path, out: Path, version: str, repo: str):  # noqa: ANN202
 
 
 def _change(data: Path) -> None:
-    """Edit one prompt, add one question and remove another, then rewrite the manifest."""
-    from vmeval_hf.tree.manifest_sync import write_manifest
-
-    folder = data / "questions" / "chess_task" / "chess_0000"
-    (folder / "prompt.txt").write_text("A different prompt for 1.1", encoding="utf-8")
-    meta = json.loads((folder / "question_metadata.json").read_text())
-    meta["prompt"] = "A different prompt for 1.1"
-    (folder / "question_metadata.json").write_text(json.dumps(meta))
-    make_question(data / "questions", "maze", 7)
-    import shutil
-
-    shutil.rmtree(data / "questions" / "maze_task" / "maze_0000")
-    write_manifest(data)
+    """New content: chess_0000's prompt edited, maze_0007 added, maze_0000 removed."""
+    change_tree(data, prompt="A different prompt for 1.1", add=("maze", 7), remove="maze_0000")
 
 
 def _commits(repo: str, settings: Settings) -> list[str]:

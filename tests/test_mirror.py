@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -15,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
+from tests.support.pngs import png_bytes
 from tests.support.s3 import TEST_SECRET_KEY, raw_client
 from vmeval_hf._shared.fs import canonical_json, sha256_file
 from vmeval_hf.config import Settings
@@ -39,14 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 DAY = "20250115"
 
 
-def _png(seed: int, size: int = 24) -> bytes:
-    img = Image.new("RGB", (size, size), (seed * 37 % 256, seed * 91 % 256, 120))
-    img.putpixel((seed % size, 0), (255, 255, 255))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def make_tree(root: Path, questions: int = 3) -> Path:
     """A small data/ tree: question folders with real PNGs, outputs, evaluations, and things to skip."""
     data = root / "data"
@@ -54,8 +45,8 @@ def make_tree(root: Path, questions: int = 3) -> Path:
         domain = ("chess", "maze")[i % 2]
         q = data / "questions" / f"{domain}_task" / f"{domain}_{i:04d}"
         q.mkdir(parents=True)
-        (q / "first_frame.png").write_bytes(_png(i))
-        (q / "final_frame.png").write_bytes(_png(i + 100))
+        (q / "first_frame.png").write_bytes(png_bytes(i, (24, 24)))
+        (q / "final_frame.png").write_bytes(png_bytes(i + 100, (24, 24)))
         (q / "prompt.txt").write_text(f"Solve puzzle {i}.\n", encoding="utf-8")
         (q / "question_metadata.json").write_text(json.dumps({"id": f"{domain}_{i:04d}", "domain": domain}))
     (data / "questions" / "vmeval_dataset.json").write_text('{"questions": []}\n')

@@ -7,7 +7,6 @@ flow is in ``test_cli_publish.py``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from tests.support.hub import HUB_TOKEN
 from tests.support.s3 import raw_client
-from tests.support.trees import make_question, make_tree
+from tests.support.trees import change_tree, make_tree
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import (
     ConfigError,
@@ -70,18 +69,6 @@ def _hub_state(settings: Settings) -> tuple[list[str], dict[str, str]]:
 
 def _log(data: Path) -> Path:
     return data / "data_logging" / "version_log.json"
-
-
-def _change(data: Path) -> None:
-    from vmeval_hf.tree.manifest_sync import write_manifest
-
-    (data / "questions" / "chess_task" / "chess_0001" / "prompt.txt").write_text("Changed.", encoding="utf-8")
-    meta_path = data / "questions" / "chess_task" / "chess_0001" / "question_metadata.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["prompt"] = "Changed."
-    meta_path.write_text(json.dumps(meta), encoding="utf-8")
-    make_question(data / "questions", "maze", 3)
-    write_manifest(data)
 
 
 @pytest.mark.parametrize("where", ["manifest", "data"])
@@ -145,7 +132,7 @@ def test_taken_prefix_refused_before_the_hub_is_touched_and_force_replaces(data:
     first = publish_version(data, settings=settings, log_entry=True, date=DAY)
     direct = _direct(settings, s3_faults)
     hub_before, log_before = _hub_state(direct), _log(data).read_bytes()
-    _change(data)
+    change_tree(data, qid="chess_0001", prompt="Changed.", add=("maze", 3))
     # 1.1 on the day 1.0 was mirrored: the prefix is never overwritten, and the Hub is not half-updated
     with pytest.raises(S3ConflictError, match=f"holds version 1.0 .* --date {DAY_B}"):
         publish_version(data, settings=settings, log_entry=True, date=DAY)

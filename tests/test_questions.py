@@ -11,14 +11,14 @@ import os
 import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.support.pngs import png_bytes, png_chunk, png_claiming
 from tests.support.privileges import without_dac_override
-from tests.support.trees import make_question, make_tree, png_bytes
+from tests.support.trees import make_question, make_tree, plant_problems
 from vmeval_hf import ValidationError
 from vmeval_hf.tree.model import Problem, ValidationReport
 from vmeval_hf.tree.validate import scan_questions, validate_tree
@@ -35,17 +35,6 @@ def only_error(report: ValidationReport, code: str, path: Path) -> Problem:
     assert [(p.path, p.code) for p in report.errors] == [(str(path), code)], codes(report)
     assert not report.ok
     return report.errors[0]
-
-
-def png_chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny, well-formed PNG whose header claims ``width`` x ``height`` 1-bit pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
 
 
 @pytest.fixture
@@ -432,54 +421,6 @@ def test_fifo_in_evaluations_is_reported_not_read(tree: Path) -> None:
 
 
 # --- every problem in one run ----------------------------------------------------------------------
-
-
-def plant_problems(data: Path, outside: Path) -> set[tuple[str, str]]:
-    """Plant one problem of each kind in a fresh tree; return the expected ``(path, code)`` errors."""
-    make_tree(data, {"chess": 12, "maze": 2}, manifest=False)
-    qdir = data / "questions"
-
-    def folder(i: int) -> Path:
-        return qdir / "chess_task" / f"chess_{i:04d}"
-
-    expected: set[tuple[str, str]] = set()
-
-    def plant(path: Path, code: str) -> None:
-        expected.add((str(path), code))
-
-    (folder(0) / "first_frame.png").unlink()
-    plant(folder(0) / "first_frame.png", "missing_file")
-    (folder(1) / "prompt.txt").write_text("", encoding="utf-8")
-    plant(folder(1) / "prompt.txt", "empty_prompt")
-    (folder(2) / "prompt.txt").write_bytes(b"\xff\xfe")
-    plant(folder(2) / "prompt.txt", "not_utf8")
-    (folder(3) / "final_frame.png").write_bytes(b"GIF89a")
-    plant(folder(3) / "final_frame.png", "not_png")
-    (folder(4) / "first_frame.png").write_bytes(png_bytes()[:40])
-    plant(folder(4) / "first_frame.png", "bad_image")
-    (folder(5) / "final_frame.png").write_bytes(png_claiming(20000, 20000))
-    plant(folder(5) / "final_frame.png", "image_too_large")
-    (folder(6) / "question_metadata.json").write_text("{", encoding="utf-8")
-    plant(folder(6) / "question_metadata.json", "invalid_json")
-    (folder(7) / "question_metadata.json").write_text('{"domain": "maze"}', encoding="utf-8")
-    plant(folder(7) / "question_metadata.json", "metadata_domain_mismatch")
-    (folder(8) / "first_frame.png").unlink()
-    (folder(8) / "first_frame.png").symlink_to(outside)
-    plant(folder(8) / "first_frame.png", "path_escape")
-    (folder(9) / "prompt.txt").unlink()
-    (folder(9) / "prompt.txt").symlink_to(folder(9) / "prompt.txt")
-    plant(folder(9) / "prompt.txt", "broken_symlink")
-    (folder(10) / "prompt.txt").unlink()
-    os.mkfifo(folder(10) / "prompt.txt")
-    plant(folder(10) / "prompt.txt", "not_a_file")
-    (folder(11) / "final_frame.png").unlink()
-    plant(folder(11) / "final_frame.png", "missing_file")
-    bad = qdir / "chess_task" / "chess_12"
-    bad.mkdir()
-    plant(bad, "bad_folder_name")
-    (qdir / "Maze_task").mkdir()
-    plant(qdir / "Maze_task", "bad_folder_name")
-    return expected
 
 
 @pytest.mark.timeout(20)
