@@ -13,8 +13,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
 from tests.support.files import snapshot
-from tests.support.pngs import png_bytes
+from tests.support.pngs import noise_png, png_bytes
 from tests.support.trees import make_question, make_tree
 from vmeval_hf._shared.fs import canonical_json
 from vmeval_hf.cli import cli
@@ -569,6 +571,70 @@ def test_rebuild_over_existing_release_replaces_it(tmp_path: Path) -> None:
     assert not (releases / "current" / "data" / "maze").exists()  # no stale shards from 1.0
     assert not (releases / "current" / "assets" / "maze_preview.png").exists()
     assert check_release_files(releases / "current", load_release(releases / "current")) == []
+
+
+def _running(argv: list[str]) -> list[int]:
+    """The pids of processes with exactly this command line (a build's forked workers keep it)."""
+    cmdline = "\0".join(argv).encode() + b"\0"
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes() == cmdline:
+                pids.append(int(entry.name))
+        except OSError:
+            pass  # ended while we looked
+    return pids
+
+
+@pytest.mark.slow
+def test_temp_folders_of_a_killed_build_are_removed_by_the_next(tmp_path: Path) -> None:
+    """``vmeval-hf build`` SIGKILLed mid-way leaves its hidden temp folder beside the output; the
+    next build of that output removes it, as its owner no longer runs, and no other: a temp
+    folder whose owner runs, and one of another output, are left alone."""
+    data_dir = make_tree(tmp_path / "data", {"chess": 20, "maze": 20}, manifest=False)
+    frame = noise_png(480)  # 40 questions, 55 MB of frames: the build takes about a second
+    for path in (data_dir / "questions").glob("*_task/*/*_frame.png"):
+        path.write_bytes(frame)
+    releases = tmp_path / "releases"
+    argv = [sys.executable, "-m", "vmeval_hf.cli", "build", "--data-dir", str(data_dir),
+            "--out", str(releases / "1.0"), "--version", "1.0", "--repo", "org/r", "--workers", "2"]
+    killed = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    prefix = f".1.0.building-{killed.pid}-"
+    try:
+        deadline = time.monotonic() + 120
+        while not (releases.is_dir() and any(p.name.startswith(prefix) and any(p.rglob("*.parquet"))
+                                             for p in releases.iterdir())):
+            if killed.poll() is not None:
+                pytest.fail(f"the build ended (exit {killed.returncode}) before it was seen writing a shard: "
+                            f"{killed.communicate()}")
+            assert time.monotonic() < deadline, "the build never wrote a shard in its temp folder"
+            time.sleep(0.002)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.communicate(timeout=30)
+        assert killed.returncode == -signal.SIGKILL
+        # Its workers outlive it until their domain is done: wait, so the next build does not race
+        # them for the folder they still write to.
+        while _running(argv):
+            assert time.monotonic() < deadline, f"the killed build's workers {_running(argv)} never ended"
+            time.sleep(0.05)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.communicate(timeout=30)
+        for pid in _running(argv):
+            os.kill(pid, signal.SIGKILL)
+    (left,) = releases.iterdir()
+    assert left.name.startswith(prefix) and left.is_dir()  # left behind, beside the output
+    live = releases / f".1.0.building-{os.getpid()}-live"  # its owner (this process) runs
+    other = releases / f".1.1.building-{killed.pid}-other"  # another output's
+    for folder in (live, other):
+        folder.mkdir()
+        (folder / "README.md").write_text("half", encoding="utf-8")
+
+    again = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert _entries(releases) == sorted(["1.0", live.name, other.name])
+    assert check_release_files(releases / "1.0", load_release(releases / "1.0")) == []
 
 
 # --- CLI ----------------------------------------------------------------------------------------

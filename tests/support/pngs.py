@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -42,3 +43,11 @@ def png_bomb(side: int = 20_000) -> bytes:
     idat = b"".join(comp.compress(row * 1000) for _ in range(side // 1000)) + comp.flush()
     return SIGNATURE + _ihdr_1bit(side, side) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
+
+def noise_png(side: int) -> bytes:
+    """A valid side x side RGB PNG of random pixels: about 3 bytes a pixel on disk (noise does not
+    compress), for trees whose build reads and writes many megabytes."""
+    im = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
