@@ -20,7 +20,8 @@ DIFFICULTY_ORDER = ("easy", "medium", "hard")
 PREVIEW_HEIGHT = 200
 
 
-def _size_category(n: int) -> str:
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` label for ``n`` rows."""
     for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                          (1_000_000, "100K<n<1M")):
         if n < limit:
@@ -60,7 +61,7 @@ def card_metadata(*, repo_id: str, version: str, license: str, domains: dict[str
         "pretty_name": "VMEvalKit Questions",
         "task_categories": ["image-to-video"],
         "language": ["en"],
-        "size_categories": [_size_category(sum(domains.values()))],
+        "size_categories": [size_category(sum(domains.values()))],
         "tags": ["video-reasoning", "benchmark", "vmevalkit", *names],
         "configs": configs,
         "dataset_info": infos,
