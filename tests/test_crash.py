@@ -104,14 +104,17 @@ def test_sigkill_leaves_no_half_version_and_a_rerun_finishes(stage: Stage, point
         assert stage.s3_manifest() is not None
     if point in ("during-build", "mid-hub-upload", "at-hub-tag"):
         assert stage.keys() == {}  # nothing mirrored before the Hub side finished
+    if point == "during-build":  # the killed build's temp folder stays, for the re-run to remove
+        assert [p.name for p in (stage.data / "releases").iterdir() if p.name.startswith(".1.0.building-")]
 
     stage.hub_proxy.clear()
     stage.s3_proxy.clear()
     again = stage.run(*stage.publish_args())
     assert again.returncode == 0, again.stderr[-3000:]
     stage.assert_published("1.0")
-    # the re-run left no stray release folders behind that a later build or mirror could pick up
-    assert sorted(p.name for p in (stage.data / "releases").iterdir() if not p.name.startswith(".")) == ["1.0"]
+    # the re-run left no stray release folders behind, hidden ones included: no .1.0.building-
+    # (a killed build's temp folder) and no .1.0.old- (a replaced release)
+    assert sorted(p.name for p in (stage.data / "releases").iterdir()) == ["1.0"]
 
 
 def _wait_all(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
