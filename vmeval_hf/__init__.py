@@ -6,6 +6,8 @@ Public API (heavy modules are imported lazily, so ``import vmeval_hf`` stays fas
     create_dataset                                                  generators
     build_release                                                   Parquet + card
     publish_version, verify_version, pull_version                   the release flow
+    sync_data_tree                                                  the data tree alone to S3
+    diff_versions                                                   what changed between two versions
     sync_to_s3                                                      seed-compatible S3 mirror
     log_version, get_latest, print_summary, load_log, save_log      seed-compatible version log
     VersionLog, next_version                                        the version log itself
@@ -51,6 +53,8 @@ _LAZY = {
     "publish_version": "publish",
     "verify_version": "publish",
     "pull_version": "publish",
+    "sync_data_tree": "publish",
+    "diff_versions": "diff",
     "sync_to_s3": "s3.mirror",
     "VersionLog": "versions",
     "next_version": "versions",

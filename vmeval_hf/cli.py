@@ -310,12 +310,13 @@ def _summary_lines(entry: dict[str, Any]) -> list[str]:
 @click.option("--no-s3", is_flag=True, help="Skip the S3 side.")
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded and where; touch nothing remote.")
 @click.option("--force", is_flag=True, help="Replace a version published with different content (moves the tag).")
+@click.option("--message", "-m", help="A change note: kept in the log entry, the Hub commit and the card's history.")
 @max_shard_size_option
 @json_option
 @click.pass_context
 def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: bool, date: str | None,
             repo: str | None, bucket: str | None, no_hub: bool, no_s3: bool, dry_run: bool, force: bool,
-            max_shard_size: int, as_json: bool) -> None:
+            message: str | None, max_shard_size: int, as_json: bool) -> None:
     """Validate, build, publish to the Hub, mirror to S3, verify both, and log."""
     from .publish import publish_version  # start-up
 
@@ -324,7 +325,8 @@ def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: 
     try:
         result = publish_version(data_dir, settings=settings, version=version, log_entry=log_entry, date=date,
                                  repo_id=repo, hub=not no_hub, s3=not no_s3, dry_run=dry_run, force=force,
-                                 max_shard_size=max_shard_size, progress=bars.stage, s3_progress=bars.transfer)
+                                 message=message, max_shard_size=max_shard_size, progress=bars.stage,
+                                 s3_progress=bars.transfer)
     finally:
         bars.close()
     if result.dry_run:
@@ -384,6 +386,34 @@ def pull(ctx: click.Context, version: str, source: str, dest: Path | None, relea
 
 
 @cli.command()
+@click.argument("old", metavar="V1")
+@click.argument("new", metavar="V2")
+@click.option("--from", "source", type=click.Choice(["local", "s3", "hub"]),
+              help="Where to read the two release manifests (default: the local release folders when both "
+                   "exist, else S3 when both are mirrored, else the Hub).")
+@click.option("--repo", help="Hub dataset repo id for --from hub (default: the logged one, else $VMEVAL_HF_REPO).")
+@data_dir_option
+@json_option
+@click.pass_context
+def diff(ctx: click.Context, old: str, new: str, source: str | None, repo: str | None, data_dir: Path,
+         as_json: bool) -> None:
+    """Questions added, removed and changed from V1 to V2, and which parts of each changed."""
+    from .diff import diff_versions  # start-up
+
+    result = diff_versions(old, new, settings=_settings(ctx), data_dir=data_dir, source=source,  # type: ignore[arg-type]
+                           repo_id=repo)
+    emit(as_json, result.as_dict(), lambda: echo("\n".join(_diff_lines(result))))
+
+
+def _diff_lines(result: Any) -> list[str]:
+    lines = [f"{result.old} -> {result.new}: {result.summary()}"]
+    lines += [f"  + {qid}" for qid in result.added]
+    lines += [f"  - {qid}" for qid in result.removed]
+    lines += [f"  ~ {qid}: {', '.join(parts)}" for qid, parts in result.changed.items()]
+    return lines
+
+
+@cli.command()
 @data_dir_option
 @click.option("--date", help="S3 date prefix YYYYMMDD or YYYYMMDD-<suffix> (default: today, UTC).")
 @click.option("--bucket", help="S3 bucket (default: $S3_BUCKET or vmevalkit).")
@@ -437,6 +467,135 @@ def versions(action: str, version: str | None, data_dir: Path, as_json: bool) ->
     if found is None:
         raise ConfigError(f"version {version} is not in {log.path}; see `vmeval-hf versions summary`")
     emit(as_json, found, lambda: echo("\n".join(_summary_lines(dict(found)))))
+
+
+# --- results dataset ---------------------------------------------------------------
+
+
+def experiment_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--experiment", required=True,
+                        help="The experiment: its folder in evaluations/[<evaluator-folder>/] and outputs/.")(f)
+
+
+def questions_version_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--questions-version",
+                        help="The question version the run was made on (default: the latest logged).")(f)
+
+
+@cli.group()
+def results() -> None:
+    """An experiment's evaluations as a dataset: Parquet + a leaderboard card, on its own Hub repo."""
+
+
+@results.command("validate")
+@data_dir_option
+@experiment_option
+@questions_version_option
+@json_option
+@click.pass_context
+def results_validate(ctx: click.Context, data_dir: Path, experiment: str, questions_version: str | None,
+                     as_json: bool) -> None:
+    """Check an experiment's evaluation files; list every problem; exit 1 if any error."""
+    from .results.scan import validate_results  # start-up
+
+    report = validate_results(data_dir, experiment=experiment, settings=_settings(ctx),
+                              questions_version=questions_version)
+    emit(as_json, [p.as_dict() for p in report.problems], lambda: echo("\n".join(
+        [f"  {p.severity.upper():7} {p.code}: {p.path}: {p.message}" for p in report.problems]
+        + [f"{'OK' if report.ok else 'FAILED'}: {len(report.evaluations)} evaluations, {len(report.errors)} errors, "
+           f"{len(report.warnings)} warnings"])))
+    if not report.ok:
+        sys.exit(EXIT_PROBLEM)
+
+
+@results.command("build")
+@data_dir_option
+@experiment_option
+@questions_version_option
+@click.option("--version", "version", help="Label <experiment>-<N.M> (default: the next for the experiment).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Release folder to write (default: <data-dir>/releases/<version>).")
+@click.option("--repo", help="Results repo named in the card (default: $VMEVAL_RESULTS_REPO).")
+@click.option("--with-videos", is_flag=True, help="Embed each scored video's bytes (the video column).")
+@max_shard_size_option
+@json_option
+@click.pass_context
+def results_build(ctx: click.Context, data_dir: Path, experiment: str, questions_version: str | None,
+                  version: str | None, out: Path | None, repo: str | None, with_videos: bool, max_shard_size: int,
+                  as_json: bool) -> None:
+    """Compile an experiment's evaluations: Parquet per evaluator, leaderboard card, vmeval_release.json."""
+    from .results.build import build_results  # start-up
+
+    r = build_results(data_dir, out, experiment=experiment, settings=_settings(ctx), version=version,
+                      questions_version=questions_version, repo_id=repo, with_videos=with_videos,
+                      max_shard_size=max_shard_size)
+    summary = {"out": str(r.out), "version": r.version, "experiment": r.experiment, "rows": r.rows,
+               "evaluators": r.evaluators, "models": r.models, "question_version": r.question_version,
+               "shards": len(r.shards), "bytes": r.size_bytes, "content_sha256": r.content_sha256,
+               "warnings": [p.as_dict() for p in (r.report.warnings if r.report else [])]}
+    emit(as_json, summary, lambda: echo(
+        f"built {r.out} (results {r.version}): {r.rows} evaluations by {len(r.evaluators)} evaluators of "
+        f"{len(r.models)} models, on questions {r.question_version}; {len(r.shards)} shards, content "
+        f"sha256:{r.content_sha256[:12]}" + (f"; {len(summary['warnings'])} warnings (`vmeval-hf results "
+                                             "validate` lists them)" if summary["warnings"] else "")))
+
+
+@results.command("publish")
+@data_dir_option
+@experiment_option
+@questions_version_option
+@click.option("--version", "version", help="Label <experiment>-<N.M> (default: the next for the experiment).")
+@click.option("--log", "log_entry", is_flag=True, help="Append the version to version_log.json once verified.")
+@click.option("--date", help="S3 prefix YYYYMMDD-<suffix> (default: <today, UTC>-<version>).")
+@click.option("--repo", help="Results dataset repo id (default: $VMEVAL_RESULTS_REPO or org/vmevalkit-results).")
+@click.option("--bucket", help="S3 bucket (default: $S3_BUCKET or vmevalkit).")
+@click.option("--force", is_flag=True, help="Replace a version published with different content (moves the tag).")
+@click.option("--with-videos", is_flag=True, help="Embed each scored video's bytes (the video column).")
+@max_shard_size_option
+@json_option
+@click.pass_context
+def results_publish(ctx: click.Context, data_dir: Path, experiment: str, questions_version: str | None,
+                    version: str | None, log_entry: bool, date: str | None, repo: str | None, bucket: str | None,
+                    force: bool, with_videos: bool, max_shard_size: int, as_json: bool) -> None:
+    """Build an experiment's results, publish to the Hub, mirror to S3, verify both, and log."""
+    from .results.publish import publish_results  # start-up
+
+    bars = _Bars(_show_progress(as_json))
+    try:
+        result = publish_results(data_dir, experiment=experiment, settings=_settings(ctx).with_(s3_bucket=bucket),
+                                 version=version, questions_version=questions_version, log_entry=log_entry,
+                                 date=date, repo_id=repo, force=force, with_videos=with_videos,
+                                 max_shard_size=max_shard_size, progress=bars.stage, s3_progress=bars.transfer)
+    finally:
+        bars.close()
+    entry = result.entry or {}
+
+    def human() -> None:
+        if result.noop:
+            echo(f"results {result.version} are already published with this content; nothing to do")
+        echo("\n".join([f"results   {entry.get('version')} (experiment {entry.get('experiment')}, questions "
+                        f"{entry.get('question_version')})", *_summary_lines(entry)[1:3],
+                        f"rows      {entry.get('rows')}  files {entry.get('files')}  {entry.get('size_mb', 0):.1f} MB",
+                        f"content   sha256:{entry.get('content_sha256')}"]))
+        if not log_entry and not result.noop:
+            echo("(not logged: pass --log to record it in version_log.json)")
+
+    emit(as_json, entry, human)
+
+
+@results.command("show")
+@data_dir_option
+@experiment_option
+@questions_version_option
+@json_option
+@click.pass_context
+def results_show(ctx: click.Context, data_dir: Path, experiment: str, questions_version: str | None,
+                 as_json: bool) -> None:
+    """Print an experiment's leaderboard (success rate and mean score per model and domain)."""
+    from .results.leaderboard import leaderboard_lines, show_results  # start-up
+
+    board = show_results(data_dir, experiment=experiment, settings=_settings(ctx), questions_version=questions_version)
+    emit(as_json, board, lambda: echo("\n".join(leaderboard_lines(board))))
 
 
 # --- sandbox -------------------------------------------------------------------------

@@ -187,8 +187,12 @@ def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseM
 
 
 def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str | None = None,
-                   force: bool = False, private: bool | None = None) -> HubResult:
+                   force: bool = False, private: bool | None = None, commit_message: str | None = None,
+                   commit_description: str | None = None) -> HubResult:
     """Publish the release at ``release_dir`` as one commit tagged with its version.
+
+    ``commit_message`` / ``commit_description`` default to ``Release <version>`` and the
+    content hash.
 
     Same version + same ``content_sha256`` already tagged: a no-op reporting the existing
     commit. Different content under the tag: :class:`VersionConflictError` unless
@@ -222,7 +226,7 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
                 version=version, repo=repo)
         tag_moved = True
     sha = _call(settings, repo, version, "committing the release",
-                lambda: _commit_release(api, repo, release, manifest))
+                lambda: _commit_release(api, repo, release, manifest, commit_message, commit_description))
     return _tag_release(api, settings, repo, manifest, sha, url, tag_moved=tag_moved)
 
 
@@ -232,7 +236,8 @@ def _same_content(settings: Settings, repo: str, commit: str, manifest: ReleaseM
     return bool(theirs) and theirs.get("content_sha256") == manifest["content_sha256"]
 
 
-def _commit_release(api: Any, repo: str, release: Path, manifest: ReleaseManifest) -> str:
+def _commit_release(api: Any, repo: str, release: Path, manifest: ReleaseManifest, message: str | None,
+                    description: str | None) -> str:
     """One commit on ``main`` holding exactly the release's files (others deleted); its sha."""
     from huggingface_hub import (  # start-up: see the module docstring
         CommitOperationAdd,
@@ -245,9 +250,9 @@ def _commit_release(api: Any, repo: str, release: Path, manifest: ReleaseManifes
     wanted = release_paths(manifest)
     ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
     ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
-    info = api.create_commit(repo, ops, commit_message=f"Release {version}", repo_type="dataset",
+    info = api.create_commit(repo, ops, commit_message=message or f"Release {version}", repo_type="dataset",
                              parent_commit=head,
-                             commit_description=f"vmeval-hf release {version}, content "
+                             commit_description=description or f"vmeval-hf release {version}, content "
                              f"sha256:{manifest['content_sha256']}")
     return str(info.oid)
 
@@ -343,3 +348,24 @@ def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path
         raise IntegrityError(f"{dest_path}: downloaded release does not match its manifest ({bad[0]}); "
                              "delete the folder and pull again", path=dest_path)
     return manifest
+
+
+# -- reading versions from the Hub alone (vmeval_hf.versions.hub_tags) ---------------------------
+
+
+def list_tags(settings: Settings, repo_id: str) -> dict[str, str]:
+    """Every tag of the dataset repo ``repo_id`` with the commit it points at (no token needed for a
+    public repo)."""
+    api = hub_api(settings)
+    return _call(settings, repo_id, None, "listing tags", lambda: _tags(api, repo_id))
+
+
+def commit_dates(settings: Settings, repo_id: str, revision: str = "main") -> dict[str, str]:
+    """``{commit sha: "YYYY-MM-DDTHH:MM:SSZ"}`` for ``revision`` and every commit before it (UTC)."""
+    api = hub_api(settings)
+
+    def history() -> dict[str, str]:
+        commits = api.list_repo_commits(repo_id, repo_type="dataset", revision=revision)
+        return {c.commit_id: time.strftime("%Y-%m-%dT%H:%M:%SZ", c.created_at.utctimetuple()) for c in commits}
+
+    return _call(settings, repo_id, revision, "listing commits", history)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._shared.fs import canonical_json, sha256_bytes
-from ._shared.labels import validate_label
+from ._shared.labels import numeric_key, validate_label
 from ._shared.meta import TOOL
 from .config import Settings
 from .errors import (
@@ -30,11 +30,19 @@ from .errors import (
     S3ConflictError,
     VerifyError,
     VersionConflictError,
+    VmevalError,
 )
 from .hub import HubResult, publish_to_hub, pull_hub, remote_manifest, verify_hub
 from .release.build import BuildResult, build_release
+from .release.changes import ReleaseDiff, diff_manifests
 from .release.release_manifest import RELEASE_MANIFEST, Mismatch, ReleaseManifest, load_release
-from .s3.layout import MIRROR_MANIFEST, build_manifest_entries, next_date_suffix, parse_date
+from .s3.layout import (
+    MIRROR_MANIFEST,
+    MIRRORED_DIRS,
+    build_manifest_entries,
+    next_date_suffix,
+    parse_date,
+)
 from .s3.mirror import MirrorResult, mirror_version, read_manifest, read_release_manifest
 from .s3.read import pull_s3, verify_s3
 from .versions import VersionLog
@@ -60,6 +68,8 @@ class PublishResult:
     noop: bool = False
     dry_run: bool = False
     plan: list[str] = field(default_factory=list)
+    message: str | None = None  # the change note
+    changes: ReleaseDiff | None = None  # against the previous version, when its manifest was readable
 
 
 def _stage(progress: StageProgress | None, stage: str, detail: str) -> None:
@@ -85,6 +95,7 @@ def publish_version(
     s3: bool = True,
     dry_run: bool = False,
     force: bool = False,
+    message: str | None = None,
     out: str | Path | None = None,
     max_shard_size: str | int = "500MB",
     progress: StageProgress | None = None,
@@ -97,7 +108,9 @@ def publish_version(
     log once both sides verify. ``date``: the S3 prefix ``YYYYMMDD[-suffix]`` (default: today,
     UTC). ``repo_id``: the Hub repo (default ``settings.hf_repo``). ``hub`` / ``s3``: which sides
     to publish. ``dry_run``: build in a temp folder and return the plan; nothing remote.
-    ``force``: replace a version published with other content. ``out``: the release folder
+    ``force``: replace a version published with other content. ``message``: a change note, kept
+    in the log entry, the Hub commit message and the card's version history (the commit
+    description carries the diff against the previous version too). ``out``: the release folder
     (default ``<data_dir>/releases/<version>``). ``max_shard_size``: the largest Parquet shard.
     ``progress``: optional ``(stage, detail)`` callback; ``s3_progress``: optional
     ``(files_done, bytes_done, files_total, bytes_total)`` callback for the upload.
@@ -110,7 +123,8 @@ def publish_version(
     versions = VersionLog(data_dir=data)
     job = _Publish(settings=settings, data=data, versions=versions,
                    version=validate_label(version or versions.next_version()),  # a tag, a folder, a log entry
-                   repo=repo_id or settings.hf_repo, hub=hub, s3=s3, force=force, progress=progress)
+                   repo=repo_id or settings.hf_repo, hub=hub, s3=s3, force=force, progress=progress,
+                   message=message.strip() if message and message.strip() else None)
     built, result = job.build_and_check(out=out, max_shard_size=max_shard_size, dry_run=dry_run, date=date)
     if result.noop or result.dry_run:
         return result
@@ -133,6 +147,7 @@ class _Publish:
     s3: bool
     force: bool
     progress: StageProgress | None
+    message: str | None = None
     logged: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -154,12 +169,37 @@ class _Publish:
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
                                    dry_run=dry_run)
             self._against_log(result)
+            result.message, result.changes = self.message, self._changes(manifest)
             if dry_run and not result.noop:
                 result.plan = _plan(self.settings, self.data, built, self.repo, date, self.hub, self.s3)
             return built, result
         finally:
             if tmp_out is not None:
                 shutil.rmtree(tmp_out, ignore_errors=True)
+
+    def previous(self) -> dict[str, Any] | None:
+        """The log entry of the version this one follows: the highest ``MAJOR.MINOR`` below it, else
+        (for other labels) the last one logged before it."""
+        entries = [dict(e) for e in self.versions.entries()]
+        mine = numeric_key(self.version)
+        if mine is not None:
+            lower = [e for e in entries if (numeric_key(e["version"]) or mine) < mine]
+            return max(lower, key=lambda e: numeric_key(e["version"]) or mine) if lower else None
+        labels = [e["version"] for e in entries]
+        before = entries[: labels.index(self.version)] if self.version in labels else entries
+        return before[-1] if before else None
+
+    def _changes(self, manifest: ReleaseManifest) -> ReleaseDiff | None:
+        """The diff against the previous version's release manifest, when that manifest can be read."""
+        prev = self.previous()
+        if prev is None:
+            return None
+        try:
+            old = recorded_manifest(self.settings, prev, self.data)
+        except VmevalError as exc:  # the note is a courtesy: an unreadable old release does not stop a publish
+            log.warning("no diff against %s: %s", prev["version"], exc)
+            return None
+        return diff_manifests(old, manifest) if old is not None else None
 
     def _against_log(self, result: PublishResult) -> None:
         """Same content already logged: a no-op. Other content: refused unless ``force``."""
@@ -179,10 +219,12 @@ class _Publish:
              s3_progress: Callable[[int, int, int, int], None] | None) -> None:
         """The Hub commit + tag, then the S3 mirror (a taken prefix is refused before either)."""
         if self.s3:  # a taken prefix is known before anything is sent: refuse before the Hub is touched
-            _check_prefix_free(self.settings, day, self.version, built.content_sha256)
+            check_prefix_free(self.settings, day, self.version, built.content_sha256)
         if self.hub:
             _stage(self.progress, "hub", f"{self.repo}@{self.version}")
-            result.hub = publish_to_hub(built.out, settings=self.settings, repo_id=self.repo, force=self.force)
+            result.hub = publish_to_hub(built.out, settings=self.settings, repo_id=self.repo, force=self.force,
+                                        commit_message=_commit_message(self.version, self.message),
+                                        commit_description=_commit_description(result))
         if self.s3:
             _stage(self.progress, "s3", f"s3://{self.settings.s3_bucket}/{day}/")
             hub_info = ({"repo": self.repo, "revision": self.version, "commit": result.hub.commit}
@@ -194,7 +236,7 @@ class _Publish:
     def verify_and_log(self, result: PublishResult, built: BuildResult, day: str, log_entry: bool) -> None:
         """Both sides against the release manifest; then, with ``log_entry``, the log line."""
         _stage(self.progress, "verify", "both sides against the release manifest")
-        problems = _verify_sides(self.settings, built.manifest, repo=self.repo if self.hub else None,
+        problems = verify_sides(self.settings, built.manifest, repo=self.repo if self.hub else None,
                                  commit=result.hub.commit if result.hub else None, date=day if self.s3 else None)
         if problems:
             raise VerifyError(_verify_message(self.version, problems), mismatches=problems, version=self.version)
@@ -220,7 +262,7 @@ class _Publish:
         return dict(now)
 
 
-def _check_prefix_free(settings: Settings, day: str, version: str, content: str) -> None:
+def check_prefix_free(settings: Settings, day: str, version: str, content: str) -> None:
     """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content."""
     held = read_manifest(settings=settings, date=day)
     if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
@@ -234,9 +276,25 @@ def _check_prefix_free(settings: Settings, day: str, version: str, content: str)
         uri=where, version=held.get("version"), key=f"{day}/{MIRROR_MANIFEST}")
 
 
+def _commit_message(version: str, message: str | None) -> str:
+    return f"Release {version}: {message}" if message else f"Release {version}"
+
+
+def _commit_description(result: PublishResult) -> str:
+    lines = [f"vmeval-hf release {result.version}, content sha256:{result.content_sha256}"]
+    if result.changes is not None:
+        lines.append(result.changes.summary())
+    return "\n\n".join(lines)
+
+
 def _entry(result: PublishResult, day: str | None) -> dict[str, Any]:
     hub = result.hub
-    return {
+    notes: dict[str, Any] = {}
+    if result.message:
+        notes["message"] = result.message
+    if result.changes is not None:
+        notes["changes"] = result.changes.counts()
+    return notes | {
         "version": result.version,
         "date": day or datetime.now(timezone.utc).strftime("%Y%m%d"),
         "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -272,8 +330,11 @@ def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | Non
     return lines
 
 
-def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | None, commit: str | None,
+def verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | None, commit: str | None,
                   date: str | None) -> list[Mismatch]:
+    """Every difference between ``manifest`` and its copies: the Hub tag on ``repo`` (expected at
+    ``commit``), and the S3 prefix ``date`` (its objects, and its ``MANIFEST.json`` against the
+    release); a side given as None is not checked."""
     problems: list[Mismatch] = []
     if repo:
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
@@ -292,13 +353,13 @@ def _verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | 
 
 def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any],
                         manifest: ReleaseManifest) -> list[Mismatch]:
-    """Question sources and release files that ``MANIFEST.json`` records otherwise than the release.
+    """Sources and release files that ``MANIFEST.json`` records otherwise than the release.
 
     ``verify_s3`` checks the objects against ``MANIFEST.json``; this ties ``MANIFEST.json`` to the
     recorded release, so an object rewritten together with its ``MANIFEST.json`` entry is caught too.
     """
     held = {e.get("key"): e for e in remote.get("files") or [] if isinstance(e, dict)}
-    wanted = [(f"data/questions/{s['path']}", s) for s in manifest["sources"]]
+    wanted = [(key, s) for s in manifest["sources"] if (key := _source_key(manifest, s["path"]))]
     wanted += [(f"release/{f['path']}", f) for f in manifest["files"]]
     out: list[Mismatch] = []
     for key, want in wanted:
@@ -308,6 +369,15 @@ def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any],
         elif (got.get("size"), got.get("sha256")) != (want["size"], want["sha256"]):
             out.append(Mismatch(where, "sha256", "MANIFEST.json records other bytes than the release"))
     return out
+
+
+def _source_key(manifest: ReleaseManifest, path: str) -> str | None:
+    """Where a source of ``manifest`` is mirrored: a question source under ``data/questions/``; a
+    results release's sources are relative to the data tree (``evaluations/...``, ``outputs/...``),
+    and the question release it refers to (``releases/<V>/...``) is not part of its mirror."""
+    if manifest.get("kind") != "results":
+        return f"data/questions/{path}"
+    return f"data/{path}" if path.split("/", 1)[0] in MIRRORED_DIRS else None
 
 
 def _verify_message(version: str, problems: list[Mismatch]) -> str:
@@ -328,20 +398,20 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
         raise ConfigError(f"version {version} is not in the version log; see `vmeval-hf versions summary`")
     if _tree_only(entry):
         return _verify_tree_mirror(settings, entry)
-    expected = _recorded_manifest(settings, entry, Path(data_dir))
+    expected = recorded_manifest(settings, entry, Path(data_dir))
     problems: list[Mismatch] = []
     if expected is None:
         return [Mismatch(version, "no-manifest", "no release manifest found locally, on the Hub or on S3")]
     if expected["content_sha256"] != entry.get("content_sha256"):
         problems.append(Mismatch(version, "sha256", "release manifest content differs from the log's content_sha256"))
-    problems += _verify_sides(settings, expected,
+    problems += verify_sides(settings, expected,
                               repo=entry.get("hf_repo") if entry.get("hf_commit") else None,
                               commit=entry.get("hf_commit"),
                               date=_date_from_uri(entry.get("s3_uri")))
     return problems
 
 
-def _recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path) -> ReleaseManifest | None:
+def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path) -> ReleaseManifest | None:
     """The release manifest of a logged version: local copy, else the Hub at the logged commit, else S3."""
     local = data_dir / "releases" / entry["version"]
     if (local / RELEASE_MANIFEST).is_file():
@@ -390,7 +460,7 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
     day = _date_from_uri(entry.get("s3_uri"))
     if not day:
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
-    expected = _recorded_manifest(settings, entry, Path(data_dir))
+    expected = recorded_manifest(settings, entry, Path(data_dir))
     remote = read_manifest(settings=settings, date=day) if expected is not None else None
     if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
         wrong = _s3_against_release(settings, day, remote, expected)
