@@ -8,6 +8,7 @@ Public API (heavy modules are imported lazily, so ``import vmeval_hf`` stays fas
     publish_version, verify_version, pull_version                   the release flow
     sync_data_tree                                                  the data tree alone to S3
     diff_versions                                                   what changed between two versions
+    validate_results, build_results, publish_results, show_results  the results dataset (leaderboard)
     sync_to_s3                                                      seed-compatible S3 mirror
     log_version, get_latest, print_summary, load_log, save_log      seed-compatible version log
     VersionLog, next_version                                        the version log itself
@@ -55,6 +56,10 @@ _LAZY = {
     "pull_version": "publish",
     "sync_data_tree": "publish",
     "diff_versions": "diff",
+    "validate_results": "results.scan",
+    "build_results": "results.build",
+    "publish_results": "results.publish",
+    "show_results": "results.leaderboard",
     "sync_to_s3": "s3.mirror",
     "VersionLog": "versions",
     "next_version": "versions",
