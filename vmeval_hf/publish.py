@@ -34,7 +34,7 @@ from .errors import (
 )
 from .hub import HubResult, publish_to_hub, pull_hub, remote_manifest, verify_hub
 from .release.build import BuildResult, build_release
-from .release.changes import ReleaseDiff, diff_manifests
+from .release.changes import History, ReleaseDiff, diff_manifests
 from .release.release_manifest import RELEASE_MANIFEST, Mismatch, ReleaseManifest, load_release
 from .s3.layout import (
     MIRROR_MANIFEST,
@@ -45,7 +45,9 @@ from .s3.layout import (
 )
 from .s3.mirror import MirrorResult, mirror_version, read_manifest, read_release_manifest
 from .s3.read import pull_s3, verify_s3
-from .versions import VersionLog
+from .versions import VersionLog, complete_entry
+from .versions.lookup import next_free_version, require_version
+from .versions.remote import RecordWrite, RemoteLog
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class PublishResult:
     plan: list[str] = field(default_factory=list)
     message: str | None = None  # the change note
     changes: ReleaseDiff | None = None  # against the previous version, when its manifest was readable
+    record: RecordWrite | None = None  # the shared record on S3 (log=True with the S3 side)
 
 
 def _stage(progress: StageProgress | None, stage: str, detail: str) -> None:
@@ -122,13 +125,14 @@ def publish_version(
     data = Path(data_dir)
     versions = VersionLog(data_dir=data)
     job = _Publish(settings=settings, data=data, versions=versions,
-                   version=validate_label(version or versions.next_version()),  # a tag, a folder, a log entry
+                   # a tag, a folder, a log entry; the default counts the versions other machines recorded
+                   version=validate_label(version or next_free_version(versions, settings, remote=s3 and not dry_run)),
                    repo=repo_id or settings.hf_repo, hub=hub, s3=s3, force=force, progress=progress,
                    message=message.strip() if message and message.strip() else None)
-    built, result = job.build_and_check(out=out, max_shard_size=max_shard_size, dry_run=dry_run, date=date)
+    day = parse_date(date or _date_from_uri((job.logged or {}).get("s3_uri")))
+    built, result = job.build_and_check(out=out, max_shard_size=max_shard_size, dry_run=dry_run, date=date, day=day)
     if result.noop or result.dry_run:
         return result
-    day = parse_date(date or _date_from_uri((job.logged or {}).get("s3_uri")))
     job.push(result, built, day, s3_progress)
     job.verify_and_log(result, built, day, log_entry)
     return result
@@ -155,21 +159,24 @@ class _Publish:
         self.logged = dict(found) if found is not None else None
 
     def build_and_check(self, *, out: str | Path | None, max_shard_size: str | int, dry_run: bool,
-                        date: str | None) -> tuple[BuildResult, PublishResult]:
+                        date: str | None, day: str) -> tuple[BuildResult, PublishResult]:
         """Build the release (in a temp folder for a dry run) and hold it against the log."""
         _stage(self.progress, "validate", str(self.data))
         tmp_out = Path(tempfile.mkdtemp(prefix="vmeval-dry-run-")) if dry_run else None
         try:
             _stage(self.progress, "build", f"version {self.version}")
             # the gate before anything leaves the machine: decode every frame's pixels, not only its structure
+            history = self.history(day)
             built = build_release(self.data, tmp_out or out, version=self.version, repo_id=self.repo,
-                                  max_shard_size=max_shard_size, decode_images=True)
+                                  max_shard_size=max_shard_size, decode_images=True, history=history)
             manifest = built.manifest
             result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
                                    dry_run=dry_run)
             self._against_log(result)
-            result.message, result.changes = self.message, self._changes(manifest)
+            result.message = self.message
+            if history.previous is not None:
+                result.changes = diff_manifests(history.previous, manifest)
             if dry_run and not result.noop:
                 result.plan = _plan(self.settings, self.data, built, self.repo, date, self.hub, self.s3)
             return built, result
@@ -177,29 +184,30 @@ class _Publish:
             if tmp_out is not None:
                 shutil.rmtree(tmp_out, ignore_errors=True)
 
-    def previous(self) -> dict[str, Any] | None:
-        """The log entry of the version this one follows: the highest ``MAJOR.MINOR`` below it, else
-        (for other labels) the last one logged before it."""
-        entries = [dict(e) for e in self.versions.entries()]
+    def earlier(self) -> list[dict[str, Any]]:
+        """The question versions this one follows, oldest first: the ``MAJOR.MINOR`` labels below it
+        in numeric order, else (for other labels) those logged before it."""
+        entries = [dict(e) for e in self.versions.entries() if e.get("kind", "questions") == "questions"]
         mine = numeric_key(self.version)
         if mine is not None:
-            lower = [e for e in entries if (numeric_key(e["version"]) or mine) < mine]
-            return max(lower, key=lambda e: numeric_key(e["version"]) or mine) if lower else None
+            lower = [(numeric_key(e["version"]), e) for e in entries]
+            return [e for k, e in sorted((p for p in lower if p[0] is not None and p[0] < mine),
+                                         key=lambda p: p[0])]
         labels = [e["version"] for e in entries]
-        before = entries[: labels.index(self.version)] if self.version in labels else entries
-        return before[-1] if before else None
+        return entries[: labels.index(self.version)] if self.version in labels else entries
 
-    def _changes(self, manifest: ReleaseManifest) -> ReleaseDiff | None:
-        """The diff against the previous version's release manifest, when that manifest can be read."""
-        prev = self.previous()
-        if prev is None:
-            return None
-        try:
-            old = recorded_manifest(self.settings, prev, self.data)
-        except VmevalError as exc:  # the note is a courtesy: an unreadable old release does not stop a publish
-            log.warning("no diff against %s: %s", prev["version"], exc)
-            return None
-        return diff_manifests(old, manifest) if old is not None else None
+    def history(self, day: str) -> History:
+        """The card's version history: the versions before this one, and the manifest of the last of
+        them when it can be read (to count this version's changes; an unreadable old release
+        leaves them uncounted rather than stopping the publish)."""
+        earlier = self.earlier()
+        previous = None
+        if earlier:
+            try:
+                previous = recorded_manifest(self.settings, earlier[-1], self.data)
+            except VmevalError as exc:
+                log.warning("no diff against %s: %s", earlier[-1]["version"], exc)
+        return History(earlier=tuple(earlier), date=day, message=self.message, previous=previous)
 
     def _against_log(self, result: PublishResult) -> None:
         """Same content already logged: a no-op. Other content: refused unless ``force``."""
@@ -218,8 +226,10 @@ class _Publish:
     def push(self, result: PublishResult, built: BuildResult, day: str,
              s3_progress: Callable[[int, int, int, int], None] | None) -> None:
         """The Hub commit + tag, then the S3 mirror (a taken prefix is refused before either)."""
-        if self.s3:  # a taken prefix is known before anything is sent: refuse before the Hub is touched
+        if self.s3:  # a taken prefix or version is known before anything is sent: refuse before the Hub
             check_prefix_free(self.settings, day, self.version, built.content_sha256)
+            RemoteLog(self.settings).check({"version": self.version, "content_sha256": built.content_sha256},
+                                           replace=self.force)
         if self.hub:
             _stage(self.progress, "hub", f"{self.repo}@{self.version}")
             result.hub = publish_to_hub(built.out, settings=self.settings, repo_id=self.repo, force=self.force,
@@ -243,11 +253,20 @@ class _Publish:
         entry = _entry(result, day if self.s3 else None)
         if log_entry:
             _stage(self.progress, "log", str(self.versions.path))
+            entry = self._record(result, complete_entry(entry))
             try:
                 entry = dict(self.versions.append(entry, replace=self.logged is not None))
             except VersionConflictError:
                 entry = self._logged_meanwhile(result)
         result.entry = entry
+
+    def _record(self, result: PublishResult, entry: dict[str, Any]) -> dict[str, Any]:
+        """The shared record on S3 first: it is the arbiter between machines. An identical record
+        (a re-run, or a concurrent publisher of this content) is kept and copied into the local log."""
+        if not self.s3:
+            return entry
+        result.record = RemoteLog(self.settings).record(entry, replace=self.force)
+        return dict(result.record.record.entry)
 
     def _logged_meanwhile(self, result: PublishResult) -> dict[str, Any]:
         """Another publisher of this version logged it while this one ran. The same content is the

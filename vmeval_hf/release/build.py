@@ -45,6 +45,7 @@ from ..tree.model import (
 from ..tree.validate import tree_problems
 from . import card  # card.render_card is looked up per call (a test replaces it)
 from .card import PreviewSource, load_renderer
+from .changes import History
 from .forked import fork_available, run_forked
 from .release_manifest import (
     RELEASE_MANIFEST,
@@ -55,6 +56,7 @@ from .release_manifest import (
     SourceRun,
     content_sha256_runs,
     load_release,
+    read_runs,
     write_release_manifest,
     write_source_run,
 )
@@ -259,6 +261,7 @@ def build_release(
     workers: int | None = None,
     license: str = "mit",
     decode_images: bool = False,
+    history: History | None = None,
 ) -> BuildResult:
     """Validate the tree and compile the release folder at ``out``, in one pass.
 
@@ -268,6 +271,14 @@ def build_release(
     Frames are checked for PNG structure and CRCs; ``decode_images=True`` also decodes every
     frame's pixels (what ``vmeval-hf validate`` and ``publish`` do), at about a millisecond
     per frame.
+
+    ``data_dir`` (or ``questions_dir``): the tree; ``out``: the release folder (default
+    ``<data_dir>/releases/<version>``); ``version`` and ``repo_id``: named in the card's load
+    snippets; ``max_shard_size``: the largest Parquet shard; ``workers``: processes to compile
+    the domains in (default: 2 for trees of 400+ questions on 2+ cores); ``license``: the card's
+    license; ``history``: the versions before this one, for the card's "Versions" table (none
+    without it; ``publish`` passes the log's), an input like the tree, so the same inputs still
+    give the same bytes.
     """
     validate_label(version)  # it names the output folder, a Hub tag and a log entry
     limit = parse_size(max_shard_size, "--max-shard-size")
@@ -280,7 +291,8 @@ def build_release(
     try:
         results, early = _compile_valid(Checker(qdir, decode_images=decode_images), tmp, limit, workers)
         _hash_shards(tmp, [s for r in results for s in r.shards])
-        summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license)
+        summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license,
+                                  history=history)
         replace_dir(tmp, out_path)  # out_path is never a half-written release
     except BaseException as exc:
         _discard(tmp, created)
@@ -349,7 +361,7 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict[str, str]] | None, *,
-                    version: str, repo_id: str, license: str) -> dict[str, Any]:
+                    version: str, repo_id: str, license: str, history: History | None) -> dict[str, Any]:
     """Previews (unless drawn already from the right questions), card and release manifest beside
     the shards already in ``tmp``; returns the manifest but its source list."""
     # Every path of a domain starts "<domain>_task/", so the domains' sorted runs, taken in that
@@ -368,6 +380,7 @@ def _finish_release(tmp: Path, results: list[_DomainResult], previews: list[dict
         num_bytes={r.domain: r.num_bytes for r in results},
         download_size={r.domain: sum(s["size"] for s in r.shards) for r in results},
         previews=previews, content_sha256=digest,
+        versions=history.rows(version, sum(domains.values()), digest, read_runs(runs)) if history else None,
     )
     (tmp / "README.md").write_text(card_text, encoding="utf-8")
     hashed = {s["path"]: s for s in shards}  # shards were hashed as they were written

@@ -78,7 +78,10 @@ def load_renderer() -> None:
 
 def render_card(*, repo_id: str, version: str, license: str, domains: dict[str, int],
                 difficulties: dict[str, dict[str, int]], num_bytes: dict[str, int],
-                download_size: dict[str, int], previews: list[dict[str, str]], content_sha256: str) -> str:
+                download_size: dict[str, int], previews: list[dict[str, str]], content_sha256: str,
+                versions: list[dict[str, str]] | None = None) -> str:
+    """The card's text: YAML (the loading config) and the page. ``versions``: the rows of the
+    "Versions" table (:meth:`~vmeval_hf.release.changes.History.rows`); no table without them."""
     load_renderer()
     from huggingface_hub import DatasetCard, DatasetCardData  # start-up: see load_renderer
 
@@ -94,7 +97,7 @@ def render_card(*, repo_id: str, version: str, license: str, domains: dict[str, 
         data, template_str=_template(), pretty_name=pretty_name, repo_id=repo_id, version=version,
         split=SPLIT, domains=sorted(domains), first_domain=sorted(domains)[0], total=sum(domains.values()),
         difficulty_names=names, table=table, previews=previews, content_sha256=content_sha256,
-        tool_version=__version__,
+        tool_version=__version__, versions=versions or [],
     )
     return str(card).rstrip("\n") + "\n"
 

@@ -102,3 +102,48 @@ def diff_sources(old: str, old_sources: Iterable[FileEntry], new: str,
             counts[domain]["changed" if parts else "unchanged"] += 1
     result.domains = {d: counts[d] for d in sorted(counts)}
     return result
+
+
+# -- the card's version history ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class History:
+    """What a card's "Versions" table needs besides the release being built: the versions before
+    it (oldest first, as the log records them: ``version``, ``date``, ``questions``,
+    ``content_sha256``, ``message``, ``changes``), this version's ``date`` (``YYYYMMDD``) and
+    change note, and its predecessor's manifest, to count what this version changes."""
+
+    earlier: tuple[dict[str, Any], ...] = ()
+    date: str | None = None
+    message: str | None = None
+    previous: ReleaseManifest | None = None
+
+    def rows(self, version: str, questions: int, content: str, sources: Iterable[FileEntry]) -> list[dict[str, str]]:
+        """The table's rows, every cell as text; ``sources``: this version's source list (read only
+        when there is a predecessor to diff against)."""
+        changes = None
+        if self.previous is not None:
+            changes = diff_sources(self.previous["version"], self.previous["sources"], version, sources).counts()
+        this = {"version": version, "date": self.date, "questions": questions, "content_sha256": content,
+                "message": self.message, "changes": changes}
+        rows = [*self.earlier, this]
+        return [_row(r, first=i == 0) for i, r in enumerate(rows)]
+
+
+def _cell(text: Any) -> str:
+    """Table-safe text: one line, no column separator."""
+    return " ".join(str(text).split()).replace("|", "\\|") if text is not None else ""
+
+
+def _row(entry: dict[str, Any], *, first: bool) -> dict[str, str]:
+    date = str(entry.get("date") or "")[:8]
+    changes = entry.get("changes")
+    if isinstance(changes, dict):
+        what = ", ".join(f"{int(changes.get(k, 0))} {k}" for k in ("added", "removed", "changed"))
+    else:
+        what = "first version" if first else "-"
+    return {"version": _cell(entry.get("version")),
+            "date": f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 and date.isdigit() else _cell(date),
+            "questions": _cell(entry.get("questions")), "content": _cell(str(entry.get("content_sha256") or "")[:12]),
+            "note": _cell(entry.get("message")), "changes": what}

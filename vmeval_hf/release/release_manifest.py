@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from json.encoder import encode_basestring as _text  # json.dumps' string form, ensure_ascii=False
 from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensure_ascii=True
@@ -126,6 +126,12 @@ def _in_order(runs: Sequence[SourceRun]) -> Sequence[SourceRun]:
         if not a.last < b.first:
             raise ValueError(f"source runs out of order: {a.last!r} then {b.first!r}")
     return runs
+
+
+def read_runs(runs: Sequence[SourceRun]) -> Iterator[FileEntry]:
+    """The source rows of ``runs``, in order, read back from their compact files one run at a time."""
+    for run in runs:
+        yield from json.loads(f"[{run.compact.read_text(encoding='utf-8')}]")
 
 
 def content_sha256(sources: list[FileEntry]) -> str:

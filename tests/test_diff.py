@@ -1,0 +1,196 @@
+"""``vmeval-hf diff`` / ``diff_versions``: what changed between two versions, from each source.
+
+Version 1.0 is published (Hub + S3, logged); then one prompt is edited, one image replaced, one
+question deleted and one added, and 1.1 is published. The diff must name exactly those ids and
+parts, read from the local release folders, the S3 prefixes and the Hub revisions alike.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.support.pngs import png_bytes
+from tests.support.trees import make_question, make_tree
+from vmeval_hf.cli import cli
+from vmeval_hf.config import Settings
+from vmeval_hf.diff import diff_manifests, diff_versions
+from vmeval_hf.errors import ConfigError, IntegrityError
+from vmeval_hf.publish import publish_version
+from vmeval_hf.release.release_manifest import load_release
+from vmeval_hf.sandbox import HubServer
+from vmeval_hf.tree.manifest_sync import write_manifest
+from vmeval_hf.versions import VersionLog
+
+EXPECTED = {
+    "from": "1.0",
+    "to": "1.1",
+    "added": ["maze_0002"],
+    "removed": ["chess_0002"],
+    "changed": {"chess_0000": ["prompt"], "maze_0001": ["first_frame"]},
+    "domains": {
+        "chess": {"added": 0, "removed": 1, "changed": 1, "unchanged": 1},
+        "maze": {"added": 1, "removed": 0, "changed": 1, "unchanged": 1},
+    },
+}
+
+
+def _edit(data: Path) -> None:
+    """Edit one prompt (prompt.txt only), replace one image, delete one question, add one."""
+    q = data / "questions"
+    (q / "chess_task/chess_0000/prompt.txt").write_text("An edited prompt.", encoding="utf-8")
+    (q / "maze_task/maze_0001/first_frame.png").write_bytes(png_bytes(4242))
+    shutil.rmtree(q / "chess_task/chess_0002")
+    make_question(q, "maze", 2)
+    write_manifest(data)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory, hub_server: HubServer, moto_server: str):
+    """1.0 and 1.1 published to a fresh repo and bucket, logged; yields (data dir, settings)."""
+    import uuid
+
+    import boto3
+
+    from tests.support.s3 import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY
+
+    root = tmp_path_factory.mktemp("diff")
+    bucket = f"diff-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=moto_server, region_name=TEST_REGION, aws_access_key_id=TEST_ACCESS_KEY,
+                 aws_secret_access_key=TEST_SECRET_KEY).create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": TEST_REGION})
+    settings = Settings.from_env().with_(
+        hf_repo=f"test-org/diff-{uuid.uuid4().hex[:8]}", s3_bucket=bucket, aws_endpoint_url=moto_server,
+        aws_region=TEST_REGION, aws_access_key_id=TEST_ACCESS_KEY, aws_secret_access_key=TEST_SECRET_KEY)
+    data = make_tree(root / "data", {"chess": 3, "maze": 2})
+    publish_version(data, settings=settings, version="1.0", date="20250101", log_entry=True)
+    _edit(data)
+    publish_version(data, settings=settings, version="1.1", date="20250102", log_entry=True,
+                    message="Fixed a prompt, redrew a maze")
+    return data, settings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["local", "s3", "hub"])
+def test_diff_names_exactly_the_changed_ids_and_parts_from_each_source(published, source):
+    data, settings = published
+    assert diff_versions("1.0", "1.1", settings=settings, data_dir=data, source=source).as_dict() == EXPECTED
+
+
+@pytest.mark.slow
+def test_diff_json_from_the_cli(published, monkeypatch):
+    data, settings = published
+    for name, value in {"AWS_ENDPOINT_URL": settings.aws_endpoint_url, "S3_BUCKET": settings.s3_bucket,
+                        "VMEVAL_HF_REPO": settings.hf_repo, "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
+                        "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key,
+                        "AWS_DEFAULT_REGION": settings.aws_region}.items():
+        monkeypatch.setenv(name, value)
+    for source in ("local", "s3", "hub"):
+        result = CliRunner().invoke(cli, ["diff", "1.0", "1.1", "--from", source, "--data-dir", str(data), "--json"])
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout) == EXPECTED
+    human = CliRunner().invoke(cli, ["diff", "1.0", "1.1", "--data-dir", str(data)])
+    assert human.exit_code == 0
+    assert "  ~ maze_0001: first_frame" in human.stdout and "  + maze_0002" in human.stdout
+    assert "  - chess_0002" in human.stdout
+
+
+def test_a_diff_with_itself_is_empty(tmp_path):
+    data = make_tree(tmp_path / "data", {"chess": 2})
+    from vmeval_hf.release.build import build_release
+
+    manifest = load_release(build_release(data, version="1.0", repo_id="o/r").out)
+    same = diff_manifests(manifest, manifest)
+    assert same.empty and same.summary() == "no question changed since 1.0"
+    assert same.domains == {"chess": {"added": 0, "removed": 0, "changed": 0, "unchanged": 2}}
+
+
+def test_every_part_is_named(tmp_path):
+    from vmeval_hf.release.build import build_release
+
+    data = make_tree(tmp_path / "data", {"chess": 1})
+    old = load_release(build_release(data, version="1.0", repo_id="o/r").out)
+    folder = data / "questions/chess_task/chess_0000"
+    (folder / "prompt.txt").write_text("new", encoding="utf-8")
+    (folder / "first_frame.png").write_bytes(png_bytes(77))
+    (folder / "final_frame.png").write_bytes(png_bytes(78))
+    meta = json.loads((folder / "question_metadata.json").read_text())
+    (folder / "question_metadata.json").write_text(json.dumps({**meta, "difficulty": "hard"}))
+    (folder / "goal.txt").write_text("reach the goal", encoding="utf-8")
+    write_manifest(data)
+    new = load_release(build_release(data, version="1.1", repo_id="o/r").out)
+    assert diff_manifests(old, new).changed == {
+        "chess_0000": ["prompt", "first_frame", "final_frame", "metadata", "goal"]}
+
+
+def test_an_unknown_version_is_one_line_saying_what_to_do(tmp_path):
+    data = make_tree(tmp_path / "data", {"chess": 1})
+    from vmeval_hf.release.build import build_release
+
+    build_release(data, version="1.0", repo_id="o/r")
+    with pytest.raises(ConfigError, match=r"releases/9\.9/vmeval_release\.json does not exist: version 9\.9 "
+                                          r"was not built here; build it, or diff with --from s3 or --from hub"):
+        diff_versions("1.0", "9.9", settings=Settings(), data_dir=data, source="local")
+    result = CliRunner().invoke(cli, ["diff", "1.0", "9.9", "--from", "local", "--data-dir", str(data)])
+    assert result.exit_code == 1
+    assert [line for line in result.stderr.splitlines() if line] == [
+        line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+
+
+def test_a_manifest_that_fails_its_own_hash_check_is_named_never_diffed(tmp_path):
+    from vmeval_hf.release.build import build_release
+
+    data = make_tree(tmp_path / "data", {"chess": 2})
+    build_release(data, version="1.0", repo_id="o/r")
+    build_release(data, version="1.1", repo_id="o/r")
+    path = data / "releases/1.1/vmeval_release.json"
+    doc = json.loads(path.read_text())
+    doc["sources"][0]["sha256"] = "0" * 64  # a hand edit: the list no longer matches content_sha256
+    path.write_text(json.dumps(doc))
+    with pytest.raises(IntegrityError, match=r"releases/1\.1/vmeval_release\.json: content_sha256 does not match"):
+        diff_versions("1.0", "1.1", settings=Settings(), data_dir=data, source="local")
+
+
+def test_two_versions_of_different_repos_are_refused(tmp_path):
+    data = tmp_path / "data"
+    log = VersionLog(data_dir=data)
+    log.append({"version": "1.0", "hf_repo": "org/a", "s3_uri": None})
+    log.append({"version": "1.1", "hf_repo": "org/b", "s3_uri": None})
+    with pytest.raises(ConfigError, match=r"version 1\.0 was published to org/a and 1\.1 to org/b"):
+        diff_versions("1.0", "1.1", settings=Settings(), data_dir=data)
+
+
+@pytest.mark.slow
+def test_the_change_note_is_in_the_log_and_the_hub_commit(published):
+    data, settings = published
+    from vmeval_hf.hub import hub_api
+
+    entry = VersionLog(data_dir=data).get("1.1")
+    assert entry["message"] == "Fixed a prompt, redrew a maze"
+    assert entry["changes"] == {"from": "1.0", "added": 1, "removed": 1, "changed": 2}
+    commits = hub_api(settings).list_repo_commits(settings.hf_repo, repo_type="dataset", revision="1.1")
+    assert commits[0].title == "Release 1.1: Fixed a prompt, redrew a maze"
+    assert "1 added, 1 removed, 2 changed since 1.0" in (commits[0].message or "")
+
+
+@pytest.mark.slow
+def test_the_card_of_each_version_lists_the_versions_up_to_it(published, tmp_path):
+    data, settings = published
+    from huggingface_hub import hf_hub_download
+
+    card = Path(hf_hub_download(settings.hf_repo, "README.md", repo_type="dataset", revision="1.1",
+                                local_dir=tmp_path / "c11")).read_text(encoding="utf-8")
+    rows = [line for line in card.splitlines() if line.startswith("| 1.")]
+    log = {e["version"]: e for e in VersionLog(data_dir=data).entries()}
+    assert rows == [
+        f"| 1.0 | 2025-01-01 | 5 | `{log['1.0']['content_sha256'][:12]}` |  | first version |",
+        f"| 1.1 | 2025-01-02 | 5 | `{log['1.1']['content_sha256'][:12]}` | Fixed a prompt, redrew a maze "
+        "| 1 added, 1 removed, 2 changed |",
+    ]
+    old = Path(hf_hub_download(settings.hf_repo, "README.md", repo_type="dataset", revision="1.0",
+                               local_dir=tmp_path / "c10")).read_text(encoding="utf-8")
+    assert [line for line in old.splitlines() if line.startswith("| 1.")] == rows[:1]
