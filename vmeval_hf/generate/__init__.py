@@ -184,7 +184,9 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
     Refuses (``VmevalError``) a non-empty ``output_dir`` unless ``overwrite``; with it the
     whole folder is replaced, so no stale question folders survive. The tree is built in a
     temp folder beside ``output_dir``, validated (``ValidationError`` if anything is wrong)
-    and renamed into place. ``progress(domain, done, total)`` is called after each question.
+    and renamed into place. ``domains``: which generators (default: all five); ``difficulty``:
+    ``easy``, ``medium``, ``hard`` or ``mixed`` (cycles the three); ``progress``: called as
+    ``progress(domain, done, total)`` after each question.
     ``created_at`` (a fixed string) is written into every metadata file and the manifest;
     by default no timestamp is written, so the same ``seed`` gives byte-identical files.
     """

@@ -268,7 +268,7 @@ def build_release(
     If validation fails, :class:`ValidationError` lists every problem and nothing is left
     behind: ``out`` is untouched and the temp folder (and any parent folder this call
     created) is removed. The same tree, version and repo id give a byte-identical folder.
-    Frames are checked for PNG structure and CRCs; ``decode_images=True`` also decodes every
+    Frames are checked for PNG structure and CRCs; ``decode_images``: also decode every
     frame's pixels (what ``vmeval-hf validate`` and ``publish`` do), at about a millisecond
     per frame.
 

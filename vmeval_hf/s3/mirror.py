@@ -442,7 +442,8 @@ def _send(job: _Mirror, entries: list[dict[str, Any]], doc: dict[str, Any], resu
 
 
 def sync_to_s3(date_prefix: str | None = None, data_dir: str | Path | None = None) -> str:
-    """Seed-compatible: mirror ``data_dir`` (default ``data``) to S3; return ``s3://<bucket>/<D>/data``."""
+    """Seed-compatible: mirror ``data_dir`` (default ``data``) to S3 under the prefix ``date_prefix``
+    (default: today, UTC); return ``s3://<bucket>/<D>/data``. Settings come from the environment."""
     settings = Settings.from_env()
     return mirror_version(Path(data_dir) if data_dir is not None else Path("data"),
                           settings=settings, date=date_prefix).uri

@@ -19,6 +19,10 @@ def write_manifest(data_dir: str | Path | None = None, *, questions_dir: str | P
                    generation_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate the folders and write ``vmeval_dataset.json`` from them (atomically).
 
+    ``data_dir`` (default ``data``) or ``questions_dir``: where the folders are. ``created_at``,
+    ``version``, ``generation_info``: optional fields of the document (kept from the existing
+    file when not given; no wall-clock field is added).
+
     Raises :class:`ValidationError` if the folders have errors (the manifest is not
     checked against itself here: it is being replaced).
     """
@@ -35,7 +39,10 @@ def write_manifest(data_dir: str | Path | None = None, *, questions_dir: str | P
 
 def check_manifest(data_dir: str | Path | None = None, *,
                    questions_dir: str | Path | None = None) -> list[Problem]:
-    """Problems that make ``vmeval_dataset.json`` out of sync with the folders (empty list = in sync)."""
+    """Problems that make ``vmeval_dataset.json`` out of sync with the folders (empty list = in sync).
+
+    ``data_dir`` (default ``data``) or ``questions_dir``: where the folders are.
+    """
     qdir = resolve_questions_dir(data_dir, questions_dir)
     report = validate_tree(questions_dir=qdir, check_manifest_file=False, check_data_folders=False)
     problems = manifest_problems(qdir, [listing(q) for q in report.question_list], report.folders)

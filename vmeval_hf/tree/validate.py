@@ -34,7 +34,10 @@ def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Pa
                   decode_images: bool = True) -> ValidationReport:
     """Check the whole tree and return every problem found (never raises for bad input).
 
-    ``decode_images=False`` checks PNG structure and CRCs only (see :mod:`vmeval_hf.tree.png`),
+    ``data_dir``: the data tree (default ``data``), or ``questions_dir``: its questions folder.
+    ``check_manifest_file``: compare ``vmeval_dataset.json`` with the folders;
+    ``check_data_folders``: check ``outputs/`` and ``evaluations/`` too.
+    ``decode_images``: decode every frame's pixels; ``False`` checks PNG structure and CRCs only (see :mod:`vmeval_hf.tree.png`),
     about a hundred times cheaper than decoding every frame's pixels.
     """
     qdir = resolve_questions_dir(data_dir, questions_dir)
@@ -46,6 +49,8 @@ def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Pa
 def scan_questions(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
                    decode_images: bool = True) -> list[Question]:
     """Validate, then return the questions sorted by domain and natural id order.
+
+    ``data_dir`` / ``questions_dir`` / ``decode_images``: as for :func:`validate_tree`.
 
     Raises :class:`ValidationError` (with every problem attached) if the tree has errors.
     """

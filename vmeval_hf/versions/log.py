@@ -353,6 +353,12 @@ def _complete(entry: Mapping[str, Any]) -> dict[str, Any]:
     return stored
 
 
+def complete_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``entry`` as :meth:`VersionLog.append` would store it (seed fields filled, label checked), so
+    a copy written elsewhere (the shared record on S3) is the same document as the local line."""
+    return _complete(entry)
+
+
 def format_summary(entries: list[VersionEntry] | list[dict[str, Any]]) -> str:
     """Text for :func:`print_summary` (no trailing newline)."""
     if not entries:
@@ -386,7 +392,7 @@ def log_version(version: str, s3_uri: str | None, stats: Mapping[str, Any] | Non
     ``path`` / ``data_dir``: the log file, or the data tree holding it (default
     ``data/data_logging/version_log.json``). ``replace``: replace an existing entry.
 
-    ``stats['size_mb']``/``stats['files']`` fill the seed fields; other stats
+    ``stats``: ``stats['size_mb']``/``stats['files']`` fill the seed fields; other stats
     keys and ``fields`` are kept in the entry (the seed dropped them). ``date``
     (UTC ``YYYYMMDD``), ``timestamp`` (UTC ISO with ``Z``) and ``tool`` are
     filled unless given. Unlike the seed, an existing version raises
