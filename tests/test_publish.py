@@ -96,7 +96,7 @@ def test_s3_failure_leaves_no_log_entry_and_a_rerun_completes(data: Path, settin
     assert stages == ["validate", "build", "hub", "s3", "verify", "log"]
     assert result.hub.noop and _hub_state(direct) == (commits, tags)  # no second Hub commit
     assert result.s3.skipped == len(landed)  # only what was missing is sent
-    assert proxy.count("PUT") == result.s3.uploaded + 1
+    assert proxy.count("PUT") == result.s3.uploaded + 2  # + MANIFEST.json and the version record
     (entry,) = VersionLog(data_dir=data).entries()
     assert entry == result.entry
     assert entry["hf_commit"] == tags["1.0"] and entry["s3_uri"] == f"s3://{settings.s3_bucket}/{DAY}/data"
@@ -118,9 +118,12 @@ def test_a_log_broken_during_the_publish_is_left_untouched_and_a_rerun_is_a_noop
     _log(data).unlink()
     commits_tags = _hub_state(_direct(settings, s3_faults))
     s3_faults.proxy.clear()
-    # published but not logged: the re-run finds both sides done, sends nothing, and logs
-    again = publish_version(data, settings=settings, log_entry=True, date=DAY)
+    # published and recorded on S3 (the shared record is written before the local line), so the
+    # next default version is 1.1: re-running 1.0 finds both sides and the record done, sends
+    # nothing, and writes the local line from the record
+    again = publish_version(data, settings=settings, version="1.0", log_entry=True, date=DAY)
     assert again.hub.noop and again.s3.already_complete and again.s3.uploaded == 0
+    assert again.record is not None and not again.record.written
     assert s3_faults.proxy.count("PUT") == s3_faults.proxy.count("POST") == 0
     assert _hub_state(_direct(settings, s3_faults)) == commits_tags
     (entry,) = VersionLog(data_dir=data).entries()

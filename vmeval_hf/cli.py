@@ -29,7 +29,7 @@ import click
 from ._shared.fs import parse_size
 from ._shared.meta import __version__
 from .config import Settings
-from .errors import ConfigError, VmevalError
+from .errors import VmevalError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -342,6 +342,8 @@ def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: 
             echo(f"version {result.version} is already published with this content; nothing to do")
         if result.hub is not None and result.hub.tag_moved:
             echo(f"moved tag {result.version} to commit {result.hub.commit[:12]} (--force)")
+        if result.record is not None and result.record.replaced is not None:
+            echo(f"replaced the shared record {result.record.replaced.uri} with {result.record.record.uri} (--force)")
         echo("\n".join(_summary_lines(entry)))
         if not log_entry and not result.noop:
             echo("(not logged: pass --log to record it in version_log.json)")
@@ -349,16 +351,31 @@ def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: 
     emit(as_json, entry, human)
 
 
+LOOKUP_SOURCES = ("auto", "local", "s3", "hub")
+
+
+def lookup_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--source", "lookup", type=click.Choice(LOOKUP_SOURCES), default="auto", show_default=True,
+                        help="Where to look the version up: auto is the local log, else the shared records on S3 "
+                             "when S3 is configured (AWS_ACCESS_KEY_ID or AWS_ENDPOINT_URL), else the Hub's tags.")(f)
+
+
+def _warn(messages: list[str]) -> None:
+    for message in messages:
+        echo(f"WARNING: {message}", err=True)
+
+
 @cli.command()
 @click.argument("version")
+@lookup_option
 @data_dir_option
 @json_option
 @click.pass_context
-def verify(ctx: click.Context, version: str, data_dir: Path, as_json: bool) -> None:
+def verify(ctx: click.Context, version: str, lookup: str, data_dir: Path, as_json: bool) -> None:
     """Check version V's Hub revision and S3 prefix against its recorded manifest."""
     from .publish import verify_version  # start-up
 
-    problems = verify_version(version, settings=_settings(ctx), data_dir=data_dir)
+    problems = verify_version(version, settings=_settings(ctx), data_dir=data_dir, lookup=lookup)
     emit(as_json, {"version": version, "ok": not problems, "mismatches": [p.as_dict() for p in problems]},
          lambda: echo("\n".join(str(p) for p in problems) if problems else f"version {version}: verified"))
     if problems:
@@ -371,16 +388,17 @@ def verify(ctx: click.Context, version: str, data_dir: Path, as_json: bool) -> N
 @click.option("--dest", type=click.Path(path_type=Path, file_okay=False), help="Target folder "
               "(default: ./vmeval-<version>).")
 @click.option("--release", is_flag=True, help="From S3: pull the release (Parquet + card) instead of the tree.")
+@lookup_option
 @data_dir_option
 @json_option
 @click.pass_context
-def pull(ctx: click.Context, version: str, source: str, dest: Path | None, release: bool, data_dir: Path,
-         as_json: bool) -> None:
+def pull(ctx: click.Context, version: str, source: str, dest: Path | None, release: bool, lookup: str,
+         data_dir: Path, as_json: bool) -> None:
     """Download a published version, verifying every sha256."""
     from .publish import pull_version  # start-up
 
     result = pull_version(version, settings=_settings(ctx), source=source, dest=dest or Path(f"vmeval-{version}"),
-                          release=release, data_dir=data_dir)
+                          release=release, data_dir=data_dir, lookup=lookup)
     emit(as_json, result, lambda: echo(f"pulled {version} from {source} into {result['dest']} "
                                        f"({result['files']} files, verified)"))
 
@@ -442,31 +460,80 @@ def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | Non
 
 
 @cli.command()
-@click.argument("action", type=click.Choice(["summary", "latest", "show"]), default="summary")
+@click.argument("action", type=click.Choice(["summary", "latest", "show", "sync"]), default="summary")
 @click.argument("version", required=False)
+@click.option("--source", type=click.Choice(LOOKUP_SOURCES), default="auto", show_default=True,
+              help="Which versions: auto is the local log merged with the shared records on S3 when S3 is "
+                   "configured (AWS_ACCESS_KEY_ID or AWS_ENDPOINT_URL), else with the Hub's tags; sync reads S3 "
+                   "(when configured) and the Hub.")
+@click.option("--repo", help="Hub dataset repo id whose tags to read (default: $VMEVAL_HF_REPO).")
+@click.option("--bucket", help="S3 bucket holding the shared records (default: $S3_BUCKET or vmevalkit).")
+@click.option("--push", is_flag=True, help="sync: also record on S3 the local entries it has no record of.")
 @data_dir_option
 @json_option
-def versions(action: str, version: str | None, data_dir: Path, as_json: bool) -> None:
-    """Read the version log: summary, latest, or show V."""
-    from .versions import VersionLog  # start-up
+@click.pass_context
+def versions(ctx: click.Context, action: str, version: str | None, source: str, repo: str | None,
+             bucket: str | None, push: bool, data_dir: Path, as_json: bool) -> None:
+    """The versions, from any machine: summary, latest, show V; sync rebuilds the local log.
 
-    log = VersionLog(data_dir=data_dir)
+    summary, latest and show read the local log merged with the shared records on S3 (or the
+    Hub's tags: see --source). sync merges S3's records and the Hub's tags into the local log
+    and reports every disagreement (exit 1 if any).
+    """
+    settings = _settings(ctx).with_(s3_bucket=bucket)
+    if action == "sync":
+        return _versions_sync(settings, data_dir, source, repo, push, as_json)
+    if action == "show":
+        if not version:
+            raise click.UsageError("`versions show` needs a version, e.g. `vmeval-hf versions show 1.0`")
+        return _versions_show(settings, data_dir, source, repo, version, as_json)
+    from .versions.lookup import list_versions  # start-up
+
+    listing = list_versions(settings=settings, data_dir=data_dir, source=source, repo_id=repo)
+    _warn(listing.warnings)
     if action == "summary":
-        emit(as_json, log.load(), lambda: echo(log.summary_text()))
+        emit(as_json, listing.as_log(), lambda: echo(listing.summary_text()))
         return
-    if action == "latest":
-        entry = log.latest()
-        if entry is None:
-            emit(as_json, None, lambda: echo("No versions logged yet."))
-            sys.exit(EXIT_PROBLEM)
-        emit(as_json, entry, lambda: echo(f"Latest: v{entry['version']} → {entry.get('s3_uri') or entry.get('hf_uri')}"))
-        return
-    if not version:
-        raise click.UsageError("`versions show` needs a version, e.g. `vmeval-hf versions show 1.0`")
-    found = log.get(version)
-    if found is None:
-        raise ConfigError(f"version {version} is not in {log.path}; see `vmeval-hf versions summary`")
-    emit(as_json, found, lambda: echo("\n".join(_summary_lines(dict(found)))))
+    entry = listing.latest()
+    if entry is None:
+        emit(as_json, None, lambda: echo("No versions logged yet."))
+        sys.exit(EXIT_PROBLEM)
+    emit(as_json, entry, lambda: echo(f"Latest: v{entry['version']} → {entry.get('s3_uri') or entry.get('hf_uri')}"))
+
+
+def _versions_show(settings: Settings, data_dir: Path, source: str, repo: str | None, version: str,
+                   as_json: bool) -> None:
+    from .versions.lookup import require_version  # start-up
+
+    found = require_version(version, settings=settings, data_dir=data_dir, source=source, repo_id=repo,
+                            warn=lambda message: _warn([message]))
+    entry = found.entry or {}
+    emit(as_json, entry, lambda: echo("\n".join([*_summary_lines(entry), f"from      {found.source}"])))
+
+
+def _versions_sync(settings: Settings, data_dir: Path, source: str, repo: str | None, push: bool,
+                   as_json: bool) -> None:
+    from .versions.sync import sync_versions  # start-up
+
+    report = sync_versions(settings=settings, data_dir=data_dir, source=source, repo_id=repo, push=push)
+    _warn(report.warnings)
+
+    def human() -> None:
+        added = f" ({', '.join(report.added)})" if report.added else ""
+        updated = f" ({', '.join(report.updated)})" if report.updated else ""
+        echo(f"synced {report.log_path} from {', '.join(report.sources) or 'nothing'}: "
+             f"{len(report.added)} added{added}, {len(report.updated)} updated{updated}")
+        if report.pushed:
+            echo(f"recorded on S3: {', '.join(report.pushed)}")
+        if report.local_only:
+            echo(f"only in the local log (no S3 record; --push records them): {', '.join(report.local_only)}")
+        for finding in report.disagreements:
+            echo(str(finding))
+        echo(f"{len(report.disagreements)} disagreement(s)" if report.disagreements else "no disagreements")
+
+    emit(as_json, report.as_dict(), human)
+    if report.disagreements:
+        sys.exit(EXIT_PROBLEM)
 
 
 # --- results dataset ---------------------------------------------------------------

@@ -12,7 +12,7 @@ raised as one of these types ``from`` the original. Messages say what is wrong
     ├── ConfigError                  a setting is missing or malformed
     ├── ValidationError              the question tree has problems (.problems, .domain, .id)
     ├── BuildError                   the release folder could not be compiled
-    ├── VersionLogError              version_log.json is corrupt or unwritable (.line)
+    ├── VersionLogError              version_log.json, or a shared version record on S3, is corrupt or unwritable (.line, .key)
     ├── VersionConflictError         a version exists with other content (.version, .repo)
     ├── IntegrityError               bytes do not match their recorded sha256 (.key)
     ├── VerifyError                  a published version differs from its manifest (.mismatches, .version)
@@ -93,10 +93,12 @@ class BuildError(VmevalError):
 
 
 class VersionLogError(VmevalError):
-    """The version log is corrupt, hand-edited into an invalid shape, or unwritable."""
+    """The version log (or a shared version record on S3: ``key``) is corrupt, hand-edited into an
+    invalid shape, or unwritable."""
 
-    context = ("line",)
+    context = ("line", "key")
     line: int | None
+    key: str | None
 
 
 class VersionConflictError(VmevalError):

@@ -405,16 +405,18 @@ def _verify_message(version: str, problems: list[Mismatch]) -> str:
     return f"version {version} does not match its release manifest: {lines}{more}"
 
 
-def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "data") -> list[Mismatch]:
+def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "data",
+                   lookup: str = "auto") -> list[Mismatch]:
     """Check the logged ``version``'s Hub revision and S3 prefix; return every difference (empty = verified).
 
     ``settings``: endpoints and credentials. ``data_dir``: the data tree whose log names the
-    version. A data-tree mirror logged by :func:`sync_data_tree` is checked against its prefix's
-    ``MANIFEST.json`` and the hash of that manifest recorded in the log.
+    version (it may not exist). ``lookup``: where the version's entry is looked up: ``auto`` (the
+    local log, else S3's shared records when S3 is configured, else the Hub's tags), ``local``,
+    ``s3`` or ``hub``. A data-tree mirror logged by :func:`sync_data_tree` is checked against its
+    prefix's ``MANIFEST.json`` and the hash of that manifest recorded in the log.
     """
-    entry = VersionLog(data_dir=Path(data_dir)).get(version)
-    if entry is None:
-        raise ConfigError(f"version {version} is not in the version log; see `vmeval-hf versions summary`")
+    entry = require_version(version, settings=settings, data_dir=data_dir, source=lookup, warn=log.warning).entry
+    assert entry is not None
     if _tree_only(entry):
         return _verify_tree_mirror(settings, entry)
     expected = recorded_manifest(settings, entry, Path(data_dir))
@@ -454,16 +456,16 @@ def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path)
 
 
 def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: str | Path,
-                 release: bool = False, data_dir: str | Path = "data") -> dict[str, Any]:
+                 release: bool = False, data_dir: str | Path = "data", lookup: str = "auto") -> dict[str, Any]:
     """Download a logged ``version`` into ``dest``, every sha256 checked.
 
     ``source``: ``"s3"`` (the question tree, or the release files with ``release``) or ``"hub"``
     (the release at the logged commit). ``settings``: endpoints and credentials. ``data_dir``:
-    the data tree whose log names the version.
+    the data tree whose log names the version (it may not exist). ``lookup``: where the version's
+    entry is looked up, as for :func:`verify_version`.
     """
-    entry = VersionLog(data_dir=Path(data_dir)).get(version)
-    if entry is None:
-        raise ConfigError(f"version {version} is not in the version log; see `vmeval-hf versions summary`")
+    entry = require_version(version, settings=settings, data_dir=data_dir, source=lookup, warn=log.warning).entry
+    assert entry is not None
     if source == "hub":
         if not entry.get("hf_repo"):
             raise ConfigError(f"version {version} was not published to the Hub; pull it with --from s3")
@@ -513,12 +515,14 @@ def sync_data_tree(data_dir: str | Path = "data", *, settings: Settings, date: s
     """
     data = Path(data_dir)
     versions = VersionLog(data_dir=data)
-    if log_entry:  # read the log before uploading: a corrupt log or a taken version stops us here
-        version = validate_label(version or versions.next_version())
+    day = parse_date(date)
+    if log_entry:  # read the logs before uploading: a corrupt log or a taken version stops us here
+        version = validate_label(version or next_free_version(versions, settings, remote=True))
         if versions.get(version) is not None:
             raise VersionConflictError(f"version {version} is already in the version log {versions.path}; pass "
                                        f"--version {versions.next_version()} (the next free one)", version=version)
-    mirrored = mirror_version(data, settings=settings, date=date, progress=progress)
+        RemoteLog(settings).check_location(version, f"s3://{settings.s3_bucket}/{day}/data")
+    mirrored = mirror_version(data, settings=settings, date=day, progress=progress)
     result = SyncResult(mirrored)
     if log_entry:
         assert version is not None
@@ -526,10 +530,12 @@ def sync_data_tree(data_dir: str | Path = "data", *, settings: Settings, date: s
         problems = verify_s3(settings=settings, date=mirrored.date, manifest=remote)
         if problems:
             raise VerifyError(_verify_message(version, problems), mismatches=problems, version=version)
-        result.entry = dict(versions.append({
+        entry = complete_entry({
             "version": version, "date": mirrored.date, "s3_uri": mirrored.uri,
             "size_mb": round(mirrored.bytes / 2**20, 3), "files": mirrored.files,
-            "mirror_manifest_sha256": _manifest_hash(remote or {})}))
+            "mirror_manifest_sha256": _manifest_hash(remote or {})})
+        recorded = RemoteLog(settings).record(entry)  # the shared record first: it is the arbiter
+        result.entry = dict(versions.append(recorded.record.entry))
     return result
 
 

@@ -463,3 +463,15 @@ def _sha256_of(head: dict[str, Any]) -> str | None:
         return b64_to_hex(checksum)
     meta = (head.get("Metadata") or {}).get("sha256")
     return meta.lower() if isinstance(meta, str) and len(meta) == 64 else None
+
+
+def list_subfolders(bucket: S3Bucket, prefix: str = "") -> list[str]:
+    """The "folders" one level below ``prefix`` (``ListObjectsV2`` with ``Delimiter="/"``), e.g.
+    ``["20250115/", "versions/"]`` for the bucket's top level: one page per 1000 folders, no matter
+    how many objects each holds."""
+    out: list[str] = []
+    with bucket.errors("ListObjectsV2", prefix or None):
+        paginator = bucket.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket.name, Prefix=prefix, Delimiter="/"):
+            out += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
+    return out

@@ -1,6 +1,10 @@
 """The version log: every published version, with both URIs, sizes, counts and content hashes.
 
-:mod:`.log` is the local file ``data/data_logging/version_log.json`` (the seed's format and API).
+:mod:`.log` is the local file ``data/data_logging/version_log.json`` (the seed's format and API);
+:mod:`.remote` the shared records on S3 (one put-once object per version record); :mod:`.hub_tags`
+the versions the Hub's tags alone describe; :mod:`.lookup` merges them (``list_versions``,
+``find_version``) and :mod:`.sync` rebuilds the local log from them (``sync_versions``). Those
+are imported from their modules, not here: they bring the S3 and Hub clients.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from .log import (
     SCHEMA,
     VersionEntry,
     VersionLog,
+    complete_entry,
     format_summary,
     get_latest,
     is_results,
@@ -29,6 +34,7 @@ __all__ = [
     "SCHEMA",
     "VersionEntry",
     "VersionLog",
+    "complete_entry",
     "format_summary",
     "get_latest",
     "is_results",
