@@ -433,13 +433,16 @@ def test_demo_runs_green_from_a_clean_folder(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("demo finished in ") and lines[1] == "created 10 questions in 5 domains"
-    for version in ("1.0", "1.1"):
-        assert any(x.strip().startswith(f"{version}: ") for x in lines)
+    for version in ("1.0", "1.1", "demo-1.0"):
+        assert any(x.strip().startswith((f"{version}: ", f"results {version}: ")) for x in lines)
         assert any(f"load_dataset(revision='{version}')" in x and x.endswith("verified") for x in lines)
+    assert any(x.strip().startswith("results demo-1.0: ") and "evaluations of questions 1.1" in x for x in lines)
+    assert "GPT4OEvaluator" in lines and "human-eval" in lines  # the leaderboard, one table per evaluator
     log = workdir / "data" / "data_logging" / "version_log.json"
     assert lines[-1] == f"version log: {log}"
     entries = json.loads(log.read_text(encoding="utf-8"))["versions"]
-    assert [e["version"] for e in entries] == ["1.0", "1.1"]
+    assert [e["version"] for e in entries] == ["1.0", "1.1", "demo-1.0"]
+    assert [e.get("kind") for e in entries] == [None, None, "results"]
     assert all(e["hf_commit"] and e["s3_uri"] for e in entries)
     assert entries[0]["content_sha256"] != entries[1]["content_sha256"]
 

@@ -1,8 +1,9 @@
 """``vmeval-hf demo``: the whole flow end to end on the sandbox, no credentials, no network.
 
 create questions -> publish --log 1.0 -> change a few questions -> publish --log 1.1 ->
-load both versions back with the unmodified ``datasets`` client in a fresh process ->
-verify both -> report.
+a tiny experiment's evaluations on 1.1 -> results publish --log demo-1.0 ->
+load all three back with the unmodified ``datasets`` client in a fresh process ->
+verify all three -> report, with the leaderboard.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .config import Settings
 from .errors import ConfigError, VerifyError
 from .generate import create_dataset
-from .publish import publish_version, verify_version
+from .publish import PublishResult, publish_version, verify_version
+from .results.leaderboard import leaderboard_lines
+from .results.publish import publish_results
 from .sandbox.local import Sandbox, moto_server
 from .tree.manifest_sync import write_manifest
 
@@ -30,14 +34,17 @@ _LOAD_BACK = r"""
 import json, sys
 import datasets
 out = {}
-repo = sys.argv[1]
-for rev in sys.argv[2:]:
+for arg in sys.argv[1:]:
+    repo, _, rev = arg.rpartition("@")
     ds = datasets.load_dataset(repo, revision=rev, split="test")
-    first = ds[0]["first_frame"]
-    out[rev] = {"rows": len(ds), "ids": sorted(ds["id"]), "prompts": dict(zip(ds["id"], ds["prompt"])),
-                "first_frame_size": list(first.size)}
+    out[rev] = {"rows": len(ds)}
+    if "first_frame" in ds.column_names:
+        out[rev].update(ids=sorted(ds["id"]), prompts=dict(zip(ds["id"], ds["prompt"])),
+                        first_frame_size=list(ds[0]["first_frame"].size))
 print(json.dumps(out))
 """
+#: the demo's experiment: two models, GPT-4o on up to two questions per domain, a human on the first
+EXPERIMENT, MODELS = "demo", ("model-a", "model-b")
 
 
 def _prepare(workdir: Path) -> None:
@@ -71,15 +78,45 @@ def _change_questions(questions_dir: Path) -> list[str]:
     return changed
 
 
-def _load_back(env: dict[str, str], repo: str, revisions: list[str], cache: Path) -> dict[str, Any]:
-    """Load each revision with the unmodified ``datasets`` in a fresh process, as a researcher would."""
+def _write_experiment(data: Path) -> int:
+    """Evaluations (and stand-in output videos) of the demo experiment on the current questions,
+    in upstream's layout: GPT-4o scores (one skipped) and a human score; how many files."""
+    written = 0
+    for d, domain_dir in enumerate(sorted((data / "questions").glob("*_task"))):
+        domain = domain_dir.name[: -len("_task")]
+        for i, task in enumerate(sorted(p.name for p in domain_dir.iterdir() if p.is_dir())[:2]):
+            for m, model in enumerate(MODELS):
+                where = Path(model) / domain_dir.name / task
+                video = data / "outputs" / EXPERIMENT / where / f"{model}_{task}_20250101_000000" / "video"
+                video.mkdir(parents=True)
+                (video / "video.mp4").write_bytes(f"stand-in video: {model} on {task}".encode())
+                score = 5 - (d + i + 2 * m) % 4
+                result: dict[str, Any] = ({"error": "no frames", "status": "skipped"} if (d, i, m) == (1, 1, 1) else
+                                          {"solution_correctness_score": score, "explanation": "demo",
+                                           "evaluation_type": "final_frame_comparison", "status": "completed"})
+                evaluations = {"gpt4o-eval/GPT4OEvaluator": result}
+                if i == 0:
+                    evaluations["human-eval/human-eval"] = {"solution_correctness_score": max(1, score - m),
+                                                            "comments": "demo"}
+                for name, res in evaluations.items():
+                    folder, evaluator = name.split("/")
+                    path = data / "evaluations" / folder / EXPERIMENT / where / f"{evaluator}.json"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    meta = {"evaluator": evaluator, "model_name": model, "task_id": task, "task_type": domain}
+                    path.write_text(json.dumps({"metadata": meta, "result": res}, indent=2), encoding="utf-8")
+                    written += 1
+    return written
+
+
+def _load_back(env: dict[str, str], targets: list[tuple[str, str]], cache: Path) -> dict[str, Any]:
+    """Load each (repo, revision) with the unmodified ``datasets`` in a fresh process, as a researcher would."""
     child_env = {**os.environ, **env, "HF_HOME": str(cache), "HF_DATASETS_CACHE": str(cache / "datasets"),
                  "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    proc = subprocess.run([sys.executable, "-c", _LOAD_BACK, repo, *revisions], env=child_env,
+    proc = subprocess.run([sys.executable, "-c", _LOAD_BACK, *(f"{r}@{v}" for r, v in targets)], env=child_env,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise VerifyError(f"loading {repo} back with datasets failed: {tail[0]}")
+        raise VerifyError(f"loading {', '.join(r for r, _ in targets)} back with datasets failed: {tail[0]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
@@ -101,38 +138,59 @@ def run_demo(workdir: str | Path = "vmeval-demo", *, pairs_per_domain: int = 3,
     with Sandbox(work / "sandbox") as box:
         settings = box.settings()
         stage("sandbox", f"Hub {box.hub.url}, S3 {box.s3_url}")
-        today = datetime.now(timezone.utc).strftime("%Y%m%d")
-        results = {}
-        for version, day in (("1.0", today), ("1.1", f"{today}-b")):
-            if version == "1.1":
-                changes = _change_questions(data / "questions")
-                write_manifest(data)
-                stage("change", ", ".join(changes))
-            stage("publish", f"version {version}")
-            results[version] = publish_version(data, settings=settings, version=version, log_entry=True, date=day,
-                                               progress=progress)
-        stage("load", "both revisions with datasets.load_dataset, fresh process and cache")
-        loaded = _load_back(box.env(), box.repo, list(results), work / "hf-cache")
-        for version, result in results.items():
-            if loaded[version]["rows"] != result.questions:
-                raise VerifyError(f"revision {version} loaded {loaded[version]['rows']} rows, "
-                                  f"published {result.questions}")
+        results = _publish_questions(data, settings, stage, progress)
+        stage("experiment", f"{_write_experiment(data)} evaluation files of experiment {EXPERIMENT!r} on 1.1")
+        scored = publish_results(data, experiment=EXPERIMENT, settings=settings, questions_version="1.1",
+                                 log_entry=True, progress=progress)
+        rows = {v: r.questions for v, r in results.items()} | {scored.version: scored.build.rows}
+        stage("load", "every revision with datasets.load_dataset, fresh process and cache")
+        loaded = _load_back(box.env(), [(box.repo, v) for v in results] + [(box.results_repo, scored.version)],
+                            work / "hf-cache")
+        for version, count in rows.items():
+            if loaded[version]["rows"] != count:
+                raise VerifyError(f"revision {version} loaded {loaded[version]['rows']} rows, published {count}")
         stage("verify", "Hub revisions and S3 prefixes against their manifests")
-        problems = {v: verify_version(v, settings=settings, data_dir=data) for v in results}
+        problems = {v: verify_version(v, settings=settings, data_dir=data) for v in rows}
         if any(problems.values()):
             found = [str(p) for ps in problems.values() for p in ps]
             raise VerifyError(f"demo verification failed: {found[0]}", mismatches=found)
     elapsed = time.monotonic() - start
     lines = [f"demo finished in {elapsed:.1f} s (work folder {work})",
              f"created {sum(created.counts.values())} questions in {len(created.counts)} domains"]
-    for version, result in results.items():
-        e = result.entry or {}
-        lines += [f"  {version}: {e.get('questions')} questions, {e.get('files')} files, "
-                  f"{e.get('size_mb', 0):.2f} MB, content sha256:{str(e.get('content_sha256'))[:12]}",
+    lines += _entry_lines({v: r.entry or {} for v, r in results.items()} | {scored.version: scored.entry or {}},
+                          loaded)
+    lines += ["", *leaderboard_lines(scored.build.leaderboard), "",
+              f"version log: {data / 'data_logging' / 'version_log.json'}"]
+    return {"workdir": str(work), "seconds": round(elapsed, 2),
+            "versions": {v: r.entry for v, r in results.items()}, "results": scored.entry,
+            "leaderboard": scored.build.leaderboard,
+            "loaded": {v: {"rows": x["rows"]} for v, x in loaded.items()}, "lines": lines}
+
+
+def _publish_questions(data: Path, settings: Settings, stage: Callable[[str, str], None],
+                       progress: Callable[[str, str], None] | None) -> dict[str, PublishResult]:
+    """Versions 1.0, then 1.1 after changing a few questions, each on its own S3 prefix."""
+    today = datetime.now(timezone.utc).strftime("%Y%m%d")
+    results = {}
+    for version, day in (("1.0", today), ("1.1", f"{today}-b")):
+        if version == "1.1":
+            changes = _change_questions(data / "questions")
+            write_manifest(data)
+            stage("change", ", ".join(changes))
+        stage("publish", f"version {version}")
+        results[version] = publish_version(data, settings=settings, version=version, log_entry=True, date=day,
+                                           progress=progress)
+    return results
+
+
+def _entry_lines(entries: dict[str, dict[str, Any]], loaded: dict[str, Any]) -> list[str]:
+    lines = []
+    for version, e in entries.items():
+        what = (f"results {version}: {e.get('rows')} evaluations of questions {e.get('question_version')}"
+                if e.get("kind") == "results" else f"{version}: {e.get('questions')} questions")
+        lines += [f"  {what}, {e.get('files')} files, {e.get('size_mb', 0):.2f} MB, "
+                  f"content sha256:{str(e.get('content_sha256'))[:12]}",
                   f"       {e.get('hf_uri')} (commit {str(e.get('hf_commit'))[:12]})",
                   f"       {e.get('s3_uri')}",
                   f"       load_dataset(revision={version!r}) -> {loaded[version]['rows']} rows; verified"]
-    lines.append(f"version log: {data / 'data_logging' / 'version_log.json'}")
-    return {"workdir": str(work), "seconds": round(elapsed, 2),
-            "versions": {v: r.entry for v, r in results.items()},
-            "loaded": {v: {"rows": x["rows"]} for v, x in loaded.items()}, "lines": lines}
+    return lines
