@@ -14,7 +14,6 @@ and the outputs the evaluations score::
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 from .._shared.labels import next_after, validate_label
 from ..errors import ConfigError, ValidationError
 from ..release.release_manifest import FileEntry
-from ..tree.model import Problem
+from ..tree.model import Findings, Problem
 from ..versions import RESULTS_KIND, is_results
 from .questions import QuestionRef
 
@@ -132,7 +131,7 @@ class Evaluation:
 
 
 @dataclass
-class ResultsReport:
+class ResultsReport(Findings):
     """Every problem found in one experiment's evaluations, and the evaluations that are valid."""
 
     experiment: str
@@ -141,25 +140,6 @@ class ResultsReport:
     evaluations: list[Evaluation] = field(default_factory=list)
     #: the folders holding the experiment, relative to the data tree (what its S3 mirror takes)
     folders: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def grouped(self) -> dict[str, list[Problem]]:
-        """Problems grouped by the evaluation they are about (else by path)."""
-        groups: dict[str, list[Problem]] = defaultdict(list)
-        for p in self.problems:
-            groups[p.question or p.path].append(p)
-        return dict(groups)
 
     def sources(self) -> list[FileEntry]:
         """Every evaluation file, every video they score, and the question release they refer to,

@@ -79,13 +79,11 @@ def listing(q: Question) -> Listed:
     return Listed(q.id, q.domain, q.difficulty, q.source_path)
 
 
-@dataclass
-class ValidationReport:
-    questions_dir: Path
-    problems: list[Problem] = field(default_factory=list)
-    question_list: list[Question] = field(default_factory=list)
-    #: every folder with a valid question name, valid content or not: id -> "domain_task/id"
-    folders: dict[str, str] = field(default_factory=dict)
+class Findings:
+    """A report's ``problems`` sorted out: errors, warnings, and whether it is ``ok`` (no error).
+    (Shared with the results dataset's report, :class:`vmeval_hf.results.model.ResultsReport`.)"""
+
+    problems: list[Problem]
 
     @property
     def errors(self) -> list[Problem]:
@@ -99,16 +97,25 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.errors
 
-    @property
-    def questions(self) -> int:
-        return len(self.question_list)
-
     def grouped(self) -> dict[str, list[Problem]]:
         """Problems grouped by question (or by path for problems outside a question)."""
         groups: dict[str, list[Problem]] = defaultdict(list)
         for p in self.problems:
             groups[p.question or p.path].append(p)
         return dict(groups)
+
+
+@dataclass
+class ValidationReport(Findings):
+    questions_dir: Path
+    problems: list[Problem] = field(default_factory=list)
+    question_list: list[Question] = field(default_factory=list)
+    #: every folder with a valid question name, valid content or not: id -> "domain_task/id"
+    folders: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def questions(self) -> int:
+        return len(self.question_list)
 
     def raise_for_errors(self) -> None:
         if self.errors:
