@@ -24,6 +24,7 @@ from click.testing import CliRunner, Result
 
 from tests.support.files import snapshot
 from tests.support.hub import disable_parquet_export
+from tests.support.reliability import error_lines
 from tests.support.s3 import FaultProxy, raw_client
 from tests.support.trees import change_tree, make_tree
 from vmeval_hf.cli import cli
@@ -110,10 +111,6 @@ def ok(*args: str | Path) -> Result:
     return result
 
 
-def error_lines(result: Result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
-
-
 def publish(env: Env, *args: str | Path) -> Result:
     return run("publish", "--data-dir", env.data, *args)
 
@@ -193,7 +190,7 @@ def test_other_content_under_a_logged_version_is_refused(counted: Env) -> None:
     hub_before, s3_before = counted.remote_counts()
     refused = publish(counted, "--log", "--version", "1.0", "--date", DAY_B)
     assert refused.exit_code == 1
-    (line,) = error_lines(refused)
+    (line,) = error_lines(refused.stderr)
     assert "1.0" in line and "publish as 1.1" in line and "--force" in line
     assert counted.remote_counts() == (hub_before, s3_before)  # refused before anything remote
     assert (counted.commits(), counted.tags(), counted.keys()) == (commits, tags, objects)
@@ -224,7 +221,7 @@ def test_one_side_only_is_published_and_logged(counted: Env, side: str) -> None:
 def test_no_hub_and_no_s3_together_is_refused(counted: Env) -> None:
     before = counted.remote_counts()
     result = publish(counted, "--no-hub", "--no-s3")
-    assert result.exit_code == 1 and "publish nothing" in error_lines(result)[0]
+    assert result.exit_code == 1 and "publish nothing" in error_lines(result.stderr)[0]
     assert counted.remote_counts() == before
 
 
@@ -247,7 +244,7 @@ def test_corrupt_log_is_reported_untouched_and_nothing_is_uploaded(counted: Env,
     before = counted.remote_counts()
     result = publish(counted, "--log", "--date", DAY, *(["--version", version] if version else []))
     assert result.exit_code == 1
-    (message,) = error_lines(result)
+    (message,) = error_lines(result.stderr)
     assert f"{counted.log_path}:{line}:" in message
     assert counted.log_path.read_bytes() == text
     assert counted.remote_counts() == before
@@ -260,7 +257,7 @@ def test_a_bad_version_label_is_refused_before_anything_is_written(counted: Env,
     before = counted.remote_counts()
     result = publish(counted, "--log", "--date", DAY, "--version", label)
     assert result.exit_code == 1
-    assert "invalid version label" in error_lines(result)[0]
+    assert "invalid version label" in error_lines(result.stderr)[0]
     assert counted.remote_counts() == before
     assert not counted.log_path.exists() and not (counted.data / "releases").exists()
     assert sorted(p.name for p in counted.data.parent.iterdir()) == ["data"]
@@ -286,8 +283,8 @@ def test_unreachable_hub_is_one_error_and_a_resume_finishes(counted: Env, monkey
     monkeypatch.setenv("HF_ENDPOINT", dead)
     failed = publish(counted, "--log", "--date", DAY)
     assert failed.exit_code == 1
-    assert error_lines(failed) == failed.stderr.strip().splitlines()  # one line, no traceback
-    (line,) = error_lines(failed)
+    assert error_lines(failed.stderr) == failed.stderr.strip().splitlines()  # one line, no traceback
+    (line,) = error_lines(failed.stderr)
     assert "Hub" in line and dead in line and "re-run" in line
     assert not counted.log_path.exists()
     assert counted.keys() == {} and counted.s3_sent("PUT") == counted.s3_sent("POST") == 0  # nothing sent to S3
@@ -333,7 +330,7 @@ def test_verify_lists_each_tampered_side(env: Env) -> None:
 
 def test_verify_of_an_unlogged_version_is_refused(env: Env) -> None:
     result = run("verify", "3.0", "--data-dir", env.data)
-    assert result.exit_code == 1 and "not in the version log" in error_lines(result)[0]
+    assert result.exit_code == 1 and "not in the version log" in error_lines(result.stderr)[0]
 
 
 def test_pull_round_trips_from_s3_and_hub(env: Env, tmp_path: Path) -> None:
@@ -387,7 +384,7 @@ def test_sync_log_problems_are_found_before_any_upload(counted: Env, case: str) 
     text = counted.log_path.read_bytes()
     result = run("sync", "--data-dir", counted.data, "--date", DAY, "--log", *args)
     assert result.exit_code == 1
-    (line,) = error_lines(result)
+    (line,) = error_lines(result.stderr)
     assert f"{counted.log_path}:3:" in line if case == "corrupt" else "1.0 is already in the version log" in line
     assert counted.log_path.read_bytes() == text
     assert counted.s3_sent() == 0 and counted.keys() == {}
@@ -413,7 +410,7 @@ def test_versions_summary_latest_show(env: Env) -> None:
     assert "version   1.0" in shown and "s3://b/20250115/data" in shown
     assert json.loads(ok("versions", "show", "v1.0", "--json", "--data-dir", data).stdout)["files"] == 10
     missing = run("versions", "show", "9.9", "--data-dir", data)
-    assert missing.exit_code == 1 and "9.9" in error_lines(missing)[0]
+    assert missing.exit_code == 1 and "9.9" in error_lines(missing.stderr)[0]
     assert run("versions", "show", "--data-dir", data).exit_code == 2
 
 

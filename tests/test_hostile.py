@@ -28,7 +28,13 @@ from click.testing import CliRunner
 
 from tests.support.pngs import png_bomb, png_bytes
 from tests.support.privileges import without_dac_override
-from tests.support.reliability import AWS_KEY_SECRET, AWS_SECRET_SECRET, HUB_SECRET, Stage
+from tests.support.reliability import (
+    AWS_KEY_SECRET,
+    AWS_SECRET_SECRET,
+    HUB_SECRET,
+    Stage,
+    error_lines,
+)
 from tests.support.s3 import TEST_REGION, raw_client
 from tests.support.trees import make_tree
 from vmeval_hf.cli import cli
@@ -216,7 +222,7 @@ def _assert_rejected(stage: Stage, named: Path, validate: tuple[int, str, str], 
     assert named.name in out  # the human report names the file or folder too
     code, out, err = publish
     assert code == 1, (out, err)
-    lines = [line for line in err.splitlines() if line.startswith("ERROR:")]
+    lines = error_lines(err)
     assert len(lines) == 1 and target in lines[0], (target, err)
     assert "Traceback" not in err
     assert not (stage.data / "releases").exists() and not stage.log_path.exists()
@@ -525,7 +531,7 @@ def test_pull_refuses_a_corrupted_download(released: Stage, tmp_path: Path, side
         if side == "hub":
             blob.write_bytes(data)
     assert result.exit_code == 1, result.output
-    (line,) = [x for x in result.stderr.splitlines() if x.startswith("ERROR:")]
+    (line,) = error_lines(result.stderr)
     assert named in line and "Traceback" not in result.stderr
     if side == "s3":
         assert not target.exists()
@@ -566,4 +572,4 @@ def test_pull_never_delivers_content_other_than_the_logged_version(released: Sta
                 == original
     else:
         assert result.exit_code == 1 and "Traceback" not in result.stderr, result.output
-        assert len([x for x in result.stderr.splitlines() if x.startswith("ERROR:")]) == 1
+        assert len(error_lines(result.stderr)) == 1

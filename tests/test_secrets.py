@@ -27,6 +27,7 @@ from tests.support.reliability import (
     SECRETS,
     Stage,
     error_lines,
+    secrets_in,
 )
 from tests.support.s3 import TEST_REGION, raw_client
 from vmeval_hf.cli import cli
@@ -34,17 +35,12 @@ from vmeval_hf.cli import cli
 WRONG_HF_TOKEN = "hf_WRONGbutSECRETtoken0c55e1d2"
 
 
-def _leaks(text: str | bytes, where: str, secrets: Iterable[str] = SECRETS) -> list[str]:
-    raw = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
-    return [f"{where}: {s[:6]}..." for s in secrets if s.encode() in raw]
-
-
 def _file_leaks(*roots: Path, secrets: Iterable[str] = SECRETS) -> list[str]:
     found: list[str] = []
     for root in roots:
         for path in root.rglob("*"):
             if path.is_file() and not path.is_symlink():
-                found += _leaks(path.read_bytes(), str(path), secrets)
+                found += secrets_in(path.read_bytes(), str(path), secrets)
     return found
 
 
@@ -52,7 +48,7 @@ def _bucket_leaks(stage: Stage) -> list[str]:
     client = raw_client(stage.direct)
     found: list[str] = []
     for key in stage.keys():
-        found += _leaks(client.get_object(Bucket=stage.bucket, Key=key)["Body"].read(), f"s3://{key}")
+        found += secrets_in(client.get_object(Bucket=stage.bucket, Key=key)["Body"].read(), f"s3://{key}")
     return found
 
 
@@ -73,12 +69,12 @@ def test_no_secret_in_any_output_of_a_debug_release_cycle(stage: Stage, tmp_path
         assert proc.returncode == 0, (name, proc.stderr[-3000:])
     assert "DEBUG botocore" in runs["publish"].stderr  # the debug log really was on
     leaks = [leak for name, proc in runs.items()
-             for leak in _leaks(proc.stdout, f"{name} stdout") + _leaks(proc.stderr, f"{name} stderr")]
+             for leak in secrets_in(proc.stdout, f"{name} stdout") + secrets_in(proc.stderr, f"{name} stderr")]
     leaks += _file_leaks(stage.work, tmp_path / "from-s3", tmp_path / "from-hub", stage.hf_home, stage.hub.store.root)
     leaks += _bucket_leaks(stage)
     assert leaks == []
     card = (stage.data / "releases" / "1.0" / "README.md").read_text(encoding="utf-8")
-    assert stage.repo in card and not _leaks(card, "card")
+    assert stage.repo in card and not secrets_in(card, "card")
 
 
 @pytest.mark.slow
@@ -96,7 +92,7 @@ def test_no_secret_in_the_output_of_a_failing_debug_publish(stage: Stage, failur
     proc = stage.run("--debug", *stage.publish_args(), env=env)
     assert proc.returncode == 1 and len(error_lines(proc.stderr)) == 1, proc.stderr[-3000:]
     assert "Traceback" in proc.stderr  # --debug shows the whole chain of exceptions: searched too
-    leaks = _leaks(proc.stdout, "stdout", secrets) + _leaks(proc.stderr, "stderr", secrets)
+    leaks = secrets_in(proc.stdout, "stdout", secrets) + secrets_in(proc.stderr, "stderr", secrets)
     leaks += _file_leaks(stage.work, stage.hf_home, secrets=secrets)
     assert leaks == []
 
@@ -117,8 +113,8 @@ def in_process(stage: Stage, monkeypatch: pytest.MonkeyPatch) -> Stage:
 def _record_leaks(records: list[logging.LogRecord]) -> list[str]:
     found: list[str] = []
     for record in records:
-        found += _leaks(record.getMessage(), f"log {record.name}")
-        found += _leaks(record.exc_text or "", f"log {record.name} exc_text")
+        found += secrets_in(record.getMessage(), f"log {record.name}")
+        found += secrets_in(record.exc_text or "", f"log {record.name} exc_text")
     return found
 
 
@@ -126,7 +122,7 @@ def _exception_leaks(exc: BaseException | None) -> list[str]:
     found: list[str] = []
     seen = 0
     while exc is not None and seen < 20:
-        found += _leaks(f"{exc}\n{exc!r}\n{exc.args!r}", f"exception {type(exc).__name__}")
+        found += secrets_in(f"{exc}\n{exc!r}\n{exc.args!r}", f"exception {type(exc).__name__}")
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return found
 
@@ -144,8 +140,8 @@ def test_no_secret_in_python_log_records_or_exceptions(in_process: Stage, caplog
     failed = CliRunner().invoke(cli, ["--debug", "publish", "--data-dir", str(stage.data), "--log",
                                       "--version", "2.0", "--date", "20250116"])
     assert failed.exit_code == 1
-    leaks = _record_leaks(caplog.records) + _leaks(caplog.text, "caplog text")
-    leaks += _leaks(ok.output, "cli output") + _leaks(failed.output, "cli output")
+    leaks = _record_leaks(caplog.records) + secrets_in(caplog.text, "caplog text")
+    leaks += secrets_in(ok.output, "cli output") + secrets_in(failed.output, "cli output")
     assert leaks == []
 
     # the library's exceptions, raised to a Python caller, carry no secret either

@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,7 +259,14 @@ class Stage:
 
 
 def error_lines(text: str) -> list[str]:
+    """The ``ERROR:`` lines of a command's output."""
     return [line for line in text.splitlines() if line.startswith("ERROR:")]
+
+
+def secrets_in(text: str | bytes, where: str, secrets: Iterable[str] = SECRETS) -> list[str]:
+    """One line per secret found in ``text`` (``where`` says what the text is), showing only its start."""
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+    return [f"{where}: {s[:6]}..." for s in secrets if s.encode() in raw]
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess[str]) -> str:
