@@ -74,7 +74,7 @@ def make_release(root: Path, data: Path, version: str = "1.0") -> Path:
     (rel / "README.md").write_text("---\nconfigs: []\n---\n# card\n")
     qroot = data / "questions"
     sources = [{"path": p.relative_to(qroot).as_posix(), "size": p.stat().st_size, "sha256": sha256_file(p)}
-               for p in sorted(qroot.rglob("*.png"))]
+               for p in sorted(qroot.glob("*_task/*/*")) if p.is_file()]
     files = [{"path": p, "size": (rel / p).stat().st_size, "sha256": sha256_file(rel / p)}
              for p in ("README.md", "data/chess/test-00000-of-00001.parquet")]
     manifest = {"schema": 1, "version": version, "questions": 3, "domains": {"chess": 2, "maze": 1},
@@ -469,7 +469,7 @@ def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
 
 
-def test_s3_sync_script(tmp_path: Path, s3_settings: Settings) -> None:
+def test_s3_sync_script_mirrors_logs_and_finds_a_rerun_complete(tmp_path: Path, s3_settings: Settings) -> None:
     data = make_tree(tmp_path)
     uri = f"s3://{s3_settings.s3_bucket}/{DAY}/data"
     p = _script("--date", DAY, "--log", "--quiet", cwd=tmp_path)
@@ -479,8 +479,16 @@ def test_s3_sync_script(tmp_path: Path, s3_settings: Settings) -> None:
     assert entry["s3_uri"] == uri and entry["files"] == len(build_manifest_entries(data)) and entry["version"] == "1.0"
     again = _script("--date", DAY, "--data-dir", str(data), "--quiet", cwd=REPO)
     assert again.returncode == 0 and "already complete" in again.stdout
+
+
+def test_s3_sync_script_refuses_a_bad_date_as_a_usage_error(tmp_path: Path, s3_settings: Settings) -> None:
+    make_tree(tmp_path)
     bad = _script("--date", "2025-01-15", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("ERROR: ") and "Traceback" not in bad.stderr
+
+
+def test_s3_sync_script_names_a_missing_bucket_in_one_line(tmp_path: Path, s3_settings: Settings) -> None:
+    make_tree(tmp_path)
     missing = subprocess.run([sys.executable, str(REPO / "scripts" / "s3_sync.py"), "--date", DAY, "--quiet"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
                              env=dict(os.environ, PYTHONPATH=str(REPO), S3_BUCKET="vmeval-no-such-bucket"))
