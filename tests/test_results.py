@@ -37,6 +37,7 @@ from tests.support.files import snapshot
 from tests.support.trees import make_tree
 from vmeval_hf.cli import cli
 from vmeval_hf.config import Settings
+from vmeval_hf.diff import diff_versions
 from vmeval_hf.errors import ConfigError, ValidationError
 from vmeval_hf.release.build import build_release
 from vmeval_hf.results.build import build_results
@@ -361,6 +362,8 @@ def test_results_entries_are_apart_from_question_versions(tmp_path: Path) -> Non
     lines = log.summary_text().splitlines()
     assert lines[0].startswith("v1.0 (") and lines[1].endswith(", 10 questions")
     assert lines[2].startswith("results exp1-1.0 (") and lines[3].endswith(", 30 evaluations of questions 1.0")
+    with pytest.raises(ConfigError, match="exp1-1.0 is a results version"):
+        diff_versions("1.0", "exp1-1.0", settings=SETTINGS, data_dir=tmp_path)
 
 
 def test_questions_default_to_the_latest_logged_version(exp: Experiment) -> None:

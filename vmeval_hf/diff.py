@@ -26,7 +26,7 @@ from .release.release_manifest import (
     load_release,
 )
 from .s3.mirror import read_release_manifest
-from .versions import VersionLog
+from .versions import VersionLog, is_results
 
 Source = Literal["local", "s3", "hub"]
 SOURCES: tuple[Source, ...] = ("local", "s3", "hub")
@@ -61,6 +61,10 @@ def diff_versions(old: str, new: str, *, settings: Settings, data_dir: str | Pat
     """
     data = Path(data_dir)
     log = VersionLog(data_dir=data)
+    scored = [v for v in (old, new) if is_results(log.get(v) or {})]
+    if scored:
+        raise ConfigError(f"{scored[0]} is a results version: diff compares question versions (a results "
+                          "version's leaderboard: `vmeval-hf results show`)")
     repos = {v: (log.get(v) or {}).get("hf_repo") for v in (old, new)}
     if repos[old] and repos[new] and repos[old] != repos[new]:
         raise ConfigError(f"version {old} was published to {repos[old]} and {new} to {repos[new]}: versions of "
