@@ -8,6 +8,8 @@ Public API (heavy modules are imported lazily, so ``import vmeval_hf`` stays fas
     publish_version, verify_version, pull_version                   the release flow
     sync_data_tree                                                  the data tree alone to S3
     diff_versions                                                   what changed between two versions
+    load_version                                                    a version as datasets.load_dataset gives it
+    list_versions, find_version, sync_versions                      versions from any machine (local + S3 + Hub)
     validate_results, build_results, publish_results, show_results  the results dataset (leaderboard)
     sync_to_s3                                                      seed-compatible S3 mirror
     log_version, get_latest, print_summary, load_log, save_log      seed-compatible version log
@@ -30,6 +32,7 @@ from .errors import (
     HubError,
     HubNotFoundError,
     IntegrityError,
+    LocalFileError,
     RemoteError,
     S3AuthError,
     S3BucketNotFoundError,
@@ -56,6 +59,10 @@ _LAZY = {
     "pull_version": "publish",
     "sync_data_tree": "publish",
     "diff_versions": "diff",
+    "load_version": "load",
+    "list_versions": "versions.lookup",
+    "find_version": "versions.lookup",
+    "sync_versions": "versions.sync",
     "validate_results": "results.scan",
     "build_results": "results.build",
     "publish_results": "results.publish",
@@ -81,6 +88,7 @@ __all__ = [
     "VersionConflictError",
     "IntegrityError",
     "VerifyError",
+    "LocalFileError",
     "RemoteError",
     "HubError",
     "HubAuthError",
