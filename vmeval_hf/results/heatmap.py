@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 PAD = 12
 CELL_H = 42
 MIN_CELL_W = 84
+GAP = 8  # between the domains and the overall column
 FONT_SIZE, SMALL_SIZE, TITLE_SIZE = 14, 12, 15
 WHITE, BLACK, GREY, NONE_FILL = (255, 255, 255), (20, 20, 20), (110, 110, 110), (225, 225, 225)
 #: red, yellow, green (ColorBrewer RdYlGn ends and middle)
@@ -62,20 +63,25 @@ def _title(table: dict[str, Any], min_score: int) -> str:
     return f"{table['evaluator']}: success rate (score {min_score}-5), successes/scored"
 
 
+def _x(i: int, n: int, label_w: int, cell_w: int) -> int:
+    """Left edge of column ``i`` of ``n`` (the last, overall, set apart)."""
+    return label_w + i * cell_w + (GAP if i == n - 1 else 0)
+
+
 def _draw_panel(draw: ImageDraw.ImageDraw, table: dict[str, Any], y: int, fonts: dict[str, Font],
                 min_score: int) -> int:
     columns, _, label_w, cell_w = _panel(table, fonts)
     draw.text((PAD, y), _title(table, min_score), font=fonts["title"], fill=BLACK)
     y += TITLE_SIZE + PAD
     for i, name in enumerate(columns):
-        x = label_w + i * cell_w
+        x = _x(i, len(columns), label_w, cell_w)
         _centred(draw, (x, y, x + cell_w, y + FONT_SIZE + 6), name, fonts["text"], BLACK)
     y += FONT_SIZE + 10
     for model in table["models"]:
         draw.text((PAD, y + CELL_H / 2), model["model"], font=fonts["text"], fill=BLACK, anchor="lm")
         cells = [model["domains"][d] for d in table["domains"]] + [model["overall"]]
         for i, c in enumerate(cells):
-            x = label_w + i * cell_w
+            x = _x(i, len(cells), label_w, cell_w)
             fill = colour(c["success_rate"])
             draw.rectangle((x + 1, y + 1, x + cell_w - 1, y + CELL_H - 1), fill=fill)
             if c["scored"]:
@@ -109,7 +115,7 @@ def heatmap_png(board: dict[str, Any]) -> bytes:
     for table in board["evaluators"]:
         columns, rows, label_w, cell_w = _panel(table, fonts)
         title_w = int(fonts["title"].getlength(_title(table, board["success_min_score"])))
-        width = max(width, label_w + len(columns) * cell_w + PAD, title_w + 2 * PAD)
+        width = max(width, label_w + len(columns) * cell_w + GAP + PAD, title_w + 2 * PAD)
         height += TITLE_SIZE + PAD + FONT_SIZE + 10 + len(rows) * CELL_H + PAD
     im = Image.new("RGB", (width, height + PAD), WHITE)
     draw = ImageDraw.Draw(im)

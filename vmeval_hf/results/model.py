@@ -48,7 +48,7 @@ def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name an experiment, model or evaluator, or None if it can."""
     if not _NAME_RE.match(name) or ".." in name:
         return (f"{name!r} is not a plain name: use ASCII letters, digits, '.', '_' and '-' (starting with a "
-                "letter or digit, no '..', at most 128 characters); rename the folder or file")
+                "letter or digit, no '..', at most 128 characters)")
     return None
 
 

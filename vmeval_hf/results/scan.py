@@ -98,6 +98,7 @@ def scan_experiment(data_dir: str | Path, experiment: str, questions: QuestionRe
         video = _video_for(data, experiment, evaluation, videos, report.problems)
         report.evaluations.append(replace(evaluation, video=video))
     report.evaluations.sort(key=lambda e: (e.evaluator, e.model, e.domain, id_sort_key(e.task_id)))
+    report.problems = list(dict.fromkeys(report.problems))  # a folder's problem, once for all its files
     return report
 
 
@@ -208,20 +209,15 @@ def _names_ok(data: Path, folder: str | None, path: Path, rel: tuple[str, ...], 
     checks = [(data / EVALUATIONS / folder if folder else None, folder and name_problem(folder)),
               (path.parents[2], name_problem(model)),
               (path.parent, None if question_name_re(domain).match(task_id) else
-               f"{task_id!r} is not a question id of domain {domain!r} (<domain>_NNNN); rename the folder"),
-              (path, name_problem(evaluator) or (f"{evaluator!r} is reserved for the config of every evaluator; "
-                                                 "rename the file" if evaluator in RESERVED_NAMES else None))]
+               f"{task_id!r} is not a question id of domain {domain!r} (<domain>_NNNN)"),
+              (path, name_problem(evaluator) or (f"{evaluator!r} names the config of every evaluator"
+                                                 if evaluator in RESERVED_NAMES else None))]
     ok = True
     for where, why in checks:
         if why:
             ok = False
-            _add_once(problems, Problem(str(where), "bad_name", why))
+            problems.append(Problem(str(where), "bad_name", f"{why}; rename it"))
     return ok
-
-
-def _add_once(problems: list[Problem], problem: Problem) -> None:
-    if not any((p.path, p.code) == (problem.path, problem.code) for p in problems):
-        problems.append(problem)
 
 
 def _read(data: Path, folder: str | None, path: Path, rel: tuple[str, ...],
@@ -372,11 +368,11 @@ def _video_for(data: Path, experiment: str, e: Evaluation, videos: dict[tuple[st
     where = data / OUTPUTS / experiment / e.model / f"{e.domain}_task" / e.task_id
     if not found:
         if e.status == "completed":
-            _add_once(problems, Problem(str(where), "missing_video", f"no output video for {e.model} on "
+            problems.append(Problem(str(where), "missing_video", f"no output video for {e.model} on "
                                         f"{e.task_id} (expected [<run_id>/]video/<file>.mp4 here)", "warning"))
         return None
     path, _ = found[-1]
     if len(found) > 1:
-        _add_once(problems, Problem(str(where), "multiple_videos", f"{len(found)} videos; the last by path is "
+        problems.append(Problem(str(where), "multiple_videos", f"{len(found)} videos; the last by path is "
                                     f"used: {path.relative_to(where).as_posix()}", "warning"))
     return VideoRef(path.relative_to(data).as_posix(), path, path.stat().st_size, sha256_file(path))
