@@ -59,14 +59,15 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_settings: Settings, hub_repo: str,
-        hub_server: HubServer) -> Env:
-    """Questions (5 domains x 2) and experiment exp1 in a fresh working folder; fresh repos and bucket."""
+def env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_settings: Settings,
+        hub_repo: str, hub_server: HubServer) -> Env:
+    """Questions (5 domains x 2) and experiment exp1 (in the layout with evaluator folders unless the
+    test asks for another) in a fresh working folder; fresh repos and bucket."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VMEVAL_HF_REPO", hub_repo)
     monkeypatch.setenv("VMEVAL_RESULTS_REPO", f"{hub_repo}-results")
     data = make_tree(tmp_path / "data", {d: QUESTIONS_PER_DOMAIN for d in DOMAINS})
-    return Env(write_experiment(data, "folders"), Settings.from_env(), hub_server)
+    return Env(write_experiment(data, getattr(request, "param", "folders")), Settings.from_env(), hub_server)
 
 
 def run(*args: str | Path) -> Result:
@@ -181,10 +182,15 @@ def test_bad_evaluations_publish_nothing(env: Env, bad: str) -> None:
         {k: p[k] for k in ("path", "code", "severity")} for p in listed]
 
 
+@pytest.mark.parametrize("env", ["flat"], indirect=True)
 def test_the_s3_side_is_verified_as_the_release_records_it(env: Env) -> None:
-    """A results source rewritten on S3 together with its MANIFEST.json entry is still caught."""
+    """The layout without evaluator folders, mirrored and verified; a results source deleted on S3 is caught."""
     _local_questions(env)
     assert _publish(env, "--log").exit_code == 0
+    mirrored = env.keys(f"{DAY}/data/")
+    assert {k.split("/")[2:4] == ["evaluations", EXPERIMENT] or k.split("/")[2:4] == ["outputs", EXPERIMENT]
+            for k in mirrored} == {True}
+    assert len(mirrored) == len(env.exp.rows) + 19  # every evaluation file and the 19 videos
     assert ok("verify", LABEL, "--data-dir", env.data).stdout.strip() == f"version {LABEL}: verified"
     client, bucket = raw_client(env.settings), env.settings.s3_bucket
     victim = f"{DAY}/data/" + env.exp.files[f"model-a/chess_0000/{GPT}"].relative_to(env.data).as_posix()
