@@ -16,7 +16,8 @@ What it reports (:class:`Disagreement`, ``kind``):
     missing-tag           a recorded Hub version whose tag is gone
     tag-without-prefix    a version tag whose release no S3 prefix holds (S3 configured)
     tag-without-record    a version tag mirrored to S3 but never logged
-    prefix-without-entry  a complete S3 prefix (with MANIFEST.json) that no entry names
+    prefix-without-entry  a complete S3 prefix (with MANIFEST.json) that no entry names (the
+                          prefix of a record a --force replaced is named by that record)
     missing-prefix        an entry's S3 prefix is not complete (no MANIFEST.json)
 """
 
@@ -125,6 +126,7 @@ class _Sync:
     records: dict[str, Record] = field(default_factory=dict)
     prefixes: dict[str, dict[str, Any]] = field(default_factory=dict)
     hub: HubVersions | None = None
+    superseded: set[str] = field(default_factory=set)  # S3 URIs of records a --force replaced
     add: dict[str, dict[str, Any]] = field(default_factory=dict)
     replace: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -141,6 +143,9 @@ class _Sync:
         self.report.warnings += [f"{self.remote.bucket.uri(k)} is not a version record; skipped"
                                  for k in self.remote.strays]
         self.prefixes = _complete_prefixes(self.remote, self.report.warnings)
+        for label, revisions in self.remote.labels().items():
+            if len(revisions) > 1:  # a --force left the replaced version's prefix behind, knowingly
+                self.superseded |= {str(r.entry.get("s3_uri")) for r in self.remote.history(label)[:-1]}
         self.report.sources.append("s3")
 
     def read_hub(self, repo_id: str, lenient: bool) -> None:
@@ -211,6 +216,7 @@ class _Sync:
         """Complete prefixes no entry names; entries whose prefix is not complete."""
         bucket, known = self.settings.s3_bucket, self.known()
         named = {_day_of(e, bucket) for e in known.values()}
+        named |= {_day_of({"s3_uri": uri}, bucket) for uri in self.superseded}
         for day, doc in sorted(self.prefixes.items()):
             if day not in named:
                 what = f"version {doc['version']}" if doc.get("version") else "a data-tree mirror"
