@@ -120,9 +120,11 @@ def test_bad_labels_refused(log_path: Path, label: object) -> None:
     assert not log_path.exists()
 
 
-@pytest.mark.parametrize("label", ["1.0", "1.10", "2.0.1", "v1.0", "2025-01-15_rc1", "nightly"])
-def test_good_labels_accepted(log_path: Path, label: str) -> None:
-    assert VersionLog(log_path).append({"version": label, "s3_uri": None})["version"] == label
+@pytest.mark.parametrize(("label", "stored"), [("1.0", "1.0"), ("1.10", "1.10"), ("2.0.1", "2.0.1"), ("v1.0", "1.0"),
+                                             ("2025-01-15_rc1", "2025-01-15_rc1"), ("nightly", "nightly")])
+def test_good_labels_accepted(log_path: Path, label: str, stored: str) -> None:
+    """Stored in the canonical spelling (labels.canonical_label): ``v1.0`` is version ``1.0``."""
+    assert VersionLog(log_path).append({"version": label, "s3_uri": None})["version"] == stored
 
 
 def test_data_dir_resolves_log(tmp_path: Path) -> None:

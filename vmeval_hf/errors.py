@@ -16,6 +16,7 @@ raised as one of these types ``from`` the original. Messages say what is wrong
     ├── VersionConflictError         a version exists with other content (.version, .repo)
     ├── IntegrityError               bytes do not match their recorded sha256 (.key)
     ├── VerifyError                  a published version differs from its manifest (.mismatches, .version)
+    ├── LocalFileError               a local file or folder cannot be read or written (disk full, permissions)
     └── RemoteError                  a remote side failed (.side = "hub" | "s3")
         ├── HubError                 (.repo, .version, .status: the HTTP status, if any)
         │   ├── HubAuthError         token missing or refused
@@ -125,6 +126,11 @@ class VerifyError(VmevalError):
     def __init__(self, message: str, mismatches: list[Any] | None = None, **context: Any) -> None:
         super().__init__(message, **context)
         self.mismatches: list[Any] = list(mismatches or [])
+
+
+class LocalFileError(VmevalError):
+    """A local file or folder cannot be read or written (a full disk, a permission, a path that is
+    a file where a folder is needed): a problem on this machine, never reported as a remote outage."""
 
 
 class RemoteError(VmevalError):

@@ -1,10 +1,31 @@
-"""The Hub side: publish a release folder as one commit + a version tag, verify it, pull it.
+"""The Hub side: publish a release folder as a tagged commit, move ``main`` after it, verify, pull.
 
 This module is the one boundary where ``huggingface_hub`` errors are translated into
-:mod:`vmeval_hf.errors` (see :func:`_translate`). A version is one ``create_commit``
-holding exactly the release files (files of earlier versions deleted), then
-``create_tag(version, revision=<that commit's sha>)``. Xet is disabled only when the
-endpoint is a loopback server (the sandbox), never for the real Hub.
+:mod:`vmeval_hf.errors` (see :func:`_hub_error`): a Hub that fails or cannot be reached is a
+:class:`HubError` (retried), a local disk problem is a :class:`LocalFileError` (never retried,
+never called an outage).
+
+A version is published in three steps, so that no ref ever names content no version names:
+
+1. **the release commit**, on the staging branch ``vmeval-staging-<version>-<release hash>``
+   (started from ``main``; a re-run of the same release reuses it, so a run stopped before its
+   tag commits nothing new): exactly the release files, files of earlier versions deleted;
+2. **the tag** ``<version>`` at that commit's sha. ``--force`` deletes the old tag and creates
+   the new one back to back (the Hub has no atomic tag move); a tag left missing by a failed
+   move is created by re-running the same command;
+3. **``main`` follows**, only after the tag is secured, and only forward: ``main`` gets one
+   commit holding the same files as the tagged commit, unless the repo has a tag that orders
+   after this version (``1.10`` after ``1.9``, :func:`~vmeval_hf._shared.labels.ordered_after`).
+   A publisher that loses a tag race never touches ``main``, and ``--force`` of an old version
+   never rewinds it. The staging branch is then deleted.
+
+"The same release" means every file: the release manifest's own hash (:func:`release_sha256`),
+which covers the card, every shard and the sources; ``content_sha256`` (the sources only) is not
+enough to call a publish a no-op.
+
+Xet is switched off only around calls to a loopback endpoint (the sandbox serves plain LFS) and
+restored after them (:data:`_XET`), so a process that also talks to the real Hub uploads the way
+the real Hub expects.
 
 ``huggingface_hub`` is imported inside the functions that call it (the lines marked
 ``# start-up``): it takes about 0.3 s to import (``python -X importtime``), which
@@ -14,16 +35,23 @@ endpoint is a loopback server (the sandbox), never for the real Hub.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import logging
+import socket
+import ssl
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._shared.fs import sha256_file
+from ._shared.fs import canonical_json, sha256_file
+from ._shared.labels import ordered_after
 from .config import Settings
 from .errors import (
     HubAuthError,
@@ -31,7 +59,9 @@ from .errors import (
     HubError,
     HubNotFoundError,
     IntegrityError,
+    LocalFileError,
     VersionConflictError,
+    VmevalError,
 )
 from .release.release_manifest import (
     RELEASE_MANIFEST,
@@ -45,66 +75,172 @@ from .release.release_manifest import (
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 KEEP = {".gitattributes"}
+#: prefix of the branch a release is committed on before its tag exists (see the module docstring)
+STAGING_PREFIX = "vmeval-staging-"
+#: socket-level errors that mean the network, not this machine's disk (all are OSError subclasses)
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror, socket.herror, ssl.SSLError)
 
 
 @dataclass
 class HubResult:
     repo_id: str
     version: str
-    commit: str
+    commit: str  # the tagged commit
     uri: str
     url: str
     noop: bool = False
     tag_moved: bool = False
+    main_moved: bool = False  # main was moved to this release's files by this call
 
 
 def hf_uri(repo_id: str, version: str) -> str:
     return f"hf://datasets/{repo_id}@{version}"
 
 
+def release_sha256(manifest: ReleaseManifest) -> str:
+    """The release's own hash: sha256 of its manifest in canonical form. Two releases with the same
+    hash have the same version, sources and release files (card, shards, previews), byte for byte."""
+    return hashlib.sha256(canonical_json(manifest).encode("utf-8")).hexdigest()
+
+
+# -- Xet, scoped to loopback calls -----------------------------------------------------------------
+
+
+class _XetScope:
+    """``HF_HUB_DISABLE_XET`` is one process-wide setting that huggingface_hub reads at call time.
+    It is set only while at least one call to a loopback endpoint runs (counted, so overlapping
+    calls from threads restore it once, when the last one ends), and put back as it was after.
+
+    Limit: a call to a real endpoint made by another thread *while* a loopback call runs sees
+    Xet off; one process does not talk to both at the same moment.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = False
+
+    @contextlib.contextmanager
+    def plain_lfs(self, settings: Settings) -> Iterator[None]:
+        if not settings.hub_is_local:
+            yield
+            return
+        from huggingface_hub import constants  # start-up: see the module docstring
+
+        with self._lock:
+            if self._depth == 0:
+                self._saved = constants.HF_HUB_DISABLE_XET
+                constants.HF_HUB_DISABLE_XET = True
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    constants.HF_HUB_DISABLE_XET = self._saved
+
+
+_XET = _XetScope()
+
+
+# -- errors: the one translation boundary ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    settings: Settings
+    repo: str
+    version: str | None
+    what: str | None
+
+    @property
+    def repo_text(self) -> str:
+        return f"{self.repo} on {self.settings.hub_endpoint}"
+
+    @property
+    def doing(self) -> str:
+        return f" ({self.what})" if self.what else ""
+
+
 @contextlib.contextmanager
-def _translate(settings: Settings, repo_id: str, version: str | None = None) -> Iterator[None]:
-    """Turn huggingface_hub / HTTP errors into our errors, with what to do next."""
+def _translate(settings: Settings, repo_id: str, version: str | None = None,
+               what: str | None = None) -> Iterator[None]:
+    """Run the block with Xet scoped (:data:`_XET`) and its errors translated (:func:`_hub_error`)."""
+    try:
+        with _XET.plain_lfs(settings):
+            yield
+    except VmevalError:
+        raise
+    except Exception as exc:
+        mapped = _hub_error(exc, _Where(settings, repo_id, version, what))
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _hub_error(exc: BaseException, at: _Where) -> VmevalError | None:
+    """Our error for a huggingface_hub / HTTP / OS error, with what to do next; None: not ours to map."""
     from huggingface_hub.errors import (  # start-up: see the module docstring
-        EntryNotFoundError,
         HfHubHTTPError,
+        LocalEntryNotFoundError,
         LocalTokenNotFoundError,
+        RemoteEntryNotFoundError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
-    where = f"{repo_id} on {settings.hub_endpoint}"
-    try:
-        yield
-    except RevisionNotFoundError as exc:
-        raise HubNotFoundError(f"{where}: revision {version or ''} not found; publish it first "
-                               "(`vmeval-hf publish`)", repo=repo_id, version=version) from exc
-    except RepositoryNotFoundError as exc:
-        raise HubNotFoundError(f"{where}: dataset repo not found (or not visible with this token); check --repo "
-                               "/ VMEVAL_HF_REPO and HF_TOKEN", repo=repo_id) from exc
-    except EntryNotFoundError as exc:
-        raise HubNotFoundError(f"{where}: file not found at {version}: {exc}", repo=repo_id) from exc
-    except LocalTokenNotFoundError as exc:
-        raise HubAuthError("no Hub token: set HF_TOKEN (or run `hf auth login`)", repo=repo_id) from exc
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        if status in (401, 403):
-            raise HubAuthError(f"{where}: the Hub refused the token (HTTP {status}); set HF_TOKEN to a token "
-                               "with write access to this repo", repo=repo_id) from exc
-        if status in (409, 412):
-            raise HubConflictError(f"{where}: another publish changed the repo at the same time (HTTP {status}); "
-                                   "re-run the same command", repo=repo_id) from exc
-        raise HubError(f"{where}: Hub request failed (HTTP {status}): {_first_line(exc)}; re-run the same "
-                       "command to resume", repo=repo_id, status=status) from exc
-    except (ConnectionError, TimeoutError, OSError) as exc:
-        raise HubError(f"cannot reach the Hub at {settings.hub_endpoint} ({type(exc).__name__}); check "
-                       "HF_ENDPOINT and the network, then re-run the same command to resume", repo=repo_id) from exc
-    except Exception as exc:
-        if type(exc).__module__.startswith("httpx"):
-            raise HubError(f"cannot reach the Hub at {settings.hub_endpoint} ({type(exc).__name__}); check "
-                           "HF_ENDPOINT and the network, then re-run the same command to resume",
-                           repo=repo_id) from exc
-        raise
+    repo, version = at.repo, at.version
+    if isinstance(exc, RevisionNotFoundError):
+        return HubNotFoundError(f"{at.repo_text}: revision {version or ''} not found{at.doing}; publish it first "
+                                "(`vmeval-hf publish`)", repo=repo, version=version)
+    if isinstance(exc, RepositoryNotFoundError):
+        return HubNotFoundError(f"{at.repo_text}: dataset repo not found (or not visible with this token); check "
+                                "--repo / VMEVAL_HF_REPO and HF_TOKEN", repo=repo)
+    if isinstance(exc, RemoteEntryNotFoundError):
+        return HubNotFoundError(f"{at.repo_text}: file not found at {version}: {exc}", repo=repo)
+    if isinstance(exc, LocalEntryNotFoundError):
+        # hf_hub_download had no answer from the Hub (and no cached copy): its cause says why. It
+        # subclasses EntryNotFoundError, but it never means "the file does not exist".
+        cause = exc.__cause__
+        if isinstance(cause, HfHubHTTPError):
+            return _http_error(cause, at)
+        return _unreachable(cause if isinstance(cause, BaseException) else exc, at)
+    if isinstance(exc, LocalTokenNotFoundError):
+        return HubAuthError("no Hub token: set HF_TOKEN (or run `hf auth login`)", repo=repo)
+    if isinstance(exc, HfHubHTTPError):
+        return _http_error(exc, at)
+    if isinstance(exc, _NETWORK_ERRORS) or type(exc).__module__.startswith("httpx"):
+        return _unreachable(exc, at)
+    if isinstance(exc, OSError):
+        return _local_error(exc, at)
+    return None
+
+
+def _http_error(exc: Any, at: _Where) -> HubError:
+    status = exc.response.status_code if exc.response is not None else None
+    repo = at.repo
+    if status in (401, 403):
+        return HubAuthError(f"{at.repo_text}{at.doing}: the Hub refused the token (HTTP {status}); set HF_TOKEN "
+                            "to a token with write access to this repo", repo=repo, status=status)
+    if status in (409, 412):
+        return HubConflictError(f"{at.repo_text}{at.doing}: another publish changed the repo at the same time "
+                                f"(HTTP {status}); re-run the same command", repo=repo, status=status)
+    return HubError(f"{at.repo_text}{at.doing}: Hub request failed (HTTP {status}): {_first_line(exc)}; re-run "
+                    "the same command to resume", repo=repo, status=status)
+
+
+def _unreachable(exc: BaseException, at: _Where) -> HubError:
+    return HubError(f"cannot reach the Hub at {at.settings.hub_endpoint}{at.doing} ({type(exc).__name__}); check "
+                    "HF_ENDPOINT and the network, then re-run the same command to resume", repo=at.repo)
+
+
+def _local_error(exc: OSError, at: _Where) -> LocalFileError:
+    path = exc.filename
+    reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded"}.get(
+        exc.errno or 0, exc.strerror or type(exc).__name__)
+    return LocalFileError(f"{path or 'a local file'}: {reason}{at.doing}; a problem on this machine, not the Hub: "
+                          "free space or fix the file or folder, then re-run the same command", path=path)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -124,7 +260,7 @@ def _call(settings: Settings, repo_id: str, version: str | None, what: str, fn: 
           conflicts: bool = True) -> T:
     """Run ``fn`` with its errors translated (:func:`_translate`); retry transient Hub failures
     (5xx, 429, network, commit races) with backoff, ``settings.hub_attempts`` tries in all
-    (``VMEVAL_HUB_ATTEMPTS``).
+    (``VMEVAL_HUB_ATTEMPTS``). A local disk error (:class:`LocalFileError`) is raised at once.
 
     ``conflicts=False`` raises a 409/412 at once: creating a tag that exists fails every time.
     """
@@ -132,7 +268,7 @@ def _call(settings: Settings, repo_id: str, version: str | None, what: str, fn: 
     attempts = settings.hub_attempts
     for attempt in range(1, attempts + 1):
         try:
-            with _translate(settings, repo_id, version):
+            with _translate(settings, repo_id, version, what):
                 return fn()
         except HubError as exc:
             if attempt == attempts or not _transient(exc) or (not conflicts and isinstance(exc, HubConflictError)):
@@ -144,13 +280,12 @@ def _call(settings: Settings, repo_id: str, version: str | None, what: str, fn: 
 
 
 def hub_api(settings: Settings) -> Any:
-    """An ``HfApi`` for the configured endpoint; plain LFS (no Xet) only against a loopback server."""
-    from huggingface_hub import HfApi, constants  # start-up: see the module docstring
+    """An ``HfApi`` for the configured endpoint. Xet is left as the process has it: the calls of
+    this module switch it off around loopback requests only (:data:`_XET`)."""
+    from huggingface_hub import HfApi  # start-up: see the module docstring
     from huggingface_hub.utils import disable_progress_bars  # start-up: see the module docstring
 
     disable_progress_bars()  # the library never prints; callers get progress from our own callbacks
-    if settings.hub_is_local:
-        constants.HF_HUB_DISABLE_XET = True
     return HfApi(endpoint=settings.hub_endpoint, token=settings.hf_token)
 
 
@@ -169,9 +304,14 @@ def _download(api: Any, settings: Settings, repo_id: str, filename: str, revisio
 def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseManifest | None:
     """The ``vmeval_release.json`` at ``revision``, or None if that revision has none.
 
-    Retried like every Hub call: the client does not retry the metadata HEAD of a download.
+    Only the Hub's own answer "no such file" is None; a Hub that cannot be reached is a
+    :class:`HubError` (huggingface_hub's ``LocalEntryNotFoundError`` subclasses
+    ``EntryNotFoundError`` but means "no answer"). Retried like every Hub call: the client does
+    not retry the metadata HEAD of a download.
     """
-    from huggingface_hub.errors import EntryNotFoundError  # start-up: see the module docstring
+    from huggingface_hub.errors import (  # start-up: see the module docstring
+        RemoteEntryNotFoundError,
+    )
 
     api = hub_api(settings)
 
@@ -179,24 +319,31 @@ def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseM
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 path = _download(api, settings, repo_id, RELEASE_MANIFEST, revision, Path(tmp))
-            except EntryNotFoundError:
+            except RemoteEntryNotFoundError:
                 return None
             return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
     return _call(settings, repo_id, revision, "reading the release manifest", once)
 
 
+# -- publishing ------------------------------------------------------------------------------------
+
+
 def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str | None = None,
                    force: bool = False, private: bool | None = None, commit_message: str | None = None,
                    commit_description: str | None = None) -> HubResult:
-    """Publish the release at ``release_dir`` as one commit tagged with its version.
+    """Publish the release at ``release_dir`` as a tagged commit, then let ``main`` follow (see the
+    module docstring for the three steps and the rule for ``main``).
 
     ``commit_message`` / ``commit_description`` default to ``Release <version>`` and the
     content hash.
 
-    Same version + same ``content_sha256`` already tagged: a no-op reporting the existing
-    commit. Different content under the tag: :class:`VersionConflictError` unless
-    ``force``, which moves the tag (``tag_moved`` in the result).
+    The version already tagged with this very release (every file the same:
+    :func:`release_sha256`): a no-op reporting the existing commit (that also finishes a run
+    stopped after its tag: ``main`` follows, the staging branch goes). Anything else under the
+    tag, other questions or the same questions built into other files (another card date,
+    another library version), is refused with a :class:`VersionConflictError` saying which,
+    unless ``force``, which commits this release and moves the tag to it (``tag_moved``).
     """
     release = Path(release_dir)
     manifest = load_release(release)
@@ -204,85 +351,252 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     if bad:
         raise IntegrityError(f"{release}: release files changed since the build ({bad[0]}); rebuild it",
                              path=release)
-    repo = repo_id or settings.hf_repo
-    version = manifest["version"]
-    api = hub_api(settings)
-    url = f"{settings.hub_endpoint}/datasets/{repo}/tree/{version}"
+    push = _Push(hub_api(settings), settings, repo_id or settings.hf_repo, release, manifest,
+                 commit_message or f"Release {manifest['version']}",
+                 commit_description or f"vmeval-hf release {manifest['version']}, content "
+                 f"sha256:{manifest['content_sha256']}")
 
     def tagged() -> dict[str, str]:
-        api.create_repo(repo, repo_type="dataset", exist_ok=True, private=private)
-        return _tags(api, repo)
+        push.api.create_repo(push.repo, repo_type="dataset", exist_ok=True, private=private)
+        return _tags(push.api, push.repo)
 
-    tags = _call(settings, repo, version, "listing tags", tagged)
-    tag_moved = False
-    if version in tags:
-        if _same_content(settings, repo, tags[version], manifest):
-            log.info("%s@%s already published at %s", repo, version, tags[version])
-            return HubResult(repo, version, tags[version], hf_uri(repo, version), url, noop=True)
+    held = push.call("listing tags", tagged).get(push.version)
+    if held is not None:
+        theirs = remote_manifest(settings, push.repo, held)
+        if theirs is not None and release_sha256(theirs) == push.release_id:
+            log.info("%s@%s already published at %s", push.repo, push.version, held)
+            return push.finish(push.result(held, noop=True))
         if not force:
-            raise VersionConflictError(
-                f"version {version} is already published on {repo} with different content "
-                f"(commit {tags[version][:12]}); publish as a new version, or pass --force to move the tag",
-                version=version, repo=repo)
-        tag_moved = True
-    sha = _call(settings, repo, version, "committing the release",
-                lambda: _commit_release(api, repo, release, manifest, commit_message, commit_description))
-    return _tag_release(api, settings, repo, manifest, sha, url, tag_moved=tag_moved)
+            raise push.conflict(held, theirs, just_now=False)
+    sha = push.stage()
+    return push.finish(push.tag(sha, move=held is not None))
 
 
-def _same_content(settings: Settings, repo: str, commit: str, manifest: ReleaseManifest) -> bool:
-    """Whether the release at ``commit`` has the content of ``manifest`` (same ``content_sha256``)."""
-    theirs = remote_manifest(settings, repo, commit)
-    return bool(theirs) and theirs.get("content_sha256") == manifest["content_sha256"]
+@dataclass
+class _Push:
+    """One :func:`publish_to_hub`: the release, where it goes, and its three steps."""
+
+    api: Any
+    settings: Settings
+    repo: str
+    release: Path
+    manifest: ReleaseManifest
+    message: str
+    description: str
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    @cached_property
+    def release_id(self) -> str:
+        return release_sha256(self.manifest)
+
+    @property
+    def staging(self) -> str:
+        return f"{STAGING_PREFIX}{self.version}-{self.release_id[:12]}"
+
+    def call(self, what: str, fn: Callable[[], T], *, conflicts: bool = True) -> T:
+        return _call(self.settings, self.repo, self.version, what, fn, conflicts=conflicts)
+
+    def result(self, commit: str, **flags: bool) -> HubResult:
+        url = f"{self.settings.hub_endpoint}/datasets/{self.repo}/tree/{self.version}"
+        return HubResult(self.repo, self.version, commit, hf_uri(self.repo, self.version), url, **flags)
+
+    def conflict(self, held: str, theirs: ReleaseManifest | None, *, just_now: bool) -> VersionConflictError:
+        """The refusal for a tag that names another release, saying how it differs and what to do."""
+        what, same_questions = _difference(theirs, self.manifest)
+        when = "was just published by another publisher" if just_now else "is already published"
+        if same_questions:
+            todo = (f"if this resumes an earlier publish, rebuild it as that run did; or pass --force to publish "
+                    f"these files as {self.version} (a new commit; the tag moves to it)")
+        elif just_now:
+            todo = "publish this content as a new version"
+        else:
+            todo = "publish as a new version, or pass --force to move the tag"
+        return VersionConflictError(f"version {self.version} {when} on {self.repo} (commit {held[:12]}) with {what}; "
+                                    f"{todo}", version=self.version, repo=self.repo)
+
+    def stage(self) -> str:
+        """Step 1: the release commit on the staging branch; its sha. A branch left by a run of the
+        same release is reused (a commit holding these files already is not made again)."""
+        from huggingface_hub.errors import (  # start-up: see the module docstring
+            RevisionNotFoundError,
+        )
+
+        def once() -> str:
+            for attempt in range(3):
+                try:
+                    self.api.create_branch(self.repo, branch=self.staging, repo_type="dataset", exist_ok=True)
+                    head = self.api.repo_info(self.repo, repo_type="dataset", revision=self.staging).sha
+                    return _commit_files(self.api, self.repo, self.staging, head, self.release, self.manifest,
+                                         self.message, self.description)
+                except RevisionNotFoundError:
+                    # a publisher of this same release finished and deleted the branch: start it again
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
+        return self.call("committing the release", once)
+
+    def tag(self, sha: str, *, move: bool) -> HubResult:
+        """Step 2: tag ``sha`` (``move``: the tag exists and is moved). Another publisher's tag,
+        found on creating ours: a no-op when it names this release, else :class:`VersionConflictError`."""
+        try:
+            if move:
+                self.move_tag(sha)
+            else:
+                self.call(f"tagging commit {sha[:12]} as {self.version}", lambda: self.create_tag(sha),
+                          conflicts=False)
+        except HubConflictError as exc:
+            current = self.call("listing tags", lambda: _tags(self.api, self.repo)).get(self.version)
+            if current == sha:  # ours: a retried request that had already landed
+                return self.result(sha, tag_moved=move)
+            if current is None:
+                raise
+            theirs = remote_manifest(self.settings, self.repo, current)
+            if theirs is not None and release_sha256(theirs) == self.release_id:
+                return self.result(current, noop=True)
+            self.drop_staging()
+            raise self.conflict(current, theirs, just_now=True) from exc
+        return self.result(sha, tag_moved=move)
+
+    def create_tag(self, sha: str) -> None:
+        self.api.create_tag(self.repo, tag=self.version, revision=sha, repo_type="dataset",
+                            tag_message=f"vmeval-hf release {self.version}")
+
+    def move_tag(self, sha: str) -> None:
+        """Delete the tag, then create it at ``sha`` at once: the Hub has no atomic move, so the
+        version has no tag between the two requests only. A tag already gone (a move that failed
+        half-way before) is simply created; a failed creation says the tag is missing and that
+        re-running the same command creates it."""
+        from huggingface_hub.errors import (  # start-up: see the module docstring
+            RevisionNotFoundError,
+        )
+
+        def delete() -> None:
+            try:
+                self.api.delete_tag(self.repo, tag=self.version, repo_type="dataset")
+            except RevisionNotFoundError:
+                log.info("tag %s of %s was already gone; creating it", self.version, self.repo)
+
+        self.call(f"deleting tag {self.version} to move it (--force); the tag is unchanged", delete)
+        try:
+            self.call(f"creating tag {self.version} at commit {sha[:12]}", lambda: self.create_tag(sha),
+                      conflicts=False)
+        except HubConflictError:
+            raise
+        except HubError as exc:
+            raise type(exc)(f"{exc}. Tag {self.version} was deleted to be moved and is missing now: re-run the "
+                            f"same command to create it at commit {sha[:12]}", repo=self.repo, version=self.version,
+                            status=exc.status) from exc
+
+    def finish(self, result: HubResult) -> HubResult:
+        """Step 3: ``main`` follows the tagged release (:meth:`follow_main`); the staging branch goes."""
+        result.main_moved = self.follow_main(result.commit)
+        self.drop_staging()
+        return result
+
+    def follow_main(self, tagged: str) -> bool:
+        """Move ``main`` to this release's files (one commit) if the tag still names ``tagged`` and no
+        tag orders after this version; whether a commit was made. ``main`` is read before the tags,
+        and the commit names that head as its parent, so a publisher that moved ``main`` meanwhile
+        makes the Hub refuse it (412) and the retry looks again."""
+        def once() -> bool:
+            head = self.api.repo_info(self.repo, repo_type="dataset", revision="main").sha
+            tags = _tags(self.api, self.repo)
+            later = sorted(t for t in tags if ordered_after(t, self.version))
+            if tags.get(self.version) != tagged or later:
+                log.info("main stays at %s: %s", head[:12], f"tag {later[-1]} is later" if later else
+                         f"tag {self.version} no longer names {tagged[:12]}")
+                return False
+            if _holds_release(self.api, self.repo, head, self.release, self.manifest):
+                return False
+            _commit_files(self.api, self.repo, "main", head, self.release, self.manifest, self.message,
+                          f"main follows version {self.version} (tag {self.version} = commit {tagged}).\n\n"
+                          f"{self.description}")
+            return True
+
+        return self.call(f"moving main to version {self.version}", once)
+
+    def drop_staging(self) -> None:
+        """Delete the staging branch, if there is one (another publisher of this release may have
+        deleted it first). Failing to delete it leaves a stray branch, never a wrong version: logged."""
+        from huggingface_hub.errors import (  # start-up: see the module docstring
+            RevisionNotFoundError,
+        )
+
+        def delete() -> None:
+            with contextlib.suppress(RevisionNotFoundError):  # already gone: nothing to do
+                self.api.delete_branch(self.repo, branch=self.staging, repo_type="dataset")
+
+        try:
+            self.call(f"deleting the staging branch {self.staging}", delete)
+        except HubError as exc:
+            log.warning("could not delete the staging branch %s (%s); delete it by hand", self.staging, exc)
 
 
-def _commit_release(api: Any, repo: str, release: Path, manifest: ReleaseManifest, message: str | None,
-                    description: str | None) -> str:
-    """One commit on ``main`` holding exactly the release's files (others deleted); its sha."""
+def _difference(theirs: ReleaseManifest | None, ours: ReleaseManifest) -> tuple[str, bool]:
+    """How the release ``theirs`` (on the Hub) differs from ``ours``, and whether the questions are the same."""
+    if theirs is None:
+        return "a commit that holds no vmeval_release.json", False
+    if theirs.get("content_sha256") != ours["content_sha256"]:
+        return (f"different content (sha256:{str(theirs.get('content_sha256'))[:12]}, this release has "
+                f"sha256:{ours['content_sha256'][:12]})"), False
+    held = {f.get("path"): f.get("sha256") for f in theirs.get("files") or []}
+    mine = {f["path"]: f["sha256"] for f in ours["files"]}
+    changed = sorted(p for p in set(held) | set(mine) if held.get(p) != mine.get(p))
+    same = f"the same questions (content sha256:{ours['content_sha256'][:12]}) but other release files"
+    if changed == ["README.md"]:
+        return (f"{same}: only the card (README.md) differs. Its Versions table dates each version and lists "
+                "the ones before it, so a publish resumed on another day builds another card: pass the same "
+                "--date as the run that published it"), True
+    if changed:
+        names = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        return (f"{same} ({names}): built by another vmeval-hf or pyarrow version, or with another --date or "
+                "--max-shard-size"), True
+    return f"{same}: the release manifests differ ({theirs.get('version')!r} vs {ours['version']!r})", True
+
+
+def _commit_files(api: Any, repo: str, branch: str, head: str, release: Path, manifest: ReleaseManifest,
+                  message: str, description: str) -> str:
+    """One commit on ``branch`` (whose head is ``head``) holding exactly the release's files (others
+    deleted, ``.gitattributes`` kept); its sha. No commit when ``branch`` holds them already."""
     from huggingface_hub import (  # start-up: see the module docstring
         CommitOperationAdd,
         CommitOperationDelete,
     )
 
-    version = manifest["version"]
-    head = api.repo_info(repo, repo_type="dataset", revision="main").sha
     present = set(api.list_repo_files(repo, repo_type="dataset", revision=head))
     wanted = release_paths(manifest)
     ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
     ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
-    info = api.create_commit(repo, ops, commit_message=message or f"Release {version}", repo_type="dataset",
-                             parent_commit=head,
-                             commit_description=description or f"vmeval-hf release {version}, content "
-                             f"sha256:{manifest['content_sha256']}")
+    info = api.create_commit(repo, ops, commit_message=message, commit_description=description, repo_type="dataset",
+                             revision=branch, parent_commit=head)
     return str(info.oid)
 
 
-def _tag_release(api: Any, settings: Settings, repo: str, manifest: ReleaseManifest, sha: str, url: str, *,
-                 tag_moved: bool) -> HubResult:
-    """Tag ``sha`` with the version (moving the tag if ``tag_moved``). If another publisher tagged
-    the version first: a no-op when it holds the same content, else :class:`VersionConflictError`."""
-    version = manifest["version"]
+def _git_blob_sha1(path: Path) -> str:
+    data = path.read_bytes()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
-    def tag() -> None:
-        if tag_moved:
-            with contextlib.suppress(Exception):
-                api.delete_tag(repo, tag=version, repo_type="dataset")
-        api.create_tag(repo, tag=version, revision=sha, repo_type="dataset",
-                       tag_message=f"vmeval-hf release {version}")
 
-    try:
-        _call(settings, repo, version, "tagging the release", tag, conflicts=False)
-    except HubConflictError:
-        current = _call(settings, repo, version, "listing tags", lambda: _tags(api, repo))
-        if version in current and _same_content(settings, repo, current[version], manifest):
-            return HubResult(repo, version, current[version], hf_uri(repo, version), url, noop=True)
-        if version in current:
-            raise VersionConflictError(
-                f"version {version} was just published on {repo} with different content by another "
-                f"publisher (commit {current[version][:12]}); publish this content as a new version",
-                version=version, repo=repo) from None
-        raise
-    return HubResult(repo, version, sha, hf_uri(repo, version), url, tag_moved=tag_moved)
+def _holds_release(api: Any, repo: str, revision: str, release: Path, manifest: ReleaseManifest) -> bool:
+    """Whether ``revision`` holds exactly the release's files (``.gitattributes`` aside), byte for byte."""
+    held = {e.path: e for e in api.list_repo_tree(repo, repo_type="dataset", revision=revision, recursive=True)
+            if hasattr(e, "blob_id") and e.path not in KEEP}
+    wanted = {f["path"]: f["sha256"] for f in manifest["files"]}
+    wanted[RELEASE_MANIFEST] = sha256_file(release / RELEASE_MANIFEST)
+    if set(held) != set(wanted):
+        return False
+    for path, sha in wanted.items():
+        entry = held[path]
+        if (entry.lfs.sha256 != sha) if entry.lfs else (entry.blob_id != _git_blob_sha1(release / path)):
+            return False
+    return True
+
+
+# -- verifying and pulling -------------------------------------------------------------------------
 
 
 def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: ReleaseManifest,
@@ -318,16 +632,24 @@ def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: Rele
                 if digest != entry["sha256"]:
                     out.append(Mismatch(f"{where}/{path}", "sha256", f"sha256 {digest[:12]}, expected "
                                         f"{entry['sha256'][:12]}"))
-        if RELEASE_MANIFEST not in remote:
-            out.append(Mismatch(f"{where}/{RELEASE_MANIFEST}", "missing", "not in the tagged revision"))
-        else:
-            theirs = remote_manifest(settings, repo_id, sha) or {}
-            if theirs.get("content_sha256") != expected["content_sha256"]:
-                out.append(Mismatch(f"{where}/{RELEASE_MANIFEST}", "sha256",
-                                    "content_sha256 differs from the recorded release"))
+        out += _manifest_mismatches(settings, repo_id, sha, where, remote, expected)
     for path in sorted(set(remote) - set(want) - KEEP - {RELEASE_MANIFEST}):
         out.append(Mismatch(f"{where}/{path}", "extra", "in the tagged revision but not in the release"))
     return out
+
+
+def _manifest_mismatches(settings: Settings, repo_id: str, sha: str, where: str, remote: dict[str, Any],
+                         expected: ReleaseManifest) -> list[Mismatch]:
+    """The tagged ``vmeval_release.json`` against the recorded release: its content, then every byte."""
+    at = f"{where}/{RELEASE_MANIFEST}"
+    if RELEASE_MANIFEST not in remote:
+        return [Mismatch(at, "missing", "not in the tagged revision")]
+    theirs = remote_manifest(settings, repo_id, sha) or {}
+    if theirs.get("content_sha256") != expected["content_sha256"]:
+        return [Mismatch(at, "sha256", "content_sha256 differs from the recorded release")]
+    if release_sha256(theirs) != release_sha256(expected):  # type: ignore[arg-type]
+        return [Mismatch(at, "sha256", "the same content, but the manifest differs from the recorded release")]
+    return []
 
 
 def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path) -> ReleaseManifest:

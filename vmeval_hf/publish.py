@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._shared.fs import canonical_json, sha256_bytes
-from ._shared.labels import numeric_key, validate_label
+from ._shared.labels import numeric_key, same_label, validate_label
 from ._shared.meta import TOOL
 from .config import Settings
 from .errors import (
@@ -32,7 +32,7 @@ from .errors import (
     VersionConflictError,
     VmevalError,
 )
-from .hub import HubResult, publish_to_hub, pull_hub, remote_manifest, verify_hub
+from .hub import HubResult, publish_to_hub, pull_hub, release_sha256, remote_manifest, verify_hub
 from .release.build import BuildResult, build_release
 from .release.changes import History, ReleaseDiff, diff_manifests
 from .release.release_manifest import RELEASE_MANIFEST, Mismatch, ReleaseManifest, load_release
@@ -73,6 +73,7 @@ class PublishResult:
     message: str | None = None  # the change note
     changes: ReleaseDiff | None = None  # against the previous version, when its manifest was readable
     record: RecordWrite | None = None  # the shared record on S3 (log=True with the S3 side)
+    release_sha256: str | None = None  # the release's own hash: every file, not only the sources
 
 
 def _stage(progress: StageProgress | None, stage: str, detail: str) -> None:
@@ -172,7 +173,7 @@ class _Publish:
             manifest = built.manifest
             result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
-                                   dry_run=dry_run)
+                                   dry_run=dry_run, release_sha256=release_sha256(manifest))
             self._against_log(result)
             result.message = self.message
             if history.previous is not None:
@@ -193,8 +194,8 @@ class _Publish:
             lower = [(numeric_key(e["version"]), e) for e in entries]
             return [e for k, e in sorted((p for p in lower if p[0] is not None and p[0] < mine),
                                          key=lambda p: p[0])]
-        labels = [e["version"] for e in entries]
-        return entries[: labels.index(self.version)] if self.version in labels else entries
+        mine_at = next((i for i, e in enumerate(entries) if same_label(e["version"], self.version)), None)
+        return entries if mine_at is None else entries[:mine_at]
 
     def history(self, day: str) -> History:
         """The card's version history: the versions before this one, and the manifest of the last of
@@ -210,18 +211,36 @@ class _Publish:
         return History(earlier=tuple(earlier), date=day, message=self.message, previous=previous)
 
     def _against_log(self, result: PublishResult) -> None:
-        """Same content already logged: a no-op. Other content: refused unless ``force``."""
+        """The same release already logged (every file: ``release_sha256``): a no-op. The same
+        questions built into other files, or other content: refused unless ``force``."""
         logged = self.logged
         if logged is None or self.force:
             return
         if logged.get("content_sha256") == result.content_sha256:
-            result.noop, result.entry = True, dict(logged)
-            _stage(self.progress, "log", f"version {self.version} is already published with this content")
-            return
+            held = self._logged_release(logged, result)
+            if held is None or held == result.release_sha256:
+                result.noop, result.entry = True, dict(logged)
+                _stage(self.progress, "log", f"version {self.version} is already published with this content")
+                return
+            raise VersionConflictError(
+                f"version {self.version} is logged with these questions but other release files (release "
+                f"sha256:{held[:12]}, this build sha256:{str(result.release_sha256)[:12]}): the card dates each "
+                f"version, so pass --date {logged.get('date')} (the date {self.version} was published with); a "
+                "build by another vmeval-hf or pyarrow version differs too. Or pass --force to publish this "
+                f"build as {self.version}", version=self.version)
         raise VersionConflictError(
             f"version {self.version} is already logged with different content "
             f"(sha256:{str(logged.get('content_sha256'))[:12]}); publish as {self.versions.next_version()}, "
             "or pass --force to replace it", version=self.version)
+
+    def _logged_release(self, logged: dict[str, Any], result: PublishResult) -> str | None:
+        """The logged version's ``release_sha256``; for an entry logged before that field, read from
+        its Hub commit (not on a dry run: nothing remote). None: unknown, the sources decide."""
+        held = logged.get("release_sha256")
+        if held or result.dry_run or not (self.hub and logged.get("hf_commit") and logged.get("hf_repo")):
+            return str(held) if held else None
+        theirs = remote_manifest(self.settings, logged["hf_repo"], logged["hf_commit"])
+        return release_sha256(theirs) if theirs else None
 
     def push(self, result: PublishResult, built: BuildResult, day: str,
              s3_progress: Callable[[int, int, int, int], None] | None) -> None:
@@ -328,6 +347,7 @@ def _entry(result: PublishResult, day: str | None) -> dict[str, Any]:
         "questions": result.questions,
         "domains": dict(result.domains),
         "content_sha256": result.content_sha256,
+        "release_sha256": result.release_sha256,
         "tool": TOOL,
     }
 

@@ -280,7 +280,7 @@ def build_release(
     without it; ``publish`` passes the log's), an input like the tree, so the same inputs still
     give the same bytes.
     """
-    validate_label(version)  # it names the output folder, a Hub tag and a log entry
+    version = validate_label(version)  # the canonical label (v1.0 -> 1.0): it names the folder, a Hub tag, a log entry
     limit = parse_size(max_shard_size, "--max-shard-size")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"--workers must be a whole number of processes, 1 or more, got {workers!r}")

@@ -4,7 +4,7 @@ The file keeps the seed's shape (``{"versions": [...]}``, each entry with
 ``version/date/s3_uri/size_mb/files/timestamp``) so readers of the original
 format keep working, and adds ``"schema": 1`` plus Hub fields (``hf_uri``,
 ``hf_repo``, ``hf_revision``, ``hf_commit``), ``questions``, ``domains``,
-``content_sha256`` and ``tool``. A log without ``"schema"`` (the seed's
+``content_sha256``, ``release_sha256`` and ``tool``. A log without ``"schema"`` (the seed's
 ``{"versions": []}``) is read as is.
 
 Every write is a read-modify-write under ``filelock.FileLock("<log>.lock")``,
@@ -32,7 +32,7 @@ from typing import IO, Any, NoReturn, TypedDict
 from filelock import FileLock, Timeout
 
 from .._shared.fs import atomic_write_json, canonical_json
-from .._shared.labels import next_after, validate_label
+from .._shared.labels import canonical_label, next_after, same_label, validate_label
 from .._shared.meta import TOOL
 from ..errors import ConfigError, VersionConflictError, VersionLogError
 
@@ -62,6 +62,7 @@ class VersionEntry(_SeedEntry, total=False):
     questions: int
     domains: dict[str, int]
     content_sha256: str
+    release_sha256: str  # the release's own hash (every file); entries before it have none
     tool: str
     kind: str  # "results" for a results dataset version; absent (or "questions") for a question version
     experiment: str
@@ -177,10 +178,11 @@ def _check_shape(doc: Any, path: Path, text: str | None) -> None:
         version = entry.get("version")
         if not isinstance(version, str) or not version:
             fail(f"versions[{i}] has no 'version' string", item_line(i))
-        if version in seen:
-            fail(f"version {version!r} appears twice (versions[{seen[version]}] and versions[{i}])",
+        key = canonical_label(version)  # v1.0 and 1.0 are one version (labels.canonical_label)
+        if key in seen:
+            fail(f"version {version!r} appears twice (versions[{seen[key]}] and versions[{i}])",
                  item_line(i))
-        seen[version] = i
+        seen[key] = i
 
 
 def _parse(data: bytes, path: Path) -> dict[str, Any]:
@@ -238,14 +240,8 @@ class VersionLog:
         return list(self.load()["versions"])
 
     def get(self, version: str) -> VersionEntry | None:
-        """The entry for ``version`` (``v1.0`` finds ``1.0`` too), or ``None``."""
-        entries = self.entries()
-        for entry in entries:
-            if entry["version"] == version:
-                return entry
-        if version.startswith(("v", "V")) and version[1:2].isdigit():
-            return next((e for e in entries if e["version"] == version[1:]), None)
-        return None
+        """The entry for ``version`` (``v1.0`` finds ``1.0`` too: :func:`same_label`), or ``None``."""
+        return next((e for e in self.entries() if same_label(e["version"], version)), None)
 
     def latest(self) -> VersionEntry | None:
         """The last appended question version (results entries are not question versions), or
@@ -300,7 +296,7 @@ class VersionLog:
         with self._locked():
             doc = self.load()  # raises on a corrupt log, before anything is written
             versions: list[dict[str, Any]] = doc["versions"]
-            index = next((i for i, e in enumerate(versions) if e["version"] == version), None)
+            index = next((i for i, e in enumerate(versions) if same_label(e["version"], version)), None)
             if index is None:
                 versions.append(stored)
             elif replace:
@@ -339,7 +335,7 @@ def _complete(entry: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"a version log entry must be a mapping, got {type(entry).__name__}")
     stored = dict(entry)
-    validate_label(stored.get("version"))
+    stored["version"] = validate_label(stored.get("version"))  # the canonical spelling: v1.0 is stored as 1.0
     now = _utc_now()
     stored.setdefault("date", now.strftime("%Y%m%d"))
     stored.setdefault("timestamp", now.strftime("%Y-%m-%dT%H:%M:%SZ"))

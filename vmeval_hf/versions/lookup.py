@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._shared.labels import next_after, numeric_key
+from .._shared.labels import canonical_label, next_after, numeric_key, same_label
 from ..config import Settings
 from ..errors import ConfigError, RemoteError, VersionConflictError
 from .hub_tags import hub_versions
@@ -84,11 +84,8 @@ class VersionListing:
     warnings: list[str] = field(default_factory=list)
 
     def get(self, version: str) -> dict[str, Any] | None:
-        for label in _spellings(version):
-            found = next((e for e in self.entries if e.get("version") == label), None)
-            if found is not None:
-                return found
-        return None
+        """The entry of ``version`` (``v1.0`` finds ``1.0``: :func:`same_label`), or None."""
+        return next((e for e in self.entries if same_label(e.get("version"), version)), None)
 
     def latest(self) -> dict[str, Any] | None:
         """The last question version (results entries are not question versions)."""
@@ -114,10 +111,9 @@ class FoundVersion:
 
 
 def _spellings(version: str) -> list[str]:
-    """``v1.0`` may name ``1.0``."""
-    if version[:1] in ("v", "V") and version[1:2].isdigit():
-        return [version, version[1:]]
-    return [version]
+    """The labels a remote side may hold ``version`` under: as typed, then its canonical spelling
+    (``v1.0`` names ``1.0``: :func:`canonical_label`, the one rule)."""
+    return list(dict.fromkeys((version, canonical_label(version))))
 
 
 def _where(side: str, settings: Settings, repo_id: str | None) -> str:
