@@ -79,8 +79,9 @@ CRASH_POINTS: dict[str, Callable[[Stage], Callable[[], bool]]] = {
     "mid-hub-upload": _hold("hub", method="PUT", path=r"^/__lfs/"),
     # committed, not tagged yet
     "at-hub-tag": _hold("hub", method="POST", path=r"/tag/"),
-    # tagged; the mirror's first request (the prefix check before the Hub was the first S3 request)
-    "between-hub-tag-and-s3": _hold("s3", skip=1),
+    # tagged; the mirror's first request, its read of MANIFEST.json (the prefix check before the Hub
+    # read it first; the version records on S3 are read before the Hub too, so count MANIFEST reads)
+    "between-hub-tag-and-s3": _hold("s3", method="GET", path=r"/MANIFEST\.json", skip=1),
     # about a third of the objects stored
     "mid-s3-upload": _hold("s3", method="PUT", skip=8),
     # every object stored, MANIFEST.json (the completion mark) on its way
