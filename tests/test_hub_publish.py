@@ -9,7 +9,14 @@ import pytest
 from tests.support.hub import HUB_TOKEN, disable_parquet_export
 from tests.support.trees import change_tree, make_tree
 from vmeval_hf.config import Settings
-from vmeval_hf.errors import HubAuthError, HubNotFoundError, IntegrityError, VersionConflictError
+from vmeval_hf.errors import (
+    HubAuthError,
+    HubError,
+    HubNotFoundError,
+    IntegrityError,
+    LocalFileError,
+    VersionConflictError,
+)
 from vmeval_hf.hub import publish_to_hub, pull_hub, verify_hub
 from vmeval_hf.release.build import build_release
 
@@ -193,3 +200,264 @@ def test_pull_from_hub_verifies(tmp_path: Path, hub_repo: str, settings: Setting
     assert manifest["content_sha256"] == built.content_sha256
     for entry in built.manifest["files"]:
         assert (tmp_path / "pulled" / entry["path"]).read_bytes() == (built.out / entry["path"]).read_bytes()
+
+
+# --- issue 15, Hub side: tag moves, main, "the same release", local vs remote errors, Xet -----------
+
+
+def _main_release(repo: str, settings: Settings) -> dict:
+    """The release manifest ``main`` holds, and ``main``'s file list must be exactly its files."""
+    from vmeval_hf.hub import hub_api, remote_manifest
+
+    manifest = remote_manifest(settings, repo, "main")
+    assert manifest is not None, "main holds no release"
+    files = set(hub_api(settings).list_repo_files(repo, repo_type="dataset", revision="main"))
+    assert files == {".gitattributes", "vmeval_release.json", *(f["path"] for f in manifest["files"])}
+    return manifest
+
+
+def _tags(repo: str, settings: Settings) -> dict[str, str]:
+    from vmeval_hf.hub import list_tags
+
+    return list_tags(settings, repo)
+
+
+def _branches(repo: str, settings: Settings) -> list[str]:
+    from vmeval_hf.hub import hub_api
+
+    return sorted(b.name for b in hub_api(settings).list_repo_refs(repo, repo_type="dataset").branches)
+
+
+def _two_releases(tmp_path: Path, repo: str) -> tuple:  # noqa: ANN202 - (first, other) BuildResults of 1.0
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    first = _build(data, tmp_path / "a", "1.0", repo)
+    _change(data)
+    return first, _build(data, tmp_path / "b", "1.0", repo)
+
+
+def test_force_with_the_tag_delete_refused_says_so_and_keeps_the_tag(tmp_path: Path, hub_repo: str,
+                                                                     settings: Settings, hub_server) -> None:  # noqa: ANN001
+    """A 403 on deleting the tag is named as such (before: swallowed, then reported as another
+    publisher's conflict); the tag still names the published release."""
+    from tests.support.s3 import FaultProxy
+
+    first, other = _two_releases(tmp_path, hub_repo)
+    published = publish_to_hub(first.out, settings=settings, repo_id=hub_repo)
+    with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
+        proxy.add(403, method="DELETE", path=r"/tag/")
+        with pytest.raises(HubAuthError) as err:
+            publish_to_hub(other.out, settings=settings.with_(hf_endpoint=proxy.url), repo_id=hub_repo, force=True)
+    message = str(err.value)
+    assert "deleting tag 1.0" in message and "HTTP 403" in message and "tag is unchanged" in message
+    assert "another publish" not in message
+    assert _tags(hub_repo, settings) == {"1.0": published.commit}
+    assert verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=first.manifest) == []
+
+
+def test_force_whose_tag_creation_fails_names_the_missing_tag_and_a_rerun_creates_it(
+        tmp_path: Path, hub_repo: str, settings: Settings, hub_server) -> None:  # noqa: ANN001
+    from tests.support.s3 import FaultProxy
+
+    first, other = _two_releases(tmp_path, hub_repo)
+    publish_to_hub(first.out, settings=settings, repo_id=hub_repo)
+    with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
+        proxy.add(500, method="POST", path=r"/tag/")
+        flaky = settings.with_(hf_endpoint=proxy.url, hub_attempts=1)
+        with pytest.raises(HubError) as err:
+            publish_to_hub(other.out, settings=flaky, repo_id=hub_repo, force=True)
+        assert proxy.count("DELETE", r"/tag/") == 1 and proxy.count("POST", r"/tag/") == 1  # back to back
+    message = str(err.value)
+    assert "HTTP 500" in message and "is missing now" in message and "re-run the same command" in message
+    assert "1.0" not in _tags(hub_repo, settings)
+
+    again = publish_to_hub(other.out, settings=settings, repo_id=hub_repo, force=True)  # the same command
+    assert _tags(hub_repo, settings) == {"1.0": again.commit}
+    assert verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=other.manifest) == []
+
+
+def test_force_of_an_older_version_never_rewinds_main(tmp_path: Path, hub_repo: str, settings: Settings) -> None:
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    publish_to_hub(_build(data, tmp_path / "a", "1.0", hub_repo).out, settings=settings, repo_id=hub_repo)
+    change_tree(data, prompt="1.1's prompt")
+    v11 = _build(data, tmp_path / "b", "1.1", hub_repo)
+    publish_to_hub(v11.out, settings=settings, repo_id=hub_repo)
+    change_tree(data, prompt="1.0, republished")
+    forced = publish_to_hub(_build(data, tmp_path / "c", "1.0", hub_repo).out, settings=settings, repo_id=hub_repo,
+                            force=True)
+    assert _main_release(hub_repo, settings) == v11.manifest  # main still holds 1.1, the later version
+    assert forced.tag_moved and not forced.main_moved
+    assert _tags(hub_repo, settings)["1.0"] == forced.commit
+    assert _branches(hub_repo, settings) == ["main"]  # no staging branch left behind
+
+
+def test_a_publisher_that_loses_the_tag_race_leaves_main_alone(tmp_path: Path, hub_repo: str, settings: Settings,
+                                                              hub_server) -> None:  # noqa: ANN001
+    """A and B publish other content as 1.0 at once, in the order that hurt: A commits, B commits
+    after A, A tags, B's tag is refused. ``main`` must hold A's release (before: B's, which no
+    version names). The order is forced by two proxies: A's tag request waits until B's has
+    arrived, and B's is held until A has finished."""
+    import threading
+
+    from tests.support.s3 import FaultProxy
+
+    release_a, release_b = _two_releases(tmp_path, hub_repo)
+    b_at_tag, a_done, started = threading.Event(), threading.Event(), threading.Event()
+    outcome: dict[str, BaseException] = {}
+
+    def run_b(url: str) -> None:
+        try:
+            publish_to_hub(release_b.out, settings=settings.with_(hf_endpoint=url), repo_id=hub_repo)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["b"] = exc
+
+    with FaultProxy(hub_server.url, rewrite_urls=True) as proxy_a, \
+            FaultProxy(hub_server.url, rewrite_urls=True) as proxy_b:
+        thread = threading.Thread(target=run_b, args=(proxy_b.url,))
+
+        def a_tags(method: str, path: str) -> bool:  # A's tag request: first let B commit and reach its tag
+            if not started.is_set():
+                started.set()
+                thread.start()
+                assert b_at_tag.wait(120), "B never reached its tag"
+            return False
+
+        def b_tags(method: str, path: str) -> bool:  # B's tag request: held until A has finished
+            b_at_tag.set()
+            assert a_done.wait(120), "A never finished"
+            return False
+
+        proxy_a.add(500, method="POST", path=r"/tag/", predicate=a_tags)
+        proxy_b.add(500, method="POST", path=r"/tag/", predicate=b_tags)
+        winner = publish_to_hub(release_a.out, settings=settings.with_(hf_endpoint=proxy_a.url), repo_id=hub_repo)
+        a_done.set()
+        thread.join(120)
+    assert isinstance(outcome.get("b"), VersionConflictError), outcome
+    assert _tags(hub_repo, settings) == {"1.0": winner.commit}
+    assert _main_release(hub_repo, settings) == release_a.manifest
+    assert "just published by another publisher" in str(outcome["b"])
+    assert _branches(hub_repo, settings) == ["main"]
+
+
+def test_the_same_questions_built_into_other_files_are_not_a_noop(tmp_path: Path, hub_repo: str,
+                                                                  settings: Settings) -> None:
+    """Same sources, another card (the Versions table's date): refused with what to do, then
+    published as what it is under ``force`` (before: "already published", the Hub holding other bytes)."""
+    from vmeval_hf.release.changes import History
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    first = build_release(data, tmp_path / "a", version="1.0", repo_id=hub_repo, history=History(date="20250115"))
+    published = publish_to_hub(first.out, settings=settings, repo_id=hub_repo)
+    later = build_release(data, tmp_path / "b", version="1.0", repo_id=hub_repo, history=History(date="20250116"))
+    assert later.content_sha256 == first.content_sha256  # the same questions ...
+    before = _commits(hub_repo, settings)
+    with pytest.raises(VersionConflictError) as err:
+        publish_to_hub(later.out, settings=settings, repo_id=hub_repo)
+    message = str(err.value)
+    assert "the same questions" in message and "only the card (README.md) differs" in message
+    assert "--date" in message and "--force" in message
+    assert _commits(hub_repo, settings) == before and _tags(hub_repo, settings) == {"1.0": published.commit}
+
+    forced = publish_to_hub(later.out, settings=settings, repo_id=hub_repo, force=True)
+    assert forced.tag_moved and not forced.noop and forced.commit != published.commit
+    assert verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=later.manifest,
+                      expected_commit=forced.commit) == []
+    assert _main_release(hub_repo, settings) == later.manifest
+    # and the bytes it replaced are not "the same": verifying against the first build finds the card
+    problems = verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=first.manifest)
+    assert {p.where.rsplit("/", 1)[-1] for p in problems} == {"README.md", "vmeval_release.json"}
+
+
+def test_a_resumed_publish_on_another_day_says_to_pass_the_same_date(tmp_path: Path, hub_repo: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """publish_version with the log: a re-run with another --date builds another card; it is not
+    reported as published, and the message names the date to pass (the same --date: a no-op)."""
+    from vmeval_hf.publish import publish_version
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env().with_(hf_repo=hub_repo)
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    first = publish_version(data, settings=settings, log_entry=True, s3=False, date="20250115")
+    with pytest.raises(VersionConflictError, match=r"other release files.*--date 20250115.*--force"):
+        publish_version(data, settings=settings, version="1.0", log_entry=True, s3=False, date="20250116")
+    assert first.entry is not None and first.entry["release_sha256"] == first.release_sha256
+    again = publish_version(data, settings=settings, version="1.0", log_entry=True, s3=False, date="20250115")
+    assert again.noop and again.entry == first.entry
+
+
+def test_an_unreachable_hub_is_an_outage_not_a_missing_manifest() -> None:
+    """huggingface_hub raises LocalEntryNotFoundError (an EntryNotFoundError) when it gets no answer:
+    that is the Hub being down, never "this revision has no manifest" (before: None)."""
+    import socket
+
+    from vmeval_hf.hub import remote_manifest
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(HubError, match=r"cannot reach the Hub at http://127\.0\.0\.1:\d+"):
+        remote_manifest(Settings(hf_endpoint=dead, hub_attempts=1), "o/r", "1.0")
+
+
+def test_a_local_folder_problem_is_named_and_not_retried(tmp_path: Path, hub_repo: str, settings: Settings,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """``pull`` into a path that is a file: a local problem, named with its path, tried once (before:
+    "cannot reach the Hub", after five tries)."""
+    data = make_tree(tmp_path / "data", {"chess": 1})
+    publish_to_hub(_build(data, tmp_path / "a", "1.0", hub_repo).out, settings=settings, repo_id=hub_repo)
+    dest = tmp_path / "a-file"
+    dest.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(LocalFileError) as err:
+        pull_hub(settings=settings, repo_id=hub_repo, version="1.0", dest=dest)
+    assert str(dest) in str(err.value) and "not the Hub" in str(err.value)
+    assert not isinstance(err.value, HubError) and "cannot reach" not in str(err.value)
+    assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+
+
+_PULL_WITH_A_FULL_DISK = """
+import resource, signal, sys
+from vmeval_hf.config import Settings
+from vmeval_hf.errors import LocalFileError
+from vmeval_hf.hub import pull_hub
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+try:
+    pull_hub(settings=Settings.from_env(), repo_id=sys.argv[1], version="1.0", dest=sys.argv[2])
+except LocalFileError as exc:
+    print("LocalFileError:", exc)
+"""
+
+
+def test_a_full_disk_while_pulling_is_a_local_error_tried_once(tmp_path: Path, hub_repo: str,
+                                                               settings: Settings) -> None:
+    """The disk fills up during a download (a file-size limit stands in for it, in a child process):
+    one LocalFileError saying so, no retry warning (before: a Hub outage, retried five times)."""
+    import subprocess
+    import sys
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    publish_to_hub(_build(data, tmp_path / "a", "1.0", hub_repo).out, settings=settings, repo_id=hub_repo)
+    proc = subprocess.run([sys.executable, "-c", _PULL_WITH_A_FULL_DISK, hub_repo, str(tmp_path / "pulled")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("LocalFileError: ") and "File too large" in proc.stdout, (proc.stdout, proc.stderr)
+    assert "not the Hub" in proc.stdout and "retrying" not in proc.stderr
+
+
+def test_xet_is_switched_off_only_around_loopback_calls(tmp_path: Path, hub_repo: str, settings: Settings,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Xet on in the process (as on a real install), a publish to the sandbox goes through (Xet
+    is off for its calls: the sandbox has no Xet) and leaves it on for the next endpoint (before:
+    switched off for the rest of the process)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils._runtime import is_xet_available  # what the upload path asks
+
+    from vmeval_hf.hub import hub_api
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    assert verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=built.manifest) == []
+    real = Settings(hf_endpoint="https://hub.example.invalid")
+    assert not real.hub_is_local
+    assert hub_api(real).endpoint == "https://hub.example.invalid"
+    assert constants.HF_HUB_DISABLE_XET is False and is_xet_available()

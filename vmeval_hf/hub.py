@@ -663,7 +663,7 @@ def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path
         snapshot_download(repo_id, repo_type="dataset", revision=version, local_dir=dest_path,
                           endpoint=settings.hub_endpoint, token=settings.hf_token)
 
-    _call(settings, repo_id, version, "downloading the release", fetch)
+    _call(settings, repo_id, version, f"downloading the release into {dest_path}", fetch)
     manifest = load_release(dest_path)
     bad = check_release_files(dest_path, manifest)
     if bad:

@@ -269,7 +269,7 @@ class _Publish:
                                  commit=result.hub.commit if result.hub else None, date=day if self.s3 else None)
         if problems:
             raise VerifyError(_verify_message(self.version, problems), mismatches=problems, version=self.version)
-        entry = _entry(result, day if self.s3 else None)
+        entry = _entry(result, day)  # the date on the card's Versions table (and the S3 prefix's, if any)
         if log_entry:
             _stage(self.progress, "log", str(self.versions.path))
             entry = self._record(result, complete_entry(entry))
