@@ -194,3 +194,15 @@ def test_the_card_of_each_version_lists_the_versions_up_to_it(published, tmp_pat
     old = Path(hf_hub_download(settings.hf_repo, "README.md", repo_type="dataset", revision="1.0",
                                local_dir=tmp_path / "c10")).read_text(encoding="utf-8")
     assert [line for line in old.splitlines() if line.startswith("| 1.")] == rows[:1]
+
+
+@pytest.mark.slow
+def test_diff_on_a_machine_without_the_log_reads_the_shared_records_then_the_hub(published, tmp_path):
+    """A folder with no data/: the versions are found in S3's shared records (the prefixes), and
+    with no S3 settings at all, in the Hub's tags."""
+    _, settings = published
+    elsewhere = tmp_path / "other" / "data"
+    assert diff_versions("1.0", "1.1", settings=settings, data_dir=elsewhere).as_dict() == EXPECTED
+    hub_only = Settings(hf_endpoint=settings.hf_endpoint, hf_repo=settings.hf_repo)
+    assert diff_versions("1.0", "1.1", settings=hub_only, data_dir=elsewhere).as_dict() == EXPECTED
+    assert not elsewhere.exists()  # reading wrote nothing

@@ -12,6 +12,7 @@ and never diffed.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,10 @@ from .release.release_manifest import (
     load_release,
 )
 from .s3.mirror import read_release_manifest
-from .versions import VersionLog, is_results
+from .versions import is_results
+from .versions.lookup import find_version
+
+log = logging.getLogger(__name__)
 
 Source = Literal["local", "s3", "hub"]
 SOURCES: tuple[Source, ...] = ("local", "s3", "hub")
@@ -60,32 +64,40 @@ def diff_versions(old: str, new: str, *, settings: Settings, data_dir: str | Pat
     one the log records, else ``settings.hf_repo``).
     """
     data = Path(data_dir)
-    log = VersionLog(data_dir=data)
-    scored = [v for v in (old, new) if is_results(log.get(v) or {})]
+    entries = {v: _entry(v, settings=settings, data=data, repo_id=repo_id) for v in (old, new)}
+    scored = [v for v in (old, new) if is_results(entries[v])]
     if scored:
         raise ConfigError(f"{scored[0]} is a results version: diff compares question versions (a results "
                           "version's leaderboard: `vmeval-hf results show`)")
-    repos = {v: (log.get(v) or {}).get("hf_repo") for v in (old, new)}
+    repos = {v: entries[v].get("hf_repo") for v in (old, new)}
     if repos[old] and repos[new] and repos[old] != repos[new]:
         raise ConfigError(f"version {old} was published to {repos[old]} and {new} to {repos[new]}: versions of "
                           "two repos are not one history; diff two versions of one repo")
-    chosen = source or _default_source(data, old, new)
+    chosen = source or _default_source(data, entries)
     if chosen not in SOURCES:
         raise ConfigError(f"unknown source {chosen!r}; use one of {', '.join(SOURCES)}")
-    manifests = [_manifest(chosen, v, settings=settings, data=data, repo_id=repo_id) for v in (old, new)]
+    manifests = [_manifest(chosen, v, entries[v], settings=settings, data=data, repo_id=repo_id) for v in (old, new)]
     return diff_manifests(*manifests)
 
 
-def _default_source(data: Path, old: str, new: str) -> Source:
-    if all((data / "releases" / v / RELEASE_MANIFEST).is_file() for v in (old, new)):
+def _entry(version: str, *, settings: Settings, data: Path, repo_id: str | None) -> dict[str, Any]:
+    """The version's record: the local log, else the shared records on S3, else the Hub's tags;
+    ``{}`` when none knows it (the Hub tag is then read directly)."""
+    found = find_version(version, settings=settings, data_dir=data, repo_id=repo_id)
+    for warning in found.warnings:
+        log.warning("%s", warning)
+    return dict(found.entry or {})
+
+
+def _default_source(data: Path, entries: dict[str, dict[str, Any]]) -> Source:
+    if all((data / "releases" / v / RELEASE_MANIFEST).is_file() for v in entries):
         return "local"
-    log = VersionLog(data_dir=data)
-    if all((log.get(v) or {}).get("s3_uri") for v in (old, new)):
+    if all(e.get("s3_uri") for e in entries.values()):
         return "s3"
     return "hub"
 
 
-def _manifest(source: Source, version: str, *, settings: Settings, data: Path,
+def _manifest(source: Source, version: str, entry: dict[str, Any], *, settings: Settings, data: Path,
               repo_id: str | None) -> ReleaseManifest:
     if source == "local":
         folder = data / "releases" / version
@@ -93,7 +105,6 @@ def _manifest(source: Source, version: str, *, settings: Settings, data: Path,
             raise ConfigError(f"{folder / RELEASE_MANIFEST} does not exist: version {version} was not built here; "
                               f"build it, or diff with --from s3 or --from hub")
         return checked_manifest(load_release(folder), str(folder / RELEASE_MANIFEST), version)
-    entry = VersionLog(data_dir=data).get(version) or {}
     if source == "s3":
         return _s3_manifest(version, entry, settings)
     return _hub_manifest(version, entry, settings, repo_id)
