@@ -43,6 +43,7 @@ from vmeval_hf.release.build import build_release
 from vmeval_hf.results.build import build_results
 from vmeval_hf.results.leaderboard import show_results
 from vmeval_hf.results.model import check_results_label, next_results_version
+from vmeval_hf.results.publish import publish_results
 from vmeval_hf.results.scan import validate_results
 from vmeval_hf.versions import VersionLog
 
@@ -373,3 +374,10 @@ def test_questions_default_to_the_latest_logged_version(exp: Experiment) -> None
         (exp.data / "releases" / "1.0" / "vmeval_release.json").read_text())["content_sha256"]})
     built = build_results(exp.data, experiment=EXPERIMENT, settings=SETTINGS)
     assert built.question_version == "1.0"
+
+
+def test_a_label_too_long_for_a_date_prefix_asks_for_date_before_any_work(exp: Experiment) -> None:
+    label = f"{EXPERIMENT}-1.0-" + "x" * 40
+    with pytest.raises(ConfigError, match="pass --date"):
+        publish_results(exp.data, experiment=EXPERIMENT, settings=SETTINGS, questions_version="1.0", version=label)
+    assert sorted(os.listdir(exp.data / "releases")) == ["1.0"]

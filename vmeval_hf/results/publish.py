@@ -86,6 +86,7 @@ def publish_results(
     label = check_results_label(version or next_results_version(entries, experiment), experiment)
     logged = _logged(versions, label, experiment)
     repo = repo_id or settings.results_repo
+    day = parse_date(date or (logged or {}).get("date") or default_date(label))  # a bad --date stops us here
     _stage(progress, "build", f"results {label} of experiment {experiment}")
     built = build_results(data, out, experiment=experiment, settings=settings, version=label,
                           questions_version=questions_version, repo_id=repo, with_videos=with_videos,
@@ -100,7 +101,6 @@ def publish_results(
             f"results version {label} is already logged with different content "
             f"(sha256:{str(logged.get('content_sha256'))[:12]}); publish as "
             f"{next_results_version(entries, experiment)}, or pass --force to replace it", version=label, repo=repo)
-    day = parse_date(date or (logged or {}).get("date") or default_date(label))
     _push(result, settings, data, repo, day, force, progress, s3_progress)
     _verify(result, settings, repo, day, progress)
     result.entry = _entry(result, experiment, day)
