@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
+from tests.support.cli import ok, run
 from tests.support.experiments import (
     DOMAINS,
     EXPERIMENT,
@@ -29,7 +30,6 @@ from tests.support.experiments import (
 from tests.support.hub import disable_parquet_export
 from tests.support.s3 import raw_client
 from tests.support.trees import make_tree
-from vmeval_hf.cli import cli
 from vmeval_hf.config import Settings
 from vmeval_hf.release.build import build_release
 from vmeval_hf.sandbox import HubServer
@@ -68,16 +68,6 @@ def env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("VMEVAL_RESULTS_REPO", f"{hub_repo}-results")
     data = make_tree(tmp_path / "data", {d: QUESTIONS_PER_DOMAIN for d in DOMAINS})
     return Env(write_experiment(data, getattr(request, "param", "folders")), Settings.from_env(), hub_server)
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def ok(*args: str | Path) -> Result:
-    result = run(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 def files_under(root: Path) -> set[str]:
