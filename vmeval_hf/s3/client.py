@@ -177,6 +177,7 @@ def make_client(
     events.register("before-parameter-build.s3.CompleteMultipartUpload", _put_once_multipart)
     events.unregister("before-call.s3", add_expect_header)
     events.register("before-call.s3", _expect_continue_for_large_bodies)
+    events.register("before-parse.s3", _throttled_without_body)  # see the function
     # put_object bodies here are bytes already in memory (small files); kept as bytes, the headers
     # and body leave in one send() instead of being streamed from a BytesIO in 8 KiB blocks.
     events.unregister("before-parameter-build.s3.PutObject", convert_body_to_file_like_object)
@@ -475,3 +476,16 @@ def list_subfolders(bucket: S3Bucket, prefix: str = "") -> list[str]:
         for page in paginator.paginate(Bucket=bucket.name, Prefix=prefix, Delimiter="/"):
             out += [p["Prefix"] for p in page.get("CommonPrefixes", ())]
     return out
+
+
+def _throttled_without_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
+                            **_: Any) -> None:
+    """Name a bodiless 429 (a throttled HEAD) ``TooManyRequestsException``.
+
+    botocore before 1.44 tells throttling by the error code alone, and a HEAD answer has no body to
+    carry one (its code parses as "429"), so the standard retry mode gave up on the first throttled
+    HEAD; botocore 1.44 retries a 429 by its status. s3fs's aiobotocore holds botocore below 1.44,
+    so the code is named here and the standard mode backs off and retries it, as a throttle.
+    """
+    if response_dict.get("status_code") == 429 and not response_dict.get("body"):
+        customized_response_dict["Error"] = {"Code": "TooManyRequestsException", "Message": "Too Many Requests"}
