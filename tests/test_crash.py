@@ -113,9 +113,23 @@ def test_sigkill_leaves_no_half_version_and_a_rerun_finishes(stage: Stage, point
     again = stage.run(*stage.publish_args())
     assert again.returncode == 0, again.stderr[-3000:]
     stage.assert_published("1.0")
+    _assert_main_names_the_tagged_release(stage)  # main followed; a killed run's staging branch is gone
     # the re-run left no stray release folders behind, hidden ones included: no .1.0.building-
     # (a killed build's temp folder) and no .1.0.old- (a replaced release)
     assert sorted(p.name for p in (stage.data / "releases").iterdir()) == ["1.0"]
+
+
+def _assert_main_names_the_tagged_release(stage: Stage, version: str = "1.0") -> None:
+    """``main`` holds exactly the files of the commit tag ``version`` names (the loser of a race never
+    moves it), and no staging branch is left (see vmeval_hf.hub)."""
+    api = stage.api()
+
+    def files(revision: str) -> dict[str, str]:
+        entries = api.list_repo_tree(stage.repo, repo_type="dataset", revision=revision, recursive=True)
+        return {e.path: e.lfs.sha256 if e.lfs else e.blob_id for e in entries if hasattr(e, "blob_id")}
+
+    assert files("main") == files(stage.tags()[version])
+    assert [b.name for b in api.list_repo_refs(stage.repo, repo_type="dataset").branches] == ["main"]
 
 
 def _wait_all(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
@@ -138,6 +152,7 @@ def test_two_publishers_of_the_same_version_one_wins_and_nothing_mixes(stage: St
         if code != 0:
             assert code == 1 and len(error_lines(stderr)) == 1, stderr[-3000:]
     stage.assert_published("1.0")
+    _assert_main_names_the_tagged_release(stage)
 
 
 @pytest.mark.slow
@@ -170,3 +185,4 @@ def test_two_publishers_of_one_version_with_different_content_never_mix(stage: S
     held = stage.s3_manifest()
     assert tagged is not None and held is not None
     assert tagged["content_sha256"] == held["content_sha256"] == entry["content_sha256"]
+    _assert_main_names_the_tagged_release(stage)
