@@ -12,6 +12,8 @@ process whose wall time and CPU (user+sys, from wait4) are measured:
   put loop    one boto3 client, put_object per file, at each concurrency in --concurrency;
               the fastest is the ceiling this server allows
   no-change   a second run of ours and of aws s3 sync against the complete prefix
+  large files with --videos N: N files of --video-mb MB each (multipart: ours hashes every byte
+              it sends and checks S3's composite checksum), ours vs `aws s3 sync`
 
 Every timed run follows an untimed read of the tree (a warm page cache for each contender).
 Medians over --repeats runs are printed with the ratios the targets are stated in.
@@ -153,6 +155,49 @@ def put_loop(data: Path, prefix: str, concurrency: int, endpoint: str) -> None:
         list(pool.map(put, files))
 
 
+# -- large files -------------------------------------------------------------------------------
+
+
+def large_files(args: argparse.Namespace, work: Path, env: dict[str, str], aws: str, endpoint: str,
+                client: Any) -> None:
+    """Time ``--videos`` files of ``--video-mb`` MB: ours (scripts/s3_sync.py) vs `aws s3 sync`, each
+    to a fresh prefix, ``--repeats`` times in alternating order; print medians and the ratio."""
+    data = work / "large" / "data"
+    folder = data / "outputs" / "exp" / "model" / "chess_task"
+    rng = random.Random(11)
+    for i in range(args.videos):
+        target = folder / f"chess_{i:04d}" / "video" / "generated.mp4"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(rng.randbytes(args.video_mb * 10**6))
+    total = args.videos * args.video_mb * 10**6
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "aws": []}
+    for r in range(args.repeats):
+        for which in (("ours", "aws") if r % 2 == 0 else ("aws", "ours")):
+            warm(data)
+            if which == "ours":
+                cmd = [sys.executable, str(REPO / "scripts" / "s3_sync.py"), "--data-dir", str(data), "--quiet",
+                       "--date", f"20250103-r{r}"]
+                prefix = f"20250103-r{r}/"
+            else:
+                cmd = [aws, "s3", "sync", str(data), f"s3://{BUCKET}/aws-large-r{r}/data", "--only-show-errors",
+                       "--no-progress", "--endpoint-url", endpoint]
+                prefix = f"aws-large-r{r}/"
+            runs[which].append(Measured.run(cmd, env))
+            print(f"  large {which:<6} wall {runs[which][-1][0]:6.2f} s   cpu {runs[which][-1][1]:6.2f} s", flush=True)
+            delete_prefix(client, prefix)
+    print()
+    print(f"## {args.videos} files of {args.video_mb} MB ({total / 1e6:.0f} MB); medians of {args.repeats}")
+    print()
+    print("| run | wall s | MB/s | client CPU s |")
+    print("|---|---:|---:|---:|")
+    for which, name in (("ours", "ours (s3_sync.py)"), ("aws", "aws s3 sync")):
+        w = statistics.median(x[0] for x in runs[which])
+        c = statistics.median(x[1] for x in runs[which])
+        print(f"| {name} | {w:.2f} | {total / 1e6 / w:.1f} | {c:.2f} |")
+    paired = statistics.median(o[0] / a[0] for o, a in zip(runs["ours"], runs["aws"]))
+    print(f"\nlarge files, ours / aws wall, paired per repeat: {paired:.2f}x\n", flush=True)
+
+
 # -- the benchmark -----------------------------------------------------------------------------
 
 
@@ -162,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs per scenario; medians are quoted")
     ap.add_argument("--concurrency", default="4,8,16,32", help="put_object loop concurrencies to sweep")
     ap.add_argument("--workers", type=int, default=16, help="our mirror's workers")
+    ap.add_argument("--videos", type=int, default=0, help="also time N large files (multipart), ours vs aws")
+    ap.add_argument("--video-mb", type=int, default=20, help="size of each large file, MB")
     ap.add_argument("--put-loop", nargs=3, metavar=("DATA", "PREFIX", "CONCURRENCY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.put_loop:
@@ -235,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                     record(f"put loop c={best_c}", [sys.executable, __file__, "--put-loop", str(data), f"put-r{r}",
                                                     str(best_c)], f"put-r{r}/")
                     delete_prefix(client, f"put-r{r}/")
+        if args.videos:
+            large_files(args, work, env, aws, endpoint, client)
         # in-process re-publish of a complete version: the library call alone, no interpreter start
         sys.path.insert(0, str(REPO))
         from vmeval_hf.config import Settings

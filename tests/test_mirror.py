@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -308,20 +310,108 @@ def test_concurrent_mirrors_of_the_same_tree_both_succeed(tmp_path: Path, s3_set
     assert verify_s3(settings=s3_settings, date=DAY) == []
 
 
-def test_large_files_go_multipart_and_verify_by_stored_sha256(tmp_path: Path, s3_settings: Settings) -> None:
+def _composite(data: bytes, part: int) -> str:
+    """S3's composite SHA-256 of ``data`` uploaded in parts of ``part`` bytes, computed here from
+    the bytes (not by the code under test): base64(sha256(sha256(p1) + sha256(p2) + ...))-N."""
+    digests = [hashlib.sha256(data[i:i + part]).digest() for i in range(0, len(data), part)]
+    return f"{base64.b64encode(hashlib.sha256(b''.join(digests)).digest()).decode()}-{len(digests)}"
+
+
+def _multipart_put(settings: Settings, key: str, body: bytes, part: int, metadata: dict[str, str]) -> None:
+    """Overwrite ``key`` with ``body`` in parts carrying SHA-256 checksums (a forger's upload)."""
+    client, b = raw_client(settings), settings.s3_bucket
+    up = client.create_multipart_upload(Bucket=b, Key=key, ChecksumAlgorithm="SHA256", Metadata=metadata)
+    parts = []
+    for n, i in enumerate(range(0, len(body), part), 1):
+        chunk = body[i:i + part]
+        checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+        r = client.upload_part(Bucket=b, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=chunk,
+                               ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum)
+        parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": checksum})
+    client.complete_multipart_upload(Bucket=b, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts})
+
+
+def test_large_files_go_multipart_and_verify_by_the_servers_composite_checksum(tmp_path: Path,
+                                                                                 s3_settings: Settings) -> None:
     data = make_tree(tmp_path, questions=1)
     video = data / "questions" / "chess_task" / "chess_0000" / "ground_truth.mp4"
-    video.write_bytes(os.urandom(6 * 2**20))
+    body = os.urandom(6 * 2**20)
+    video.write_bytes(body)
     r = mirror_version(data, settings=s3_settings, date=DAY, multipart_threshold="5MiB", multipart_chunksize="5MiB")
     key = f"{DAY}/data/questions/chess_task/chess_0000/ground_truth.mp4"
-    head = raw_client(s3_settings).head_object(Bucket=s3_settings.s3_bucket, Key=key)
-    assert head["ETag"].strip('"').endswith("-2") and head["Metadata"]["sha256"] == sha256_file(video)
+    head = raw_client(s3_settings).head_object(Bucket=s3_settings.s3_bucket, Key=key, ChecksumMode="ENABLED")
+    expected = _composite(body, 5 * 2**20)
+    assert head["ETag"].strip('"').endswith("-2") and "sha256" not in head["Metadata"]  # no client-side claim
+    assert head["ChecksumSHA256"].split("-")[0] == expected.split("-")[0]  # computed by the server from its parts
+    entry = next(e for e in read_manifest(settings=s3_settings, date=DAY)["files"] if e["key"].endswith(".mp4"))
+    assert entry == {"key": key.removeprefix(f"{DAY}/"), "size": len(body), "sha256": sha256_file(video),
+                     "composite_sha256": expected}
     assert verify_s3(settings=s3_settings, date=DAY) == []
-    # resume over an existing multipart object compares the stored sha256
+    # resume over an existing multipart object compares the server's composite with the local file's
     raw_client(s3_settings).delete_object(Bucket=s3_settings.s3_bucket, Key=f"{DAY}/MANIFEST.json")
     again = mirror_version(data, settings=s3_settings, date=DAY, multipart_threshold="5MiB",
                            multipart_chunksize="5MiB")
     assert (again.uploaded, again.skipped) == (0, r.files)
+    assert verify_s3(settings=s3_settings, date=DAY) == []
+    # other bytes of the same size, uploaded in parts with the right sha256 claimed in metadata
+    _multipart_put(s3_settings, key, os.urandom(len(body)), 5 * 2**20, {"sha256": sha256_file(video)})
+    assert [(m.key, m.problem) for m in verify_s3(settings=s3_settings, date=DAY)] == [(key, "sha256")]
+
+
+def test_a_large_file_edited_mid_upload_fails_naming_it_and_nothing_looks_complete(tmp_path: Path,
+                                                                                   s3_settings: Settings,
+                                                                                   s3_faults: Any) -> None:
+    """A 20 MB file is edited (same size) once its multipart upload has begun: the upload is
+    aborted and the mirror fails with one line naming the file; no object, no MANIFEST.json."""
+    data = make_tree(tmp_path, questions=2)
+    video = data / "outputs" / "pilot" / "model-a" / "chess_task" / "chess_0000" / "video" / "generated.mp4"
+    video.parent.mkdir(parents=True)
+    video.write_bytes(os.urandom(20 * 2**20))
+    edited: list[bytes] = []
+
+    def edit_when_the_upload_starts(method: str, path: str) -> bool:
+        if method == "POST" and path.endswith("generated.mp4?uploads") and not edited:
+            with open(video, "r+b") as fh:  # same size, other bytes in the middle
+                fh.seek(12 * 2**20)
+                edited.append(os.urandom(2**20))
+                fh.write(edited[0])
+        return False  # no fault: the request goes through
+
+    s3_faults.proxy.add(500, predicate=edit_when_the_upload_starts)
+    with pytest.raises(IntegrityError) as err:
+        mirror_version(data, settings=s3_faults.settings, date=DAY)
+    assert edited and str(video) in str(err.value) and "\n" not in str(err.value)
+    assert err.value.path == str(video) and "aborted" in str(err.value)
+    key = f"{DAY}/data/outputs/pilot/model-a/chess_task/chess_0000/video/generated.mp4"
+    landed = keys_in(s3_settings, f"{DAY}/")
+    assert key not in landed and f"{DAY}/MANIFEST.json" not in landed
+    assert read_manifest(settings=s3_settings, date=DAY) is None
+    assert raw_client(s3_settings).list_multipart_uploads(Bucket=s3_settings.s3_bucket).get("Uploads") is None
+    assert s3_faults.proxy.count("POST", r"generated\.mp4\?uploadId=") == 0  # never completed
+    # the re-run mirrors the file as it is now, and verifies
+    r = mirror_version(data, settings=s3_settings, date=DAY)
+    assert r.uploaded == r.files - len(landed) and verify_s3(settings=s3_settings, date=DAY) == []
+    assert keys_in(s3_settings, key)[key] == video.read_bytes()
+
+
+def test_a_tree_edited_after_the_build_is_refused_before_anything_is_sent(tmp_path: Path, s3_faults: Any) -> None:
+    data = make_tree(tmp_path)
+    rel = make_release(tmp_path, data)
+    prompt = data / "questions" / "maze_task" / "maze_0001" / "prompt.txt"
+    prompt.write_text(prompt.read_text().replace("1", "7"))  # same size, other bytes
+    with pytest.raises(IntegrityError) as err:
+        mirror_version(data, settings=s3_faults.settings, date=DAY, release_dir=rel)
+    assert str(prompt) in str(err.value) and "release 1.0" in str(err.value) and "\n" not in str(err.value)
+    assert s3_faults.proxy.count() == 0  # not even a request: nothing sent, nothing marked complete
+    prompt.write_text(prompt.read_text().replace("7", "1"))
+    extra = data / "questions" / "chess_task" / "chess_0004" / "prompt.txt"
+    extra.parent.mkdir()
+    extra.write_text("a question the release does not have\n")
+    with pytest.raises(IntegrityError, match="chess_0004/prompt.txt is not a source of the release"):
+        mirror_version(data, settings=s3_faults.settings, date=DAY, release_dir=rel)
+    assert s3_faults.proxy.count() == 0
+    extra.unlink()
+    assert mirror_version(data, settings=s3_faults.settings, date=DAY, release_dir=rel).uploaded > 0
 
 
 def test_a_bad_multipart_size_is_named_before_any_upload(tmp_path: Path, s3_settings: Settings) -> None:

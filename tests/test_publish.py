@@ -18,6 +18,7 @@ from tests.support.trees import change_tree, make_tree
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import (
     ConfigError,
+    IntegrityError,
     RemoteError,
     S3AuthError,
     S3ConflictError,
@@ -181,3 +182,22 @@ def test_verify_and_pull_need_a_logged_version_and_side(data: Path, settings: Se
     with pytest.raises(ConfigError, match="not mirrored to S3; pull it with --from hub"):
         pull_version("1.1", settings=settings, source="s3", dest=tmp_path / "x", data_dir=data)
     assert hub_server.requests == before and not (tmp_path / "x").exists()
+
+
+def test_a_tree_edited_between_build_and_mirror_is_refused_and_nothing_is_marked_complete(
+        data: Path, settings: Settings, s3_faults: Any) -> None:
+    """The S3 mirror checks the tree it sends against the built release's sources before anything
+    is sent: no object, no MANIFEST.json (a permanent completion mark over other bytes), no log."""
+    prompt = data / "questions" / "maze_task" / "maze_0000" / "prompt.txt"
+
+    def edit_before_the_mirror(stage: str, detail: str) -> None:
+        if stage == "s3":  # after the build (and the Hub), before the mirror
+            prompt.write_text("Edited after the build.", encoding="utf-8")
+
+    with pytest.raises(IntegrityError) as err:
+        publish_version(data, settings=settings, log_entry=True, date=DAY, progress=edit_before_the_mirror)
+    assert str(prompt) in str(err.value) and "release 1.0" in str(err.value) and "\n" not in str(err.value)
+    direct = _direct(settings, s3_faults)
+    assert _keys(direct, f"{DAY}/") == set()  # nothing sent, so nothing marked complete
+    assert s3_faults.proxy.count("PUT", rf"/{DAY}/") == s3_faults.proxy.count("POST", rf"/{DAY}/") == 0
+    assert not _log(data).exists()

@@ -38,10 +38,10 @@ from .release.changes import History, ReleaseDiff, diff_manifests
 from .release.release_manifest import RELEASE_MANIFEST, Mismatch, ReleaseManifest, load_release
 from .s3.layout import (
     MIRROR_MANIFEST,
-    MIRRORED_DIRS,
     build_manifest_entries,
     next_date_suffix,
     parse_date,
+    source_key,
 )
 from .s3.mirror import MirrorResult, mirror_version, read_manifest, read_release_manifest
 from .s3.read import pull_s3, verify_s3
@@ -398,7 +398,7 @@ def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any],
     recorded release, so an object rewritten together with its ``MANIFEST.json`` entry is caught too.
     """
     held = {e.get("key"): e for e in remote.get("files") or [] if isinstance(e, dict)}
-    wanted = [(key, s) for s in manifest["sources"] if (key := _source_key(manifest, s["path"]))]
+    wanted = [(key, s) for s in manifest["sources"] if (key := source_key(manifest, s["path"]))]
     wanted += [(f"release/{f['path']}", f) for f in manifest["files"]]
     out: list[Mismatch] = []
     for key, want in wanted:
@@ -408,15 +408,6 @@ def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any],
         elif (got.get("size"), got.get("sha256")) != (want["size"], want["sha256"]):
             out.append(Mismatch(where, "sha256", "MANIFEST.json records other bytes than the release"))
     return out
-
-
-def _source_key(manifest: ReleaseManifest, path: str) -> str | None:
-    """Where a source of ``manifest`` is mirrored: a question source under ``data/questions/``; a
-    results release's sources are relative to the data tree (``evaluations/...``, ``outputs/...``),
-    and the question release it refers to (``releases/<V>/...``) is not part of its mirror."""
-    if manifest.get("kind") != "results":
-        return f"data/questions/{path}"
-    return f"data/{path}" if path.split("/", 1)[0] in MIRRORED_DIRS else None
 
 
 def _verify_message(version: str, problems: list[Mismatch]) -> str:

@@ -13,11 +13,12 @@ what is wrong and what to do next::
     anything else botocore raises       -> S3Error
 
 Every object the client writes is put-once: single-part puts send ``If-None-Match: *`` and a
-``ChecksumSHA256``; multipart uploads get ``If-None-Match: *`` on CompleteMultipartUpload through a
-client event hook, since s3transfer cannot pass it (boto3 #4366).
+``ChecksumSHA256``; multipart uploads (parts with ``ChecksumSHA256``) and server-side copies send
+``If-None-Match: *`` on CompleteMultipartUpload and CopyObject. The multipart and copy logic that
+proves what a large object holds is in :mod:`vmeval_hf.s3.transfer`, on top of these wrappers.
 
 Only ``botocore.exceptions`` (about 12 ms) is imported at the top, for the error translation.
-boto3, the rest of botocore and s3transfer take about 0.15 s more to import (``python -X
+boto3 and the rest of botocore take about 0.15 s more to import (``python -X
 importtime``), so they are imported inside the functions that use them (the lines marked
 ``# start-up``): importing this module, or running a command that never reaches S3, does
 not pay for them.
@@ -32,7 +33,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
-#: Threads s3transfer may use per multipart upload (on top of the caller's workers).
+#: Threads sending the parts of multipart uploads and copies (on top of the caller's workers).
 TRANSFER_CONCURRENCY = 8
 
 _AUTH_CODES = {
@@ -198,12 +199,35 @@ def hex_to_b64(value: str) -> str:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What a HEAD says about an object. ``sha256`` is hex: the S3 SHA-256 checksum of a
-    single-part object, else the ``x-amz-meta-sha256`` we store on multipart objects, else None."""
+    """What a HEAD says about an object. ``checksum`` is the SHA-256 checksum the server stored,
+    as it gives it (base64; a multipart object's composite may end in ``-<parts>``), or None."""
 
     key: str
     size: int
-    sha256: str | None
+    checksum: str | None
+    etag: str = ""
+
+    @property
+    def parts(self) -> int | None:
+        """The number of parts of a multipart object (from its checksum, else its ETag), None for
+        a single-part one."""
+        for text in (self.checksum or "", self.etag.strip('"')):
+            count = text.rpartition("-")[2] if "-" in text else ""
+            if count.isdigit():
+                return int(count)
+        return None
+
+    @property
+    def sha256(self) -> str | None:
+        """Hex sha256 of the whole object, when the server's checksum is one (a single-part object)."""
+        return b64_to_hex(self.checksum) if self.checksum and self.parts is None else None
+
+    def same_checksum(self, composite: str) -> bool:
+        """Whether the server's checksum is ``composite`` (``<base64>-<parts>``; some servers
+        leave the ``-<parts>`` off)."""
+        mine, _, count = (self.checksum or "").partition("-")
+        theirs, _, want = composite.partition("-")
+        return bool(mine) and mine == theirs and (self.parts or 1) == int(want or 1) and (not count or count == want)
 
 
 class S3Bucket:
@@ -332,7 +356,33 @@ class S3Bucket:
                 if self._code(exc) in _NOT_FOUND_CODES:
                     return None
                 raise
-        return ObjectInfo(key=key, size=int(resp.get("ContentLength", 0)), sha256=_sha256_of(resp))
+        return ObjectInfo(key, int(resp.get("ContentLength", 0)), resp.get("ChecksumSHA256"), str(resp.get("ETag", "")))
+
+    def first_part_size(self, key: str) -> int | None:
+        """The size of part 1 of a multipart object (HEAD with ``partNumber=1``), None if it is gone."""
+        with self.errors("HeadObject", key):
+            try:
+                resp = self.client.head_object(Bucket=self.name, Key=key, PartNumber=1)
+            except ClientError as exc:
+                if self._code(exc) in _NOT_FOUND_CODES:
+                    return None
+                raise
+        return int(resp.get("ContentLength", 0))
+
+    def sha256_of_object(self, key: str) -> str | None:
+        """Hex sha256 of the object's bytes, downloaded and hashed (for objects whose checksum
+        cannot be compared: multipart ones without a recorded composite); None if it is gone."""
+        digest = hashlib.sha256()
+        with self.errors("GetObject", key):
+            try:
+                resp = self.client.get_object(Bucket=self.name, Key=key)
+            except ClientError as exc:
+                if self._code(exc) in _NOT_FOUND_CODES:
+                    return None
+                raise
+            for chunk in resp["Body"].iter_chunks(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def list_sizes(self, prefix: str) -> dict[str, int]:
         """Every key under ``prefix`` with its size."""
@@ -366,38 +416,73 @@ class S3Bucket:
                 raise
         return True
 
-    def upload_large(
-        self, transfer: Any, key: str, path: str, sha256_hex: str,
-        on_bytes: Callable[[int], None] | None = None, content_type: str | None = None,
-    ) -> bool:
-        """Multipart upload through s3transfer; put-once like :meth:`put_once`.
+    # -- multipart uploads and copies (the logic is in vmeval_hf.s3.transfer) ---------------------
 
-        Multipart SHA-256 checksums are composite, so the full-file sha256 is stored as
-        ``x-amz-meta-sha256`` for later comparison.
-        """
-        from s3transfer.subscribers import BaseSubscriber  # start-up: see the module docstring
+    def create_upload(self, key: str, content_type: str | None) -> str:
+        """Start a multipart upload whose parts carry SHA-256 checksums; its upload id."""
+        extra = {"ContentType": content_type} if content_type else {}
+        with self.errors("CreateMultipartUpload", key):
+            resp = self.client.create_multipart_upload(Bucket=self.name, Key=key, ChecksumAlgorithm="SHA256", **extra)
+        return str(resp["UploadId"])
 
-        subscribers = []
-        if on_bytes is not None:
-            class _Progress(BaseSubscriber):  # type: ignore[misc]
-                def on_progress(self, future: Any, bytes_transferred: int, **kwargs: Any) -> None:
-                    on_bytes(bytes_transferred)
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes, checksum_b64: str) -> dict[str, Any]:
+        """Send one part with the SHA-256 of its bytes (S3 refuses the part if they differ)."""
+        with self.errors("UploadPart", key):
+            return self.client.upload_part(  # type: ignore[no-any-return]
+                Bucket=self.name, Key=key, UploadId=upload_id, PartNumber=number, Body=body,
+                ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum_b64)
 
-            subscribers.append(_Progress())
-        with self.errors("MultipartUpload", key):
+    def copy_part(self, key: str, upload_id: str, number: int, source: str, first: int, last: int) -> dict[str, Any]:
+        """Copy bytes ``first..last`` of ``source`` (this bucket) as part ``number``."""
+        with self.errors("UploadPartCopy", key):
+            resp = self.client.upload_part_copy(
+                Bucket=self.name, Key=key, UploadId=upload_id, PartNumber=number,
+                CopySource={"Bucket": self.name, "Key": source}, CopySourceRange=f"bytes={first}-{last}")
+        result = resp["CopyPartResult"]
+        part = {"PartNumber": number, "ETag": result["ETag"]}
+        if result.get("ChecksumSHA256"):
+            part["ChecksumSHA256"] = result["ChecksumSHA256"]
+        return part
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Complete a multipart upload, put-once; the response, or None if ``key`` already existed."""
+        with self.errors("CompleteMultipartUpload", key):
             try:
-                extra: dict[str, Any] = {"Metadata": {"sha256": sha256_hex}, "ChecksumAlgorithm": "SHA256"}
-                if content_type:
-                    extra["ContentType"] = content_type
-                transfer.upload(
-                    path, self.name, key, extra_args=extra,
-                    subscribers=subscribers,
-                ).result()
+                return self.client.complete_multipart_upload(  # type: ignore[no-any-return]
+                    Bucket=self.name, Key=key, UploadId=upload_id, IfNoneMatch="*", MultipartUpload={"Parts": parts})
             except ClientError as exc:
                 if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                    return False
+                    return None
                 raise
-        return True
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Drop a multipart upload's parts. Best effort: it runs while another error is raised, which
+        matters more; a failure here is logged (S3's lifecycle rules can remove what it leaves)."""
+        try:
+            with self.errors("AbortMultipartUpload", key):
+                self.client.abort_multipart_upload(Bucket=self.name, Key=key, UploadId=upload_id)
+        except VmevalError as exc:
+            log.warning("could not abort the multipart upload %s of %s: %s", upload_id, self.uri(key), exc)
+
+    def copy_once(self, source: str, key: str) -> dict[str, Any] | None:
+        """Copy ``source`` (this bucket) to ``key`` on the server, put-once, asking the server for the
+        copy's SHA-256; the ``CopyObjectResult``, None if ``key`` already existed, or
+        ``{"source_missing": True}`` if ``source`` does not exist."""
+        with self.errors("CopyObject", key):
+            try:
+                resp = self.client.copy_object(Bucket=self.name, Key=key, CopySource={"Bucket": self.name, "Key": source},
+                                               ChecksumAlgorithm="SHA256", IfNoneMatch="*")
+            except ClientError as exc:
+                if self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return None
+                if self._code(exc) in _NOT_FOUND_CODES:
+                    return {"source_missing": True}
+                raise
+        return resp.get("CopyObjectResult") or {}  # type: ignore[no-any-return]
+
+    def delete(self, key: str) -> None:
+        with self.errors("DeleteObject", key):
+            self.client.delete_object(Bucket=self.name, Key=key)
 
     def download_verified(self, key: str, target: Path, size: int, sha256_hex: str, *, attempts: int = 3) -> None:
         """Download ``key`` to ``target`` only if its bytes have ``size`` and ``sha256_hex``.
@@ -440,30 +525,6 @@ class S3Bucket:
             with suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-
-    def transfer_manager(self, multipart_threshold: int, multipart_chunksize: int) -> Any:
-        from s3transfer.manager import (  # start-up: see the module docstring
-            TransferConfig,
-            TransferManager,
-        )
-
-        return TransferManager(
-            self.client,
-            TransferConfig(
-                multipart_threshold=multipart_threshold,
-                multipart_chunksize=multipart_chunksize,
-                max_request_concurrency=TRANSFER_CONCURRENCY,
-            ),
-        )
-
-
-def _sha256_of(head: dict[str, Any]) -> str | None:
-    checksum = head.get("ChecksumSHA256")
-    multipart = "-" in str(head.get("ETag", "")) or head.get("ChecksumType") == "COMPOSITE"
-    if checksum and not multipart and "-" not in checksum:
-        return b64_to_hex(checksum)
-    meta = (head.get("Metadata") or {}).get("sha256")
-    return meta.lower() if isinstance(meta, str) and len(meta) == 64 else None
 
 
 def list_subfolders(bucket: S3Bucket, prefix: str = "") -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 from .._shared.fs import sha256_bytes, sha256_file
 from .._shared.meta import __version__
 from ..errors import ConfigError
+from ..tree.model import DATASET_MANIFEST
 
 MIRROR_MANIFEST = "MANIFEST.json"
 MANIFEST_SCHEMA = 1
@@ -156,8 +157,50 @@ def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None 
 
 
 def file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(({"key": e["key"], "size": e["size"], "sha256": e["sha256"]} for e in entries),
-                  key=lambda e: e["key"])
+    """The ``files`` of ``MANIFEST.json``: key, size, sha256 and, for an object stored in parts,
+    ``composite_sha256``: the SHA-256 checksum S3 computed of it (``<base64>-<parts>``)."""
+    return sorted(({"key": e["key"], "size": e["size"], "sha256": e["sha256"]}
+                   | ({"composite_sha256": e["composite_sha256"]} if e.get("composite_sha256") else {})
+                   for e in entries), key=lambda e: e["key"])
+
+
+def same_files(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]]) -> bool:
+    """Whether two file lists name the same keys with the same sizes and sha256s (how each object
+    is stored, whole or in parts, aside)."""
+    def rows(files: Iterable[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+        return sorted((f.get("key"), f.get("size"), f.get("sha256")) for f in files if isinstance(f, dict))
+
+    return rows(a) == rows(b)
+
+
+def source_key(release: Mapping[str, Any], path: str) -> str | None:
+    """Where a source of ``release`` is mirrored: a question source under ``data/questions/``; a
+    results release's sources are relative to the data tree (``evaluations/...``, ``outputs/...``),
+    and the question release it refers to (``releases/<V>/...``) is not part of its mirror."""
+    if release.get("kind") != "results":
+        return f"data/questions/{path}"
+    return f"data/{path}" if path.split("/", 1)[0] in MIRRORED_DIRS else None
+
+
+def tree_differences(entries: Iterable[dict[str, Any]], release: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(key, what)`` for every file where the scanned data tree is not the release's sources: a
+    source changed or gone, and (for a question release) a question file that is no source. The
+    dataset manifest ``questions/vmeval_dataset.json`` is not a source and is not compared."""
+    scanned = {e["key"]: e for e in entries}
+    wanted = {key: s for s in release["sources"] if (key := source_key(release, s["path"]))}
+    out = []
+    for key, want in sorted(wanted.items()):
+        got = scanned.get(key)
+        if got is None:
+            out.append((key, "is a source of the release but is gone from the tree"))
+        elif (got["size"], got["sha256"]) != (want["size"], want["sha256"]):
+            out.append((key, f"has sha256 {got['sha256'][:12]}... ({got['size']} bytes); the release's source "
+                             f"{want['sha256'][:12]}... ({want['size']} bytes)"))
+    if release.get("kind") != "results":
+        skip = f"data/questions/{DATASET_MANIFEST}"
+        out += [(key, "is not a source of the release") for key in sorted(scanned)
+                if key.startswith("data/questions/") and key not in wanted and key != skip]
+    return out
 
 
 def manifest_doc(entries: list[dict[str, Any]], *, version: str | None, content_sha256: str | None,

@@ -31,20 +31,24 @@ from typing import Any, TypeVar
 from .._shared.fs import canonical_json, parse_size, sha256_bytes
 from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3ConflictError, S3Error
-from ..release.release_manifest import RELEASE_MANIFEST, SCHEMA, load_release
+from ..release.release_manifest import RELEASE_MANIFEST, SCHEMA, ReleaseManifest, load_release
 from ..release.release_manifest import content_sha256 as sources_sha256
-from .client import S3Bucket, make_client
+from .client import S3Bucket, list_subfolders, make_client
 from .layout import (
     KEEP_BODIES_BYTES,
     MANIFEST_SCHEMA,
     MIRROR_MANIFEST,
     MIRRORED_DIRS,
     describe_differences,
+    file_list,
     manifest_doc,
     next_date_suffix,
     parse_date,
+    same_files,
     scan,
+    tree_differences,
 )
+from .transfer import COPY_MAX, PartPool, copy_verified, file_composite, upload_verified
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +189,18 @@ class MirrorResult:
     uploaded_bytes: int = 0
     dry_run: bool = False
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+    copied: int = 0             # files copied on the server from ``copied_from`` (incremental)
+    copied_bytes: int = 0
+    copied_from: str | None = None  # the complete prefix an incremental mirror copied from (s3://.../<D>/)
 
 
 def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any], doc: dict[str, Any]) -> bool:
     """True when ``remote`` is the manifest we would write; otherwise raise S3ConflictError."""
-    same_files = remote.get("files") == doc["files"]
+    same = same_files(remote.get("files") or [], doc["files"])
     rv, lv = remote.get("version"), doc["version"]
     same_version = rv == lv or lv is None
     same_content = doc["content_sha256"] is None or remote.get("content_sha256") == doc["content_sha256"]
-    if same_files and same_version and same_content:
+    if same and same_version and same_content:
         return True
     where = bucket.uri(f"{date}/")
     hint = (f"a published prefix is never overwritten: mirror to a new prefix with "
@@ -224,27 +231,28 @@ def _content_type(key: str) -> str | None:
     return _TYPES[ext]
 
 
+@dataclass
 class _Mirror:
-    def __init__(self, bucket: S3Bucket, date: str, workers: int, counter: ProgressCounter,
-                 threshold: int, chunksize: int, bodies: dict[str, bytes]) -> None:
-        self.bucket, self.date, self.workers, self.counter = bucket, date, workers, counter
-        self.bodies = bodies
-        self.threshold, self.chunksize = threshold, chunksize
-        self._transfer: Any = None
-        self._lock = threading.Lock()
+    """One mirror's sending side: which objects exist, and the uploads and copies of the rest."""
+
+    bucket: S3Bucket
+    date: str
+    workers: int
+    counter: ProgressCounter
+    threshold: int
+    chunksize: int
+    bodies: dict[str, bytes]
+    copy_from: dict[str, str] = field(default_factory=dict)  # entry key -> full key of its copy source
+    copy_max: int = COPY_MAX
+
+    def __post_init__(self) -> None:
+        self.pool = PartPool()
 
     def key(self, entry: dict[str, Any]) -> str:
         return f"{self.date}/{entry['key']}"
 
-    def transfer(self) -> Any:
-        with self._lock:
-            if self._transfer is None:
-                self._transfer = self.bucket.transfer_manager(self.threshold, self.chunksize)
-            return self._transfer
-
     def close(self) -> None:
-        if self._transfer is not None:
-            self._transfer.shutdown()
+        self.pool.close()
 
     def conflict(self, key: str, found: str) -> S3ConflictError:
         return S3ConflictError(
@@ -255,17 +263,35 @@ class _Mirror:
         )
 
     def check(self, entry: dict[str, Any]) -> bool:
-        """True if the object is already there with the right bytes; raise if it differs; False if absent."""
+        """True if the object is already there with the right bytes (by the server's checksum);
+        raise if it differs; False if absent."""
         key = self.key(entry)
         info = self.bucket.head(key)
         if info is None:
             return False
         if info.size != entry["size"]:
             raise self.conflict(key, f"{info.size} bytes, expected {entry['size']}")
+        if info.parts is not None:
+            return self._check_parts(key, entry, info.checksum, info.same_checksum)
         if info.sha256 != entry["sha256"]:
             found = f"sha256 {info.sha256[:12]}..., expected {entry['sha256'][:12]}..." if info.sha256 else \
                 "no SHA-256 checksum stored to compare with"
             raise self.conflict(key, found)
+        return True
+
+    def _check_parts(self, key: str, entry: dict[str, Any], stored: str | None,
+                     same: Callable[[str], bool]) -> bool:
+        """A multipart object: its composite checksum against the local file's, cut as it was."""
+        part = self.bucket.first_part_size(key)
+        if part is None:
+            return False
+        expected, local = file_composite(entry["path"], entry["size"], part)
+        if local != entry["sha256"]:
+            raise IntegrityError(f"{entry['path']} changed while mirroring (its bytes no longer match the "
+                                 "manifest); re-run to mirror its current content", path=entry["path"], key=key)
+        if not same(expected):
+            raise self.conflict(key, f"checksum {stored}, expected {expected} from the local file")
+        entry["composite_sha256"] = expected
         return True
 
     def _send_large(self, key: str, entry: dict[str, Any]) -> tuple[bool, int]:
@@ -275,9 +301,11 @@ class _Mirror:
             reported[0] += n
             self.counter.add(0, n)
 
-        written = self.bucket.upload_large(self.transfer(), key, entry["path"], entry["sha256"], on_bytes=on_bytes,
-                                           content_type=_content_type(key))
-        return written, entry["size"] - reported[0]  # the rest was reported as it went
+        stored = upload_verified(self.bucket, self.pool, key, entry["path"], entry["size"], entry["sha256"],
+                                 chunksize=self.chunksize, on_bytes=on_bytes, content_type=_content_type(key))
+        if stored is not None:
+            entry["composite_sha256"] = stored
+        return stored is not None, entry["size"] - reported[0]  # the rest was reported as it went
 
     def _send_small(self, key: str, entry: dict[str, Any]) -> tuple[bool, int]:
         body = self.bodies.pop(entry["key"], None)
@@ -291,20 +319,41 @@ class _Mirror:
                 )
         return self.bucket.put_once(key, body, entry["sha256"], content_type=_content_type(key)), entry["size"]
 
+    def _copy(self, key: str, entry: dict[str, Any]) -> str:
+        """"copied", "exists" (412) or "refused" (the caller uploads instead)."""
+        outcome, stored = copy_verified(self.bucket, self.pool, self.copy_from[entry["key"]], key, entry["size"],
+                                        entry["sha256"], path=entry["path"], chunksize=self.chunksize,
+                                        copy_max=self.copy_max)
+        if stored is not None:
+            entry["composite_sha256"] = stored
+        if outcome == "refused":
+            del self.copy_from[entry["key"]]
+        return outcome
+
     def upload(self, entry: dict[str, Any]) -> str:
+        """Copy (incremental) or send one missing file; "copied", "uploaded" or "skipped"."""
         key = self.key(entry)
         for _ in range(3):
-            large = entry["size"] >= self.threshold
-            written, sent = self._send_large(key, entry) if large else self._send_small(key, entry)
+            copied = self._copy(key, entry) if entry["key"] in self.copy_from else None
+            if copied == "copied":
+                self.counter.add(1, entry["size"])
+                return "copied"
+            written, rest = (False, entry["size"]) if copied == "exists" else self._send(key, entry)
             if written:
-                self.counter.add(1, sent)
+                self.counter.add(1, rest)
                 return "uploaded"
             # 412: the key exists (a retried request that had landed, or a concurrent writer).
             if self.check(entry):
-                self.counter.add(1, sent)
+                self.counter.add(1, rest)
                 return "skipped"
         raise S3Error(f"{self.bucket.uri(key)} kept appearing and vanishing; another writer is "
                       "working on this prefix: wait for it, then re-run", key=key)
+
+    def _send(self, key: str, entry: dict[str, Any]) -> tuple[bool, int]:
+        """(written, the bytes not yet reported to the progress counter)."""
+        if entry["size"] >= self.threshold:
+            return self._send_large(key, entry)
+        return self._send_small(key, entry)
 
     def plan(self, entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Split ``entries`` into (already in the bucket, missing) with one listing; refuse a prefix
@@ -364,28 +413,40 @@ def mirror_version(
     dry_run: bool = False,
     client: Any | None = None,
     folders: Sequence[str] | None = None,
+    incremental: bool = False,
+    copy_max: int = COPY_MAX,
 ) -> MirrorResult:
     """Mirror ``data_dir`` (questions, outputs, evaluations; only ``folders`` of it when given, see
     :func:`~vmeval_hf.s3.layout.scan`) and ``release_dir`` to ``s3://<bucket>/<D>/``.
 
     Idempotent and resumable: a complete prefix with the same manifest is a no-op (one GET); an
     unfinished one is completed, sending only what is missing. Raises S3ConflictError when the
-    prefix holds another version or an object with other bytes. ``dry_run`` reads the remote
-    state and reports what would be sent, writing nothing. ``client`` reuses a client from
+    prefix holds another version or an object with other bytes, and IntegrityError, before
+    anything is sent, when the data tree is not the sources of the release in ``release_dir``.
+    ``incremental``: a file recorded with the same sha256 in the latest complete prefix's
+    ``MANIFEST.json`` is copied on the server from there instead of uploaded (``CopyObject``, in
+    parts above ``copy_max`` bytes), its checksum computed by the server. ``dry_run`` reads the
+    remote state and reports what would be sent, writing nothing. ``client`` reuses a client from
     :func:`vmeval_hf.s3.client.make_client`.
+
+    Long because it is the one sequence of the mirror's steps, each a call: scan, check against the
+    release, the existing manifest, the copy sources, send.
     """
     d = parse_date(date)
     data = Path(data_dir)
     if not data.is_dir():
         raise ConfigError(f"data folder {data} does not exist; pass --data-dir", path=data)
+    release = None
     if release_dir is not None:
-        version, content_sha256 = _release_identity(release_dir, version, content_sha256)
+        release, version, content_sha256 = _release_identity(release_dir, version, content_sha256)
     threshold = parse_size(multipart_threshold, "multipart_threshold")
     chunksize = parse_size(multipart_chunksize, "multipart_chunksize")
     entries, bodies = scan(data, Path(release_dir) if release_dir is not None else None,
                            keep_bytes=KEEP_BODIES_BYTES, folders=folders)
     if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
         raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
+    if release is not None:
+        _require_release_sources(data, entries, release)
     doc = manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
     bucket = open_bucket(settings, workers, client)
     total_bytes = sum(e["size"] for e in entries)
@@ -404,27 +465,84 @@ def mirror_version(
         return result
 
     job = _Mirror(bucket, d, workers, counter, threshold, chunksize,
-                  {k: b for k, b in bodies.items() if len(b) < threshold})
+                  {k: b for k, b in bodies.items() if len(b) < threshold}, copy_max=copy_max)
+    if incremental:
+        result.copied_from, job.copy_from = copy_sources(bucket, d, entries)
     _send(job, entries, doc, result)
     return result
 
 
 def _release_identity(release_dir: str | Path, version: str | None, content_sha256: str | None
-                      ) -> tuple[str, str]:
-    """The version and content_sha256 of the release at ``release_dir``; a ``version`` given
-    must be the release's own."""
+                      ) -> tuple[ReleaseManifest, str, str]:
+    """The manifest, version and content_sha256 of the release at ``release_dir``; a ``version``
+    given must be the release's own."""
     rel = load_release(release_dir)
     if version is not None and version != rel["version"]:
         raise ConfigError(f"the release folder {release_dir} is version {rel['version']}, not {version}; rebuild it")
-    return version or rel["version"], content_sha256 or rel["content_sha256"]
+    return rel, version or rel["version"], content_sha256 or rel["content_sha256"]
+
+
+def _require_release_sources(data: Path, entries: list[dict[str, Any]], release: ReleaseManifest) -> None:
+    """Refuse, before anything is sent, a data tree whose files are not the release's sources: a
+    file edited, added or removed since the build would be mirrored beside a release it is not part
+    of, under a completion mark."""
+    wrong = tree_differences(entries, release)
+    if not wrong:
+        return
+    key, what = wrong[0]
+    path = data / key.removeprefix("data/")
+    more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+    raise IntegrityError(
+        f"{path} {what}{more}: the data tree changed after release {release['version']} was built, so its "
+        "S3 mirror would not hold the release's sources; nothing was sent. Restore the tree as it was "
+        "built, or publish its new content as a new version", path=path, key=key)
+
+
+def latest_complete(bucket: S3Bucket, exclude: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest date prefix other than ``exclude`` that holds a vmeval-hf ``MANIFEST.json``, with
+    that manifest (one LIST of the bucket's top level, then a GET per prefix, newest first)."""
+    for folder in sorted(list_subfolders(bucket), reverse=True):
+        day = folder.rstrip("/")
+        try:
+            if day == exclude or parse_date(day) != day:
+                continue
+            found = manifest_at(bucket, day)
+        except (ConfigError, S3Error):
+            continue  # not a date prefix, or not one of ours
+        if found is not None:
+            return day, found
+    return None
+
+
+def copy_sources(bucket: S3Bucket, date: str, entries: list[dict[str, Any]]) -> tuple[str | None, dict[str, str]]:
+    """``(the prefix copied from, entry key -> the key to copy it from)``: every file the latest
+    complete prefix records with the same size and sha256, under the same key where it can."""
+    found = latest_complete(bucket, date)
+    if found is None:
+        return None, {}
+    day, manifest = found
+    files = [f for f in manifest["files"] if isinstance(f, dict)]
+    by_key = {f.get("key"): f for f in files}
+    by_content = {(f.get("sha256"), f.get("size")): f.get("key") for f in files}
+    sources: dict[str, str] = {}
+    for e in entries:
+        same = by_key.get(e["key"])
+        if same is not None and (same.get("sha256"), same.get("size")) == (e["sha256"], e["size"]):
+            sources[e["key"]] = f"{day}/{e['key']}"
+        elif (src := by_content.get((e["sha256"], e["size"]))) is not None:
+            sources[e["key"]] = f"{day}/{src}"
+    log.info("incremental: %d of %d files can be copied from %s", len(sources), len(entries), bucket.uri(day + "/"))
+    return bucket.uri(f"{day}/"), sources
 
 
 def _send(job: _Mirror, entries: list[dict[str, Any]], doc: dict[str, Any], result: MirrorResult) -> None:
-    """Check what is there, send the rest, then ``MANIFEST.json``; only count with ``dry_run``."""
+    """Check what is there, send (or copy) the rest, then ``MANIFEST.json``; only count with ``dry_run``."""
     present, missing = job.plan(entries)
     if result.dry_run:
-        result.uploaded, result.skipped = len(missing), len(present)
-        result.uploaded_bytes = sum(e["size"] for e in missing)
+        copies = [e for e in missing if e["key"] in job.copy_from]
+        result.uploaded, result.skipped, result.copied = len(missing) - len(copies), len(present), len(copies)
+        result.uploaded_bytes = sum(e["size"] for e in missing) - sum(e["size"] for e in copies)
+        result.copied_bytes = sum(e["size"] for e in copies)
         return
     order = present + sorted(missing, key=lambda e: -e["size"])  # large files start first
     try:
@@ -433,9 +551,13 @@ def _send(job: _Mirror, entries: list[dict[str, Any]], doc: dict[str, Any], resu
     finally:
         job.close()
     result.uploaded, result.skipped = outcomes.count("uploaded"), outcomes.count("skipped")
+    result.copied = outcomes.count("copied")
     result.uploaded_bytes = sum(e["size"] for e, o in zip(order, outcomes) if o == "uploaded")
+    result.copied_bytes = sum(e["size"] for e, o in zip(order, outcomes) if o == "copied")
+    doc["files"] = file_list(entries)  # with the composite checksum of each object stored in parts
     result.manifest = job.put_manifest(doc)
-    log.info("mirrored %s: %d sent, %d already there", result.manifest_uri, result.uploaded, result.skipped)
+    log.info("mirrored %s: %d sent, %d copied, %d already there", result.manifest_uri, result.uploaded,
+             result.copied, result.skipped)
 
 
 # -- seed compatibility ------------------------------------------------------------------------

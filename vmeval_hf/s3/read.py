@@ -1,8 +1,10 @@
 """The read side of the S3 mirror: check a published prefix in place, or pull it back, verified.
 
-:func:`verify_s3` lists the prefix once and HEADs every key, comparing sizes and the stored
-SHA-256 checksums with ``MANIFEST.json`` (or a manifest the caller gives): nothing is
-downloaded. :func:`pull_s3` downloads the question tree or the release files, each checked
+:func:`verify_s3` lists the prefix once and HEADs every key, comparing sizes and the SHA-256
+checksums the server stored with ``MANIFEST.json`` (or a manifest the caller gives): the full
+sha256 of a single-part object, the composite checksum of one stored in parts. Nothing is
+downloaded, except an object stored in parts whose manifest records no composite (mirrored by an
+older vmeval-hf): that one is hashed as it is read. :func:`pull_s3` downloads the question tree or the release files, each checked
 against the manifest's sha256 before it is moved into place. The write side and the shared S3
 helpers are in :mod:`vmeval_hf.s3.mirror`, the layout in :mod:`vmeval_hf.s3.layout`; all S3
 calls go through :mod:`vmeval_hf.s3.client`.
@@ -18,6 +20,7 @@ from .._shared.fs import sha256_file
 from ..config import Settings
 from ..errors import S3Error
 from ..release.release_manifest import Mismatch
+from .client import S3Bucket
 from .layout import MIRROR_MANIFEST, file_list, parse_date
 from .mirror import (
     DEFAULT_WORKERS,
@@ -27,6 +30,7 @@ from .mirror import (
     open_bucket,
     run_parallel,
 )
+from .transfer import holds
 
 
 def verify_s3(
@@ -71,19 +75,25 @@ def verify_s3(
         else:
             to_head.append((key, e))
 
-    def head(item: tuple[str, dict[str, Any]]) -> Mismatch | None:
-        key, e = item
-        info = bucket.head(key)
-        if info is None:
-            return Mismatch(key, "missing", "listed but gone on HEAD")
-        if info.sha256 != e["sha256"]:
-            found = info.sha256 or "no SHA-256 checksum stored"
-            return Mismatch(key, "sha256", f"{found}, expected {e['sha256']}")
-        return None
-
-    problems += [m for m in run_parallel(head, to_head, workers) if m is not None]
+    problems += [m for m in run_parallel(lambda item: _check_object(bucket, *item), to_head, workers) if m]
     problems += [Mismatch(k, "extra", "not in the manifest") for k in sorted(existing)]
     return sorted(problems, key=lambda m: (m.key, m.problem))
+
+
+def _check_object(bucket: S3Bucket, key: str, e: dict[str, Any]) -> Mismatch | None:
+    """The object at ``key`` against its manifest entry ``e``, by the checksum the server stored."""
+    info = bucket.head(key)
+    if info is None:
+        return Mismatch(key, "missing", "listed but gone on HEAD")
+    if holds(info, e["size"], e["sha256"], e.get("composite_sha256")):
+        return None
+    if info.parts is not None and not e.get("composite_sha256"):
+        # stored in parts, and the manifest records no composite to compare the server's with
+        # (a mirror by an older vmeval-hf): hash the object's bytes
+        got = bucket.sha256_of_object(key)
+        return None if got == e["sha256"] else Mismatch(key, "sha256", f"{got}, expected {e['sha256']}")
+    found = info.checksum or "no SHA-256 checksum stored"
+    return Mismatch(key, "sha256", f"{found}, expected {e.get('composite_sha256') or e['sha256']}")
 
 
 # -- pull --------------------------------------------------------------------------------------
