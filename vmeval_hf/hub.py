@@ -41,7 +41,6 @@ import json
 import logging
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -294,34 +293,45 @@ def _tags(api: Any, repo_id: str) -> dict[str, str]:
     return {t.name: t.target_commit for t in refs.tags}
 
 
-def _download(api: Any, settings: Settings, repo_id: str, filename: str, revision: str, folder: Path) -> Path:
-    from huggingface_hub import hf_hub_download  # start-up: see the module docstring
+def _fetch(settings: Settings, repo_id: str, filename: str, revision: str) -> bytes:
+    """The bytes of ``filename`` at ``revision``: one GET through huggingface_hub's own session, URL
+    and error mapping (a missing file is its ``RemoteEntryNotFoundError``). Not ``hf_hub_download``:
+    after a failed metadata HEAD it retries on its own for about 25 s, which would multiply
+    ``VMEVAL_HUB_ATTEMPTS`` (:func:`_call` retries), and it reports a Hub it could not reach as
+    ``LocalEntryNotFoundError``, an ``EntryNotFoundError``. For small files: the release manifest
+    and the non-LFS files ``verify`` hashes."""
+    from huggingface_hub import constants, hf_hub_url  # start-up: see the module docstring
+    from huggingface_hub.utils import (  # start-up: see the module docstring
+        build_hf_headers,
+        get_session,
+        hf_raise_for_status,
+    )
 
-    return Path(hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision, local_dir=folder,
-                                endpoint=settings.hub_endpoint, token=settings.hf_token))
+    url = hf_hub_url(repo_id, filename, repo_type="dataset", revision=revision, endpoint=settings.hub_endpoint)
+    response = get_session().get(url, headers=build_hf_headers(token=settings.hf_token), follow_redirects=True,
+                                 timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT)
+    hf_raise_for_status(response)
+    return bytes(response.content)
 
 
 def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseManifest | None:
     """The ``vmeval_release.json`` at ``revision``, or None if that revision has none.
 
-    Only the Hub's own answer "no such file" is None; a Hub that cannot be reached is a
+    Only the Hub's own answer "no such file" is None; a Hub that fails or cannot be reached is a
     :class:`HubError` (huggingface_hub's ``LocalEntryNotFoundError`` subclasses
-    ``EntryNotFoundError`` but means "no answer"). Retried like every Hub call: the client does
-    not retry the metadata HEAD of a download.
+    ``EntryNotFoundError`` but means "no answer": never read as "no manifest"). Retried like every
+    Hub call (:func:`_call`).
     """
     from huggingface_hub.errors import (  # start-up: see the module docstring
         RemoteEntryNotFoundError,
     )
 
-    api = hub_api(settings)
-
     def once() -> ReleaseManifest | None:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = _download(api, settings, repo_id, RELEASE_MANIFEST, revision, Path(tmp))
-            except RemoteEntryNotFoundError:
-                return None
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        try:
+            raw = _fetch(settings, repo_id, RELEASE_MANIFEST, revision)
+        except RemoteEntryNotFoundError:
+            return None
+        return json.loads(raw)  # type: ignore[no-any-return]
 
     return _call(settings, repo_id, revision, "reading the release manifest", once)
 
@@ -618,21 +628,20 @@ def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: Rele
 
     remote = {e.path: e for e in _call(settings, repo_id, version, "listing files", listing)}
     want = {e["path"]: e for e in expected["files"]}
-    with tempfile.TemporaryDirectory() as tmp:
-        for path, entry in sorted(want.items()):
-            got = remote.get(path)
-            if got is None:
-                out.append(Mismatch(f"{where}/{path}", "missing", "not in the tagged revision"))
-            elif got.size != entry["size"]:
-                out.append(Mismatch(f"{where}/{path}", "size", f"{got.size} bytes, expected {entry['size']}"))
-            else:
-                digest = got.lfs.sha256 if got.lfs else sha256_file(_call(
-                    settings, repo_id, version, "downloading",
-                    lambda p=path: _download(api, settings, repo_id, p, sha, Path(tmp))))
-                if digest != entry["sha256"]:
-                    out.append(Mismatch(f"{where}/{path}", "sha256", f"sha256 {digest[:12]}, expected "
-                                        f"{entry['sha256'][:12]}"))
-        out += _manifest_mismatches(settings, repo_id, sha, where, remote, expected)
+    for path, entry in sorted(want.items()):
+        got = remote.get(path)
+        if got is None:
+            out.append(Mismatch(f"{where}/{path}", "missing", "not in the tagged revision"))
+        elif got.size != entry["size"]:
+            out.append(Mismatch(f"{where}/{path}", "size", f"{got.size} bytes, expected {entry['size']}"))
+        else:
+            digest = got.lfs.sha256 if got.lfs else hashlib.sha256(_call(
+                settings, repo_id, version, f"downloading {path}",
+                lambda p=path: _fetch(settings, repo_id, p, sha))).hexdigest()
+            if digest != entry["sha256"]:
+                out.append(Mismatch(f"{where}/{path}", "sha256", f"sha256 {digest[:12]}, expected "
+                                    f"{entry['sha256'][:12]}"))
+    out += _manifest_mismatches(settings, repo_id, sha, where, remote, expected)
     for path in sorted(set(remote) - set(want) - KEEP - {RELEASE_MANIFEST}):
         out.append(Mismatch(f"{where}/{path}", "extra", "in the tagged revision but not in the release"))
     return out
