@@ -296,6 +296,22 @@ def test_unreachable_hub_is_one_error_and_a_resume_finishes(counted: Env, monkey
     assert json.loads(resumed.stdout)["hf_commit"] == counted.tags()["1.0"]
 
 
+def test_diff_from_an_unreachable_hub_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Hub not answering is an outage, not "does not exist" (huggingface_hub's
+    LocalEntryNotFoundError is an EntryNotFoundError, and was read as "no manifest here")."""
+    monkeypatch.chdir(tmp_path)
+    dead = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("HF_ENDPOINT", dead)
+    monkeypatch.setenv("VMEVAL_HUB_ATTEMPTS", "1")
+    data = tmp_path / "data"
+    for version, commit in (("1.0", "a" * 40), ("1.1", "b" * 40)):
+        log_version(version, None, data_dir=data, hf_repo="o/r", hf_commit=commit, content_sha256="c" * 64)
+    result = run("diff", "1.0", "1.1", "--from", "hub", "--data-dir", data)
+    assert result.exit_code == 1
+    (line,) = error_lines(result.stderr)
+    assert f"cannot reach the Hub at {dead}" in line and "does not exist" not in line
+
+
 # --- verify and pull -------------------------------------------------------------------------------
 
 
