@@ -513,6 +513,84 @@ def test_single_question_without_final_frame(tmp_path: Path) -> None:
         "README.md", "assets/tower_preview.png", "data/tower/test-00000-of-00001.parquet"]
 
 
+# --- large videos ---------------------------------------------------------------------------------
+
+BIG_VIDEO = 200_000_000  # bytes
+
+_BUILD = "import sys; from vmeval_hf.release.build import build_release; build_release(sys.argv[1], sys.argv[2], version='1.0')"
+
+# pyarrow alone writing one row group that holds the video: read into memory (as any writer needs
+# it) and handed over without a copy, written with the release's writer settings
+_WRITE_ONE_ROW_GROUP = """
+import sys
+import pyarrow as pa
+from vmeval_hf.release.shards import parquet_writer
+video = open(sys.argv[1], "rb").read() if sys.argv[1] else b""
+offsets = pa.py_buffer((0).to_bytes(4, "little") + len(video).to_bytes(4, "little"))
+column = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(video)])
+schema = pa.schema([pa.field("ground_truth_video", pa.binary())])
+writer = parquet_writer(sys.argv[2], schema, dictionary=[], statistics=[])
+writer.write_table(pa.Table.from_arrays([column], schema=schema))
+writer.close()
+"""
+
+
+def _peak_mb(code: str, *args: str | Path) -> float:
+    """The peak RSS of a child process running ``code``, in MB (the build's tree is one process
+    here: fewer than 400 questions are compiled without forked workers). Read by the child itself
+    from its ``VmHWM`` as it ends: ``ru_maxrss`` from ``wait4`` would count this (big) process's own
+    peak, which the child inherits for the moment between its fork and its exec."""
+    report = "\nprint(next(line for line in open('/proc/self/status') if line.startswith('VmHWM:')).split()[1])"
+    proc = subprocess.run([sys.executable, "-c", code + report, *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout.split()[-1]) / 1024
+
+
+def _write_video(path: Path, size: int, seed: int) -> str:
+    """``size`` bytes of noise at ``path``, written 1 MiB at a time; returns their sha256."""
+    h = hashlib.sha256()
+    block = hashlib.sha256(str(seed).encode()).digest() * (2**20 // 32)
+    with open(path, "wb") as fh:
+        for start in range(0, size, len(block)):
+            chunk = os.urandom(16) + block[16:min(len(block), size - start)]
+            h.update(chunk)
+            fh.write(chunk)
+    return h.hexdigest()
+
+
+@pytest.mark.slow
+def test_big_videos_keep_the_build_memory_flat_and_round_trip(tmp_path: Path) -> None:
+    """Two 200 MB videos in neighbouring questions: the build's peak stays within 20% of a build
+    without them plus one row group (what pyarrow alone needs to write a row group holding one of
+    them: its writer copies a page's values twice, see shards.DomainWriter), and each video's
+    bytes come back exactly from the Parquet file. Before: each video was read whole into a
+    ``bytes``, both sat in one row group and were joined into one more copy: 1.5 GB over the
+    build without them, against 0.6 GB now."""
+    plain = make_tree(tmp_path / "plain", {"chess": 30, "maze": 30})
+    with_videos = make_tree(tmp_path / "videos", {"chess": 30, "maze": 30})
+    qdir = with_videos / "questions" / "chess_task"
+    shas = {qid: _write_video(qdir / qid / "ground_truth.mp4", BIG_VIDEO, i)
+            for i, qid in enumerate(("chess_0005", "chess_0006"))}
+
+    without = _peak_mb(_BUILD, plain, tmp_path / "out-plain")
+    one_row_group = (_peak_mb(_WRITE_ONE_ROW_GROUP, qdir / "chess_0005" / "ground_truth.mp4", tmp_path / "one.parquet")
+                     - _peak_mb(_WRITE_ONE_ROW_GROUP, "", tmp_path / "empty.parquet"))
+    shutil.rmtree(tmp_path / "plain")
+    (tmp_path / "one.parquet").unlink()
+    peak = _peak_mb(_BUILD, with_videos, tmp_path / "out")
+    figures = f"build {peak:.0f} MB, without the videos {without:.0f} MB, one row group {one_row_group:.0f} MB"
+    assert peak <= 1.2 * (without + one_row_group), figures
+
+    found = {}
+    for shard in (tmp_path / "out" / "data" / "chess").glob("*.parquet"):
+        for batch in pq.ParquetFile(shard).iter_batches(batch_size=1, columns=["id", "ground_truth_video"]):
+            video = batch.column(1)[0].as_buffer()
+            if video is not None:
+                found[batch.column(0)[0].as_py()] = (len(video), hashlib.sha256(video).hexdigest())
+    assert found == {qid: (BIG_VIDEO, sha) for qid, sha in shas.items()}
+
+
 def _entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 

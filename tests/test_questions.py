@@ -20,7 +20,8 @@ from tests.support.pngs import png_bytes, png_chunk, png_claiming
 from tests.support.privileges import without_dac_override
 from tests.support.trees import make_question, make_tree, plant_problems
 from vmeval_hf import ValidationError
-from vmeval_hf.tree.model import Problem, ValidationReport
+from vmeval_hf.release.build import build_release
+from vmeval_hf.tree.model import MAX_VIDEO_BYTES, Problem, ValidationReport
 from vmeval_hf.tree.validate import scan_questions, validate_tree
 
 # --- helpers ---------------------------------------------------------------------------
@@ -77,6 +78,29 @@ def test_optional_goal_and_video_are_read(tree: Path) -> None:
     question = scan_questions(tree)[0]
     assert question.goal == "Checkmate."
     assert question.ground_truth_video == folder / "ground_truth.mp4"
+
+
+def test_a_video_over_the_limit_is_named_and_never_read(tree: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    video = q(tree) / "ground_truth.mp4"
+    with open(video, "wb") as fh:
+        fh.truncate(MAX_VIDEO_BYTES)  # sparse: no disk used; at the limit is fine
+    assert validate_tree(tree).ok
+    with open(video, "wb") as fh:
+        fh.truncate(MAX_VIDEO_BYTES + 1)
+    problem = only_error(validate_tree(tree), "too_large", video)
+    assert f"{MAX_VIDEO_BYTES + 1} bytes" in problem.message and "256 MiB" in problem.message
+    assert "re-encode it smaller" in problem.message
+
+    read: list[int] = []  # the build names it too, before reading any of it
+    real_read, real_readv = os.read, os.readv
+    monkeypatch.setattr(os, "read", lambda fd, n: read.append(n) or real_read(fd, n))
+    monkeypatch.setattr(os, "readv", lambda fd, bufs: read.append(sum(map(len, bufs))) or real_readv(fd, bufs))
+    with pytest.raises(ValidationError) as info:
+        build_release(tree, tmp_path / "release", version="1.0", workers=1)
+    monkeypatch.undo()
+    assert [(p.path, p.code) for p in info.value.problems if p.severity == "error"] == [(str(video), "too_large")]
+    assert sum(read) < 2**20 and not (tmp_path / "release").exists()
 
 
 def test_ids_sort_naturally(tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """Compile a question tree into a release folder: Parquet shards, dataset card, release manifest.
 
-Layout written (atomically: built in a temp folder beside ``out``, then moved in)::
+Layout written (atomically and durably: built in a temp folder beside ``out``, fsynced, then
+swapped in under a lock by :func:`~vmeval_hf._shared.fs.replace_dir`, so a crash or a power cut
+leaves the previous release or this one, complete)::
 
     README.md                                   dataset card; its YAML is the loading config
     assets/<domain>_preview.png                 first | final frame of one question per domain
@@ -28,7 +30,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
-from .._shared.fs import parse_size, replace_dir, sha256_file
+from .._shared.fs import parse_size, recover_dir, replace_dir, sha256_file
 from .._shared.labels import validate_label
 from ..errors import BuildError, ConfigError
 from ..tree.checker import Checker
@@ -293,7 +295,7 @@ def build_release(
         _hash_shards(tmp, [s for r in results for s in r.shards])
         summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license,
                                   history=history)
-        replace_dir(tmp, out_path)  # out_path is never a half-written release
+        replace_dir(tmp, out_path)  # fsynced, then swapped in under a lock: never a half-written release
     except BaseException as exc:
         _discard(tmp, created)
         if isinstance(exc, OSError):  # writing failed (reading problems are ValidationError)
@@ -307,9 +309,11 @@ def build_release(
 
 def _temp_release_dir(out: Path) -> tuple[Path, list[Path]]:
     """The temp folder the release is built in, beside ``out`` (after removing those of killed
-    builds), and the parent folders created for it, outermost first."""
+    builds, and putting back or removing what a crashed swap left: :func:`recover_dir`), and the
+    parent folders created for it, outermost first."""
     try:
         created = _make_parents(out.parent)
+        recover_dir(out)
         _remove_abandoned_builds(out)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
     except OSError as exc:

@@ -4,7 +4,9 @@
 read) and writes it into ``data/<domain>/`` shards of row groups of about
 :data:`ROW_GROUP_ROWS` rows. Image bytes are read by the checker straight into an
 :class:`Arena`, one buffer per image column and row group, which becomes the Arrow column
-without a copy. Columns are built from buffers, not with ``pa.array()``: on Python lists
+without a copy; each ``ground_truth.mp4`` straight into a buffer of its own, which becomes the
+video column without a copy when it is the row group's only video (see :data:`VIDEO_GROUP_BYTES`
+for what a row group holds, and :class:`DomainWriter` for what that costs in memory). Columns are built from buffers, not with ``pa.array()``: on Python lists
 that imports pandas the first time (about 0.3 s), and the buffers are the same, so
 ``Table.nbytes`` (the card's ``num_bytes``) is too.
 """
@@ -12,12 +14,13 @@ that imports pandas the first time (about 0.3 s), and the buffers are the same, 
 from __future__ import annotations
 
 import mmap
+import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._shared.fs import sha256_bytes
+from .._shared.fs import sha256_bytes, start_writeback
 from ..errors import BuildError
 from ..tree.checker import Checker
 from ..tree.model import VIDEO, Question
@@ -28,6 +31,10 @@ from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema, image_type
 ROW_GROUP_ROWS = 100
 #: a row group is also cut at this many input bytes, so huge frames or videos stay bounded
 ROW_GROUP_BYTES = 256 * 2**20
+#: a row group is cut before a row whose video would take the row group's videos over this: small
+#: videos share a row group (and are joined into one buffer, a copy of at most this much), a
+#: bigger one goes into the Arrow column from the buffer it was read into, uncopied
+VIDEO_GROUP_BYTES = 64 * 2**20
 #: an image buffer's first size: a row group of 100 frames of up to 80 KB, so typical trees
 #: never grow it (growing copies it). It is an anonymous memory map, so only the pages a row
 #: group fills cost memory (and page faults): ``bytearray(n)`` would zero-fill all of them.
@@ -62,13 +69,18 @@ def _assemble(type_: Any, offsets: Any, valid: list[bool], data: Any) -> Any:
     return pa.Array.from_buffers(type_, n, buffers, null_count=nulls)
 
 
-def binary_array(values: list[bytes | None], type_: Any) -> Any:
-    """A ``binary`` or ``string`` (values then UTF-8 bytes) Arrow array; None is null."""
+def binary_array(values: Sequence[bytes | memoryview | None], type_: Any) -> Any:
+    """A ``binary`` or ``string`` (values then UTF-8 bytes) Arrow array; None is null.
+
+    When only one value holds any bytes, the array's data is that value's buffer, uncopied (a
+    video read into a buffer of its own, :meth:`DomainWriter.buffer_for`); else the values are
+    joined into one buffer."""
     pa, np = _arrow()
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values)),
               out=offsets[1:])
-    data = pa.py_buffer(b"".join(v for v in values if v is not None))
+    filled = [v for v in values if v]
+    data = pa.py_buffer(filled[0] if len(filled) == 1 else b"".join(filled))
     return _assemble(type_, offsets, [v is not None for v in values], data)
 
 
@@ -113,14 +125,16 @@ class Arena:
 
     The checker reads each frame into :meth:`reserve`'s view; :meth:`commit` keeps it (a
     question that fails leaves its bytes to be overwritten). :meth:`array` is the binary
-    column over that buffer, with no copy; :meth:`reset` reuses it for the next row group.
+    column over the committed part of that buffer (from ``start``), with no copy; :meth:`reset`
+    reuses it for the next row group.
     """
 
     def __init__(self, size: int = ARENA_START) -> None:
         self.buf = mmap.mmap(-1, size)
         self.view = memoryview(self.buf)
+        self.start = 0
         self.pos = 0
-        self.offsets = [0]
+        self.offsets = [0]  # from start
         self.valid: list[bool] = []
 
     def reserve(self, size: int) -> memoryview:
@@ -134,15 +148,18 @@ class Arena:
     def commit(self, size: int | None) -> None:
         """The reserved view's first ``size`` bytes are this row's value; None: a null."""
         self.pos += size or 0
-        self.offsets.append(self.pos)
+        self.offsets.append(self.pos - self.start)
         self.valid.append(size is not None)
 
     def array(self) -> Any:
         pa, _ = _arrow()
-        return _assemble(pa.binary(), self.offsets, self.valid, pa.py_buffer(self.buf)[:self.pos])
+        return _assemble(pa.binary(), self.offsets, self.valid, pa.py_buffer(self.buf)[self.start:self.pos])
 
-    def reset(self) -> None:
-        self.pos = 0
+    def reset(self, keep_reserved: bool = False) -> None:
+        """Start the next row group at the buffer's start, or (``keep_reserved``) just past the
+        rows written: a question whose frames are reserved but not committed yet keeps them there."""
+        self.start = self.pos if keep_reserved else 0
+        self.pos = self.start
         self.offsets = [0]
         self.valid = []
 
@@ -178,6 +195,14 @@ class DomainWriter:
     own) and written under temporary names; :meth:`finish` gives them their final
     ``test-XXXXX-of-YYYYY`` names once the count is known. Once the checker has found an
     error anywhere in this domain, nothing more is written (the release is discarded).
+
+    Memory: a row group's frames, plus its videos. A video is read into a buffer of its own,
+    and a row group is cut before a row whose video would take the row group's videos over
+    :data:`VIDEO_GROUP_BYTES`, so a big video is never copied by this class and never shares a
+    row group with another. pyarrow's Parquet writer, though, copies a page's values twice
+    while writing it (the encoder's buffer, then the page with its levels), and a value is
+    never split across pages: writing a row group that holds a V-byte video takes about 3V at
+    its peak (tests/test_build.py has the measurement), whatever the other rows.
     """
 
     def __init__(self, root: Path, domain: str, limit: int, checker: Checker) -> None:
@@ -190,9 +215,11 @@ class DomainWriter:
         self.columns: dict[str, list[Any]] = {name: [] for name in self.schema.names if name not in IMAGE_COLUMNS}
         self.arenas = {f"{name}.png": Arena() for name in IMAGE_COLUMNS}
         self.row_bytes = 0
+        self.video_bytes = 0  # the pending row group's
         self.shard_bytes = 0
         self.shard_rows = 0
         self.writer: Any = None
+        self.written: int | None = None  # a read-only descriptor of the shard being written
         self.parts: list[tuple[Path, int, int]] = []  # (temp path, rows, size)
         self.sources: list[SourceRow] = []
         self.first: PreviewSource | None = None
@@ -200,25 +227,27 @@ class DomainWriter:
         self.difficulties: Counter[str] = Counter()
 
     def buffer_for(self, name: str, size: int) -> memoryview | None:
-        """The checker's hook: frames are read into the row group's image buffers."""
+        """The checker's hook: frames are read into the row group's image buffers, a video into
+        an anonymous memory map of its own (only the pages it fills cost memory)."""
+        if self.checker.failed:
+            return None
+        if name == VIDEO:
+            if self.video_bytes and self.video_bytes + size > VIDEO_GROUP_BYTES:
+                # before reading it: the pending row group's videos are written and released first
+                self._flush(keep_reserved=True)
+            return memoryview(mmap.mmap(-1, size)) if size else None
         arena = self.arenas.get(name)
-        return arena.reserve(size) if arena is not None and not self.checker.failed else None
+        return arena.reserve(size) if arena is not None else None
 
     def add(self, q: Question, blobs: dict[str, bytes | memoryview]) -> None:
         if self.first is None:
             self.first = (q.id, q.first_frame, q.final_frame)
         if self.checker.failed:
             return
-        if q.ground_truth_video is not None:
-            blobs[VIDEO] = q.ground_truth_video.read_bytes()
         size = sum(len(b) for b in blobs.values())
         if self.shard_rows and self.shard_bytes + size > self.limit:
-            # this question's frames sit in the image buffers past the rows being flushed: keep them
-            frames = {name: bytes(blobs[name]) for name in self.arenas if name in blobs}
-            self._close_shard()
-            for name, data in frames.items():
-                view = blobs[name] = self.arenas[name].reserve(len(data))
-                view[:] = data
+            self._close_shard(keep_reserved=True)  # this question's frames stay reserved for the next
+        video = blobs.get(VIDEO)
         self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]), sha256_bytes(blobs[name]))
                             for name in blobs)
         cols = self.columns
@@ -227,7 +256,8 @@ class DomainWriter:
         for name, arena in self.arenas.items():
             frame = blobs.get(name)
             arena.commit(None if frame is None else len(frame))
-        cols["ground_truth_video"].append(blobs.get(VIDEO))
+        cols["ground_truth_video"].append(video)
+        self.video_bytes += len(video) if video is not None else 0
         self.difficulties[q.difficulty or "unlabelled"] += 1
         self.shard_bytes += size
         self.shard_rows += 1
@@ -235,7 +265,8 @@ class DomainWriter:
         if len(cols["id"]) >= ROW_GROUP_ROWS or self.row_bytes >= ROW_GROUP_BYTES:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, keep_reserved: bool = False) -> None:
+        """Write the pending rows as a row group (``keep_reserved``: see :meth:`Arena.reset`)."""
         pa, _ = _arrow()
         cols = self.columns
         if not cols["id"]:
@@ -257,32 +288,38 @@ class DomainWriter:
         del arrays
         if self.writer is None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.writer = parquet_writer(self._part(len(self.parts)), self.schema)
+            path = self._part(len(self.parts))
+            self.writer = parquet_writer(path, self.schema)
+            self.written = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         self.num_bytes += table.nbytes
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        del table  # releases the image buffers before they are written over
+        del table  # releases the image buffers before they are written over, and the videos
+        start_writeback(self.written)  # the release's fsync, before it is moved in, then waits little
         for arena in self.arenas.values():
-            arena.reset()
-        self.row_bytes = 0
+            arena.reset(keep_reserved)
+        self.row_bytes = self.video_bytes = 0
 
     def _part(self, index: int) -> Path:
         return self.folder / f".{SPLIT}-{index:05d}.parquet.part"
 
-    def _close_shard(self) -> None:
-        self._flush()
+    def _close_shard(self, keep_reserved: bool = False) -> None:
+        self._flush(keep_reserved)
         if self.writer is None:
             return
-        self.writer.close()
-        self.writer = None
+        self.close()
         path = self._part(len(self.parts))
         self.parts.append((path, self.shard_rows, path.stat().st_size))
         self.shard_rows = self.shard_bytes = 0
 
     def close(self) -> None:
-        """Release the open shard without finishing it (on an error)."""
+        """Release the open shard (without finishing it, on an error)."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.written is not None:
+            start_writeback(self.written)  # the footer
+            os.close(self.written)
+            self.written = None
 
     def finish(self) -> list[ShardEntry]:
         if self.checker.failed:

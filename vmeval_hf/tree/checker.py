@@ -23,6 +23,7 @@ from .model import (
     MAX_METADATA_BYTES,
     MAX_PNG_BYTES,
     MAX_PROMPT_BYTES,
+    MAX_VIDEO_BYTES,
     METADATA,
     PROMPT,
     VIDEO,
@@ -177,8 +178,7 @@ class Checker:
                          question=q)
                 return None
             if st.st_size > limit:
-                self.add(path, "too_large", f"is {st.st_size} bytes, over the {limit}-byte limit; shorten it",
-                         question=q)
+                self._too_large(path, entry.name, st.st_size, limit, q)
                 return None
             # Exactly the size fstat gave (checked against the limit): one read, no second one to
             # see the end. A file that grows meanwhile is read as it was; what is checked is what
@@ -193,6 +193,27 @@ class Checker:
         if self.on_question is not None:
             self._blobs[entry.name] = data
         return data
+
+    def _too_large(self, path: str, name: str, size: int, limit: int, q: str) -> None:
+        if name == VIDEO:
+            self.add(path, "too_large", f"is {size} bytes, over the {limit}-byte ({limit // 2**20} MiB) limit for a "
+                     "ground-truth video; re-encode it smaller (lower resolution, frame rate or bitrate) or leave "
+                     "it out", question=q)
+        else:
+            self.add(path, "too_large", f"is {size} bytes, over the {limit}-byte limit; shorten it", question=q)
+
+    def check_video(self, entry: os.DirEntry[str], q: str) -> bool:
+        """A video is checked for its size only. The build (a consumer of the bytes) reads it
+        once, into the buffer it embeds; plain validation does not read it at all."""
+        if self.on_question is not None:
+            return self.read(entry, q, MAX_VIDEO_BYTES, into=self.buffer_for) is not None
+        st = self.entry_ok(Path(entry.path), q, "file")
+        if st is None:
+            return False
+        if st.st_size > MAX_VIDEO_BYTES:
+            self._too_large(entry.path, entry.name, st.st_size, MAX_VIDEO_BYTES, q)
+            return False
+        return True
 
     def check_png(self, entry: os.DirEntry[str], q: str) -> bool:
         data = self.read(entry, q, MAX_PNG_BYTES, into=self.buffer_for)
@@ -307,13 +328,7 @@ class Checker:
             self.add(f"{folder}{sep}{FINAL}", "missing_file",
                      "classic layout (with question_metadata.json) needs final_frame.png; add it", question=rel)
         goal = self.check_text(entries[GOAL], rel, "goal") if GOAL in entries else None
-        video = None
-        if VIDEO in entries:
-            e = entries[VIDEO]
-            if e.is_symlink() or not e.is_file(follow_symlinks=False):
-                video = VIDEO if self.entry_ok(Path(e.path), rel, "file") else None
-            else:
-                video = VIDEO
+        video = VIDEO if VIDEO in entries and self.check_video(entries[VIDEO], rel) else None
         return _Files(meta, prompt, final, goal, video)
 
     def _question(self, folder: str, domain: str, q: str, rel: str, entries: dict[str, os.DirEntry[str]],
