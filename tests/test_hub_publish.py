@@ -461,3 +461,39 @@ def test_xet_is_switched_off_only_around_loopback_calls(tmp_path: Path, hub_repo
     assert not real.hub_is_local
     assert hub_api(real).endpoint == "https://hub.example.invalid"
     assert constants.HF_HUB_DISABLE_XET is False and is_xet_available()
+
+
+_PUBLISH_AN_UNREADABLE_RELEASE = """
+import sys
+from vmeval_hf.config import Settings
+from vmeval_hf.errors import LocalFileError
+from vmeval_hf.hub import publish_to_hub
+try:
+    publish_to_hub(sys.argv[1], settings=Settings.from_env(), repo_id=sys.argv[2])
+except LocalFileError as exc:
+    print("LocalFileError:", exc)
+"""
+
+
+def test_an_unreadable_release_file_is_a_local_error_before_any_request(tmp_path: Path, hub_repo: str,
+                                                                       hub_server) -> None:  # noqa: ANN001
+    """A shard that cannot be read (mode 000, in a process that cannot override file permissions,
+    so it holds as root too): one LocalFileError naming it, nothing sent (before: a raw PermissionError)."""
+    import subprocess
+    import sys
+
+    from tests.support.privileges import without_dac_override
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    shard = built.out / built.manifest["shards"][0]["path"]
+    shard.chmod(0)
+    before = hub_server.requests
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PUBLISH_AN_UNREADABLE_RELEASE, str(built.out), hub_repo],
+                              capture_output=True, text=True, timeout=120, preexec_fn=without_dac_override)
+    finally:
+        shard.chmod(0o644)
+    assert proc.stdout.startswith(f"LocalFileError: {shard}: Permission denied"), (proc.stdout, proc.stderr)
+    assert "not the Hub" in proc.stdout and "Traceback" not in proc.stderr
+    assert hub_server.requests == before

@@ -356,12 +356,16 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     unless ``force``, which commits this release and moves the tag to it (``tag_moved``).
     """
     release = Path(release_dir)
-    manifest = load_release(release)
-    bad = check_release_files(release, manifest)
+    repo = repo_id or settings.hf_repo
+    try:  # a file of the release that cannot be read is this machine's problem: said so, not retried
+        manifest = load_release(release)
+        bad = check_release_files(release, manifest)
+    except OSError as exc:
+        raise _local_error(exc, _Where(settings, repo, None, f"reading the release {release}")) from exc
     if bad:
         raise IntegrityError(f"{release}: release files changed since the build ({bad[0]}); rebuild it",
                              path=release)
-    push = _Push(hub_api(settings), settings, repo_id or settings.hf_repo, release, manifest,
+    push = _Push(hub_api(settings), settings, repo, release, manifest,
                  commit_message or f"Release {manifest['version']}",
                  commit_description or f"vmeval-hf release {manifest['version']}, content "
                  f"sha256:{manifest['content_sha256']}")
