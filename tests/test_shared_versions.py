@@ -82,7 +82,9 @@ def test_b_lists_shows_and_finds_the_latest_of_both_versions(in_b: World) -> Non
     assert as_json == {"schema": 1, "versions": [in_b.entries["1.0"], in_b.entries["1.1"]]}
     text = ok("versions").stdout.splitlines()
     assert text[0].startswith("v1.0 (20250115) → s3://") and text[0].endswith(f"hf://datasets/{in_b.repo}@1.0")
-    assert text[2].startswith("v1.1 (20250116) → s3://")
+    e10 = in_b.entries["1.0"]
+    assert text[2] == f"  commit {e10['hf_commit'][:12]}, content sha256:{e10['content_sha256'][:12]}"
+    assert text[3].startswith("v1.1 (20250116) → s3://")
     shown = ok("versions", "show", "1.0").stdout
     assert "version   1.0" in shown and shown.rstrip().endswith("from      s3")
     assert ok("versions", "latest").stdout.startswith("Latest: v1.1 → s3://")
@@ -116,8 +118,11 @@ def test_the_hub_alone_lists_pulls_and_verifies_without_s3_settings_or_a_token(
         for key in ("hf_commit", "hf_repo", "hf_uri", "questions", "domains", "content_sha256"):
             assert got[key] == published[key], key
         assert got["s3_uri"] is None and got["date"] == got["timestamp"][:10].replace("-", "")
-    text = ok("versions", "--repo", in_b.repo).stdout
-    assert f"v1.1 ({listed[1]['date']}) → hf://datasets/{in_b.repo}@1.1" in text and "3 questions" in text
+    text = ok("versions", "--repo", in_b.repo).stdout.splitlines()
+    e11 = in_b.entries["1.1"]
+    assert text[3:6] == [f"v1.1 ({listed[1]['date']}) → hf://datasets/{in_b.repo}@1.1",
+                         f"  {listed[1]['size_mb']:.1f}MB, {listed[1]['files']} files, 4 questions",
+                         f"  commit {e11['hf_commit'][:12]}, content sha256:{e11['content_sha256'][:12]}"]
     monkeypatch.setenv("VMEVAL_HF_REPO", in_b.repo)
     ok("pull", "1.1", "--from", "hub", "--dest", "hub11")
     assert snapshot(in_b.b / "hub11", skip_hidden=True) == snapshot(in_b.release("1.1"), skip_hidden=True)

@@ -26,7 +26,7 @@ from ..config import Settings
 from ..errors import ConfigError, RemoteError, VersionConflictError
 from .hub_tags import hub_versions
 from .identity import describe, same_content
-from .log import SCHEMA, VersionLog, format_summary, is_results
+from .log import SCHEMA, VersionLog, format_summary, is_question_version
 from .remote import RemoteLog
 
 log = logging.getLogger(__name__)
@@ -88,15 +88,26 @@ class VersionListing:
         return next((e for e in self.entries if same_label(e.get("version"), version)), None)
 
     def latest(self) -> dict[str, Any] | None:
-        """The last question version (results entries are not question versions)."""
-        return next((e for e in reversed(self.entries) if not is_results(e)), None)
+        """The last question version (results entries and archive records are not question versions)."""
+        return next((e for e in reversed(self.entries) if is_question_version(e)), None)
 
     def as_log(self) -> dict[str, Any]:
         """The entries in the version log's own format."""
         return {"schema": SCHEMA, "versions": self.entries}
 
     def summary_text(self) -> str:
-        return format_summary(self.entries)
+        """The seed's summary (exactly, for ``local``); from remote sides each version also names
+        its commit and content hash, which is what tells two machines' versions apart."""
+        if self.sources == ["local"] or not self.entries:
+            return format_summary(self.entries)
+        lines = []
+        for entry in self.entries:
+            lines.append(format_summary([entry]))
+            ids = [f"commit {str(entry['hf_commit'])[:12]}"] if entry.get("hf_commit") else []
+            ids += [f"content sha256:{str(entry['content_sha256'])[:12]}"] if entry.get("content_sha256") else []
+            if ids:
+                lines.append(f"  {', '.join(ids)}")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -108,6 +119,7 @@ class FoundVersion:
     source: str | None
     looked_in: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "<where> (<why>)" of each side that failed
 
 
 def _spellings(version: str) -> list[str]:
@@ -126,7 +138,7 @@ def _where(side: str, settings: Settings, repo_id: str | None) -> str:
 
 def _unavailable(side: str, settings: Settings, repo_id: str | None, exc: RemoteError) -> str:
     message = f"could not read {_where(side, settings, repo_id)} ({exc}); answering without them"
-    log.warning("%s", message)
+    log.info("%s", message)  # a warning for the caller to show (the result's warnings): logged once, quietly
     return message
 
 
@@ -233,6 +245,7 @@ def find_version(version: str, *, settings: Settings, data_dir: PathArg = "data"
             if source != "auto":
                 raise
             found.warnings.append(_unavailable(side, settings, repo_id, exc))
+            found.unreadable.append(f"{_where(side, settings, repo_id)} ({exc})")
             if side == "s3" and not sides:
                 sides.append("hub")  # S3 is down: the Hub can still say what the version is
             continue
@@ -250,7 +263,7 @@ def require_version(version: str, *, settings: Settings, data_dir: PathArg = "da
         if warn is not None:
             warn(message)
     if found.entry is None:
-        failed = f"; {'; '.join(found.warnings)}" if found.warnings else ""
+        failed = f"; could not read {'; '.join(found.unreadable)}" if found.unreadable else ""
         raise ConfigError(f"version {version} is not in the version log (looked in "
                           f"{', '.join(found.looked_in)}){failed}; see `vmeval-hf versions summary`")
     return found

@@ -135,8 +135,8 @@ class RemoteLog:
             if parsed is None:
                 if key not in self.strays:
                     self.strays.append(key)
-                    log.warning("%s is not a version record (versions/<label>/<NNN>.json); skipped",
-                                self.bucket.uri(key))
+                    log.info("%s is not a version record (versions/<label>/<NNN>.json); skipped",
+                             self.bucket.uri(key))  # the callers show self.strays as warnings
                 continue
             found.setdefault(parsed[0], []).append(parsed[1])
         return {label: sorted(revisions) for label, revisions in found.items()}
