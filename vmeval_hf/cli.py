@@ -673,16 +673,22 @@ def results_show(ctx: click.Context, data_dir: Path, experiment: str, questions_
               show_default=True, help="Folder where the Hub server keeps its repos.")
 @click.option("--hub-port", type=int, default=0, help="Hub server port (default: any free port).")
 @click.option("--s3-port", type=int, default=0, help="S3 server port (default: any free port).")
-def sandbox(root: Path, hub_port: int, s3_port: int) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the environment as one JSON object on one line, then keep running.")
+def sandbox(root: Path, hub_port: int, s3_port: int, as_json: bool) -> None:
     """Run a local Hub-compatible server and S3 (moto) on 127.0.0.1 until Ctrl-C."""
     from .sandbox.local import Sandbox  # start-up
 
     with Sandbox(root, hub_port=hub_port, s3_port=s3_port) as box:
-        click.echo("# sandbox running on 127.0.0.1; in another shell:")
-        for key, value in box.env().items():
-            click.echo(f"export {key}={value}")
-        click.echo("# Ctrl-C to stop", err=True)
-        try:
+        try:  # once both servers run, Ctrl-C at any moment is the way to stop them: exit 0
+            # click.echo, not echo: the sandbox's own (fake, local) credentials are printed on purpose
+            if as_json:
+                click.echo(json.dumps(box.env(), sort_keys=True))
+            else:
+                click.echo("# sandbox running on 127.0.0.1; in another shell:")
+                for key, value in box.env().items():
+                    click.echo(f"export {key}={value}")
+            click.echo("# Ctrl-C to stop", err=True)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
