@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .._shared.labels import numeric_key, validate_label
 from .log import (
+    ARCHIVE_KIND,
     DEFAULT_LOG_PATH,
     RESULTS_KIND,
     SCHEMA,
@@ -19,6 +20,7 @@ from .log import (
     complete_entry,
     format_summary,
     get_latest,
+    is_question_version,
     is_results,
     load_log,
     log_version,
@@ -29,6 +31,7 @@ from .log import (
 )
 
 __all__ = [
+    "ARCHIVE_KIND",
     "DEFAULT_LOG_PATH",
     "RESULTS_KIND",
     "SCHEMA",
@@ -37,6 +40,7 @@ __all__ = [
     "complete_entry",
     "format_summary",
     "get_latest",
+    "is_question_version",
     "is_results",
     "load_log",
     "log_version",

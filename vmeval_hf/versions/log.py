@@ -77,6 +77,16 @@ def is_results(entry: Mapping[str, Any]) -> bool:
     return entry.get("kind") == RESULTS_KIND
 
 
+#: ``kind`` of an archive record: which snapshot prefix holds an experiment deleted locally
+#: (``vmeval-hf archive``; written by :mod:`vmeval_hf.experiments`)
+ARCHIVE_KIND = "archive"
+
+
+def is_question_version(entry: Mapping[str, Any]) -> bool:
+    """Whether a log entry is a question version (not a results version, nor an archive record)."""
+    return entry.get("kind", "questions") == "questions"
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -244,9 +254,9 @@ class VersionLog:
         return next((e for e in self.entries() if same_label(e["version"], version)), None)
 
     def latest(self) -> VersionEntry | None:
-        """The last appended question version (results entries are not question versions), or
-        ``None`` when there is none."""
-        entries = [e for e in self.entries() if not is_results(e)]
+        """The last appended question version (results entries and archive records are not
+        question versions), or ``None`` when there is none."""
+        entries = [e for e in self.entries() if is_question_version(e)]
         return entries[-1] if entries else None
 
     def next_version(self) -> str:
@@ -363,12 +373,16 @@ def format_summary(entries: list[VersionEntry] | list[dict[str, Any]]) -> str:
     for e in entries:
         where = " | ".join(str(e[k]) for k in ("s3_uri", "hf_uri") if e.get(k)) or "(no location)"
         label = f"results {e['version']}" if is_results(e) else f"v{e['version']}"
+        if e.get("kind") == ARCHIVE_KIND:
+            label = f"archive of experiment {e.get('experiment')}"
         lines.append(f"{label} ({e.get('date', '?')}) → {where}")
         size = e.get("size_mb", 0)
         size_text = f"{size:.1f}MB" if isinstance(size, (int, float)) else f"{size}MB"
         stats = f"  {size_text}, {e.get('files', 0)} files"
         if is_results(e):
             stats += f", {e.get('rows')} evaluations of questions {e.get('question_version')}"
+        elif e.get("kind") == ARCHIVE_KIND:
+            stats += f" of {', '.join(e.get('models') or ['every model'])} (deleted locally)"
         elif e.get("questions") is not None:
             stats += f", {e['questions']} questions"
         lines.append(stats)
