@@ -36,6 +36,7 @@ STAGES = {
     "vmeval_hf.diff": 7,
     "vmeval_hf.load": 7,
     "vmeval_hf.publish": 8,
+    "vmeval_hf.experiments": 8,
     "vmeval_hf.results": 9,
     "vmeval_hf.demo": 10,
     "vmeval_hf.cli": 11,

@@ -11,6 +11,7 @@ Public API (heavy modules are imported lazily, so ``import vmeval_hf`` stays fas
     load_version                                                    a version as datasets.load_dataset gives it
     list_versions, find_version, sync_versions                      versions from any machine (local + S3 + Hub)
     validate_results, build_results, publish_results, show_results  the results dataset (leaderboard)
+    archive_experiment, restore_experiment, list_experiments        experiments: archived to S3, restored
     sync_to_s3                                                      seed-compatible S3 mirror
     log_version, get_latest, print_summary, load_log, save_log      seed-compatible version log
     VersionLog, next_version                                        the version log itself
@@ -67,6 +68,9 @@ _LAZY = {
     "build_results": "results.build",
     "publish_results": "results.publish",
     "show_results": "results.leaderboard",
+    "archive_experiment": "experiments",
+    "restore_experiment": "experiments",
+    "list_experiments": "experiments",
     "sync_to_s3": "s3.mirror",
     "VersionLog": "versions",
     "next_version": "versions",

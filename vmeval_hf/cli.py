@@ -437,26 +437,140 @@ def _diff_lines(result: Any) -> list[str]:
 @click.option("--bucket", help="S3 bucket (default: $S3_BUCKET or vmevalkit).")
 @click.option("--log", "log_entry", is_flag=True, help="Also log the upload as the next version.")
 @click.option("--version", "version", help="Version label for --log (default: next minor).")
+@click.option("--full", is_flag=True, help="Upload every file (default: copy the files the latest complete prefix "
+              "holds with the same sha256 on the server, and upload only new or changed ones).")
 @json_option
 @click.pass_context
 def sync(ctx: click.Context, data_dir: Path, date: str | None, bucket: str | None, log_entry: bool,
-         version: str | None, as_json: bool) -> None:
-    """Mirror the data tree to S3 only (the original s3_sync.py)."""
+         version: str | None, full: bool, as_json: bool) -> None:
+    """Snapshot the data tree to S3 (the original s3_sync.py): every file under the new date prefix."""
     from .publish import sync_data_tree  # start-up
 
     bars = _Bars(_show_progress(as_json))
     try:
         synced = sync_data_tree(data_dir, settings=_settings(ctx).with_(s3_bucket=bucket), date=date,
-                                log_entry=log_entry, version=version, progress=bars.transfer)
+                                log_entry=log_entry, version=version, progress=bars.transfer, full=full)
     finally:
         bars.close()
     result = synced.mirror
     out: dict[str, Any] = {"s3_uri": result.uri, "files": result.files, "bytes": result.bytes,
-                           "uploaded": result.uploaded, "skipped": result.skipped}
+                           "uploaded": result.uploaded, "uploaded_bytes": result.uploaded_bytes,
+                           "copied": result.copied, "copied_bytes": result.copied_bytes,
+                           "copied_from": result.copied_from, "skipped": result.skipped}
     if synced.entry is not None:
         out["entry"] = synced.entry
     emit(as_json, out, lambda: echo(f"mirrored {result.files} files ({result.bytes / 2**20:.1f} MB) to "
-                                    f"{result.uri} ({result.uploaded} uploaded, {result.skipped} already there)"))
+                                    f"{result.uri} ({_sent(result)})"))
+
+
+def _sent(result: Any) -> str:
+    copied = f"{result.copied} copied from {result.copied_from}, " if result.copied else ""
+    return f"{result.uploaded} uploaded, {copied}{result.skipped} already there"
+
+
+# --- experiments -------------------------------------------------------------------
+
+
+def _warn_problems(problems: list[Any]) -> None:
+    _warn([f"{p.code}: {p.path}: {p.message}" for p in problems])
+
+
+@cli.command()
+@click.argument("experiment")
+@click.option("--model", "models", multiple=True, metavar="M", help="Only this model's outputs and evaluations "
+              "(repeat for several).")
+@click.option("--dry-run", is_flag=True, help="Say what would be snapshotted and deleted; write and delete nothing.")
+@click.option("--date", help="Snapshot prefix when one is needed (default: today, UTC, or its next free -<suffix>).")
+@click.option("--full", is_flag=True, help="Upload every file of the snapshot (default: incremental).")
+@click.option("--bucket", help="S3 bucket (default: $S3_BUCKET or vmevalkit).")
+@data_dir_option
+@json_option
+@click.pass_context
+def archive(ctx: click.Context, experiment: str, models: tuple[str, ...], dry_run: bool, date: str | None,
+            full: bool, bucket: str | None, data_dir: Path, as_json: bool) -> None:
+    """Make sure a verified S3 snapshot holds EXPERIMENT, log where, then delete it locally."""
+    from .experiments import archive_experiment  # start-up
+
+    bars = _Bars(_show_progress(as_json))
+
+    def stage(name: str, detail: str) -> None:
+        if name != "deleted":  # one call per file deleted: too many lines for a terminal
+            bars.stage(name, detail)
+
+    try:
+        result = archive_experiment(experiment, data_dir, settings=_settings(ctx).with_(s3_bucket=bucket),
+                                    models=list(models) or None, dry_run=dry_run, date=date, full=full,
+                                    progress=stage, s3_progress=bars.transfer)
+    finally:
+        bars.close()
+    _warn_problems(result.warnings)
+    emit(as_json, result.as_dict(), lambda: echo("\n".join(_archive_lines(result))))
+
+
+def _archive_lines(r: Any) -> list[str]:
+    size = f"{r.files} files, {r.bytes / 2**20:.1f} MB"
+    if r.already_archived:
+        return [f"experiment {r.experiment} is already archived in {r.uri}; nothing left locally"]
+    snap = r.snapshot
+    lines = [f"dry run: experiment {r.experiment} ({size}) would be deleted once {r.uri} holds it" if r.dry_run
+             else f"archived experiment {r.experiment} ({size}) in {r.uri}; deleted {r.deleted} local files"]
+    if snap is not None:
+        lines.append(f"  snapshot {snap.date}: {_sent(snap)}; {snap.uploaded_bytes / 2**20:.1f} MB uploaded")
+    elif r.dry_run:
+        lines.append("  no snapshot needed: that prefix holds every file already")
+    return lines
+
+
+@cli.command()
+@click.argument("experiment")
+@click.option("--model", "models", multiple=True, metavar="M", help="Only this model's files (repeat for several).")
+@click.option("--domain", "domains", multiple=True, metavar="D", help="Only this domain's files, e.g. chess.")
+@click.option("--from", "date", help="The snapshot prefix to restore from (default: the newest archive record's).")
+@click.option("--bucket", help="S3 bucket (default: $S3_BUCKET or vmevalkit).")
+@data_dir_option
+@json_option
+@click.pass_context
+def restore(ctx: click.Context, experiment: str, models: tuple[str, ...], domains: tuple[str, ...],
+            date: str | None, bucket: str | None, data_dir: Path, as_json: bool) -> None:
+    """Bring EXPERIMENT back into the data tree from S3, every sha256 checked; never overwrites."""
+    from .experiments import restore_experiment  # start-up
+
+    bars = _Bars(_show_progress(as_json))
+    try:
+        r = restore_experiment(experiment, data_dir, settings=_settings(ctx).with_(s3_bucket=bucket),
+                               models=list(models) or None, domains=list(domains) or None, date=date,
+                               progress=bars.transfer)
+    finally:
+        bars.close()
+    emit(as_json, r.as_dict(), lambda: echo(
+        f"restored experiment {r.experiment} from {r.uri}: {r.files} files ({r.bytes / 2**20:.1f} MB), "
+        f"{r.downloaded} downloaded, {r.skipped} already there, every sha256 checked"))
+
+
+@cli.command()
+@data_dir_option
+@json_option
+def experiments(data_dir: Path, as_json: bool) -> None:
+    """Every experiment, local and archived: models, domains, tasks with a video, evaluations, bytes, where."""
+    from .experiments import list_experiments  # start-up
+
+    found = list_experiments(data_dir)
+    if not as_json:
+        _warn_problems([p for e in found for p in e.warnings])
+    emit(as_json, [e.as_dict() for e in found],
+         lambda: echo("\n".join(line for e in found for line in _experiment_lines(e)) or "No experiments."))
+
+
+def _experiment_lines(e: Any) -> list[str]:
+    lines = [f"{e.name} ({e.status})"]
+    for what, summary in ([("local", e.local)] if e.local else []) + [
+            (f"archived in {r.get('s3_uri')}" + (f" (models {', '.join(r['models'])})" if r.get("models") else ""),
+             r.get("summary") or {}) for r in e.archives]:
+        evaluations = ", ".join(f"{k} {v}" for k, v in (summary.get("evaluations") or {}).items()) or "none"
+        lines.append(f"  {what}: {len(summary.get('models') or [])} models, {len(summary.get('domains') or [])} "
+                     f"domains, {summary.get('tasks_with_video', 0)} tasks with a video, evaluations: {evaluations}; "
+                     f"{summary.get('files', 0)} files, {summary.get('bytes', 0) / 2**20:.1f} MB")
+    return lines
 
 
 @cli.command()

@@ -515,14 +515,16 @@ class SyncResult:
 
 def sync_data_tree(data_dir: str | Path = "data", *, settings: Settings, date: str | None = None,
                    log_entry: bool = False, version: str | None = None,
-                   progress: Callable[[int, int, int, int], None] | None = None) -> SyncResult:
+                   progress: Callable[[int, int, int, int], None] | None = None, full: bool = False) -> SyncResult:
     """Mirror the data tree alone (questions, outputs, evaluations) to ``s3://<bucket>/<date>/``.
 
     ``data_dir``: the data tree. ``settings``: endpoints and credentials. ``date``: the prefix
     (default: today, UTC). ``log_entry``: once the prefix verifies against its ``MANIFEST.json``,
     log it as ``version`` (default: the next minor), with the manifest's hash so that
     :func:`verify_version` can check it later. ``progress``: as for :func:`publish_version`.
-    A taken version is refused before anything is uploaded.
+    ``full``: upload every file; by default a file the latest complete prefix records with the
+    same sha256 is copied from there on the server (an incremental snapshot: every file is still
+    present under the new prefix). A taken version is refused before anything is uploaded.
     """
     data = Path(data_dir)
     versions = VersionLog(data_dir=data)
@@ -533,7 +535,7 @@ def sync_data_tree(data_dir: str | Path = "data", *, settings: Settings, date: s
             raise VersionConflictError(f"version {version} is already in the version log {versions.path}; pass "
                                        f"--version {versions.next_version()} (the next free one)", version=version)
         RemoteLog(settings).check_location(version, f"s3://{settings.s3_bucket}/{day}/data")
-    mirrored = mirror_version(data, settings=settings, date=day, progress=progress)
+    mirrored = mirror_version(data, settings=settings, date=day, progress=progress, incremental=not full)
     result = SyncResult(mirrored)
     if log_entry:
         assert version is not None

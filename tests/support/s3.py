@@ -85,6 +85,7 @@ class Record(NamedTuple):
     method: str
     path: str
     outcome: str        # "forwarded", the status injected, "reset", "reset-after" or "stall"
+    body: int = 0       # bytes of the request body that reached the upstream (forwarded, reset-after)
 
 
 class FaultProxy:
@@ -158,9 +159,17 @@ class FaultProxy:
                 return rule
             return self.chooser(method, path) if self.chooser is not None else None
 
-    def _record(self, method: str, path: str, outcome: str) -> None:
+    def sent_bytes(self, method: str | None = None, path: str | None = None) -> int:
+        """Request body bytes that reached the upstream (forwarded, or acted on before a reset-after)."""
         with self._lock:
-            self.records.append(Record(method, path, outcome))
+            return sum(r.body for r in self.records
+                       if r.outcome in ("forwarded", "reset-after")
+                       and (method is None or r.method == method.upper())
+                       and (path is None or re.search(path, r.path)))
+
+    def _record(self, method: str, path: str, outcome: str, body: int = 0) -> None:
+        with self._lock:
+            self.records.append(Record(method, path, outcome, body))
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -265,9 +274,9 @@ class FaultProxy:
                     self.send_error(502, "upstream unreachable")
                     return
                 if action == "reset-after":
-                    proxy._record(method, path, "reset-after")
+                    proxy._record(method, path, "reset-after", len(body))
                     return self._reset()
-                proxy._record(method, path, "forwarded")
+                proxy._record(method, path, "forwarded", len(body))
                 if proxy.rewrite_urls:
                     old, new = proxy.upstream + "/", proxy.url + "/"  # "/": port 4000 is not 40001
                     data = data.replace(old.encode(), new.encode())

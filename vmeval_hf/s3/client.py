@@ -206,16 +206,20 @@ class ObjectInfo:
     size: int
     checksum: str | None
     etag: str = ""
+    checksum_type: str | None = None  # "FULL_OBJECT" or "COMPOSITE", when the server says
 
     @property
     def parts(self) -> int | None:
-        """The number of parts of a multipart object (from its checksum, else its ETag), None for
-        a single-part one."""
+        """The number of parts whose checksums make up ``checksum`` (a composite), None when it is
+        the whole object's: by the server's ``ChecksumType``, else the ``-<parts>`` of the checksum,
+        else of the ETag (servers that give neither type nor suffix, such as moto)."""
+        if self.checksum_type == "FULL_OBJECT":
+            return None
         for text in (self.checksum or "", self.etag.strip('"')):
             count = text.rpartition("-")[2] if "-" in text else ""
             if count.isdigit():
                 return int(count)
-        return None
+        return 1 if self.checksum_type == "COMPOSITE" else None
 
     @property
     def sha256(self) -> str | None:
@@ -356,7 +360,8 @@ class S3Bucket:
                 if self._code(exc) in _NOT_FOUND_CODES:
                     return None
                 raise
-        return ObjectInfo(key, int(resp.get("ContentLength", 0)), resp.get("ChecksumSHA256"), str(resp.get("ETag", "")))
+        return ObjectInfo(key, int(resp.get("ContentLength", 0)), resp.get("ChecksumSHA256"), str(resp.get("ETag", "")),
+                          resp.get("ChecksumType"))
 
     def first_part_size(self, key: str) -> int | None:
         """The size of part 1 of a multipart object (HEAD with ``partNumber=1``), None if it is gone."""

@@ -539,6 +539,7 @@ def _send(job: _Mirror, entries: list[dict[str, Any]], doc: dict[str, Any], resu
     """Check what is there, send (or copy) the rest, then ``MANIFEST.json``; only count with ``dry_run``."""
     present, missing = job.plan(entries)
     if result.dry_run:
+        job.close()
         copies = [e for e in missing if e["key"] in job.copy_from]
         result.uploaded, result.skipped, result.copied = len(missing) - len(copies), len(present), len(copies)
         result.uploaded_bytes = sum(e["size"] for e in missing) - sum(e["size"] for e in copies)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .._shared.fs import sha256_file
 from ..config import Settings
-from ..errors import S3Error
+from ..errors import IntegrityError, S3Error
 from ..release.release_manifest import Mismatch
 from .client import S3Bucket
 from .layout import MIRROR_MANIFEST, file_list, parse_date
@@ -141,17 +141,11 @@ def pull_s3(
         what = "release files" if release else "question files"
         raise S3Error(f"{bucket.uri(d + '/')} holds no {what} (version {manifest.get('version')})")
     counter = ProgressCounter(progress, len(wanted), sum(e["size"] for e in wanted))
-    jobs = []
-    for e in wanted:
-        rel = PurePosixPath(e["key"][len(prefix):])
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise S3Error(f"{bucket.uri(d + '/' + MIRROR_MANIFEST)} lists an unsafe key {e['key']!r}; "
-                          "refusing to write outside the destination", key=e["key"])
-        jobs.append((f"{d}/{e['key']}", root.joinpath(*rel.parts), e))
+    jobs = _jobs(bucket, d, wanted, prefix, root)
 
     def one(job: tuple[str, Path, dict[str, Any]]) -> str:
         key, target, e = job
-        if target.is_file() and target.stat().st_size == e["size"] and sha256_file(target) == e["sha256"]:
+        if _holds(target, e):
             outcome = "skipped"
         else:
             bucket.download_verified(key, target, e["size"], e["sha256"])
@@ -164,3 +158,81 @@ def pull_s3(
         dest=Path(dest), root=root, date=d, version=manifest.get("version"), files=len(wanted),
         bytes=counter.bytes_total, downloaded=outcomes.count("downloaded"), skipped=outcomes.count("skipped"),
     )
+
+
+def _jobs(bucket: S3Bucket, d: str, wanted: list[dict[str, Any]], prefix: str, root: Path
+          ) -> list[tuple[str, Path, dict[str, Any]]]:
+    """``(object key, local target, manifest entry)`` per entry; a key that would land outside
+    ``root`` (``..``, absolute) is refused before anything is written."""
+    jobs = []
+    for e in wanted:
+        rel = PurePosixPath(e["key"][len(prefix):])
+        if not e["key"].startswith(prefix) or rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise S3Error(f"{bucket.uri(d + '/' + MIRROR_MANIFEST)} lists an unsafe key {e['key']!r}; "
+                          "refusing to write outside the destination", key=e["key"])
+        jobs.append((f"{d}/{e['key']}", root.joinpath(*rel.parts), e))
+    return jobs
+
+
+def _holds(target: Path, e: dict[str, Any]) -> bool:
+    """Whether ``target`` is a regular file (not a link) with the entry's size and sha256."""
+    return (target.is_file() and not target.is_symlink() and target.stat().st_size == e["size"]
+            and sha256_file(target) == e["sha256"])
+
+
+# -- any files of a prefix: checked in place, fetched without overwriting --------------------------
+
+
+def check_objects(*, settings: Settings, date: str, files: list[dict[str, Any]], workers: int = DEFAULT_WORKERS,
+                  client: Any | None = None) -> list[Mismatch]:
+    """HEAD each of ``files`` (``MANIFEST.json`` entries: key relative to ``<D>/``, size, sha256 and,
+    for an object in parts, ``composite_sha256``) under prefix ``date`` and compare the server's
+    checksum; one :class:`Mismatch` per object that is gone or differs (empty: all there)."""
+    d = parse_date(date)
+    bucket = open_bucket(settings, workers, client)
+    found = run_parallel(lambda e: _check_object(bucket, f"{d}/{e['key']}", e), files, workers)
+    return [m for m in found if m is not None]
+
+
+@dataclass
+class FetchResult:
+    files: int
+    bytes: int
+    downloaded: int
+    skipped: int        # already present locally with the right sha256
+
+
+def fetch_files(*, settings: Settings, date: str, files: list[dict[str, Any]], dest: str | Path, strip: str = "data/",
+                workers: int = DEFAULT_WORKERS, progress: Progress | None = None,
+                client: Any | None = None) -> FetchResult:
+    """Download ``files`` (``MANIFEST.json`` entries whose keys start with ``strip``) of prefix ``date``
+    to ``<dest>/<key without strip>``, each checked against its sha256 before it is moved into place.
+
+    Never overwrites: a local file with other bytes (or a link, or a folder) where one would land is
+    named in an IntegrityError before anything is downloaded. Files already there with the right
+    sha256 are skipped, so an interrupted fetch resumes.
+    """
+    d = parse_date(date)
+    bucket = open_bucket(settings, workers, client)
+    jobs = _jobs(bucket, d, files, strip, Path(dest))
+    present = run_parallel(lambda job: job[1].exists() or job[1].is_symlink(), jobs, workers)
+    there = [job for job, p in zip(jobs, present) if p]
+    right = run_parallel(lambda job: _holds(job[1], job[2]), there, workers)
+    wrong = [job[1] for job, ok in zip(there, right) if not ok]
+    if wrong:
+        more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+        raise IntegrityError(f"{wrong[0]} already exists with other content than {bucket.uri(d + '/')} holds{more}; "
+                             "a local file is never overwritten: move it away (or delete it), then re-run",
+                             path=wrong[0])
+    skip = {id(job) for job, ok in zip(there, right) if ok}
+    counter = ProgressCounter(progress, len(jobs), sum(e["size"] for _, _, e in jobs))
+
+    def one(job: tuple[str, Path, dict[str, Any]]) -> str:
+        key, target, e = job
+        if id(job) not in skip:
+            bucket.download_verified(key, target, e["size"], e["sha256"])
+        counter.add(1, e["size"])
+        return "skipped" if id(job) in skip else "downloaded"
+
+    outcomes = run_parallel(one, jobs, workers)
+    return FetchResult(len(jobs), counter.bytes_total, outcomes.count("downloaded"), outcomes.count("skipped"))

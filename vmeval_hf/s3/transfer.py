@@ -181,7 +181,8 @@ def _check_server_checksum(bucket: S3Bucket, key: str, response: dict[str, Any],
     """The object just written must carry the checksum computed here; if not, it is deleted (the
     prefix is unfinished, so nothing refers to it yet) and IntegrityError raised."""
     stored = response.get("ChecksumSHA256")
-    info = ObjectInfo(key, 0, stored, response.get("ETag", "")) if stored else bucket.head(key)
+    info = ObjectInfo(key, 0, stored, response.get("ETag", ""), response.get("ChecksumType")) if stored \
+        else bucket.head(key)
     if info is not None and info.same_checksum(expected):
         return
     bucket.delete(key)
@@ -210,7 +211,8 @@ def copy_verified(bucket: S3Bucket, pool: PartPool, source: str, key: str, size:
         if done.get("source_missing"):
             return _refused(bucket, source, key, None, deleted=False)
         stored = done.get("ChecksumSHA256")
-        info = ObjectInfo(key, size, stored, done.get("ETag", "")) if stored else bucket.head(key)
+        info = ObjectInfo(key, size, stored, done.get("ETag", ""), done.get("ChecksumType")) if stored \
+            else bucket.head(key)
         if info is not None and info.parts is None and info.sha256 == sha256_hex:
             return "copied", None
         return _refused(bucket, source, key, info)
