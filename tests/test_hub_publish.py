@@ -497,3 +497,22 @@ def test_an_unreadable_release_file_is_a_local_error_before_any_request(tmp_path
     assert proc.stdout.startswith(f"LocalFileError: {shard}: Permission denied"), (proc.stdout, proc.stderr)
     assert "not the Hub" in proc.stdout and "Traceback" not in proc.stderr
     assert hub_server.requests == before
+
+
+def test_main_refused_after_the_tag_says_so_and_a_rerun_moves_it(tmp_path: Path, hub_repo: str, settings: Settings,
+                                                                 hub_server) -> None:  # noqa: ANN001
+    """The commit that moves ``main`` is refused (403) once the tag is secured: the error says the
+    version is tagged and main not moved; the same command then finishes (a no-op that moves main)."""
+    from tests.support.s3 import FaultProxy
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
+        proxy.add(403, method="POST", path=r"/commit/main(\?|$)")
+        with pytest.raises(HubAuthError) as err:
+            publish_to_hub(built.out, settings=settings.with_(hf_endpoint=proxy.url), repo_id=hub_repo)
+    tagged = _tags(hub_repo, settings)["1.0"]
+    assert f"Version 1.0 is tagged (commit {tagged[:12]}) but main was not moved" in str(err.value)
+    again = publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    assert again.noop and again.main_moved and again.commit == tagged
+    assert _main_release(hub_repo, settings) == built.manifest and _branches(hub_repo, settings) == ["main"]

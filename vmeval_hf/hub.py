@@ -507,7 +507,12 @@ class _Push:
 
     def finish(self, result: HubResult) -> HubResult:
         """Step 3: ``main`` follows the tagged release (:meth:`follow_main`); the staging branch goes."""
-        result.main_moved = self.follow_main(result.commit)
+        try:
+            result.main_moved = self.follow_main(result.commit)
+        except HubError as exc:
+            raise type(exc)(f"{exc}. Version {self.version} is tagged (commit {result.commit[:12]}) but main was "
+                            "not moved to it: re-run the same command to move it", repo=self.repo,
+                            version=self.version, status=exc.status) from exc
         self.drop_staging()
         return result
 
