@@ -201,3 +201,22 @@ def test_a_tree_edited_between_build_and_mirror_is_refused_and_nothing_is_marked
     assert _keys(direct, f"{DAY}/") == set()  # nothing sent, so nothing marked complete
     assert s3_faults.proxy.count("PUT", rf"/{DAY}/") == s3_faults.proxy.count("POST", rf"/{DAY}/") == 0
     assert not _log(data).exists()
+
+
+def test_the_same_questions_in_other_release_files_are_never_called_published(data: Path, settings: Settings,
+                                                                              s3_faults: Any) -> None:
+    """Issue 15 item 5: the same sources cut into other shards are not "already published" (the log
+    holds release_sha256, every file); under --force the prefix that holds the first build's files is
+    refused before the Hub is touched (a published prefix is never overwritten)."""
+    publish_version(data, settings=settings, log_entry=True, date=DAY)
+    direct = _direct(settings, s3_faults)
+    hub_before, log_before = _hub_state(direct), _log(data).read_bytes()
+    with pytest.raises(VersionConflictError, match=r"these questions but other release files.*--force"):
+        publish_version(data, settings=settings, version="1.0", log_entry=True, date=DAY, max_shard_size="1KB")
+    with pytest.raises(S3ConflictError, match=rf"same questions but other release files.*--date {DAY_B}"):
+        publish_version(data, settings=settings, version="1.0", log_entry=True, date=DAY, max_shard_size="1KB",
+                        force=True)
+    assert _hub_state(direct) == hub_before and _log(data).read_bytes() == log_before
+    # releases/1.0 now holds the refused build; verify reads the logged release (the Hub's, at the logged
+    # commit), not that copy
+    assert verify_version("1.0", settings=settings, data_dir=data) == []

@@ -246,7 +246,7 @@ class _Publish:
              s3_progress: Callable[[int, int, int, int], None] | None) -> None:
         """The Hub commit + tag, then the S3 mirror (a taken prefix is refused before either)."""
         if self.s3:  # a taken prefix or version is known before anything is sent: refuse before the Hub
-            check_prefix_free(self.settings, day, self.version, built.content_sha256)
+            check_prefix_free(self.settings, day, self.version, built.content_sha256, built.manifest)
             RemoteLog(self.settings).check({"version": self.version, "content_sha256": built.content_sha256},
                                            replace=self.force)
         if self.hub:
@@ -300,12 +300,21 @@ class _Publish:
         return dict(now)
 
 
-def check_prefix_free(settings: Settings, day: str, version: str, content: str) -> None:
-    """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content."""
+def check_prefix_free(settings: Settings, day: str, version: str, content: str,
+                      manifest: ReleaseManifest | None = None) -> None:
+    """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content,
+    or (given the release ``manifest``) with the same questions in other release files."""
     held = read_manifest(settings=settings, date=day)
+    where = f"s3://{settings.s3_bucket}/{day}/"
+    if held is not None and manifest is not None and (held.get("version"), held.get("content_sha256")) == (
+            version, content) and (wrong := _s3_against_release(settings, day, held, manifest)):
+        raise S3ConflictError(
+            f"{where} already holds version {version} with the same questions but other release files "
+            f"({wrong[0].where.rsplit('/release/', 1)[-1]} differs): a published prefix is never overwritten; "
+            f"publish this build with --date {next_date_suffix(day)}", uri=where, version=version,
+            key=f"{day}/{MIRROR_MANIFEST}")
     if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
         return
-    where = f"s3://{settings.s3_bucket}/{day}/"
     what = f"version {held['version']}" if held.get("version") is not None else "a data-tree mirror"
     raise S3ConflictError(
         f"{where} already holds {what} (content {str(held.get('content_sha256'))[:12]}); refusing to write "
@@ -449,7 +458,10 @@ def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path)
     if (local / RELEASE_MANIFEST).is_file():
         try:
             m = load_release(local)
-            if m["content_sha256"] == entry.get("content_sha256"):
+            # the logged release exactly (every file, when the log has its hash): a rebuild of the same
+            # questions into other files is not the record of what was published
+            if m["content_sha256"] == entry.get("content_sha256") and entry.get("release_sha256") in (
+                    None, release_sha256(m)):
                 return m
         except Exception:  # a damaged local copy is not evidence; fall through to the remotes
             log.debug("local release copy unusable", exc_info=True)
