@@ -13,6 +13,8 @@ process whose wall time and CPU (user+sys, from wait4) are measured:
   aws sync      `aws s3 sync data s3://bucket/D2a/data`: uploads everything again
   aws recipe    `aws s3 sync s3://bucket/D1/ s3://bucket/D2b/` then `aws s3 sync data s3://bucket/D2b/data`:
                 the best two-command aws-cli recipe (a server-side copy, then what changed)
+  copy floor    a bare boto3 loop (16 threads) copying every object of D1 to a fresh prefix with
+                CopyObject: what the server-side copies alone cost this server
 
 Bytes uploaded: ours from its own report (`uploaded_bytes`), aws from its "upload:" lines (the
 sizes of the files it sent). Every prefix is checked to hold every file (count and sizes) after
@@ -113,7 +115,7 @@ def one_repeat(r: int, data: Path, videos: list[Path], args: argparse.Namespace,
                aws: str, endpoint: str, client: Any) -> dict[str, tuple[float, float, int]]:
     """Every contender once; ``name -> (wall s, CPU s, bytes uploaded)``."""
     ours = [sys.executable, "-m", "vmeval_hf.cli", "sync", "--data-dir", str(data), "--json"]
-    d1, d2 = f"2025010{r}", f"2025020{r}"
+    d1, d2 = f"202501{r + 10:02d}", f"202502{r + 10:02d}"
     out: dict[str, tuple[float, float, int]] = {}
     warm(data)
     wall, cpu, text = measured([*ours, "--date", d1], env)
@@ -135,8 +137,10 @@ def one_repeat(r: int, data: Path, videos: list[Path], args: argparse.Namespace,
     w2, c2, text = measured([aws, "s3", "sync", str(data), f"s3://{BUCKET}/recipe-{r}/data", *awsargs], env)
     out["aws recipe"] = (w1 + w2, c1 + c2, uploaded_by_aws(text, data))
     check_prefix(client, f"recipe-{r}/", data)
+    wall, cpu, _ = measured([sys.executable, __file__, "--copy-loop", f"{d1}/", f"floor-{r}/"], env)
+    out["copy floor"] = (wall, cpu, 0)
     out["changed"] = (0.0, 0.0, changed)
-    for prefix in (d1, d2, f"aws-{r}", f"recipe-{r}"):
+    for prefix in (d1, d2, f"aws-{r}", f"recipe-{r}", f"floor-{r}"):
         delete_prefix(client, f"{prefix}/")
     for name, (w, c, b) in out.items():
         print(f"  {name:<12} wall {w:7.2f} s   cpu {c:6.2f} s   uploaded {b / 1e6:8.1f} MB", flush=True)
@@ -152,7 +156,7 @@ def report(runs: list[dict[str, tuple[float, float, int]]], nfiles: int, nbytes:
           f"({changed / 1e6:.1f} MB); medians of {len(runs)} repeats\n")
     print("| run | wall s | client CPU s | MB uploaded | uploaded / changed |")
     print("|---|---:|---:|---:|---:|")
-    for name in ("ours first", "ours second", "aws s3 sync", "aws recipe"):
+    for name in ("ours first", "ours second", "aws s3 sync", "aws recipe", "copy floor"):
         print(f"| {name} | {med(name, 0):.2f} | {med(name, 1):.2f} | {med(name, 2) / 1e6:.1f} | "
               f"{med(name, 2) / changed:.2f}x |")
     second, recipe, full = med("ours second", 0), med("aws recipe", 0), med("aws s3 sync", 0)
@@ -160,11 +164,24 @@ def report(runs: list[dict[str, tuple[float, float, int]]], nfiles: int, nbytes:
     print(f"\nours second / ours first: {second / med('ours first', 0):.2f}x time, "
           f"{med('ours second', 2) / max(1, med('ours first', 2)):.3f}x bytes")
     print(f"ours second / aws s3 sync: {second / full:.2f}x time; / aws recipe: {second / recipe:.2f}x time "
-          f"(paired per repeat: {paired:.2f}x); load average at the end {os.getloadavg()[0]:.1f}\n")
+          f"(paired per repeat: {paired:.2f}x); / copy floor: {second / med('copy floor', 0):.2f}x; "
+          f"load average at the end {os.getloadavg()[0]:.1f}\n")
     ratio = med("ours second", 2) / changed
     print(f"- [{'x' if ratio <= 1.2 else ' '}] bytes uploaded within 1.2x the changed bytes: {ratio:.2f}x")
     print(f"- [{'x' if second <= recipe / 3 else ' '}] time at most a third of aws-cli's best recipe: "
           f"{second / recipe:.2f}x")
+
+
+def copy_loop(source: str, target: str, endpoint: str) -> None:
+    """Copy every object under ``source`` to ``target`` with CopyObject, 16 at a time (a child process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = s3(endpoint)
+    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=source)
+            for o in page.get("Contents", ())]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: client.copy_object(Bucket=BUCKET, Key=target + k[len(source):],
+                                                   CopySource={"Bucket": BUCKET, "Key": k}), keys))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mb", type=int, default=500, help="MB of video-sized files under outputs/ (default 500)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--changed", type=float, default=0.01, help="fraction of the files changed between snapshots")
+    ap.add_argument("--copy-loop", nargs=2, metavar=("SOURCE", "TARGET"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.copy_loop:
+        copy_loop(*args.copy_loop, os.environ["AWS_ENDPOINT_URL"])
+        return 0
     aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
     if aws is None:
         print("aws-cli not found: pip install -e '.[bench]'", file=sys.stderr)

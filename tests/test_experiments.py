@@ -160,7 +160,7 @@ def test_archive_then_restore_gives_byte_identical_files(tmp_path: Path, faults:
     assert again.already_archived and again.entry == record
 
     restored = restore_experiment(EXPERIMENT, data, settings=settings)
-    assert (restored.date, restored.files, restored.downloaded) == (D1, len(before), len(before))
+    assert (restored.dates, restored.files, restored.downloaded) == ([D1], len(before), len(before))
     assert experiment_files(data) == before
     assert restore_experiment(EXPERIMENT, data, settings=settings).skipped == len(before)  # resumable
 
@@ -315,3 +315,16 @@ def test_archive_dry_run_writes_and_deletes_nothing_and_a_model_can_be_archived_
     assert one.entry["models"] == ["model-b"]
     with pytest.raises(ConfigError, match="never archived"):
         archive_experiment("no-such-experiment", data, settings=faults.settings)
+
+
+def test_an_experiment_archived_in_two_parts_is_restored_whole(tmp_path: Path, faults: Any) -> None:
+    data = make_data(tmp_path)
+    before = experiment_files(data)
+    archive_experiment(EXPERIMENT, data, settings=faults.settings, models=["model-b"], date=D1)
+    rest = archive_experiment(EXPERIMENT, data, settings=faults.settings, date=D2)
+    # the first snapshot holds the rest, but with model-b beside it: a new (incremental) one pins the rest alone
+    assert rest.date == D2 and rest.snapshot.uploaded == 0 and rest.snapshot.copied == rest.snapshot.files
+    assert experiment_files(data) == {} and len(
+        [e for e in VersionLog(data_dir=data).entries() if e.get("kind") == "archive"]) == 2
+    restored = json.loads(ok("restore", EXPERIMENT, "--data-dir", data, "--json").stdout)
+    assert restored["files"] == len(before) == restored["downloaded"] and experiment_files(data) == before

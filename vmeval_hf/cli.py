@@ -543,7 +543,7 @@ def restore(ctx: click.Context, experiment: str, models: tuple[str, ...], domain
     finally:
         bars.close()
     emit(as_json, r.as_dict(), lambda: echo(
-        f"restored experiment {r.experiment} from {r.uri}: {r.files} files ({r.bytes / 2**20:.1f} MB), "
+        f"restored experiment {r.experiment} from {', '.join(r.uris)}: {r.files} files ({r.bytes / 2**20:.1f} MB), "
         f"{r.downloaded} downloaded, {r.skipped} already there, every sha256 checked"))
 
 

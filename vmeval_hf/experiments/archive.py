@@ -37,7 +37,7 @@ from ..s3.read import check_objects
 from ..tree.model import Problem
 from ..versions import ARCHIVE_KIND, VersionLog
 from .model import check_name, experiment_folders, summarize
-from .records import in_folders, latest_record, listing_sha256, record_label
+from .records import in_folders, latest_record, listing, listing_sha256, record_label
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def archive_experiment(experiment: str, data_dir: str | Path = "data", *, settin
         result.snapshot = job.snapshot(date, full, s3_progress)
         day, manifest = result.snapshot.date, result.snapshot.manifest
     assert manifest is not None
-    job.verify(day, manifest, entries)
+    job.verify(day, manifest, entries, pinned)
     stats = job.unchanged(entries, day)
     result.date, result.uri = day, job.bucket.uri(f"{day}/data")
     result.entry = pinned or job.record(day, entries, result)
@@ -157,15 +157,18 @@ class _Archive:
     def holding_prefix(self, entries: list[dict[str, Any]]
                        ) -> tuple[str | None, dict[str, Any] | None, dict[str, Any] | None]:
         """``(prefix, its MANIFEST.json, the record that already pins these files)`` of a complete
-        prefix holding every local file byte for byte; ``(None, None, None)`` when none does."""
+        prefix holding every local file byte for byte: the prefix of this experiment's record when
+        what is left is part of what it recorded (a re-run), else the latest complete prefix when its
+        copy of the experiment's folders is exactly these files (so the listing of those folders
+        there is the record's); ``(None, None, None)`` when none does."""
         record = latest_record(self.log, self.experiment, self.models or [])
         if record is not None and (manifest := manifest_at(self.bucket, str(record.get("date")))) is not None:
             recorded = in_folders(manifest["files"], record.get("folders") or [])
             if listing_sha256(recorded) == record.get("listing_sha256") and _holds_all(recorded, entries):
                 return str(record["date"]), manifest, record  # a re-run: the record covers what is left
         found = latest_complete(self.bucket, "")
-        if found is not None and _holds_all(found[1]["files"], entries):
-            return found[0], found[1], None
+        if found is not None and listing(in_folders(found[1]["files"], self.folders)) == listing(entries):
+            return found[0], found[1], None  # exactly these files under the folders: the record pins them
         return None, None, None
 
     def snapshot(self, date: str | None, full: bool,
@@ -195,14 +198,20 @@ class _Archive:
         result.listing_sha256 = listing_sha256(entries)
         return result
 
-    def verify(self, day: str, manifest: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    def verify(self, day: str, manifest: dict[str, Any], entries: list[dict[str, Any]],
+               pinned: dict[str, Any] | None) -> None:
         """Each file's object in ``day``, by the checksum the server stored."""
         _stage(self.progress, "verify", f"{len(entries)} objects in {self.bucket.uri(day + '/')}")
-        held = {f["key"]: f for f in manifest["files"] if isinstance(f, dict)}
+        held = {f["key"]: f for f in in_folders(manifest["files"], self.folders)}
         for e in entries:  # a file that changed between the experiment's scan and the snapshot's
             if (held[e["key"]]["size"], held[e["key"]]["sha256"]) != (e["size"], e["sha256"]):
                 raise IntegrityError(f"{e['path']} changed while it was being archived; nothing was deleted or "
                                      "recorded: run the archive again", path=e["path"], key=f"{day}/{e['key']}")
+        extra = sorted(set(held) - {e["key"] for e in entries})
+        if extra and pinned is None:  # a file added meanwhile: the prefix's folders are not this listing
+            raise IntegrityError(f"{self.data / extra[0].removeprefix('data/')} appeared while the experiment was "
+                                 "being archived; nothing was deleted or recorded: run the archive again",
+                                 path=self.data / extra[0].removeprefix("data/"), key=f"{day}/{extra[0]}")
         problems = check_objects(settings=self.settings, date=day, files=[held[e["key"]] for e in entries])
         if problems:
             raise VerifyError(f"{self.bucket.uri(day + '/')} does not hold experiment {self.experiment} as "

@@ -16,20 +16,21 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3Error
+from ..s3.client import S3Bucket
 from ..s3.layout import MIRROR_MANIFEST, parse_date
 from ..s3.mirror import manifest_at, open_bucket
 from ..s3.read import fetch_files
 from ..tree.model import DOMAIN_DIR_RE
 from ..versions import VersionLog
 from .model import EVALUATIONS, OUTPUTS, check_name, evaluation_roots
-from .records import in_folders, latest_record, listing_sha256
+from .records import archive_records, in_folders, listing_sha256
 
 
 @dataclass
 class RestoreResult:
     experiment: str
-    date: str
-    uri: str                # s3://<bucket>/<D>/data
+    dates: list[str]        # the snapshot prefixes restored from (newest archive record first)
+    uris: list[str]         # s3://<bucket>/<D>/data of each
     files: int
     bytes: int
     downloaded: int
@@ -46,35 +47,57 @@ def restore_experiment(experiment: str, data_dir: str | Path = "data", *, settin
     """Restore ``experiment`` into the data tree ``data_dir`` from S3.
 
     ``settings``: the S3 bucket and credentials. ``models`` / ``domains``: only these models' and
-    domains' files. ``date``: the snapshot prefix to restore from (default: the one the newest
-    archive record of the experiment names). ``progress``: ``(files_done, bytes_done, files_total,
-    bytes_total)`` callback.
+    domains' files. ``date``: the snapshot prefix to restore from (default: the prefixes the
+    experiment's archive records name, each file from the newest record holding it: archiving
+    one model, then another, restores both). ``progress``: ``(files_done, bytes_done,
+    files_total, bytes_total)`` callback, per prefix.
 
     Raises ConfigError when nothing names where the experiment is, IntegrityError naming a local
-    file that differs (nothing is downloaded then) or a prefix that no longer holds what was recorded.
+    file that differs (nothing of that prefix is downloaded then) or a prefix that no longer holds
+    what was recorded.
     """
     check_name("experiment", experiment)
     data = Path(data_dir)
-    wanted_models = {check_name("model", m) for m in models} if models else None
-    wanted_domains = {check_name("domain", d) for d in domains} if domains else None
-    record = latest_record(VersionLog(data_dir=data), experiment, date=parse_date(date) if date else None)
-    if date is None and record is None:
-        raise ConfigError(f"experiment {experiment!r} has no archive record in {VersionLog(data_dir=data).path}; "
-                          "pass --from DATE to restore it from a snapshot prefix that holds it")
-    day = parse_date(date) if date else str(record["date"])  # type: ignore[index]
+    wanted = ({check_name("model", m) for m in models} if models else None,
+              {check_name("domain", d) for d in domains} if domains else None)
+    log = VersionLog(data_dir=data)
+    day = parse_date(date) if date else None
+    sources: list[tuple[str, dict[str, Any] | None]] = [(str(r["date"]), r) for r in reversed(archive_records(
+        log, experiment)) if day is None or r.get("date") == day]
+    if day is not None and not sources:
+        sources = [(day, None)]  # a snapshot no record names: the experiment's folders in it
+    if not sources:
+        raise ConfigError(f"experiment {experiment!r} has no archive record in {log.path}; pass --from DATE "
+                          "to restore it from a snapshot prefix that holds it")
     bucket = open_bucket(settings, 16, None)
-    manifest = manifest_at(bucket, day)
-    if manifest is None:
-        raise S3Error(f"{bucket.uri(day + '/')} has no {MIRROR_MANIFEST}: it is not a complete snapshot; "
-                      "pick another --from", key=f"{day}/{MIRROR_MANIFEST}")
-    files = _experiment_files(manifest["files"], experiment, record, bucket.uri(day + "/"))
-    files = [f for f in files if _wanted(f["key"], experiment, wanted_models, wanted_domains)]
-    if not files:
-        raise ConfigError(f"{bucket.uri(day + '/')} holds no files of experiment {experiment!r}"
-                          + (f" for models {sorted(wanted_models)}" if wanted_models else "")
-                          + (f" in domains {sorted(wanted_domains)}" if wanted_domains else ""))
-    got = fetch_files(settings=settings, date=day, files=files, dest=data, strip="data/", progress=progress)
-    return RestoreResult(experiment, day, bucket.uri(f"{day}/data"), got.files, got.bytes, got.downloaded, got.skipped)
+    plan = _plan(bucket, experiment, sources[:1] if day else sources, *wanted)
+    if not plan:
+        raise ConfigError(f"{', '.join(bucket.uri(d + '/') for d, _ in sources)} hold no files of experiment "
+                          f"{experiment!r}" + (f" for models {sorted(wanted[0])}" if wanted[0] else "")
+                          + (f" in domains {sorted(wanted[1])}" if wanted[1] else ""))
+    got = [fetch_files(settings=settings, date=d, files=files, dest=data, strip="data/", progress=progress)
+           for d, files in plan]
+    return RestoreResult(experiment, [d for d, _ in plan], [bucket.uri(f"{d}/data") for d, _ in plan],
+                         sum(g.files for g in got), sum(g.bytes for g in got), sum(g.downloaded for g in got),
+                         sum(g.skipped for g in got))
+
+
+def _plan(bucket: S3Bucket, experiment: str, sources: list[tuple[str, dict[str, Any] | None]],
+          models: set[str] | None, domains: set[str] | None) -> list[tuple[str, list[dict[str, Any]]]]:
+    """``(prefix, files to fetch from it)``: each wanted file from the first source that holds it."""
+    taken: set[str] = set()
+    plan = []
+    for day, record in sources:
+        manifest = manifest_at(bucket, day)
+        if manifest is None:
+            raise S3Error(f"{bucket.uri(day + '/')} has no {MIRROR_MANIFEST}: it is not a complete snapshot; "
+                          "pick another --from", key=f"{day}/{MIRROR_MANIFEST}")
+        files = [f for f in _experiment_files(manifest["files"], experiment, record, bucket.uri(day + "/"))
+                 if f["key"] not in taken and _wanted(f["key"], experiment, models, domains)]
+        taken |= {f["key"] for f in files}
+        if files:
+            plan.append((day, files))
+    return plan
 
 
 def _experiment_files(files: list[Any], experiment: str, record: dict[str, Any] | None,
