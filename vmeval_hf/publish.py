@@ -126,8 +126,10 @@ def publish_version(
     data = Path(data_dir)
     versions = VersionLog(data_dir=data)
     job = _Publish(settings=settings, data=data, versions=versions,
-                   # a tag, a folder, a log entry; the default counts the versions other machines recorded
-                   version=validate_label(version or next_free_version(versions, settings, remote=s3 and not dry_run)),
+                   # a tag, a folder, a log entry. The default reads the local log only: nothing is asked of
+                   # S3 before the tree is validated; a label other machines recorded is refused (naming
+                   # the next free one) before the Hub is touched (_Publish.push)
+                   version=validate_label(version or versions.next_version()),
                    repo=repo_id or settings.hf_repo, hub=hub, s3=s3, force=force, progress=progress,
                    message=message.strip() if message and message.strip() else None)
     day = parse_date(date or _date_from_uri((job.logged or {}).get("s3_uri")))

@@ -96,9 +96,9 @@ class VersionListing:
         return {"schema": SCHEMA, "versions": self.entries}
 
     def summary_text(self) -> str:
-        """The seed's summary (exactly, for ``local``); from remote sides each version also names
-        its commit and content hash, which is what tells two machines' versions apart."""
-        if self.sources == ["local"] or not self.entries:
+        """The seed's summary; read from the Hub's tags, each version also names its commit and
+        content hash (what the Hub alone has to tell versions apart)."""
+        if "hub" not in self.sources or not self.entries:
             return format_summary(self.entries)
         lines = []
         for entry in self.entries:
