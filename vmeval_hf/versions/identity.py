@@ -22,8 +22,11 @@ def identity(entry: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Whether ``a`` and ``b`` describe the same content (see the module docstring)."""
-    return identity(a) == identity(b)
+    """Whether ``a`` and ``b`` describe the same content (see the module docstring). When both
+    record the whole release's hash (``release_sha256``: card, shards and sources), it must
+    agree too: the same questions built into other files are another release."""
+    ra, rb = a.get("release_sha256"), b.get("release_sha256")
+    return identity(a) == identity(b) and not (ra and rb and ra != rb)
 
 
 def describe(entry: Mapping[str, Any]) -> str:
