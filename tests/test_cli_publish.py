@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
+from tests.support.cli import ok, run
 from tests.support.files import snapshot
 from tests.support.hub import disable_parquet_export
 from tests.support.reliability import error_lines
 from tests.support.s3 import FaultProxy, raw_client
 from tests.support.trees import change_tree, make_tree
-from vmeval_hf.cli import cli
 from vmeval_hf.config import Settings
 from vmeval_hf.sandbox import HubServer
 from vmeval_hf.versions import VersionLog, log_version
@@ -99,16 +99,6 @@ def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_faults: Any, hub
             hub_server: HubServer) -> Env:
     """Like ``env``, but the CLI reaches S3 through a proxy that counts every request."""
     return _env(tmp_path, monkeypatch, hub_repo, hub_server, s3_faults.proxy.upstream, s3_faults.proxy)
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def ok(*args: str | Path) -> Result:
-    result = run(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 def publish(env: Env, *args: str | Path) -> Result:

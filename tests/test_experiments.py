@@ -21,7 +21,7 @@ import pytest
 from tests.support.cli import ok, run
 from tests.support.experiments import EXPERIMENT, write_experiment, write_json
 from tests.support.files import snapshot
-from tests.support.s3 import raw_client
+from tests.support.s3 import keys_in, raw_client
 from tests.support.trees import make_tree
 from vmeval_hf._shared.fs import sha256_file
 from vmeval_hf.config import Settings
@@ -56,15 +56,6 @@ def make_data(root: Path) -> Path:
     write_json(data / "evaluations" / "exp2" / "model-c" / "chess_task" / "chess_0000" / "GPT4OEvaluator.json",
                {"metadata": {}, "result": {"solution_correctness_score": 3, "status": "completed"}})
     return data
-
-
-def keys_in(settings: Settings, prefix: str) -> dict[str, bytes]:
-    client = raw_client(settings)
-    out = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
-        for obj in page.get("Contents", ()):
-            out[obj["Key"]] = client.get_object(Bucket=settings.s3_bucket, Key=obj["Key"])["Body"].read()
-    return out
 
 
 def tree_bytes(data: Path) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.pngs import png_bytes
-from tests.support.s3 import TEST_SECRET_KEY, raw_client
+from tests.support.s3 import TEST_SECRET_KEY, keys_in, raw_client
 from vmeval_hf._shared.fs import canonical_json, sha256_file
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import (
@@ -84,15 +84,6 @@ def make_release(root: Path, data: Path, version: str = "1.0") -> Path:
                 "content_sha256": content_sha256(sources)}
     (rel / "vmeval_release.json").write_text(canonical_json(manifest))
     return rel
-
-
-def keys_in(settings: Settings, prefix: str = "") -> dict[str, bytes]:
-    client = raw_client(settings)
-    out = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
-        for obj in page.get("Contents", ()):
-            out[obj["Key"]] = client.get_object(Bucket=settings.s3_bucket, Key=obj["Key"])["Body"].read()
-    return out
 
 
 def fast_client(settings: Settings, **kw: Any) -> Any:

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
+from tests.support.cli import ok, run
 from tests.support.files import snapshot
 from tests.support.hub import HUB_TOKEN
 from tests.support.published import S3_VARS, World, publish_world
 from tests.support.s3 import raw_client
 from tests.support.trees import change_tree, make_tree
-from vmeval_hf.cli import cli
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import VersionConflictError, VersionLogError
 from vmeval_hf.publish import publish_version
@@ -37,16 +37,6 @@ from vmeval_hf.versions.lookup import list_versions
 from vmeval_hf.versions.remote import RemoteLog, record_body
 
 HEX = "0123456789abcdef"
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def ok(*args: str | Path) -> Result:
-    result = run(*args)
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
 
 def error_line(result: Result) -> str:

@@ -335,6 +335,16 @@ def raw_client(settings: Settings) -> Any:
     )
 
 
+def keys_in(settings: Settings, prefix: str = "") -> dict[str, bytes]:
+    """Every object of the settings' bucket under ``prefix``: its key -> its bytes."""
+    client = raw_client(settings)
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.s3_bucket, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            out[obj["Key"]] = client.get_object(Bucket=settings.s3_bucket, Key=obj["Key"])["Body"].read()
+    return out
+
+
 @pytest.fixture
 def s3_settings(moto_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for a fresh, empty bucket on the moto server; the AWS_* environment matches."""
