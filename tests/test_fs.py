@@ -258,7 +258,13 @@ def test_two_builds_into_one_output_swap_one_after_the_other(tmp_path: Path, exc
     procs = [subprocess.Popen([sys.executable, "-c", _CONCURRENT_CHILD, str(tree), str(out), version, exchange,
                                str(meet)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
              for tree, version in ((old, "1.1"), (new, "1.2"))]
-    results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    try:
+        results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    finally:  # a timeout must not leave the builds running (their pipes would warn in a later test)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
     assert [code for code, _ in results] == [0, 0], results
     assert len(os.listdir(meet)) == 2  # both did reach the swap at once
     assert _complete_version(out) in ("1.1", "1.2")

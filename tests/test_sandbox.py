@@ -27,9 +27,15 @@ def _ctrl_c(proc: subprocess.Popen[str]) -> str:
     """Stop it as Ctrl-C does: it exits 0, quietly; what it printed after what was read."""
     proc.send_signal(signal.SIGINT)
     assert proc.stdout is not None and proc.stderr is not None
-    with proc.stdout, proc.stderr:  # read through the text buffers (communicate() would skip what they hold)
-        out, err = proc.stdout.read(), proc.stderr.read()
-    assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
+    try:
+        with proc.stdout, proc.stderr:  # read through the text buffers (communicate() would skip what they hold)
+            out, err = proc.stdout.read(), proc.stderr.read()
+        code = proc.wait(timeout=60)
+    finally:  # whatever happened, the servers do not outlive the test
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0 and "Traceback" not in err, err
     return out
 
 

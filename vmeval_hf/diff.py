@@ -64,7 +64,8 @@ def diff_versions(old: str, new: str, *, settings: Settings, data_dir: str | Pat
     one the log records, else ``settings.hf_repo``).
     """
     data = Path(data_dir)
-    entries = {v: _entry(v, settings=settings, data=data, repo_id=repo_id) for v in (old, new)}
+    lookup = "local" if source == "local" else "auto"  # --from local never asks a remote
+    entries = {v: _entry(v, settings=settings, data=data, repo_id=repo_id, lookup=lookup) for v in (old, new)}
     scored = [v for v in (old, new) if is_results(entries[v])]
     if scored:
         raise ConfigError(f"{scored[0]} is a results version: diff compares question versions (a results "
@@ -80,10 +81,10 @@ def diff_versions(old: str, new: str, *, settings: Settings, data_dir: str | Pat
     return diff_manifests(*manifests)
 
 
-def _entry(version: str, *, settings: Settings, data: Path, repo_id: str | None) -> dict[str, Any]:
-    """The version's record: the local log, else the shared records on S3, else the Hub's tags;
-    ``{}`` when none knows it (the Hub tag is then read directly)."""
-    found = find_version(version, settings=settings, data_dir=data, repo_id=repo_id)
+def _entry(version: str, *, settings: Settings, data: Path, repo_id: str | None, lookup: str) -> dict[str, Any]:
+    """The version's record: the local log, else (``lookup="auto"``) the shared records on S3, else
+    the Hub's tags; ``{}`` when none knows it (the Hub tag is then read directly)."""
+    found = find_version(version, settings=settings, data_dir=data, source=lookup, repo_id=repo_id)
     for warning in found.warnings:
         log.warning("%s", warning)
     return dict(found.entry or {})

@@ -295,13 +295,14 @@ def build_release(
         _hash_shards(tmp, [s for r in results for s in r.shards])
         summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license,
                                   history=history)
+        # measured before the swap: once the lock is released another build may be swapping out_path
+        size = sum(f["size"] for f in summary["files"]) + (tmp / RELEASE_MANIFEST).stat().st_size
         replace_dir(tmp, out_path)  # fsynced, then swapped in under a lock: never a half-written release
     except BaseException as exc:
         _discard(tmp, created)
         if isinstance(exc, OSError):  # writing failed (reading problems are ValidationError)
             raise _write_error(out_path, exc) from exc
         raise
-    size = sum(f["size"] for f in summary["files"]) + (out_path / RELEASE_MANIFEST).stat().st_size
     log.info("built %s: %d questions, %d shards", out_path, summary["questions"], len(summary["shards"]))
     return BuildResult(out_path, version, summary["questions"], summary["domains"], summary["shards"],
                        summary["content_sha256"], size)
