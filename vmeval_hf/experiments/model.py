@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..s3.layout import SKIPPED_NAMES
+from ..tree.datafolders import entry_kind
 from ..tree.model import DOMAIN_DIR_RE, Problem
 
 OUTPUTS, EVALUATIONS = "outputs", "evaluations"
@@ -142,22 +143,16 @@ def walk(data: Path, top: str, out: Walked | None = None) -> Walked:
 
 
 def _kind(entry: os.DirEntry[str], root_real: str, problems: list[Problem]) -> str | None:
-    if entry.is_symlink():
-        real = os.path.realpath(entry.path)
-        if real != root_real and not real.startswith(root_real + os.sep):
-            problems.append(Problem(entry.path, "path_escape", f"a link to {real}, outside {root_real}: never "
-                                    "followed (the snapshot refuses it); copy the file in instead", "warning"))
-            return None
-        if os.path.isdir(entry.path):
-            problems.append(Problem(entry.path, "linked_folder", "a link to a folder: not followed", "warning"))
-            return None
-    if entry.is_dir(follow_symlinks=False):
-        return "dir"
-    if entry.is_file():
-        return "file"
-    problems.append(Problem(entry.path, "not_a_file", "not a regular file (FIFO, socket, device or broken "
-                            "link): never opened", "warning"))
-    return None
+    kind, real = entry_kind(entry, root_real)
+    if kind == "escape":
+        problems.append(Problem(entry.path, "path_escape", f"a link to {real}, outside {root_real}: never "
+                                "followed (the snapshot refuses it); copy the file in instead", "warning"))
+    elif kind == "linked_folder":
+        problems.append(Problem(entry.path, "linked_folder", "a link to a folder: not followed", "warning"))
+    elif kind == "special":
+        problems.append(Problem(entry.path, "not_a_file", "not a regular file (FIFO, socket, device or broken "
+                                "link): never opened", "warning"))
+    return kind if kind in ("dir", "file") else None
 
 
 # -- what an experiment holds ------------------------------------------------------------------

@@ -31,6 +31,7 @@ from .._shared.fs import sha256_bytes, sha256_file
 from ..config import Settings
 from ..errors import ConfigError
 from ..s3.layout import SKIPPED_NAMES
+from ..tree.datafolders import entry_kind
 from ..tree.model import DOMAIN_DIR_RE, Problem, id_sort_key, question_name_re
 from .model import (
     EVALUATIONS,
@@ -132,23 +133,17 @@ def _walk(root: Path, problems: list[Problem]) -> list[_File]:
 
 def _entry_kind(entry: os.DirEntry[str], root_real: str, problems: list[Problem]) -> str | None:
     """"dir", "file", or None (skipped, with a problem saying why)."""
-    if entry.is_symlink():
-        real = os.path.realpath(entry.path)
-        if real != root_real and not real.startswith(root_real + os.sep):
-            problems.append(Problem(entry.path, "path_escape", f"a link to {real}, outside {root_real}: the S3 "
-                                    "mirror never reads outside the folder; copy the file in instead"))
-            return None
-        if os.path.isdir(entry.path):
-            problems.append(Problem(entry.path, "linked_folder", "a link to a folder: not followed (the S3 mirror "
-                                    "does not follow it either); copy the folder in", "warning"))
-            return None
-    if entry.is_dir(follow_symlinks=False):
-        return "dir"
-    if entry.is_file():
-        return "file"
-    problems.append(Problem(entry.path, "not_a_file", "not a regular file (FIFO, socket, device or broken link); "
-                            "skipped: remove it or replace it with a regular file", "warning"))
-    return None
+    kind, real = entry_kind(entry, root_real)
+    if kind == "escape":
+        problems.append(Problem(entry.path, "path_escape", f"a link to {real}, outside {root_real}: the S3 "
+                                "mirror never reads outside the folder; copy the file in instead"))
+    elif kind == "linked_folder":
+        problems.append(Problem(entry.path, "linked_folder", "a link to a folder: not followed (the S3 mirror "
+                                "does not follow it either); copy the folder in", "warning"))
+    elif kind == "special":
+        problems.append(Problem(entry.path, "not_a_file", "not a regular file (FIFO, socket, device or broken link); "
+                                "skipped: remove it or replace it with a regular file", "warning"))
+    return kind if kind in ("dir", "file") else None
 
 
 def _roots(data: Path, experiment: str) -> list[tuple[str | None, Path]]:

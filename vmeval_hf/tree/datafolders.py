@@ -79,3 +79,20 @@ def data_folder_problems(data_dir: Path) -> list[Problem]:
                     problems.append(Problem(str(f), "evaluation_invalid_json",
                                             f"evaluation file is not valid JSON ({exc})", "warning"))
     return problems
+
+
+def entry_kind(entry: os.DirEntry[str], root_real: str) -> tuple[str, str | None]:
+    """What a scandir entry under ``root_real`` is, without following it out of the tree:
+    ``("dir" | "file", None)``, or ``("escape", <where the link points>)``, ``("linked_folder",
+    None)`` or ``("special", None)`` (FIFO, socket, device or broken link) for one to skip."""
+    if entry.is_symlink():
+        real = os.path.realpath(entry.path)
+        if real != root_real and not real.startswith(root_real + os.sep):
+            return "escape", real
+        if os.path.isdir(entry.path):
+            return "linked_folder", None
+    if entry.is_dir(follow_symlinks=False):
+        return "dir", None
+    if entry.is_file():
+        return "file", None
+    return "special", None
