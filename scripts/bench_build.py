@@ -274,11 +274,13 @@ def _tree_pids(pid: int) -> list[int]:
     return pids
 
 
-def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, memory: bool = False) -> dict[str, Any]:
-    """Run ``cmd``; wall time and ru_maxrss of the largest process. With ``memory``, also the
-    sampled peaks of the tree's summed RSS (``tree_rss_mb``) and summed PSS (``tree_pss_mb``):
-    the sampling thread takes CPU from a process that uses both cores, so such a run is not
-    timed."""
+def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, memory: bool = False,
+            parse_json: bool = True) -> dict[str, Any]:
+    """Run ``cmd``; wall time, CPU (user + sys of it and its reaped children, ``cpu``) and ru_maxrss
+    of the largest process. With ``memory``, also the sampled peaks of the tree's summed RSS
+    (``tree_rss_mb``) and summed PSS (``tree_pss_mb``): the sampling thread takes CPU from a
+    process that uses both cores, so such a run is not timed. The last line of stdout is parsed
+    as JSON into the result (``parse_json``), else the whole stdout is returned as ``stdout``."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peaks = {False: 0, True: 0}  # pss? -> peak KiB
@@ -294,8 +296,12 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, memory
     sampler = threading.Thread(target=sample, daemon=True)
     if memory:
         sampler.start()
+    errs: list[bytes] = []  # read stderr alongside stdout: a full stderr pipe would block the child
+    reader = threading.Thread(target=lambda: errs.append(proc.stderr.read() if proc.stderr else b""), daemon=True)
+    reader.start()
     out = proc.stdout.read() if proc.stdout else b""
-    err = proc.stderr.read() if proc.stderr else b""
+    reader.join()
+    err = errs[0] if errs else b""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -304,9 +310,13 @@ def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, memory
         sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
-    result: dict[str, Any] = {"wall": wall, "maxrss_mb": usage.ru_maxrss / 1024}
+    result: dict[str, Any] = {"wall": wall, "maxrss_mb": usage.ru_maxrss / 1024,
+                              "cpu": usage.ru_utime + usage.ru_stime}
     if memory:
         result.update(tree_rss_mb=peaks[False] / 1024, tree_pss_mb=peaks[True] / 1024)
+    if not parse_json:
+        result["stdout"] = out.decode(errors="replace")
+        return result
     lines = out.decode().strip().splitlines()
     result.update(json.loads(lines[-1]) if lines else {"work": wall})
     return result

@@ -396,11 +396,11 @@ def test_rebuild_is_byte_identical_here_elsewhere_and_later(mixed: tuple[Path, P
 _FORKED_BUILD = """
 import os, sys
 import vmeval_hf.release.build as b
-b.PARALLEL_MIN_QUESTIONS = 0
+import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
 inner = b._compile_domain
 def spy(*args):
     with open(sys.argv[3], "a") as fh:
-        fh.write(f"{os.getpid()} {args[3]} {'hashes' if args[-1] is True else '-'}\\n")
+        fh.write(f"{os.getpid()} {args[3]} {'hashes' if args[6] is True else '-'}\\n")
     return inner(*args)
 b._compile_domain = spy
 renderer = b.load_renderer

@@ -116,7 +116,7 @@ def test_build_never_imports_pandas_or_pyarrow_compute(tmp_path: Path, workers: 
     code = textwrap.dedent("""
         import os, sys
         import vmeval_hf.release.build as b
-        b.PARALLEL_MIN_QUESTIONS = 0
+        import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
         inner = b._compile_domain
         def spy(*args):
             try:
@@ -246,7 +246,7 @@ def _run_forked_script(code: str) -> None:
 
 _JOBS_ENDING_APART = """
     import os, time
-    from vmeval_hf.release.forked import run_forked
+    from vmeval_hf._shared.forked import run_forked
 
     calls = []
     results = run_forked([(f"job {i}", lambda i=i: (i, os.getpid(), time.sleep(0.25 * i))) for i in range(5)],
@@ -273,7 +273,7 @@ def test_run_forked_calls_on_idle_once_all_jobs_started_then_after_each_result()
 def test_run_forked_calls_on_start_once_while_later_jobs_are_still_queued() -> None:
     _run_forked_script("""
         import os, tempfile, time
-        from vmeval_hf.release.forked import run_forked
+        from vmeval_hf._shared.forked import run_forked
 
         marks = tempfile.mkdtemp()
         def job(i):
@@ -293,7 +293,7 @@ def test_run_forked_calls_on_start_once_while_later_jobs_are_still_queued() -> N
 def test_run_forked_reraises_a_jobs_exception_in_the_parent() -> None:
     _run_forked_script("""
         import os
-        from vmeval_hf.release.forked import run_forked
+        from vmeval_hf._shared.forked import run_forked
 
         def bad():
             raise KeyError("missing thing")
@@ -310,7 +310,7 @@ def test_run_forked_names_a_worker_killed_by_a_signal() -> None:
     _run_forked_script("""
         import os, signal
         from vmeval_hf.errors import BuildError
-        from vmeval_hf.release.forked import run_forked
+        from vmeval_hf._shared.forked import run_forked
 
         try:
             run_forked([("domain 'maze'", lambda: os.kill(os.getpid(), signal.SIGKILL))], 2)
@@ -326,7 +326,7 @@ def test_run_forked_names_a_worker_killed_part_way_through_its_answer() -> None:
     _run_forked_script("""
         import os, signal, threading, time
         from vmeval_hf.errors import BuildError
-        from vmeval_hf.release.forked import run_forked
+        from vmeval_hf._shared.forked import run_forked
 
         def big():
             threading.Thread(target=lambda: (time.sleep(0.3), os.kill(os.getpid(), signal.SIGKILL))).start()
@@ -344,7 +344,7 @@ def test_run_forked_interrupted_kills_and_reaps_every_running_child() -> None:
     """Interrupted while two children run: both are killed and reaped before the exception goes on."""
     _run_forked_script("""
         import os, signal, time
-        from vmeval_hf.release.forked import run_forked
+        from vmeval_hf._shared.forked import run_forked
 
         r, w = os.pipe()
         def slow():
@@ -382,7 +382,7 @@ def test_forked_build_lists_every_domains_problems_and_leaves_nothing(tmp_path: 
         import json, os, sys
         import vmeval_hf.release.build as b
         from vmeval_hf.errors import ValidationError
-        b.PARALLEL_MIN_QUESTIONS = 0
+        import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
         inner = b._compile_domain
         def spy(*args):
             os.write(2, f"worker {os.getpid()}\\n".encode())  # one write: children run at once
@@ -418,7 +418,7 @@ def test_manifest_out_of_sync_blocks_the_build_forked_or_not(tmp_path: Path, wor
         import json, os, sys, time
         import vmeval_hf.release.build as b
         from vmeval_hf.errors import ValidationError
-        b.PARALLEL_MIN_QUESTIONS = 0
+        import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
         # forked: the last domain (the smallest) is slow, so the manifest is read while it runs
         compile_domain, read = b._compile_domain, b.read_manifest_entries
         b._compile_domain = lambda *a: (time.sleep(0.5) if a[3] == "sudoku" else None) or compile_domain(*a)
@@ -446,7 +446,7 @@ def test_forked_build_reports_a_killed_worker_and_leaves_nothing(tmp_path: Path)
         import os, signal, sys
         import vmeval_hf.release.build as b
         from vmeval_hf.errors import BuildError
-        b.PARALLEL_MIN_QUESTIONS = 0
+        import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
         inner = b._compile_domain
         def spy(*args):
             if args[3] == "maze":
@@ -477,7 +477,7 @@ def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_pat
         import resource, signal, sys
         import vmeval_hf.release.build as b
         from vmeval_hf.errors import BuildError
-        b.PARALLEL_MIN_QUESTIONS = 0
+        import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
         try:

@@ -80,7 +80,12 @@ def test_import_and_help_do_not_load_heavy_libraries() -> None:
 def test_validate_clean_tree_exits_0(data_tree: Path) -> None:
     result = run("validate", "--data-dir", data_tree)
     assert result.exit_code == 0
-    assert result.stdout.strip().splitlines()[-1] == "OK: 5 questions, 0 errors, 0 warnings"
+    assert result.stdout.strip().splitlines()[-1].startswith("OK: 5 questions, 0 errors, 0 warnings (frames: ")
+    # the frames are known good now: a second run inflates none of them, unless asked to
+    again = run("validate", "--data-dir", data_tree).stdout.strip().splitlines()[-1]
+    assert again == "OK: 5 questions, 0 errors, 0 warnings (frames: 0 checked, 10 passed before)"
+    recheck = run("validate", "--data-dir", data_tree, "--no-frame-cache").stdout.strip().splitlines()[-1]
+    assert recheck == "OK: 5 questions, 0 errors, 0 warnings (frames: 10 checked, 0 passed before)"
     json_result = run("validate", "--data-dir", data_tree, "--json")
     assert json_result.exit_code == 0
     assert as_json(json_result) == []
@@ -105,7 +110,7 @@ def test_validate_error_exits_1_and_names_the_file(data_tree: Path) -> None:
     assert result.exit_code == 1
     assert "maze_task/maze_0001:" in result.stdout
     assert "ERROR   not_utf8: prompt.txt: prompt is not UTF-8" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "FAILED: 4 questions, 1 errors, 0 warnings"
+    assert result.stdout.strip().splitlines()[-1].startswith("FAILED: 4 questions, 1 errors, 0 warnings")
     json_result = run("validate", "--data-dir", data_tree, "--json")
     assert json_result.exit_code == 1
     assert [(p["path"], p["code"], p["severity"]) for p in as_json(json_result)] == [

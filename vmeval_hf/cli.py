@@ -15,12 +15,13 @@ function-level imports of its own modules (tests/test_layout.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +137,45 @@ class _Size(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class _FilesPerCommit(click.ParamType):
+    """A whole number of at least 1: anything else is a usage error, before any work."""
+
+    name = "count"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            count = int(str(value).strip())
+        except ValueError:
+            count = 0
+        if count < 1:
+            self.fail(f"{value!r} is not a whole number of at least 1 (the default, 100, is about the most "
+                      "the Hub recommends per commit)", param, ctx)
+        return count
+
+
 def max_shard_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--max-shard-size", type=_Size(), default="500MB", show_default=True,
                         help="Largest Parquet shard, e.g. 500MB or 64MiB.")(f)
+
+
+def engine_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+        help="Where the work runs: local (this machine), or ray (tasks on ray.init(), or on the cluster at "
+             "$RAY_ADDRESS; the folders must be on a filesystem every node sees; pip install 'vmeval-hf[ray]'). "
+             "The bytes written are the same.")(f)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """While ``active``, what is printed goes to stderr: Ray's driver prints what the cluster
+    reports (a worker that died, its task retried) to stdout, which carries only the result
+    (``--json``)."""
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def data_dir_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -172,14 +209,25 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # --- question tree -----------------------------------------------------------------
 
 
+def frame_cache_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--no-frame-cache", "no_frame_cache", is_flag=True,
+        help="Check every frame's image data again, also frames that passed before (their sha256 verdicts "
+             "are cached in $VMEVAL_CACHE_DIR, default ~/.cache/vmeval-hf).",
+    )(f)
+
+
 @cli.command()
 @data_dir_option
+@frame_cache_option
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes to check the domains in (default: 2 for trees of 400+ questions on 2+ cores).")
 @json_option
-def validate(data_dir: Path, as_json: bool) -> None:
+def validate(data_dir: Path, no_frame_cache: bool, workers: int | None, as_json: bool) -> None:
     """Check the question tree; list every problem; exit 1 if any."""
     from .tree.validate import validate_tree  # start-up: see the module docstring
 
-    report = validate_tree(data_dir)
+    report = validate_tree(data_dir, frame_cache=not no_frame_cache, keep_questions=False, workers=workers)
     emit(as_json, [p.as_dict() for p in report.problems], lambda: _print_report(report))
     if not report.ok:
         sys.exit(EXIT_PROBLEM)
@@ -194,7 +242,9 @@ def _print_report(report: Any) -> None:
             echo(f"  {p.severity.upper():7} {p.code}: {where}{p.message}")
     errors, warnings = len(report.errors), len(report.warnings)
     status = "OK" if report.ok else "FAILED"
-    echo(f"{status}: {report.questions} questions, {errors} errors, {warnings} warnings")
+    frames = (f" (frames: {report.frames_checked} checked, {report.frames_cached} passed before)"
+              if report.frames_checked or report.frames_cached else "")
+    echo(f"{status}: {report.questions} questions, {errors} errors, {warnings} warnings{frames}")
 
 
 @cli.command()
@@ -234,17 +284,21 @@ def _default_version(data_dir: Path) -> str:
 @max_shard_size_option
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes to compile the domains in (default: 2 on a machine with 2+ cores, for trees of "
-                   "400+ questions; 1: this process only). The release is byte-identical either way.")
+                   "400+ questions; 1: this process only; with --engine ray, the CPUs of a local Ray instance). "
+                   "The release is byte-identical either way.")
+@engine_option
 @json_option
 @click.pass_context
 def build(ctx: click.Context, data_dir: Path, out: Path | None, version: str | None, repo: str | None,
-          max_shard_size: int, workers: int | None, as_json: bool) -> None:
+          max_shard_size: int, workers: int | None, engine: str, as_json: bool) -> None:
     """Compile the release folder: Parquet shards, dataset card, vmeval_release.json."""
     from .release.build import build_release  # start-up
 
     settings = _settings(ctx)
-    result = build_release(data_dir, out, version=version or _default_version(data_dir),
-                           repo_id=repo or settings.hf_repo, max_shard_size=max_shard_size, workers=workers)
+    with _stdout_to_stderr(engine == "ray"):
+        result = build_release(data_dir, out, version=version or _default_version(data_dir),
+                               repo_id=repo or settings.hf_repo, max_shard_size=max_shard_size, workers=workers,
+                               engine=engine)
     summary = {"out": str(result.out), "version": result.version, "questions": result.questions,
                "domains": result.domains, "shards": len(result.shards), "bytes": result.size_bytes,
                "content_sha256": result.content_sha256}
@@ -312,11 +366,16 @@ def _summary_lines(entry: dict[str, Any]) -> list[str]:
 @click.option("--force", is_flag=True, help="Replace a version published with different content (moves the tag).")
 @click.option("--message", "-m", help="A change note: kept in the log entry, the Hub commit and the card's history.")
 @max_shard_size_option
+@click.option("--files-per-commit", type=_FilesPerCommit(), default=100, show_default=True,
+              help="Most files in one Hub commit (the Hub recommends under 100); a bigger release goes in "
+                   "several commits and only the last is tagged.")
+@frame_cache_option
 @json_option
 @click.pass_context
 def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: bool, date: str | None,
             repo: str | None, bucket: str | None, no_hub: bool, no_s3: bool, dry_run: bool, force: bool,
-            message: str | None, max_shard_size: int, as_json: bool) -> None:
+            message: str | None, max_shard_size: int, files_per_commit: int, no_frame_cache: bool,
+            as_json: bool) -> None:
     """Validate, build, publish to the Hub, mirror to S3, verify both, and log."""
     from .publish import publish_version  # start-up
 
@@ -326,7 +385,8 @@ def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: 
         result = publish_version(data_dir, settings=settings, version=version, log_entry=log_entry, date=date,
                                  repo_id=repo, hub=not no_hub, s3=not no_s3, dry_run=dry_run, force=force,
                                  message=message, max_shard_size=max_shard_size, progress=bars.stage,
-                                 s3_progress=bars.transfer)
+                                 s3_progress=bars.transfer, files_per_commit=files_per_commit,
+                                 frame_cache=not no_frame_cache)
     finally:
         bars.close()
     if result.dry_run:
@@ -838,9 +898,10 @@ def demo(workdir: Path, pairs_per_domain: int, as_json: bool) -> None:
 @click.option("--difficulty", type=click.Choice(["easy", "medium", "hard", "mixed"]), default="mixed",
               show_default=True, help="Difficulty of every question; mixed cycles easy, medium, hard.")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --output-dir entirely (no stale folders).")
+@engine_option
 @json_option
 def create(pairs_per_domain: int, domains: tuple[str, ...], more_domains: tuple[str, ...], output_dir: Path,
-           seed: int, difficulty: str, overwrite: bool, as_json: bool) -> None:
+           seed: int, difficulty: str, overwrite: bool, engine: str, as_json: bool) -> None:
     """Generate checked puzzle questions (chess, maze, sudoku, rotation, raven) and the manifest."""
     from .generate import DOMAINS, create_dataset  # start-up
 
@@ -857,8 +918,9 @@ def create(pairs_per_domain: int, domains: tuple[str, ...], more_domains: tuple[
         if show and done == total:
             echo(f"[create] {domain}: {total} questions", err=True)
 
-    result = create_dataset(output_dir, pairs_per_domain=pairs_per_domain, domains=names or None, seed=seed,
-                            difficulty=difficulty, overwrite=overwrite, progress=progress)
+    with _stdout_to_stderr(engine == "ray"):
+        result = create_dataset(output_dir, pairs_per_domain=pairs_per_domain, domains=names or None, seed=seed,
+                                difficulty=difficulty, overwrite=overwrite, progress=progress, engine=engine)
     emit(as_json, result.as_dict(), lambda: echo(
         f"wrote {result.total} questions to {result.output_dir} "
         f"({', '.join(f'{d} {n}' for d, n in result.counts.items())}; seed {seed}, {difficulty}); "

@@ -134,3 +134,16 @@ def _attempts(name: str, value: str | None, default: int) -> int:
         raise ConfigError(f"{name}={value!r}: give the number of tries per request, a whole number from 1 to "
                           f"{MAX_ATTEMPTS} (default {default})")
     return n
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where vmeval-hf keeps what it can always compute again (the frame check's verdicts):
+    ``VMEVAL_CACHE_DIR``, else ``$XDG_CACHE_HOME/vmeval-hf``, else ``~/.cache/vmeval-hf``.
+
+    ``environ``: the variables to read (default: the process environment).
+    """
+    env = os.environ if environ is None else environ
+    if env.get("VMEVAL_CACHE_DIR"):
+        return Path(env["VMEVAL_CACHE_DIR"]).expanduser()
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "vmeval-hf"

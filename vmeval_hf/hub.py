@@ -7,17 +7,26 @@ never called an outage).
 
 A version is published in three steps, so that no ref ever names content no version names:
 
-1. **the release commit**, on the staging branch ``vmeval-staging-<version>-<release hash>``
-   (started from ``main``; a re-run of the same release reuses it, so a run stopped before its
-   tag commits nothing new): exactly the release files, files of earlier versions deleted;
+1. **the release commits**, on the staging branch ``vmeval-staging-<version>-<release hash>``
+   (started from ``main``): exactly the release files, files of earlier versions deleted, in
+   commits of at most ``files_per_commit`` file changes (default :data:`FILES_PER_COMMIT`, the
+   Hub's guidance: fewer than about 100 files per commit). Each names the one before as its
+   parent, so a concurrent writer is refused (412) rather than mixed in. Deletions go first, then
+   the additions in path order, ``README.md`` and ``vmeval_release.json`` in the last commit (and
+   an earlier release's ``vmeval_release.json`` deleted in the first), so a branch stopped half-way
+   never holds a release manifest that does not describe its files. A re-run of the same release
+   reuses the branch: it compares what the branch holds (git blob sha1, LFS sha256) and sends only
+   the missing or different files, so a run stopped before its tag commits nothing twice. The
+   branch is not a version: ``versions`` and ``verify`` read tags only;
 2. **the tag** ``<version>`` at that commit's sha. ``--force`` deletes the old tag and creates
    the new one back to back (the Hub has no atomic tag move); a tag left missing by a failed
    move is created by re-running the same command;
-3. **``main`` follows**, only after the tag is secured, and only forward: ``main`` gets one
-   commit holding the same files as the tagged commit, unless the repo has a tag that orders
+3. **``main`` follows**, only after the tag is secured, and only forward: ``main`` is brought to
+   the same files as the tagged commit, unless the repo has a tag that orders
    after this version (``1.10`` after ``1.9``, :func:`~vmeval_hf._shared.labels.ordered_after`).
-   A publisher that loses a tag race never touches ``main``, and ``--force`` of an old version
-   never rewinds it. The staging branch is then deleted.
+   Only the files ``main`` lacks are sent, in batches like step 1 (see :meth:`_Push.follow_main`
+   for why ``main`` is batched too). A publisher that loses a tag race never touches ``main``, and
+   ``--force`` of an old version never rewinds it. The staging branch is then deleted.
 
 "The same release" means every file: the release manifest's own hash (:func:`release_sha256`),
 which covers the card, every shard and the sources; ``content_sha256`` (the sources only) is not
@@ -53,6 +62,7 @@ from ._shared.fs import canonical_json, sha256_file
 from ._shared.labels import ordered_after
 from .config import Settings
 from .errors import (
+    ConfigError,
     HubAuthError,
     HubConflictError,
     HubError,
@@ -68,7 +78,6 @@ from .release.release_manifest import (
     ReleaseManifest,
     check_release_files,
     load_release,
-    release_paths,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +85,11 @@ T = TypeVar("T")
 KEEP = {".gitattributes"}
 #: prefix of the branch a release is committed on before its tag exists (see the module docstring)
 STAGING_PREFIX = "vmeval-staging-"
+#: file changes per commit by default: the Hub recommends fewer than about 100 files per commit
+#: (its "Repository limitations and recommendations" page), 10,000 entries per folder at most
+FILES_PER_COMMIT = 100
+#: committed last, in this order: a branch holds this release's manifest only once it holds the rest
+_LAST = ("README.md", RELEASE_MANIFEST)
 #: socket-level errors that mean the network, not this machine's disk (all are OSError subclasses)
 _NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror, socket.herror, ssl.SSLError)
 
@@ -339,14 +353,26 @@ def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseM
 # -- publishing ------------------------------------------------------------------------------------
 
 
+def check_files_per_commit(files_per_commit: object) -> int:
+    """``files_per_commit`` (``--files-per-commit``) if it is a whole number of at least 1, else a
+    :class:`ConfigError` saying so, raised before anything is built or sent."""
+    if isinstance(files_per_commit, bool) or not isinstance(files_per_commit, int) or files_per_commit < 1:
+        raise ConfigError(f"--files-per-commit must be a whole number of at least 1, not {files_per_commit!r}; "
+                          f"the default, {FILES_PER_COMMIT}, is about the most files the Hub recommends per commit")
+    return files_per_commit
+
+
 def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str | None = None,
                    force: bool = False, private: bool | None = None, commit_message: str | None = None,
-                   commit_description: str | None = None) -> HubResult:
+                   commit_description: str | None = None, files_per_commit: int = FILES_PER_COMMIT) -> HubResult:
     """Publish the release at ``release_dir`` as a tagged commit, then let ``main`` follow (see the
     module docstring for the three steps and the rule for ``main``).
 
-    ``commit_message`` / ``commit_description`` default to ``Release <version>`` and the
-    content hash.
+    ``settings``: endpoint and token. ``repo_id``: the dataset repo (default ``settings.hf_repo``;
+    created if missing, ``private`` if given). ``force``: see below. ``commit_message`` /
+    ``commit_description`` default to ``Release <version>`` and the content hash.
+    ``files_per_commit``: the most file changes one commit carries (:func:`check_files_per_commit`);
+    a release with more is committed in several commits, and only the last one is tagged.
 
     The version already tagged with this very release (every file the same:
     :func:`release_sha256`): a no-op reporting the existing commit (that also finishes a run
@@ -355,6 +381,7 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     another library version), is refused with a :class:`VersionConflictError` saying which,
     unless ``force``, which commits this release and moves the tag to it (``tag_moved``).
     """
+    per_commit = check_files_per_commit(files_per_commit)
     release = Path(release_dir)
     repo = repo_id or settings.hf_repo
     try:  # a file of the release that cannot be read is this machine's problem: said so, not retried
@@ -368,7 +395,7 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     push = _Push(hub_api(settings), settings, repo, release, manifest,
                  commit_message or f"Release {manifest['version']}",
                  commit_description or f"vmeval-hf release {manifest['version']}, content "
-                 f"sha256:{manifest['content_sha256']}")
+                 f"sha256:{manifest['content_sha256']}", per_commit)
 
     def tagged() -> dict[str, str]:
         push.api.create_repo(push.repo, repo_type="dataset", exist_ok=True, private=private)
@@ -397,6 +424,7 @@ class _Push:
     manifest: ReleaseManifest
     message: str
     description: str
+    per_commit: int = FILES_PER_COMMIT
 
     @property
     def version(self) -> str:
@@ -432,8 +460,10 @@ class _Push:
                                     f"{todo}", version=self.version, repo=self.repo)
 
     def stage(self) -> str:
-        """Step 1: the release commit on the staging branch; its sha. A branch left by a run of the
-        same release is reused (a commit holding these files already is not made again)."""
+        """Step 1: the release commits on the staging branch; the sha of the last, the one to tag. A
+        branch left by a run of the same release is reused: only what it lacks is sent
+        (:func:`_changes`), in batches (:func:`_commit_batches`); a branch holding every file
+        already gets no commit."""
         from huggingface_hub.errors import (  # start-up: see the module docstring
             RevisionNotFoundError,
         )
@@ -443,8 +473,9 @@ class _Push:
                 try:
                     self.api.create_branch(self.repo, branch=self.staging, repo_type="dataset", exist_ok=True)
                     head = self.api.repo_info(self.repo, repo_type="dataset", revision=self.staging).sha
-                    return _commit_files(self.api, self.repo, self.staging, head, self.release, self.manifest,
-                                         self.message, self.description)
+                    changes = _changes(self.api, self.repo, head, self.release, self.manifest)
+                    return _commit_batches(self.api, self.repo, self.staging, head, self.release,
+                                           changes.batches(self.per_commit), self.message, self.description)
                 except RevisionNotFoundError:
                     # a publisher of this same release finished and deleted the branch: start it again
                     if attempt == 2:
@@ -517,10 +548,19 @@ class _Push:
         return result
 
     def follow_main(self, tagged: str) -> bool:
-        """Move ``main`` to this release's files (one commit) if the tag still names ``tagged`` and no
-        tag orders after this version; whether a commit was made. ``main`` is read before the tags,
-        and the commit names that head as its parent, so a publisher that moved ``main`` meanwhile
-        makes the Hub refuse it (412) and the retry looks again."""
+        """Move ``main`` to this release's files if the tag still names ``tagged`` and no tag orders
+        after this version; whether a commit was made. ``main`` is read before the tags, and each
+        commit names the head before it as its parent, so a publisher that moved ``main`` meanwhile
+        makes the Hub refuse it (412) and the retry looks again (tags first, then what ``main`` lacks).
+
+        Only the files ``main`` lacks are sent, batched like the staging branch. One commit would
+        keep ``main`` from ever holding a mix of two releases, and its LFS content is already on the
+        Hub (no bytes are re-uploaded either way), but the Hub's "fewer than about 100 files per
+        commit" guidance counts files in a commit, not bytes uploaded: a big commit can time out on
+        the Hub's side. So ``main`` is batched: while it follows (or if a run stops half-way) it may
+        hold a mix, never a release manifest that does not describe its files (it goes in the last
+        commit, the old one is deleted in the first), and ``main`` is no version: versions are tags.
+        Re-running the same command finishes it."""
         def once() -> bool:
             head = self.api.repo_info(self.repo, repo_type="dataset", revision="main").sha
             tags = _tags(self.api, self.repo)
@@ -529,11 +569,12 @@ class _Push:
                 log.info("main stays at %s: %s", head[:12], f"tag {later[-1]} is later" if later else
                          f"tag {self.version} no longer names {tagged[:12]}")
                 return False
-            if _holds_release(self.api, self.repo, head, self.release, self.manifest):
+            changes = _changes(self.api, self.repo, head, self.release, self.manifest)
+            if not changes:
                 return False
-            _commit_files(self.api, self.repo, "main", head, self.release, self.manifest, self.message,
-                          f"main follows version {self.version} (tag {self.version} = commit {tagged}).\n\n"
-                          f"{self.description}")
+            _commit_batches(self.api, self.repo, "main", head, self.release, changes.batches(self.per_commit),
+                            self.message, f"main follows version {self.version} (tag {self.version} = commit "
+                            f"{tagged}).\n\n{self.description}")
             return True
 
         return self.call(f"moving main to version {self.version}", once)
@@ -577,42 +618,70 @@ def _difference(theirs: ReleaseManifest | None, ours: ReleaseManifest) -> tuple[
     return f"{same}: the release manifests differ ({theirs.get('version')!r} vs {ours['version']!r})", True
 
 
-def _commit_files(api: Any, repo: str, branch: str, head: str, release: Path, manifest: ReleaseManifest,
-                  message: str, description: str) -> str:
-    """One commit on ``branch`` (whose head is ``head``) holding exactly the release's files (others
-    deleted, ``.gitattributes`` kept); its sha. No commit when ``branch`` holds them already."""
+@dataclass(frozen=True)
+class _Changes:
+    """What a revision lacks of a release (:func:`_changes`), and the commits that send it."""
+
+    add: list[str]          # missing or with other bytes, sorted
+    delete: list[str]       # held but not in the release (``.gitattributes`` kept), sorted
+    stale_manifest: bool    # holds a vmeval_release.json of another release
+
+    def __bool__(self) -> bool:
+        return bool(self.add or self.delete)
+
+    def batches(self, per_commit: int) -> list[list[tuple[str, str]]]:
+        """``("add" | "delete", path)`` in commits of at most ``per_commit``, in a fixed order:
+        deletions, then additions by path, ``README.md`` and ``vmeval_release.json`` last. Cut from
+        the end, so the last commit is full and holds both (``per_commit`` >= 2). With more than one
+        commit, a stale ``vmeval_release.json`` is deleted in the first."""
+        ops = [("delete", p) for p in self.delete] + [("add", p) for p in self.add if p not in _LAST]
+        ops += [("add", p) for p in _LAST if p in self.add]
+        if len(ops) > per_commit and self.stale_manifest:
+            ops.insert(0, ("delete", RELEASE_MANIFEST))
+        first = len(ops) % per_commit or per_commit
+        return [ops[:first]] + [ops[i:i + per_commit] for i in range(first, len(ops), per_commit)] if ops else []
+
+
+def _changes(api: Any, repo: str, revision: str, release: Path, manifest: ReleaseManifest) -> _Changes:
+    """What ``revision`` lacks to hold exactly the release's files (``.gitattributes`` aside): each
+    file compared by its LFS sha256, or its git blob sha1 for a file stored in git."""
+    held = {e.path: e for e in api.list_repo_tree(repo, repo_type="dataset", revision=revision, recursive=True)
+            if hasattr(e, "blob_id") and e.path not in KEEP}
+    wanted = {f["path"]: f["sha256"] for f in manifest["files"]}
+    wanted[RELEASE_MANIFEST] = sha256_file(release / RELEASE_MANIFEST)
+
+    def same(path: str) -> bool:
+        entry = held[path]
+        return bool(entry.lfs.sha256 == wanted[path]) if entry.lfs else entry.blob_id == _git_blob_sha1(release / path)
+
+    add = [p for p in sorted(wanted) if p not in held or not same(p)]
+    return _Changes(add, sorted(set(held) - set(wanted)), RELEASE_MANIFEST in held and RELEASE_MANIFEST in add)
+
+
+def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path,
+                    batches: list[list[tuple[str, str]]], message: str, description: str) -> str:
+    """Commit ``batches`` (:meth:`_Changes.batches`) on ``branch``, whose head is ``head``: each
+    commit names the one before as its parent (a concurrent writer is refused, 412). The sha of
+    the last commit; ``head`` when there is nothing to commit."""
     from huggingface_hub import (  # start-up: see the module docstring
         CommitOperationAdd,
         CommitOperationDelete,
     )
 
-    present = set(api.list_repo_files(repo, repo_type="dataset", revision=head))
-    wanted = release_paths(manifest)
-    ops: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) for p in wanted]
-    ops += [CommitOperationDelete(path_in_repo=p) for p in sorted(present - set(wanted) - KEEP)]
-    info = api.create_commit(repo, ops, commit_message=message, commit_description=description, repo_type="dataset",
-                             revision=branch, parent_commit=head)
-    return str(info.oid)
+    for number, batch in enumerate(batches, start=1):
+        ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) if kind == "add"
+               else CommitOperationDelete(path_in_repo=p) for kind, p in batch]
+        title = message if number == len(batches) else f"{message} (part {number} of {len(batches)})"
+        info = api.create_commit(repo, ops, commit_message=title, commit_description=description,
+                                 repo_type="dataset", revision=branch, parent_commit=head)
+        head = str(info.oid)
+        log.info("%s: commit %d of %d on %s (%d files): %s", repo, number, len(batches), branch, len(ops), head[:12])
+    return head
 
 
 def _git_blob_sha1(path: Path) -> str:
     data = path.read_bytes()
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def _holds_release(api: Any, repo: str, revision: str, release: Path, manifest: ReleaseManifest) -> bool:
-    """Whether ``revision`` holds exactly the release's files (``.gitattributes`` aside), byte for byte."""
-    held = {e.path: e for e in api.list_repo_tree(repo, repo_type="dataset", revision=revision, recursive=True)
-            if hasattr(e, "blob_id") and e.path not in KEEP}
-    wanted = {f["path"]: f["sha256"] for f in manifest["files"]}
-    wanted[RELEASE_MANIFEST] = sha256_file(release / RELEASE_MANIFEST)
-    if set(held) != set(wanted):
-        return False
-    for path, sha in wanted.items():
-        entry = held[path]
-        if (entry.lfs.sha256 != sha) if entry.lfs else (entry.blob_id != _git_blob_sha1(release / path)):
-            return False
-    return True
 
 
 # -- verifying and pulling -------------------------------------------------------------------------

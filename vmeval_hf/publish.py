@@ -32,7 +32,16 @@ from .errors import (
     VersionConflictError,
     VmevalError,
 )
-from .hub import HubResult, publish_to_hub, pull_hub, release_sha256, remote_manifest, verify_hub
+from .hub import (
+    FILES_PER_COMMIT,
+    HubResult,
+    check_files_per_commit,
+    publish_to_hub,
+    pull_hub,
+    release_sha256,
+    remote_manifest,
+    verify_hub,
+)
 from .release.build import BuildResult, build_release
 from .release.changes import History, ReleaseDiff, diff_manifests
 from .release.release_manifest import RELEASE_MANIFEST, Mismatch, ReleaseManifest, load_release
@@ -104,6 +113,8 @@ def publish_version(
     max_shard_size: str | int = "500MB",
     progress: StageProgress | None = None,
     s3_progress: Callable[[int, int, int, int], None] | None = None,
+    files_per_commit: int = FILES_PER_COMMIT,
+    frame_cache: bool | str | Path = True,
 ) -> PublishResult:
     """Publish the question tree at ``data_dir`` as ``version``: validate, build, Hub, S3, verify, log.
 
@@ -118,11 +129,15 @@ def publish_version(
     (default ``<data_dir>/releases/<version>``). ``max_shard_size``: the largest Parquet shard.
     ``progress``: optional ``(stage, detail)`` callback; ``s3_progress``: optional
     ``(files_done, bytes_done, files_total, bytes_total)`` callback for the upload.
+    ``files_per_commit``: the most file changes one Hub commit carries (a bigger release goes in
+    several commits, the last one tagged; see :mod:`vmeval_hf.hub`). ``frame_cache``: frames that
+    passed the pixel check before are not checked again (as for :func:`~vmeval_hf.tree.validate.validate_tree`).
 
     Raises a :class:`VmevalError` naming the failed side; the log is untouched then.
     """
     if not hub and not s3:
         raise ConfigError("--no-hub and --no-s3 together publish nothing; drop one of them")
+    per_commit = check_files_per_commit(files_per_commit)  # before anything is built or sent
     data = Path(data_dir)
     versions = VersionLog(data_dir=data)
     job = _Publish(settings=settings, data=data, versions=versions,
@@ -131,7 +146,8 @@ def publish_version(
                    # the next free one) before the Hub is touched (_Publish.push)
                    version=validate_label(version or versions.next_version()),
                    repo=repo_id or settings.hf_repo, hub=hub, s3=s3, force=force, progress=progress,
-                   message=message.strip() if message and message.strip() else None)
+                   message=message.strip() if message and message.strip() else None, files_per_commit=per_commit,
+                   frame_cache=frame_cache)
     day = parse_date(date or _date_from_uri((job.logged or {}).get("s3_uri")))
     built, result = job.build_and_check(out=out, max_shard_size=max_shard_size, dry_run=dry_run, date=date, day=day)
     if result.noop or result.dry_run:
@@ -156,6 +172,8 @@ class _Publish:
     progress: StageProgress | None
     message: str | None = None
     logged: dict[str, Any] | None = None
+    files_per_commit: int = FILES_PER_COMMIT
+    frame_cache: bool | str | Path = True
 
     def __post_init__(self) -> None:
         found = self.versions.get(self.version)
@@ -168,10 +186,11 @@ class _Publish:
         tmp_out = Path(tempfile.mkdtemp(prefix="vmeval-dry-run-")) if dry_run else None
         try:
             _stage(self.progress, "build", f"version {self.version}")
-            # the gate before anything leaves the machine: decode every frame's pixels, not only its structure
+            # the gate before anything leaves the machine: every frame's image data, not only its chunks
             history = self.history(day)
             built = build_release(self.data, tmp_out or out, version=self.version, repo_id=self.repo,
-                                  max_shard_size=max_shard_size, decode_images=True, history=history)
+                                  max_shard_size=max_shard_size, decode_images=True, history=history,
+                                  frame_cache=self.frame_cache)
             manifest = built.manifest
             result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
@@ -181,7 +200,8 @@ class _Publish:
             if history.previous is not None:
                 result.changes = diff_manifests(history.previous, manifest)
             if dry_run and not result.noop:
-                result.plan = _plan(self.settings, self.data, built, self.repo, date, self.hub, self.s3)
+                result.plan = _plan(self.settings, self.data, built, self.repo, date, self.hub, self.s3,
+                                    self.files_per_commit)
             return built, result
         finally:
             if tmp_out is not None:
@@ -255,7 +275,8 @@ class _Publish:
             _stage(self.progress, "hub", f"{self.repo}@{self.version}")
             result.hub = publish_to_hub(built.out, settings=self.settings, repo_id=self.repo, force=self.force,
                                         commit_message=_commit_message(self.version, self.message),
-                                        commit_description=_commit_description(result))
+                                        commit_description=_commit_description(result),
+                                        files_per_commit=self.files_per_commit)
         if self.s3:
             _stage(self.progress, "s3", f"s3://{self.settings.s3_bucket}/{day}/")
             hub_info = ({"repo": self.repo, "revision": self.version, "commit": result.hub.commit}
@@ -364,12 +385,16 @@ def _entry(result: PublishResult, day: str | None) -> dict[str, Any]:
 
 
 def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | None, hub: bool,
-          s3: bool) -> list[str]:
+          s3: bool, files_per_commit: int = FILES_PER_COMMIT) -> list[str]:
     lines = []
     manifest: ReleaseManifest = built.manifest
     if hub:
-        lines.append(f"hub: one commit of {len(manifest['files']) + 1} files ({built.size_bytes / 1e6:.1f} MB) "
-                     f"to {settings.hub_endpoint}/datasets/{repo}, tagged {built.version}")
+        files = len(manifest["files"]) + 1
+        commits = -(-files // files_per_commit)
+        how = (f"one commit of {files} files" if commits == 1 else
+               f"{files} files in {commits} commits of at most {files_per_commit}")
+        lines.append(f"hub: {how} ({built.size_bytes / 1e6:.1f} MB) to {settings.hub_endpoint}/datasets/{repo}, "
+                     f"tagged {built.version}" + ("" if commits == 1 else " (the last commit)"))
     if s3:
         day = parse_date(date)
         entries = build_manifest_entries(data, None)

@@ -18,24 +18,32 @@ nothing written depends on the clock, so the same seed gives byte-identical file
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._shared.fs import canonical_json, replace_dir
+from .._shared.fs import replace_dir
+from .._shared.ray_runtime import check_engine
 from ..errors import ConfigError, ValidationError, VmevalError
 from ..tree.manifest_sync import write_manifest
 from ..tree.model import DATASET_MANIFEST
 from ..tree.validate import validate_tree
-from ._render import png_bytes
 from .base import DOMAINS, Domain, GeneratedQuestion
+from .ray_engine import generate_on_ray
+from .sequence import (
+    DIFFICULTIES,
+    DIFFICULTY_CHOICES,
+    ProgressCallback,
+    domain_seed,
+    resolve_difficulty,
+    write_questions,
+)
 
 __all__ = [
     "DIFFICULTIES",
@@ -49,13 +57,7 @@ __all__ = [
     "resolve_difficulty",
 ]
 
-DIFFICULTIES = ("easy", "medium", "hard")
-DIFFICULTY_CHOICES = (*DIFFICULTIES, "mixed")
-#: How many times a domain may redraw a puzzle that duplicates an earlier one.
-MAX_DUPLICATE_DRAWS = 200
 _TASK_DIR_RE = re.compile(r"^[a-z0-9_]+_task$")
-
-ProgressCallback = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -83,20 +85,6 @@ class CreateResult:
             "seed": self.seed,
             "difficulty": self.difficulty,
         }
-
-
-def domain_seed(seed: int, domain: str) -> int:
-    """A stable 64-bit seed for one domain (same on every run, process and machine)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{domain}".encode()).digest()[:8], "big")
-
-
-def resolve_difficulty(difficulty: str, index: int) -> str:
-    """The label for question ``index``: ``mixed`` cycles easy, medium, hard."""
-    if difficulty == "mixed":
-        return DIFFICULTIES[index % len(DIFFICULTIES)]
-    if difficulty not in DIFFICULTIES:
-        raise ConfigError(f"unknown difficulty {difficulty!r}; use one of {', '.join(DIFFICULTY_CHOICES)}")
-    return difficulty
 
 
 def generate_question(domain: str, rng: random.Random, index: int, difficulty: str) -> GeneratedQuestion:
@@ -135,50 +123,16 @@ def _check_output(output_dir: Path, overwrite: bool) -> None:
             path=output_dir)
 
 
-def _write_question(root: Path, question: GeneratedQuestion) -> None:
-    meta = question.metadata
-    folder = root / f"{meta['domain']}_task" / meta["id"]
-    folder.mkdir(parents=True)
-    # Plain writes are enough: the whole tree becomes visible at once when the
-    # build folder is renamed into place.
-    (folder / "first_frame.png").write_bytes(png_bytes(question.first_frame))
-    (folder / "final_frame.png").write_bytes(png_bytes(question.final_frame))
-    (folder / "prompt.txt").write_bytes(question.prompt.encode("utf-8"))
-    (folder / "question_metadata.json").write_bytes(canonical_json(meta).encode("utf-8"))
-
-
 def _build_domain(root: Path, domain: str, count: int, seed: int, difficulty: str,
                   created_at: str | None, progress: ProgressCallback | None) -> dict[str, int]:
-    module = _domain(domain).load()
     rng = random.Random(domain_seed(seed, domain))
-    seen: set[str] = set()
-    labels: dict[str, int] = {}
-    for index in range(count):
-        level = resolve_difficulty(difficulty, index)
-        for _ in range(MAX_DUPLICATE_DRAWS):
-            question: GeneratedQuestion = module.generate(rng, index, level)
-            key = module.dedupe_key(question.metadata)
-            if key not in seen:
-                break
-        else:
-            raise ConfigError(
-                f"could not draw {count} distinct {level} {domain} puzzles; ask for fewer with "
-                "--pairs-per-domain, or use --difficulty mixed")
-        seen.add(key)
-        module.check(question.metadata)
-        if created_at is not None:
-            question.metadata["created_at"] = created_at
-        _write_question(root, question)
-        labels[level] = labels.get(level, 0) + 1
-        if progress is not None:
-            progress(domain, index + 1, count)
-    return labels
+    return write_questions(root, domain, rng, set(), range(count), count, difficulty, created_at, progress)
 
 
 def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pairs_per_domain: int = 15,
                    domains: Sequence[str] | None = None, seed: int = 42, difficulty: str = "mixed",
                    overwrite: bool = False, progress: ProgressCallback | None = None,
-                   created_at: str | None = None) -> CreateResult:
+                   created_at: str | None = None, engine: str = "local") -> CreateResult:
     """Generate ``pairs_per_domain`` checked questions per domain into ``output_dir`` and write the manifest.
 
     Refuses (``VmevalError``) a non-empty ``output_dir`` unless ``overwrite``; with it the
@@ -189,11 +143,14 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
     ``progress(domain, done, total)`` after each question.
     ``created_at`` (a fixed string) is written into every metadata file and the manifest;
     by default no timestamp is written, so the same ``seed`` gives byte-identical files.
+    ``engine``: ``local`` (this process) or ``ray`` (tasks on Ray: ``ray.init()``, or the cluster at
+    ``RAY_ADDRESS``; ``output_dir`` must be where every worker sees it), the same files either way.
     """
     if pairs_per_domain < 1:
         raise ConfigError(f"--pairs-per-domain must be at least 1 (got {pairs_per_domain})")
     if difficulty not in DIFFICULTY_CHOICES:
         raise ConfigError(f"unknown difficulty {difficulty!r}; use one of {', '.join(DIFFICULTY_CHOICES)}")
+    check_engine(engine)
     names = list(dict.fromkeys(domains)) if domains else list(DOMAINS)
     for name in names:
         _domain(name)
@@ -206,8 +163,11 @@ def create_dataset(output_dir: str | os.PathLike[str] = "data/questions", *, pai
     try:
         counts: dict[str, int] = {}
         difficulties: dict[str, int] = {}
-        for name in names:
-            labels = _build_domain(build, name, pairs_per_domain, seed, difficulty, created_at, progress)
+        per_domain = generate_on_ray(build, names, pairs_per_domain, seed=seed, difficulty=difficulty,
+                                     created_at=created_at, progress=progress) if engine == "ray" else {
+            name: _build_domain(build, name, pairs_per_domain, seed, difficulty, created_at, progress)
+            for name in names}
+        for name, labels in per_domain.items():
             counts[name] = pairs_per_domain
             for level, n in labels.items():
                 difficulties[level] = difficulties.get(level, 0) + n

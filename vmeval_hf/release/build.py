@@ -30,8 +30,10 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
+from .._shared.forked import folder_count, plan_workers, run_forked
 from .._shared.fs import parse_size, recover_dir, replace_dir, sha256_file
 from .._shared.labels import validate_label
+from .._shared.ray_runtime import check_engine
 from ..errors import BuildError, ConfigError
 from ..tree.checker import Checker
 from ..tree.dataset_manifest import ManifestEntries, read_manifest_entries
@@ -44,11 +46,12 @@ from ..tree.model import (
     question_name_re,
     resolve_questions_dir,
 )
-from ..tree.validate import tree_problems
+from ..tree.validate import frame_verdicts, tree_problems
+from ..tree.verdicts import Verdicts
 from . import card  # card.render_card is looked up per call (a test replaces it)
 from .card import PreviewSource, load_renderer
 from .changes import History
-from .forked import fork_available, run_forked
+from .ray_engine import compile_on_ray
 from .release_manifest import (
     RELEASE_MANIFEST,
     SCHEMA,
@@ -70,8 +73,6 @@ DEFAULT_MAX_SHARD_SIZE = "500MB"
 #: where workers leave their domain's source list for the release manifest, inside the temp
 #: release folder; removed once the manifest is written
 SCRATCH = ".sources"
-#: below this many question folders, forking workers costs more than it saves
-PARALLEL_MIN_QUESTIONS = 400
 
 
 @dataclass
@@ -83,6 +84,9 @@ class BuildResult:
     shards: list[ShardEntry]
     content_sha256: str
     size_bytes: int
+    #: frames whose image data was checked (``decode_images``), and frames passed by earlier verdicts
+    frames_checked: int = 0
+    frames_cached: int = 0
 
     @cached_property
     def manifest(self) -> ReleaseManifest:
@@ -104,13 +108,15 @@ class _DomainResult:
     listed: list[Listed]  # the valid questions, in id order
     folders: dict[str, str]
     first: PreviewSource | None  # the first question, for the card's preview
+    frames: tuple[int, int] = (0, 0)  # frames checked, frames passed by the verdict cache
 
 
 def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, root: Path,
-                    limit: int, hash_shards: bool = False) -> _DomainResult:
+                    limit: int, hash_shards: bool = False, verdicts: Verdicts | None = None) -> _DomainResult:
     """Validate one domain's questions and stream the valid ones into its shards; with
-    ``hash_shards``, also hash the shards (else :func:`_hash_shards` does, later)."""
-    checker = Checker(qdir, decode_images=decode_images)
+    ``hash_shards``, also hash the shards (else :func:`_hash_shards` does, later); ``verdicts``:
+    frames known to pass the pixel check."""
+    checker = Checker(qdir, decode_images=decode_images, verdicts=verdicts)
     writer = DomainWriter(root, domain, limit, checker)
     checker.on_question = writer.add
     checker.buffer_for = writer.buffer_for
@@ -124,30 +130,8 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
     report = checker.report
     sources = write_source_run(sorted(writer.sources), root / SCRATCH / domain)
     return _DomainResult(domain, shards, sources, writer.num_bytes, dict(writer.difficulties),
-                         report.problems, checker.listed, report.folders, writer.first)
-
-
-def _workers(requested: int | None, sizes: dict[str, int]) -> int:
-    """How many processes to compile in: forked workers only where that is safe and pays.
-
-    ``sizes`` is the number of entries in each domain folder. A small tree (under
-    :data:`PARALLEL_MIN_QUESTIONS` folders) is compiled in this process, and so is any tree
-    when this process runs other threads (see :func:`~vmeval_hf.release.forked.fork_available`).
-    """
-    n = requested if requested is not None else min(2, os.cpu_count() or 1)
-    if requested is None and sum(sizes.values()) < PARALLEL_MIN_QUESTIONS:
-        n = 1
-    if n <= 1 or len(sizes) <= 1 or not fork_available():
-        return 1
-    return min(n, len(sizes))
-
-
-def _folder_count(ddir: str) -> int:
-    try:
-        with os.scandir(ddir) as it:
-            return sum(1 for _ in it)
-    except OSError:
-        return 0  # the checker reports it
+                         report.problems, checker.listed, report.folders, writer.first,
+                         (report.frames_checked, report.frames_cached))
 
 
 @dataclass
@@ -174,14 +158,16 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     """
     domains = checker.domains()
     args = (checker.qdir, checker.decode_images)
-    sizes = {domain: _folder_count(ddir) for ddir, domain in domains}
-    n = _workers(workers, sizes)
+    sizes = {domain: folder_count(ddir) for ddir, domain in domains}
+    n = plan_workers(workers, sizes)
     if n == 1:
-        return [_compile_domain(*args, ddir, domain, root, limit) for ddir, domain in domains], _EarlyWork()
+        return [_compile_domain(*args, ddir, domain, root, limit, False, checker.verdicts)
+                for ddir, domain in domains], _EarlyWork()
     import pyarrow.parquet  # noqa: F401  # start-up: ~250 ms, imported once here and inherited by the forks
 
     order = sorted(domains, key=lambda d: -sizes[d[1]])
-    jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1))
+    jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1,
+                                           checker.verdicts))
             for i, (ddir, domain) in enumerate(order)]
     early = _EarlyWork()
     results = run_forked(jobs, n, on_idle=partial(_while_idle, checker.qdir, root, domains, early),
@@ -264,15 +250,17 @@ def build_release(
     license: str = "mit",
     decode_images: bool = False,
     history: History | None = None,
+    frame_cache: bool | str | Path = True,
+    engine: str = "local",
 ) -> BuildResult:
     """Validate the tree and compile the release folder at ``out``, in one pass.
 
     If validation fails, :class:`ValidationError` lists every problem and nothing is left
     behind: ``out`` is untouched and the temp folder (and any parent folder this call
     created) is removed. The same tree, version and repo id give a byte-identical folder.
-    Frames are checked for PNG structure and CRCs; ``decode_images``: also decode every
-    frame's pixels (what ``vmeval-hf validate`` and ``publish`` do), at about a millisecond
-    per frame.
+    Frames are checked for PNG structure and CRCs; ``decode_images``: also every frame's image data
+    (as ``validate`` and ``publish`` do: :func:`~vmeval_hf.tree.png.pixel_problem`, ~0.2 ms a frame),
+    but frames that passed before (``frame_cache``: as for :func:`~vmeval_hf.tree.validate.validate_tree`).
 
     ``data_dir`` (or ``questions_dir``): the tree; ``out``: the release folder (default
     ``<data_dir>/releases/<version>``); ``version`` and ``repo_id``: named in the card's load
@@ -280,18 +268,22 @@ def build_release(
     the domains in (default: 2 for trees of 400+ questions on 2+ cores); ``license``: the card's
     license; ``history``: the versions before this one, for the card's "Versions" table (none
     without it; ``publish`` passes the log's), an input like the tree, so the same inputs still
-    give the same bytes.
+    give the same bytes. ``engine``: ``local`` (this process and forked workers) or ``ray`` (one
+    task per shard on Ray: ``ray.init()``, with ``workers`` CPUs, or the cluster at ``RAY_ADDRESS``;
+    the tree and ``out`` must be where every worker sees them), the same bytes either way.
     """
+    check_engine(engine)
     version = validate_label(version)  # the canonical label (v1.0 -> 1.0): it names the folder, a Hub tag, a log entry
     limit = parse_size(max_shard_size, "--max-shard-size")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError(f"--workers must be a whole number of processes, 1 or more, got {workers!r}")
+    _check_workers(workers)
     qdir = resolve_questions_dir(data_dir, questions_dir)
     out_path = Path(out) if out is not None else qdir.parent / "releases" / version
 
     tmp, created = _temp_release_dir(out_path)
     try:
-        results, early = _compile_valid(Checker(qdir, decode_images=decode_images), tmp, limit, workers)
+        checker = Checker(qdir, decode_images=decode_images,
+                          verdicts=frame_verdicts(frame_cache) if decode_images else None)
+        results, early = _compile_valid(checker, tmp, limit, workers, engine)
         _hash_shards(tmp, [s for r in results for s in r.shards])
         summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license,
                                   history=history)
@@ -305,7 +297,12 @@ def build_release(
         raise
     log.info("built %s: %d questions, %d shards", out_path, summary["questions"], len(summary["shards"]))
     return BuildResult(out_path, version, summary["questions"], summary["domains"], summary["shards"],
-                       summary["content_sha256"], size)
+                       summary["content_sha256"], size, checker.report.frames_checked, checker.report.frames_cached)
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"--workers must be a whole number of processes, 1 or more, got {workers!r}")
 
 
 def _temp_release_dir(out: Path) -> tuple[Path, list[Path]]:
@@ -322,16 +319,22 @@ def _temp_release_dir(out: Path) -> tuple[Path, list[Path]]:
     return tmp, created
 
 
-def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None
+def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None, engine: str = "local"
                    ) -> tuple[list[_DomainResult], _EarlyWork]:
-    """Compile every domain into ``root`` and check the whole tree; :class:`ValidationError`
-    with every problem if anything is wrong. Returns the domains that have questions."""
-    results, early = _compile_all(checker, root, limit, workers)
+    """Compile every domain into ``root`` (on Ray with ``engine="ray"``) and check the whole tree;
+    :class:`ValidationError` with every problem if anything is wrong. Returns the domains that have questions."""
+    if engine == "ray":
+        compiled = compile_on_ray(checker, root, limit, root / SCRATCH, num_cpus=workers)
+        results, early = [_DomainResult(**domain) for domain in compiled], _EarlyWork()
+    else:
+        results, early = _compile_all(checker, root, limit, workers)
     report = checker.report
     listed = [row for r in results for row in r.listed]
     for r in results:
         report.problems.extend(r.problems)
         report.folders.update(r.folders)
+        report.frames_checked += r.frames[0]
+        report.frames_cached += r.frames[1]
     checker.finish(listed)
     tree_problems(report, listed=listed, manifest=early.manifest)
     report.raise_for_errors()

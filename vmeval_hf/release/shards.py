@@ -248,8 +248,9 @@ class DomainWriter:
         if self.shard_rows and self.shard_bytes + size > self.limit:
             self._close_shard(keep_reserved=True)  # this question's frames stay reserved for the next
         video = blobs.get(VIDEO)
-        self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]), sha256_bytes(blobs[name]))
-                            for name in blobs)
+        known = self.checker.digests  # the frames the pixel check hashed already
+        self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]),
+                             known[name].hex() if name in known else sha256_bytes(blobs[name])) for name in blobs)
         cols = self.columns
         for name in _STRING_FIELDS:
             cols[name].append(q.metadata_text if name == "metadata" else getattr(q, name))

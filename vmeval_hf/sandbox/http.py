@@ -92,9 +92,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class _BaseHandler(BaseHTTPRequestHandler):
     """Dispatches every method to :meth:`_route` and sends the one response it ends with.
 
-    Subclasses override the hooks :meth:`_route` and, if they like, :meth:`_count_request` and
-    :meth:`_body_limit`; ``service`` names the server in 500 responses and logs, ``logger`` is
-    where it logs.
+    Subclasses override the hooks :meth:`_route` and, if they like, :meth:`_count_request`,
+    :meth:`_count_body` and :meth:`_body_limit`; ``service`` names the server in 500 responses and
+    logs, ``logger`` is where it logs.
     """
 
     protocol_version = "HTTP/1.1"
@@ -126,6 +126,9 @@ class _BaseHandler(BaseHTTPRequestHandler):
 
     def _count_request(self) -> None:
         """Called once per request, before anything else."""
+
+    def _count_body(self, nbytes: int) -> None:
+        """Called for each chunk of request body read, with its size."""
 
     def _body_limit(self) -> int:
         """The largest request body accepted, in bytes; a larger one gets a 413."""
@@ -264,6 +267,7 @@ class _BaseHandler(BaseHTTPRequestHandler):
                     if not chunk:
                         raise HTTPError(400, "Truncated request body")
                     remaining -= len(chunk)
+                    self._count_body(len(chunk))
                     yield chunk
                 self.rfile.readline(8)
         else:
@@ -278,6 +282,7 @@ class _BaseHandler(BaseHTTPRequestHandler):
                 if not chunk:
                     raise HTTPError(400, "Truncated request body")
                 remaining -= len(chunk)
+                self._count_body(len(chunk))
                 yield chunk
         self._body_done = True
 

@@ -51,6 +51,7 @@ _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*$", re.DOTALL | re.MULTILINE)
 _PAGE = 1000
+_TRAFFIC = ("request_bytes", "body_bytes", "lfs_bytes", "inline_bytes", "commits")
 _PAGE_EXPANDED = 50
 
 
@@ -77,6 +78,7 @@ class HubServer:
         self._secret = secrets.token_bytes(32)
         self._count = 0
         self._count_lock = threading.Lock()
+        self._traffic = dict.fromkeys(_TRAFFIC, 0)
         self._httpd: _HubHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._dir_lock: FileLock | None = None
@@ -91,6 +93,15 @@ class HubServer:
     def requests(self) -> int:
         """How many HTTP requests the server has handled since it was created."""
         return self._count
+
+    @property
+    def traffic(self) -> dict[str, int]:
+        """What clients have sent since the server was created, in bytes (and ``requests``):
+        ``request_bytes`` (request lines, headers and bodies), ``body_bytes`` (bodies alone),
+        ``lfs_bytes`` (LFS object uploads), ``inline_bytes`` (file contents inlined in commits,
+        decoded), ``commits`` (commits made). File content sent = ``lfs_bytes + inline_bytes``."""
+        with self._count_lock:
+            return {"requests": self._count, **self._traffic}
 
     def start(self) -> HubServer:
         if self._httpd is not None:
@@ -136,9 +147,11 @@ class HubServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _counted(self) -> None:
+    def _counted(self, **traffic: int) -> None:
         with self._count_lock:
-            self._count += 1
+            self._count += traffic.pop("requests", 0)
+            for key, n in traffic.items():
+                self._traffic[key] += n
 
     def repo_url(self, repo_type: str, repo_id: str) -> str:
         return f"{self.url}/{_PREFIX[repo_type]}{repo_id}"
@@ -172,7 +185,13 @@ class _Handler(_BaseHandler):
         return self.server.hub
 
     def _count_request(self) -> None:
-        self.hub._counted()
+        # the request line and headers as sent: "<line>\r\n", "<key>: <value>\r\n" each, "\r\n"
+        head = len(self.requestline) + 4 + sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+        self.hub._counted(requests=1, request_bytes=head)
+
+    def _count_body(self, nbytes: int) -> None:
+        kind = "lfs_bytes" if self.method == "PUT" and self.raw_path.startswith("/__lfs/") else None
+        self.hub._counted(request_bytes=nbytes, body_bytes=nbytes, **({kind: nbytes} if kind else {}))
 
     def _body_limit(self) -> int:
         return self.hub.max_body_bytes
@@ -401,6 +420,7 @@ class _Handler(_BaseHandler):
                         if value.get("encoding") == "base64" else str(value.get("content", "")).encode()
                 except (binascii.Error, ValueError):
                     raise StoreError(400, f"Content of {path!r} is not valid base64") from None
+                self.hub._counted(inline_bytes=len(data))
                 ops.append(("add", path, store.regular_entry(data)))
             elif key == "lfsFile":
                 path = check_path(str(value.get("path", "")))
@@ -419,6 +439,7 @@ class _Handler(_BaseHandler):
         sha, pr = store.commit(repo_type, repo["id"], rev, ops, str(header["summary"]),
                                str(header.get("description") or ""), parent=parent,
                                create_pr=_truthy(self._param("create_pr")))
+        self.hub._counted(commits=1)
         url = self.hub.repo_url(repo_type, repo["id"])
         body = {"success": True, "commitOid": sha, "commitUrl": f"{url}/commit/{sha}",
                 "commitMessage": header["summary"], "hookOutput": ""}

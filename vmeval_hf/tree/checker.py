@@ -6,6 +6,7 @@ so that it embeds exactly the bytes that were checked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -36,7 +37,8 @@ from .model import (
     listing,
     question_name_re,
 )
-from .png import decode_problem, structure_problem
+from .png import pixel_problem, structure_problem
+from .verdicts import Verdicts
 
 # open(2) flags for reading a question file found by scandir: never follow a symlink swapped in
 # after the listing (symlinks take the checked path), never block on a FIFO swapped in.
@@ -93,10 +95,16 @@ class Checker:
     checked, so the build embeds and hashes exactly what was validated without reading again.
     """
 
-    def __init__(self, questions_dir: Path, decode_images: bool = True, on_question: OnQuestion | None = None) -> None:
+    def __init__(self, questions_dir: Path, decode_images: bool = True, on_question: OnQuestion | None = None,
+                 verdicts: Verdicts | None = None, keep_questions: bool = True) -> None:
         self.qdir = questions_dir
+        #: check every frame's image data (:func:`~vmeval_hf.tree.png.pixel_problem`), not only its chunks
         self.decode_images = decode_images
         self.on_question = on_question
+        #: frames that passed the pixel check before, by sha256: not inflated again
+        self.verdicts = verdicts if verdicts is not None else Verdicts(None)
+        #: keep each valid :class:`Question` in the report (without ``on_question``); else only its listing
+        self.keep_questions = keep_questions
         self.root = self._real(questions_dir.parent)
         self.report = ValidationReport(questions_dir)
         #: set on the first error; lets a consumer stop work that will be thrown away
@@ -106,6 +114,8 @@ class Checker:
         #: lets an ``on_question`` consumer have frames read straight into its own buffers
         self.buffer_for: BufferFor | None = None
         self._blobs: dict[str, bytes | memoryview] = {}
+        #: the sha256 of the current question's frames, where the pixel check computed it (file name -> digest)
+        self.digests: dict[str, bytes] = {}
 
     @staticmethod
     def _real(p: Path | str) -> Path:
@@ -219,7 +229,17 @@ class Checker:
         data = self.read(entry, q, MAX_PNG_BYTES, into=self.buffer_for)
         if data is None:
             return False
-        found = decode_problem(data) if self.decode_images else structure_problem(data)
+        if not self.decode_images:
+            found = structure_problem(data)
+        else:
+            digest = self.digests[entry.name] = hashlib.sha256(data).digest()
+            if self.verdicts.known(digest):
+                self.report.frames_cached += 1
+                return True
+            found = pixel_problem(data)
+            self.report.frames_checked += 1
+            if not found:
+                self.verdicts.remember(digest)
         if found:
             self.add(entry.path, found[0], found[1], question=q)
             return False
@@ -273,7 +293,7 @@ class Checker:
         """Check one question folder; a valid question goes to ``on_question`` (else into the report)."""
         q = os.path.basename(folder)
         rel = f"{domain}_task/{q}"
-        self._blobs = {}
+        self._blobs, self.digests = {}, {}
         entries = self._question_entries(folder, rel)
         if entries is None:
             return
@@ -286,7 +306,8 @@ class Checker:
         question = self._question(folder, domain, q, rel, entries, found.prompt, found)
         self.listed.append(listing(question))
         if self.on_question is None:
-            self.report.question_list.append(question)
+            if self.keep_questions:
+                self.report.question_list.append(question)
         else:  # the consumer keeps what it needs: memory stays flat however big the tree
             blobs, self._blobs = self._blobs, {}
             self.on_question(question, blobs)
@@ -419,6 +440,7 @@ class Checker:
     def check_domain(self, ddir: str, domain: str) -> None:
         for folder in self.question_folders(ddir, domain):
             self.check_question(folder, domain)
+        self.verdicts.flush()
 
     def finish(self, elsewhere: list[Listed] | None = None) -> ValidationReport:
         """Tree-wide checks once every domain is in: an empty tree, duplicate ids; sorts the questions.
@@ -426,6 +448,7 @@ class Checker:
         ``elsewhere``: the valid questions other checkers found (the build's worker processes).
         """
         rows = self.listed + (elsewhere or [])
+        self.report.valid = len(rows)
         if not rows and not self.report.errors:
             self.add(self.qdir, "empty_tree", "holds no questions; add <domain>_task/<domain>_NNNN folders "
                      "or run `vmeval-hf create`")
@@ -440,8 +463,9 @@ class Checker:
         self.report.question_list.sort(key=lambda x: (x.domain, id_sort_key(x.id)))
         return self.report
 
-    def run(self) -> ValidationReport:
-        for ddir, domain in self.domains():
+    def run(self, domains: list[tuple[str, str]] | None = None) -> ValidationReport:
+        """Check every domain (``domains``: those :meth:`domains` gave, if called already), then :meth:`finish`."""
+        for ddir, domain in self.domains() if domains is None else domains:
             self.check_domain(ddir, domain)
         return self.finish()
 

@@ -115,10 +115,15 @@ class ValidationReport(Findings):
     question_list: list[Question] = field(default_factory=list)
     #: every folder with a valid question name, valid content or not: id -> "domain_task/id"
     folders: dict[str, str] = field(default_factory=dict)
+    #: how many valid questions there are (also when ``question_list`` is not kept)
+    valid: int = 0
+    #: frames whose image data was checked, and frames passed by the cache of earlier verdicts
+    frames_checked: int = 0
+    frames_cached: int = 0
 
     @property
     def questions(self) -> int:
-        return len(self.question_list)
+        return self.valid
 
     def raise_for_errors(self) -> None:
         if self.errors:

@@ -1,16 +1,23 @@
 """Validate a whole question tree: every question folder, the dataset manifest, the other data folders.
 
-Validation collects *every* problem before reporting; nothing here writes.
+Validation collects *every* problem before reporting; nothing here writes (but the cache of
+frame verdicts, :mod:`vmeval_hf.tree.verdicts`). A big tree's domains are checked in forked
+worker processes, two at a time, the way the build compiles them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from .._shared.forked import folder_count, plan_workers, run_forked
+from ..config import default_cache_dir
 from .checker import Checker
 from .datafolders import data_folder_problems
 from .dataset_manifest import ManifestEntries, manifest_problems
-from .model import Listed, Question, ValidationReport, listing, resolve_questions_dir
+from .model import Listed, Problem, Question, ValidationReport, listing, resolve_questions_dir
+from .verdicts import Verdicts
 
 
 def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
@@ -29,20 +36,83 @@ def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
         report.problems.extend(data_folder_problems(qdir.parent))
 
 
+def frame_verdicts(frame_cache: bool | str | Path) -> Verdicts:
+    """The cache of frame verdicts that ``frame_cache`` names: True, the default folder
+    (:func:`~vmeval_hf.config.default_cache_dir`); a path, that folder; False, none."""
+    if frame_cache is True:
+        return Verdicts(default_cache_dir())
+    return Verdicts(frame_cache or None)
+
+
+@dataclass
+class _DomainFindings:
+    """What checking one domain in a worker gives back (picklable)."""
+
+    problems: list[Problem]
+    listed: list[Listed]
+    questions: list[Question]
+    folders: dict[str, str]
+    frames: tuple[int, int]  # checked, cached
+
+
+def _check_domain(checker: Checker, ddir: str, domain: str) -> _DomainFindings:
+    """In a worker: one domain, by a fresh checker with ``checker``'s settings."""
+    mine = Checker(checker.qdir, checker.decode_images, verdicts=checker.verdicts,
+                   keep_questions=checker.keep_questions)
+    mine.check_domain(ddir, domain)
+    r = mine.report
+    return _DomainFindings(r.problems, mine.listed, r.question_list, r.folders, (r.frames_checked, r.frames_cached))
+
+
+def check_tree(checker: Checker, workers: int | None = None) -> tuple[ValidationReport, list[Listed]]:
+    """Run ``checker`` over its whole tree: the domains in forked workers when
+    :func:`~vmeval_hf._shared.forked.plan_workers` says it pays, else here; the report, and
+    every valid question's listing.
+
+    ``workers``: processes to check in (default: 2 for trees of 400+ questions on 2+ cores).
+    """
+    domains = checker.domains()
+    sizes = {domain: folder_count(ddir) for ddir, domain in domains}
+    if plan_workers(workers, sizes) == 1:
+        return checker.run(domains), checker.listed
+    order = sorted(domains, key=lambda d: -sizes[d[1]])  # biggest first: the last to start is the smallest
+    found = run_forked([(f"domain {domain!r}", partial(_check_domain, checker, ddir, domain))
+                        for ddir, domain in order], plan_workers(workers, sizes))
+    by_domain = {domain: f for (_, domain), f in zip(order, found)}
+    report, listed = checker.report, []
+    for _, domain in domains:  # in domain order, as one process would have found them
+        f = by_domain[domain]
+        report.problems.extend(f.problems)
+        report.question_list.extend(f.questions)
+        report.folders.update(f.folders)
+        report.frames_checked += f.frames[0]
+        report.frames_cached += f.frames[1]
+        listed.extend(f.listed)
+    checker.finish(listed)
+    return report, checker.listed + listed
+
+
 def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
                   check_manifest_file: bool = True, check_data_folders: bool = True,
-                  decode_images: bool = True) -> ValidationReport:
+                  decode_images: bool = True, frame_cache: bool | str | Path = True,
+                  keep_questions: bool = True, workers: int | None = None) -> ValidationReport:
     """Check the whole tree and return every problem found (never raises for bad input).
 
     ``data_dir``: the data tree (default ``data``), or ``questions_dir``: its questions folder.
     ``check_manifest_file``: compare ``vmeval_dataset.json`` with the folders;
     ``check_data_folders``: check ``outputs/`` and ``evaluations/`` too.
-    ``decode_images``: decode every frame's pixels; ``False`` checks PNG structure and CRCs only (see :mod:`vmeval_hf.tree.png`),
-    about a hundred times cheaper than decoding every frame's pixels.
+    ``decode_images``: check every frame's image data as a decode would
+    (:func:`~vmeval_hf.tree.png.pixel_problem`); ``False`` checks PNG chunks and CRCs only.
+    ``frame_cache``: skip frames that passed before (:func:`frame_verdicts`; False checks every frame).
+    ``keep_questions``: keep every valid question in ``report.question_list`` (False: counts and
+    problems only, so memory does not grow with the tree). ``workers``: as for :func:`check_tree`.
     """
     qdir = resolve_questions_dir(data_dir, questions_dir)
-    report = Checker(qdir, decode_images=decode_images).run()
-    tree_problems(report, check_manifest_file=check_manifest_file, check_data_folders=check_data_folders)
+    verdicts = frame_verdicts(frame_cache) if decode_images else Verdicts(None)
+    checker = Checker(qdir, decode_images=decode_images, verdicts=verdicts, keep_questions=keep_questions)
+    report, listed = check_tree(checker, workers)
+    tree_problems(report, check_manifest_file=check_manifest_file, check_data_folders=check_data_folders,
+                  listed=listed)
     return report
 
 

@@ -30,6 +30,35 @@ from ..errors import BuildError
 T = TypeVar("T")
 
 
+#: below this many question folders, forking workers costs more than it saves (scripts/bench_build.py)
+PARALLEL_MIN_QUESTIONS = 400
+
+
+def plan_workers(requested: int | None, sizes: dict[str, int]) -> int:
+    """How many processes to work in: forked workers only where that is safe and pays.
+
+    ``requested``: the caller's ``--workers`` (None: 2 on 2+ cores); ``sizes``: the number of
+    entries in each job's folder (a domain). A small tree (under :data:`PARALLEL_MIN_QUESTIONS`
+    folders) is done in this process unless workers were asked for, and so is any tree when this
+    process runs other threads (see :func:`fork_available`).
+    """
+    n = requested if requested is not None else min(2, os.cpu_count() or 1)
+    if requested is None and sum(sizes.values()) < PARALLEL_MIN_QUESTIONS:
+        n = 1
+    if n <= 1 or len(sizes) <= 1 or not fork_available():
+        return 1
+    return min(n, len(sizes))
+
+
+def folder_count(path: str) -> int:
+    """How many entries the folder ``path`` holds (0 if it cannot be listed: the checks say why)."""
+    try:
+        with os.scandir(path) as it:
+            return sum(1 for _ in it)
+    except OSError:
+        return 0
+
+
 def fork_available() -> bool:
     """Forking is safe only from a single-threaded process (a fork copies locks held by other threads)."""
     return hasattr(os, "fork") and threading.active_count() == 1
@@ -171,7 +200,7 @@ def _outcome(name: str, data: bytearray, pid: int) -> Any:
         code = os.waitstatus_to_exitcode(status)
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         raise BuildError(f"the worker process for {name} {how} before finishing; "
-                         "check free memory and disk space, then run the build again") from None
+                         "check free memory and disk space, then run the command again") from None
     if not ok:
         raise value
     return value

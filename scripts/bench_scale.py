@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""How every stage scales with the number of questions: time per question and peak memory.
+
+    python scripts/bench_scale.py --questions 1000
+    python scripts/bench_scale.py --questions 10000 100000
+
+For each N it makes (once, cached under ``--cache-dir`` keyed by N) a synthetic question tree:
+N questions over the five domains, each with two PNG frames of 3-16 KB (a grid and shapes drawn
+with Pillow, every frame distinct bytes), a domain's prompt and metadata as the upstream
+generators wrote them, and ``vmeval_dataset.json``. Then it starts the project's Hub server and a
+moto S3 server, each in its own process on 127.0.0.1 (``scripts/bench_servers.py``), and runs
+the stages as users run them, each a ``vmeval-hf`` subprocess:
+
+- ``validate``: ``vmeval-hf validate``;
+- ``build``: ``vmeval-hf build --out <scratch>``;
+- ``publish-hub``: ``vmeval-hf publish --no-s3`` (validate, build, the Hub commit and tag; with
+  ``--log`` when ``publish-s3`` is not among the stages, so that verify and pull find the version);
+- ``publish-s3``: ``vmeval-hf publish --log`` (validate, build, the Hub side again, a no-op now,
+  the S3 mirror of the tree and the release, verify both sides, log);
+- ``verify``: ``vmeval-hf verify`` (the published sides against the release manifest);
+- ``pull-hub``: ``vmeval-hf pull --from hub`` (the release);
+- ``pull-s3``: ``vmeval-hf pull --from s3`` (the question tree).
+
+Each stage's wall time, CPU (user + sys, reaped children included) and the peak of its process
+tree's summed PSS, sampled every 10 ms by ``bench_build.measure`` (the sampler slows what it
+samples by 10-20%, equally at every N). One run per stage and N; the table gives time per
+question and the ratios against the smallest N. The targets: time per question within 1.15x,
+peak memory within +20%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import struct
+import sys
+import tempfile
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_build import measure  # noqa: E402  (the sampler: one process tree's peak PSS)
+from bench_servers import Servers  # noqa: E402
+
+TREE_FORMAT = 1  # bump when the generated tree changes, so stale caches are not reused
+DOMAINS = ("chess", "maze", "raven", "rotation", "sudoku")
+SIDES = {"chess": 400, "maze": 480, "raven": 450, "rotation": 400, "sudoku": 420}
+BASES_PER_DOMAIN = 64
+STAGES = ("validate", "build", "publish-hub", "publish-s3", "verify", "pull-hub", "pull-s3")
+VERSION = "1.0"
+TIME_TARGET, MEMORY_TARGET = 1.15, 0.20
+
+# --- the synthetic tree ------------------------------------------------------------------------
+
+
+class _Base:
+    """One drawn frame, compressed once up to its last rows: each question's frame only compresses
+    its own last rows (a few pixels that spell its number) onto a copy of the compressor."""
+
+    TAIL_ROWS = 2
+
+    def __init__(self, rng: random.Random, side: int, target: int) -> None:
+        from PIL import Image, ImageDraw
+
+        bg = tuple(rng.randrange(200, 256) for _ in range(3))
+        img = Image.new("RGB", (side, side), bg)  # type: ignore[arg-type]
+        draw = ImageDraw.Draw(img)
+        cells = rng.choice((3, 4, 8))
+        step = side / cells
+        for i in range(cells + 1):
+            draw.line([(0, round(i * step)), (side, round(i * step))], fill=(40, 40, 40), width=2)
+            draw.line([(round(i * step), 0), (round(i * step), side)], fill=(40, 40, 40), width=2)
+        for _ in range(rng.randrange(3, 12)):
+            x, y = rng.randrange(side - 40), rng.randrange(side - 40)
+            w, h = rng.randrange(15, 80), rng.randrange(15, 80)
+            color = tuple(rng.randrange(256) for _ in range(3))
+            shape = rng.choice(("ellipse", "rectangle", "polygon"))
+            if shape == "polygon":
+                draw.polygon([(x, y + h), (x + w // 2, y), (x + w, y + h)], fill=color, outline=(0, 0, 0))
+            else:
+                getattr(draw, shape)([x, y, x + w, y + h], fill=color, outline=(0, 0, 0))
+        self.side = side
+        row = side * 3
+        raw = bytearray(img.tobytes())
+        plain = len(zlib.compress(self._rows(raw), 6))
+        if plain < target:  # a patch of noise (incompressible) brings the frame to its target size
+            noise = random.Random(rng.random()).randbytes(target - plain)
+            top = rng.randrange(0, side // 2)
+            for i in range(0, len(noise), row // 3):
+                r = top + i // (row // 3)
+                if r >= side - self.TAIL_ROWS:
+                    break
+                chunk = noise[i:i + row // 3]
+                raw[r * row:r * row + len(chunk)] = chunk
+        self.raw = raw
+        head = self._rows(raw[: (side - self.TAIL_ROWS) * row])
+        self.compressor = zlib.compressobj(6)
+        self.head = self.compressor.compress(head)
+        self.ihdr = self._chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+
+    def _rows(self, raw: bytes | bytearray) -> bytes:
+        row = self.side * 3
+        return b"".join(b"\0" + bytes(raw[i:i + row]) for i in range(0, len(raw), row))
+
+    @staticmethod
+    def _chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def frame(self, number: int) -> bytes:
+        row = self.side * 3
+        tail = bytearray(self.raw[(self.side - self.TAIL_ROWS) * row:])
+        for bit in range(40):  # the number, one dark or light pixel per bit
+            v = 20 if number >> bit & 1 else 235
+            tail[bit * 3:bit * 3 + 3] = bytes((v, v, v))
+        c = self.compressor.copy()
+        idat = self.head + c.compress(self._rows(tail)) + c.flush()
+        return b"\x89PNG\r\n\x1a\n" + self.ihdr + self._chunk(b"IDAT", idat) + self._chunk(b"IEND", b"")
+
+
+_BASES: dict[str, list[_Base]] = {}
+
+
+def _bases(domain: str, count: int) -> list[_Base]:
+    if domain not in _BASES:
+        rng = random.Random(f"bases-{domain}")
+        _BASES[domain] = [_Base(rng, SIDES[domain], rng.randrange(3_000, 15_000)) for _ in range(count)]
+    return _BASES[domain]
+
+
+def _metadata(domain: str, qid: str, index: int, rng: random.Random) -> tuple[str, dict[str, Any]]:
+    """A prompt and metadata shaped like the upstream generators' (see the reference notes)."""
+    paths = {"first_image_path": f"{domain}_task/{qid}/first_frame.png",
+             "final_image_path": f"{domain}_task/{qid}/final_frame.png"}
+    created = f"2026-11-{1 + index % 28:02d}T{index % 24:02d}:{index % 60:02d}:{(index * 7) % 60:02d}.{index % 10**6:06d}Z"
+    if domain == "chess":
+        side = rng.choice(("White", "Black"))
+        move = rng.choice(("Qh7#", "Re8#", "Qxf7#", "Rd8#", "Nf7#", "Qg7#"))
+        prompt = f"{side} can deliver checkmate in one move. Show the winning move."
+        extra = {"task_category": "Chess", "difficulty": "easy", "side_to_move": side.lower(),
+                 "mate_moves": [move], "pattern_description": rng.choice(("back-rank mate", "queen corner mate")),
+                 "chess_data": {"generation_method": "mate_in_1_templates",
+                                "initial_fen": f"6k1/5ppp/8/8/8/8/{rng.randrange(8)}PPP1PP/R5K1 w - - 0 1",
+                                "mate_moves": [move], "pattern_tags": ["back_rank", "rook"]}}
+    elif domain == "maze":
+        start, end = [rng.randrange(3), rng.randrange(3)], [rng.randrange(3), rng.randrange(3)]
+        length = 1 + abs(start[0] - end[0]) + abs(start[1] - end[1])
+        prompt = ("Move the green dot from its starting position through the maze paths to the red flag. "
+                  "Navigate only through open spaces (white).")
+        extra = {"task_category": "Maze", "difficulty": "easy", "maze_size": [3, 3], "start_pos": start,
+                 "end_pos": end, "solution_length": length,
+                 "maze_data": {"generation_method": "kruskal_algorithm", "solution_length": length}}
+    elif domain == "raven":
+        rule = rng.choice(("shape progression", "number progression", "rotation", "fill/color", "combination"))
+        prompt = ("This is Raven's Progressive Matrices like task. Complete the missing pattern in this 3x3 "
+                  "matrix.")
+        extra = {"task_category": "AbstractReasoning", "difficulty": "hard" if rule == "combination" else "medium",
+                 "raven_data": {"rule": rule, "rule_type": rule.split()[0], "matrix_size": "3x3",
+                                "seed": 2025 + index}}
+    elif domain == "rotation":
+        elev, azim, voxels = rng.randrange(20, 41), rng.randrange(360), rng.choice((8, 9))
+        prompt = (f"A {voxels}-block sculpture sits fixed on a table. First frame: Your camera is tilted at "
+                  f"{elev}° elevation, viewing from {azim}° azimuth. Final frame: Your camera remains at "
+                  f"{elev}° elevation, but rotates horizontally to {(azim + 180) % 360}° azimuth. This is a "
+                  "180-degree rotation Create a smooth video showing the camera moving around the sculpture.")
+        extra = {"task_category": "3D Mental Rotation", "difficulty": "easy",
+                 "rotation_data": {"generation_method": "3D voxel snake with viewpoint rotation",
+                                   "num_voxels": voxels, "first_view_elev": elev, "first_view_azim": azim,
+                                   "final_view_elev": elev, "final_view_azim": (azim + 180) % 360,
+                                   "angle_difference": 180, "structural_complexity": "snake_like_3d_voxels"}}
+    else:
+        solution = rng.choice(([1, 2, 3, 2, 3, 1, 3, 1, 2], [2, 3, 1, 3, 1, 2, 1, 2, 3], [3, 1, 2, 1, 2, 3, 2, 3, 1]))
+        puzzle = list(solution)
+        puzzle[rng.randrange(9)] = None
+        prompt = ("Solve this 3x3 Sudoku puzzle. Fill in all the empty cells following Sudoku rules: each row and "
+                  "column must contain the digits 1, 2, and 3 exactly once. Show the complete solution.")
+        extra = {"task_category": "Sudoku", "difficulty": rng.choice(("easy", "medium", "hard")),
+                 "sudoku_data": {"puzzle": puzzle, "solution": solution, "difficulty_level": rng.randrange(3),
+                                 "num_given": 8},
+                 "puzzle_array": puzzle, "solution_array": solution, "num_given": 8}
+    return prompt, {"id": qid, "prompt": prompt, **paths, **extra, "created_at": created, "domain": domain}
+
+
+def _write_questions(qdir: str, domain: str, indices: range, per_domain: int) -> int:
+    bases, total = _bases(domain, min(BASES_PER_DOMAIN, per_domain + 1)), 0
+    for index in indices:
+        rng = random.Random(index)
+        qid = f"{domain}_{index:04d}"
+        folder = os.path.join(qdir, f"{domain}_task", qid)
+        os.mkdir(folder)
+        first = rng.randrange(len(bases))
+        for name, base, number in (("first_frame.png", bases[first], 2 * index),
+                                   ("final_frame.png", bases[(first + 1) % len(bases)], 2 * index + 1)):
+            data = base.frame(number)
+            with open(os.path.join(folder, name), "wb") as fh:
+                fh.write(data)
+            total += len(data)
+        prompt, meta = _metadata(domain, qid, index, rng)
+        with open(os.path.join(folder, "prompt.txt"), "w", encoding="utf-8") as fh:
+            fh.write(prompt)
+        with open(os.path.join(folder, "question_metadata.json"), "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=2)
+    return total
+
+
+def ensure_tree(cache_dir: Path, n: int) -> Path:
+    """The data dir for N questions, generated once and reused (``.complete`` marks a finished tree)."""
+    data_dir = cache_dir / f"tree-v{TREE_FORMAT}-{n}" / "data"
+    if (data_dir / ".complete").is_file():
+        return data_dir
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+    building = cache_dir / f".tree-v{TREE_FORMAT}-{n}.tmp"
+    shutil.rmtree(building, ignore_errors=True)
+    qdir = building / "data" / "questions"
+    per = [n // len(DOMAINS) + (1 if i < n % len(DOMAINS) else 0) for i in range(len(DOMAINS))]
+    jobs = []
+    for domain, count in zip(DOMAINS, per, strict=True):
+        (qdir / f"{domain}_task").mkdir(parents=True)
+        jobs += [(str(qdir), domain, range(i, min(i + 2000, count)), count) for i in range(0, count, 2000)]
+    t0 = time.perf_counter()
+    print(f"generating {n} questions under {data_dir} (once) ...", file=sys.stderr, flush=True)
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        png_bytes = sum(pool.map(_write_questions, *zip(*jobs, strict=True)))
+    t1 = time.perf_counter()
+    from vmeval_hf.tree.manifest_sync import write_manifest
+
+    write_manifest(building / "data", created_at="2026-11-30T00:00:00Z")
+    (building / "data" / ".complete").write_text(json.dumps({"questions": n, "png_bytes": png_bytes}))
+    os.replace(building, data_dir.parent)
+    print(f"  done in {time.perf_counter() - t0:.0f} s ({t1 - t0:.0f} s of files, the rest the manifest): "
+          f"{png_bytes / 1e6:.0f} MB of PNG", file=sys.stderr)
+    return data_dir
+
+
+# --- the stages --------------------------------------------------------------------------------
+
+
+def stage_commands(stage: str, data: Path, scratch: Path, date: str, stages: tuple[str, ...]) -> list[str]:
+    cli = [str(Path(sys.executable).with_name("vmeval-hf"))]
+    d = ["--data-dir", str(data)]
+    # without the S3 stage, the Hub publish logs the version (for verify and pull); with it, the S3
+    # stage logs (a version logged already would make its publish a no-op)
+    log = [] if "publish-s3" in stages else ["--log"]
+    return {
+        "validate": [*cli, "validate", *d, "--json"],
+        "build": [*cli, "build", *d, "--out", str(scratch / "release"), "--version", VERSION, "--json"],
+        "publish-hub": [*cli, "publish", *d, "--version", VERSION, "--date", date, "--no-s3", *log, "--json"],
+        "publish-s3": [*cli, "publish", *d, "--version", VERSION, "--date", date, "--log", "--json"],
+        "verify": [*cli, "verify", VERSION, *d, "--json"],
+        "pull-hub": [*cli, "pull", VERSION, "--from", "hub", "--dest", str(scratch / "pull-hub"), *d, "--json"],
+        "pull-s3": [*cli, "pull", VERSION, "--from", "s3", "--dest", str(scratch / "pull-s3"), *d, "--json"],
+    }[stage]
+
+
+def _clean(data: Path) -> None:
+    """Remove what the stages leave in the cached tree: releases and the version log."""
+    shutil.rmtree(data / "releases", ignore_errors=True)
+    shutil.rmtree(data / "data_logging", ignore_errors=True)
+
+
+def _warm(data: Path) -> None:
+    """Read the tree once, untimed, so every N starts from a warm page cache."""
+    import subprocess
+
+    subprocess.run(["bash", "-c", "tar -cf - questions | cat >/dev/null"], cwd=data, check=True)
+
+
+def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers, run_id: str,
+             keep: bool) -> dict[str, Any]:
+    data = ensure_tree(cache_dir, n)
+    stats = json.loads((data / ".complete").read_text())
+    _clean(data)
+    _warm(data)
+    bucket = f"bench-scale-{run_id}-{n}"
+    servers.create_bucket(bucket)
+    scratch = Path(tempfile.mkdtemp(prefix=f"scale-{n}-", dir=cache_dir))
+    env = {**os.environ, **servers.env(repo=f"bench/scale-{run_id}-{n}", bucket=bucket, hf_home=scratch / "hf")}
+    date = "20270101"
+    results: dict[str, Any] = {}
+    try:
+        for stage in stages:
+            print(f"N={n}: {stage} ...", file=sys.stderr, flush=True)
+            r = measure(stage_commands(stage, data, scratch, date, stages), cwd=scratch, env=env, memory=True,
+                        parse_json=False)
+            r.pop("stdout", None)
+            results[stage] = r
+            print(f"  {r['wall']:.1f} s, {r['tree_pss_mb']:.0f} MB", file=sys.stderr, flush=True)
+            if stage == "build" and not keep:
+                shutil.rmtree(scratch / "release", ignore_errors=True)
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+            _clean(data)
+    return {"questions": n, "png_mb": stats["png_bytes"] / 1e6, "stages": results}
+
+
+def table(results: list[dict[str, Any]]) -> list[str]:
+    base = results[0]
+    lines = [f"{'stage':12} {'N':>8} {'wall s':>9} {'ms/question':>12} {'ratio':>7} {'CPU s':>8} "
+             f"{'peak PSS MB':>12} {'growth':>8}  verdict"]
+    for res in results:
+        n = res["questions"]
+        for stage, r in res["stages"].items():
+            per = r["wall"] / n
+            b = base["stages"].get(stage)
+            ratio = per / (b["wall"] / base["questions"]) if b else None
+            growth = r["tree_pss_mb"] / b["tree_pss_mb"] - 1 if b else None
+            verdict = ""
+            if res is not base and ratio is not None and growth is not None:
+                verdict = "ok" if ratio <= TIME_TARGET and growth <= MEMORY_TARGET else "MISSED:" + ",".join(
+                    w for w, bad in (("time", ratio > TIME_TARGET), ("memory", growth > MEMORY_TARGET)) if bad)
+            lines.append(f"{stage:12} {n:>8,} {r['wall']:9.1f} {per * 1000:12.2f} "
+                         f"{'' if ratio is None else f'{ratio:.2f}x':>7} {r['cpu']:8.1f} {r['tree_pss_mb']:12.0f} "
+                         f"{'' if growth is None else f'{growth:+.0%}':>8}  {verdict}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--questions", type=int, nargs="+", default=[1000], metavar="N",
+                    help="tree sizes, smallest first (default 1000); ratios are against the first")
+    ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                    help="stages to run, in this order (default: all; verify and pull need a publish "
+                         "stage; without publish-s3, pull-s3 cannot run)")
+    ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "vmeval-scale",
+                    help="where generated trees are kept between runs (default /tmp/vmeval-scale)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folders (releases, pulls)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args(argv)
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    stages = tuple(s for s in STAGES if s in args.stages)
+    run_id = time.strftime("%H%M%S")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="servers-", dir=args.cache_dir) as root, \
+            Servers(Path(root), s3=True) as servers:
+        for n in args.questions:
+            results.append(run_size(n, stages, args.cache_dir, servers, run_id, args.keep))
+            if not args.json:
+                print("\n".join(table(results)) + "\n", flush=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""The sandbox servers for the benchmarks, each in a process of its own on 127.0.0.1.
+
+    with Servers(root, s3=True) as servers:
+        env = {**os.environ, **servers.env(repo="bench/x", bucket="b")}
+        ...                           # run clients with env
+        servers.hub_traffic()         # bytes the Hub server received so far (server side)
+
+The Hub is the project's :class:`vmeval_hf.sandbox.HubServer`; S3 is moto's threaded server, as
+``vmeval-hf sandbox`` starts it (:func:`vmeval_hf.sandbox.local.moto_server`). Each runs in a
+child (``python scripts/bench_servers.py hub|s3``) so that its CPU and memory are not the
+client's, and it prints one JSON line with its URL, then answers ``traffic`` lines on stdin with
+a JSON line (the Hub's :attr:`~vmeval_hf.sandbox.HubServer.traffic`). A child stops when its
+stdin closes: when ``Servers`` exits, whatever the reason, or when the benchmark dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+try:
+    import vmeval_hf  # noqa: F401
+except ImportError:  # run from a checkout without installing: use the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vmeval_hf.config import DEFAULT_REGION
+from vmeval_hf.sandbox.local import HOST, S3_KEY_ID, S3_SECRET, moto_server
+
+
+def _say(out: IO[str], obj: Any) -> None:
+    out.write(json.dumps(obj) + "\n")
+    out.flush()
+
+
+def serve_hub(root: Path, token: str) -> None:
+    from vmeval_hf.sandbox import HubServer
+
+    with HubServer(root, token=token, host=HOST) as hub:
+        _say(sys.stdout, {"url": hub.url})
+        for line in sys.stdin:  # until the parent closes our stdin
+            if line.strip() == "traffic":
+                _say(sys.stdout, hub.traffic)
+
+
+def serve_s3() -> None:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    moto = moto_server()(ip_address=HOST, port=0, verbose=False)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        _say(sys.stdout, {"url": f"http://{host}:{port}"})
+        for _ in sys.stdin:
+            pass
+    finally:
+        moto.stop()
+
+
+class _Child:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError(f"the {args[0]} server did not start (exit code {self.proc.returncode})")
+        self.url: str = json.loads(line)["url"]
+
+    def ask(self, what: str) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(what + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Servers:
+    """The Hub server (storage under ``root``) and, with ``s3``, a moto server; see the module docstring."""
+
+    def __init__(self, root: Path, *, s3: bool = False) -> None:
+        self.root = Path(root)
+        self.token = f"hf_bench_{secrets.token_hex(12)}"
+        self.with_s3 = s3
+        self.hub: _Child | None = None
+        self.s3: _Child | None = None
+
+    def start(self) -> Servers:
+        try:
+            self.hub = _Child("hub", "--root", str(self.root / "hub"), "--token", self.token)
+            if self.with_s3:
+                self.s3 = _Child("s3")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for child in (self.s3, self.hub):
+            if child is not None:
+                child.stop()
+        self.s3 = self.hub = None
+
+    def __enter__(self) -> Servers:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def hub_traffic(self) -> dict[str, int]:
+        assert self.hub is not None
+        return self.hub.ask("traffic")  # type: ignore[no-any-return]
+
+    def create_bucket(self, bucket: str) -> None:
+        import boto3
+
+        assert self.s3 is not None
+        client = boto3.client("s3", endpoint_url=self.s3.url, region_name=DEFAULT_REGION,
+                              aws_access_key_id=S3_KEY_ID, aws_secret_access_key=S3_SECRET)
+        client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": DEFAULT_REGION})
+
+    def env(self, *, repo: str, bucket: str | None = None, hf_home: Path | None = None) -> dict[str, str]:
+        """What a client process needs to reach the servers (as ``Sandbox.env()``, plus caches)."""
+        assert self.hub is not None
+        env = {
+            "HF_ENDPOINT": self.hub.url, "HF_TOKEN": self.token, "HF_HUB_DISABLE_XET": "1",
+            "HF_UPDATE_DOWNLOAD_COUNTS": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1", "VMEVAL_HF_REPO": repo,
+        }
+        if hf_home is not None:
+            env.update(HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
+                       HF_DATASETS_CACHE=str(hf_home / "datasets"))
+        if self.s3 is not None:
+            env.update({"AWS_ENDPOINT_URL": self.s3.url, "AWS_ACCESS_KEY_ID": S3_KEY_ID,
+                        "AWS_SECRET_ACCESS_KEY": S3_SECRET, "AWS_DEFAULT_REGION": DEFAULT_REGION})
+            if bucket:
+                env["S3_BUCKET"] = bucket
+        return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("kind", choices=("hub", "s3"))
+    ap.add_argument("--root", type=Path)
+    ap.add_argument("--token")
+    args = ap.parse_args(argv)
+    if args.kind == "hub":
+        serve_hub(args.root, args.token)
+    else:
+        serve_s3()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
