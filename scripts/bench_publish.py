@@ -112,7 +112,7 @@ from vmeval_hf.release.build import build_release
 r = build_release(sys.argv[1], sys.argv[2], version="1.0", decode_images=sys.argv[3] == "1")
 print(json.dumps({"work": time.perf_counter() - t, "checked": r.frames_checked, "cached": r.frames_cached}))
 """
-_FRAMES = re.compile(r"\(frames: (\d+) checked, (\d+) passed before\)")
+_FRAMES = re.compile(r"frames:? +(\d+) checked, (\d+) passed before")
 
 
 def _env(scratch: Path, **more: str) -> dict[str, str]:
@@ -156,8 +156,7 @@ def run(name: str, data: Path, scratch: Path, hub: str | None) -> dict[str, Any]
         return _library(data, scratch, decode=False)
     if name == "publish-noop":
         env = _env(scratch, HF_ENDPOINT=hub or "", HF_TOKEN="bench", HF_HUB_OFFLINE="0")
-        r = _cli(["publish", "--data-dir", str(data), "--version", "1.0", "--no-s3", "--json"], data, scratch, env)
-        return r
+        return _cli(["publish", "--data-dir", str(data), "--version", "1.0", "--no-s3"], data, scratch, env)
     raise ValueError(name)
 
 

@@ -405,6 +405,7 @@ def publish(ctx: click.Context, data_dir: Path, version: str | None, log_entry: 
         if result.record is not None and result.record.replaced is not None:
             echo(f"replaced the shared record {result.record.replaced.uri} with {result.record.record.uri} (--force)")
         echo("\n".join(_summary_lines(entry)))
+        echo(f"frames    {result.frames_checked} checked, {result.frames_cached} passed before")
         if not log_entry and not result.noop:
             echo("(not logged: pass --log to record it in version_log.json)")
 

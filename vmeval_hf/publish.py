@@ -83,6 +83,9 @@ class PublishResult:
     changes: ReleaseDiff | None = None  # against the previous version, when its manifest was readable
     record: RecordWrite | None = None  # the shared record on S3 (log=True with the S3 side)
     release_sha256: str | None = None  # the release's own hash: every file, not only the sources
+    #: frames whose image data this run checked, and frames passed by earlier verdicts (the cache)
+    frames_checked: int = 0
+    frames_cached: int = 0
 
 
 def _stage(progress: StageProgress | None, stage: str, detail: str) -> None:
@@ -194,7 +197,8 @@ class _Publish:
             manifest = built.manifest
             result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
-                                   dry_run=dry_run, release_sha256=release_sha256(manifest))
+                                   dry_run=dry_run, release_sha256=release_sha256(manifest),
+                                   frames_checked=built.frames_checked, frames_cached=built.frames_cached)
             self._against_log(result)
             result.message = self.message
             if history.previous is not None:
