@@ -4,6 +4,7 @@ checking in worker processes finds exactly what one process finds."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import struct
@@ -157,19 +158,44 @@ def test_concurrent_processes_share_the_cache(tmp_path: Path) -> None:
         assert frames(validate_tree(t, frame_cache=cache)) == (0, 120)
 
 
+_CHECK_IN_WORKERS = """
+import json, sys
+from vmeval_hf.tree import validate
+validate._MIN_PER_JOB = int(sys.argv[3])
+jobs = []
+inner = validate.run_forked
+validate.run_forked = lambda js, n: jobs.append(len(js)) or inner(js, n)
+r = validate.validate_tree(sys.argv[1], workers=int(sys.argv[2]), frame_cache=False,
+                           keep_questions=sys.argv[4] == "keep")
+print(json.dumps({"problems": [p.as_dict() for p in r.problems], "ids": [q.id for q in r.question_list],
+                  "questions": r.questions, "frames": [r.frames_checked, r.frames_cached], "jobs": jobs}))
+"""
+
+
+def _check(data: Path, workers: int, per_job: int = 50, keep: str = "keep") -> dict:
+    # in a fresh process: this one may run server threads, and then nothing forks
+    proc = subprocess.run([sys.executable, "-c", _CHECK_IN_WORKERS, str(data), str(workers), str(per_job), keep],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def test_checking_in_workers_finds_what_one_process_finds(tmp_path: Path) -> None:
+    """One job per domain, and runs of two folders (jobs that split a domain): the same findings,
+    in the same order, as one process."""
     data = make_tree(tmp_path / "data", {"chess": 4, "maze": 3, "sudoku": 2, "raven": 2})
     q = data / "questions"
     corrupt_in_place(q / "chess_task" / "chess_0001" / "first_frame.png")
     (q / "maze_task" / "maze_0002" / "prompt.txt").write_bytes(b"\xff")
     (q / "sudoku_task" / "sudoku_0001" / "final_frame.png").write_bytes(b"not a png")
     (q / "raven_task" / "raven_0000" / "notes.txt").write_text("stray")
-    one = validate_tree(data, workers=1, frame_cache=False)
-    two = validate_tree(data, workers=2, frame_cache=False)
-    assert [p.as_dict() for p in two.problems] == [p.as_dict() for p in one.problems]
-    assert len(one.errors) == 3 and len(one.warnings) == 1
-    assert [x.id for x in two.question_list] == [x.id for x in one.question_list]
-    assert (two.questions, frames(two)) == (one.questions, frames(one)) == (8, (22, 0))
-    lean = validate_tree(data, workers=2, frame_cache=False, keep_questions=False)
-    assert lean.questions == 8 and lean.question_list == []
-    assert [p.as_dict() for p in lean.problems] == [p.as_dict() for p in one.problems]
+    (q / "maze_task" / "maze_12").mkdir()  # a listing problem, reported before the domain's questions
+    one = _check(data, 1)
+    assert one["jobs"] == [] and len(one["problems"]) == 5 and one["questions"] == 8
+    assert one["frames"] == [22, 0]
+    for per_job, jobs in ((50, 4), (2, 6)):
+        two = _check(data, 2, per_job)
+        assert two["jobs"] == [jobs]
+        assert {k: v for k, v in two.items() if k != "jobs"} == {k: v for k, v in one.items() if k != "jobs"}
+    lean = _check(data, 2, 2, "lean")
+    assert lean["questions"] == 8 and lean["ids"] == [] and lean["problems"] == one["problems"]

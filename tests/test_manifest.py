@@ -187,3 +187,27 @@ def test_validate_reports_manifest_drift_as_errors(data_tree: Path) -> None:
     report = validate_tree(data_tree)
     assert [(p.path, p.code) for p in report.errors] == [
         (str(manifest_path(data_tree)), "manifest_missing_question")]
+
+
+# --- the release manifest's canonical text, fast --------------------------------------------------
+
+
+def test_manifest_text_is_canonical_json_byte_for_byte(tmp_path: Path) -> None:
+    """release_sha256 hashes manifest_text: it must be exactly canonical_json, for a written
+    manifest (the bytes on disk) and for odd ones (non-ASCII and escaped paths, no sources, a
+    foreign entry, which goes through json whole)."""
+    from tests.support.trees import make_tree
+    from vmeval_hf._shared.fs import canonical_json
+    from vmeval_hf.release.build import build_release
+    from vmeval_hf.release.release_manifest import RELEASE_MANIFEST, manifest_text
+
+    built = build_release(make_tree(tmp_path / "data", {"chess": 3, "maze": 2}), tmp_path / "r", version="1.0")
+    on_disk = (built.out / RELEASE_MANIFEST).read_text(encoding="utf-8")
+    manifest = json.loads(on_disk)
+    assert manifest_text(manifest) == canonical_json(manifest) == on_disk
+    odd = [{"path": 'é/"q"\\\n\u2028\x00', "sha256": "ab", "size": 0}, {"path": "z", "sha256": "", "size": 10**20}]
+    for sources in ([], odd, [*odd, {"path": "x", "sha256": "y", "size": 1, "extra": True}],
+                    [{"path": "x", "sha256": "y", "size": True}], [{"path": "x", "sha256": "y", "size": 1.0}]):
+        m = {**manifest, "sources": sources}
+        assert manifest_text(m) == canonical_json(m)
+    assert manifest_text({"no": "sources"}) == canonical_json({"no": "sources"})

@@ -58,7 +58,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._shared.fs import canonical_json, sha256_file
+from ._shared.fs import sha256_file
 from ._shared.labels import ordered_after
 from .config import Settings
 from .errors import (
@@ -78,6 +78,7 @@ from .release.release_manifest import (
     ReleaseManifest,
     check_release_files,
     load_release,
+    manifest_text,
 )
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def hf_uri(repo_id: str, version: str) -> str:
 def release_sha256(manifest: ReleaseManifest) -> str:
     """The release's own hash: sha256 of its manifest in canonical form. Two releases with the same
     hash have the same version, sources and release files (card, shards, previews), byte for byte."""
-    return hashlib.sha256(canonical_json(manifest).encode("utf-8")).hexdigest()
+    return hashlib.sha256(manifest_text(manifest).encode("utf-8")).hexdigest()
 
 
 # -- Xet, scoped to loopback calls -----------------------------------------------------------------

@@ -156,6 +156,24 @@ def content_sha256_runs(runs: Sequence[SourceRun]) -> str:
 _SOURCES_MARK = "\x00sources\x00"
 
 
+def _plain_source(entry: Any) -> bool:
+    return (type(entry) is dict and len(entry) == 3 and type(entry.get("path")) is str
+            and type(entry.get("sha256")) is str and type(entry.get("size")) is int)
+
+
+def manifest_text(manifest: Any) -> str:
+    """``canonical_json(manifest)``, the text :func:`write_release_manifest` writes, made fast: with
+    an indent, :mod:`json` encodes in pure Python, seconds for the source list of 10,000
+    questions; here each source entry is one f-string. A manifest whose sources are not all
+    plain ``path``/``sha256``/``size`` entries (a foreign file) goes through :mod:`json` whole."""
+    sources = manifest.get("sources") if isinstance(manifest, dict) else None
+    if not isinstance(sources, list) or not all(_plain_source(e) for e in sources):
+        return canonical_json(manifest)
+    head, tail = canonical_json({**manifest, "sources": _SOURCES_MARK}).split(_text(_SOURCES_MARK))
+    body = ",\n    ".join(_indented(e["path"], e["size"], e["sha256"]) for e in sources)
+    return f"{head}[\n    {body}\n  ]{tail}" if sources else f"{head}[]{tail}"
+
+
 def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[SourceRun]) -> None:
     """Write ``manifest`` plus its ``sources`` (given as runs, in path order) in
     :func:`~vmeval_hf._shared.fs.canonical_json`'s exact form, without building the source list:

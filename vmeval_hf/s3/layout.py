@@ -32,8 +32,11 @@ MIRROR_MANIFEST = "MANIFEST.json"
 MANIFEST_SCHEMA = 1
 MIRRORED_DIRS = ("questions", "outputs", "evaluations")
 SKIPPED_NAMES = {"__pycache__"}
-#: Small files read for the manifest keep their bytes up to this total, so they are read once.
-KEEP_BODIES_BYTES = 256 * 2**20
+#: Small files read for the manifest keep their bytes up to this total, so the first ones sent are
+#: read once; the rest are read again (and re-hashed) as they are sent. Small on purpose: at
+#: 256 MiB a mirror of 10,000 questions (200 MB of frames) held every frame in memory from the
+#: scan until its upload, and the mirror's peak memory grew with the tree (scripts/bench_scale.py).
+KEEP_BODIES_BYTES = 16 * 2**20
 
 _DATE_RE = re.compile(r"^(\d{8})(?:-([A-Za-z0-9][A-Za-z0-9._-]{0,31}))?$")
 

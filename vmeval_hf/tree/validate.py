@@ -45,51 +45,66 @@ def frame_verdicts(frame_cache: bool | str | Path) -> Verdicts:
 
 
 @dataclass
-class _DomainFindings:
-    """What checking one domain in a worker gives back (picklable)."""
+class _Findings:
+    """What checking a run of question folders in a worker gives back (picklable)."""
 
     problems: list[Problem]
     listed: list[Listed]
     questions: list[Question]
-    folders: dict[str, str]
     frames: tuple[int, int]  # checked, cached
 
 
-def _check_domain(checker: Checker, ddir: str, domain: str) -> _DomainFindings:
-    """In a worker: one domain, by a fresh checker with ``checker``'s settings."""
+def _check_folders(checker: Checker, domain: str, folders: list[str]) -> _Findings:
+    """In a worker: question ``folders`` of ``domain``, by a fresh checker with ``checker``'s settings."""
     mine = Checker(checker.qdir, checker.decode_images, verdicts=checker.verdicts,
                    keep_questions=checker.keep_questions)
-    mine.check_domain(ddir, domain)
+    for folder in folders:
+        mine.check_question(folder, domain)
+    mine.verdicts.flush()
     r = mine.report
-    return _DomainFindings(r.problems, mine.listed, r.question_list, r.folders, (r.frames_checked, r.frames_cached))
+    return _Findings(r.problems, mine.listed, r.question_list, (r.frames_checked, r.frames_cached))
+
+
+#: a worker's job: about this share of the tree (so the workers finish together), and at least
+#: this many folders (a fork costs a few milliseconds)
+_JOBS_PER_WORKER = 8
+_MIN_PER_JOB = 50
 
 
 def check_tree(checker: Checker, workers: int | None = None) -> tuple[ValidationReport, list[Listed]]:
-    """Run ``checker`` over its whole tree: the domains in forked workers when
-    :func:`~vmeval_hf._shared.forked.plan_workers` says it pays, else here; the report, and
-    every valid question's listing.
+    """Run ``checker`` over its whole tree: in forked workers when
+    :func:`~vmeval_hf._shared.forked.plan_workers` says it pays, else here; the report, and every
+    valid question's listing. The folders are listed here; the workers check runs of them of about
+    equal size, so the cores stay busy to the end.
 
     ``workers``: processes to check in (default: 2 for trees of 400+ questions on 2+ cores).
     """
     domains = checker.domains()
     sizes = {domain: folder_count(ddir) for ddir, domain in domains}
-    if plan_workers(workers, sizes) == 1:
+    n = plan_workers(workers, sizes)
+    if n == 1:
         return checker.run(domains), checker.listed
-    order = sorted(domains, key=lambda d: -sizes[d[1]])  # biggest first: the last to start is the smallest
-    found = run_forked([(f"domain {domain!r}", partial(_check_domain, checker, ddir, domain))
-                        for ddir, domain in order], plan_workers(workers, sizes))
-    by_domain = {domain: f for (_, domain), f in zip(order, found)}
-    report, listed = checker.report, []
-    for _, domain in domains:  # in domain order, as one process would have found them
-        f = by_domain[domain]
-        report.problems.extend(f.problems)
-        report.question_list.extend(f.questions)
-        report.folders.update(f.folders)
-        report.frames_checked += f.frames[0]
-        report.frames_cached += f.frames[1]
-        listed.extend(f.listed)
+    report = checker.report
+    per_job = max(_MIN_PER_JOB, -(-sum(sizes.values()) // (n * _JOBS_PER_WORKER)))
+    plan: list[tuple[str, list[Problem], list[list[str]]]] = []  # domain, listing problems, runs of folders
+    for ddir, domain in domains:
+        start = len(report.problems)
+        folders = checker.question_folders(ddir, domain)
+        plan.append((domain, report.problems[start:], [folders[i:i + per_job] for i in range(0, len(folders), per_job)]))
+        del report.problems[start:]
+    found = iter(run_forked([(f"questions of {domain!r}", partial(_check_folders, checker, domain, run))
+                             for domain, _, runs in plan for run in runs], n))
+    listed: list[Listed] = []
+    for _, listing_problems, runs in plan:  # in tree order, as one process finds them
+        report.problems.extend(listing_problems)
+        for f in (next(found) for _ in runs):
+            report.problems.extend(f.problems)
+            report.question_list.extend(f.questions)
+            report.frames_checked += f.frames[0]
+            report.frames_cached += f.frames[1]
+            listed.extend(f.listed)
     checker.finish(listed)
-    return report, checker.listed + listed
+    return report, listed
 
 
 def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
