@@ -167,6 +167,8 @@ def test_rerun_of_a_logged_version_is_a_noop(counted: Env) -> None:
     again = publish(counted, "--log", "--version", "1.0")
     assert again.exit_code == 0, again.stderr
     assert "already published with this content; nothing to do" in again.stdout
+    # the first run's check left its verdicts: no frame is inflated again (issue 21)
+    assert re.search(r"^frames    0 checked, [1-9][0-9]* passed before$", again.stdout, re.M), again.stdout
     assert counted.commits() == commits
     assert counted.s3_sent("PUT") == counted.s3_sent("POST") == 0
     assert counted.log_path.read_bytes() == log_bytes

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import struct
 import subprocess
@@ -164,7 +165,7 @@ from vmeval_hf.tree import validate
 validate._MIN_PER_JOB = int(sys.argv[3])
 jobs = []
 inner = validate.run_forked
-validate.run_forked = lambda js, n: jobs.append(len(js)) or inner(js, n)
+validate.run_forked = lambda js, n, **kw: jobs.append(len(js)) or inner(js, n, **kw)
 r = validate.validate_tree(sys.argv[1], workers=int(sys.argv[2]), frame_cache=False,
                            keep_questions=sys.argv[4] == "keep")
 print(json.dumps({"problems": [p.as_dict() for p in r.problems], "ids": [q.id for q in r.question_list],
@@ -190,12 +191,14 @@ def test_checking_in_workers_finds_what_one_process_finds(tmp_path: Path) -> Non
     (q / "sudoku_task" / "sudoku_0001" / "final_frame.png").write_bytes(b"not a png")
     (q / "raven_task" / "raven_0000" / "notes.txt").write_text("stray")
     (q / "maze_task" / "maze_12").mkdir()  # a listing problem, reported before the domain's questions
+    shutil.rmtree(q / "raven_task" / "raven_0001")  # the manifest (read while the workers run) lists it
     one = _check(data, 1)
-    assert one["jobs"] == [] and len(one["problems"]) == 5 and one["questions"] == 8
-    assert one["frames"] == [22, 0]
+    assert one["jobs"] == [] and len(one["problems"]) == 6 and one["questions"] == 7
+    assert one["frames"] == [20, 0]
+    assert [p["path"] for p in one["problems"] if p["path"].endswith("vmeval_dataset.json")]
     for per_job, jobs in ((50, 4), (2, 6)):
         two = _check(data, 2, per_job)
         assert two["jobs"] == [jobs]
         assert {k: v for k, v in two.items() if k != "jobs"} == {k: v for k, v in one.items() if k != "jobs"}
     lean = _check(data, 2, 2, "lean")
-    assert lean["questions"] == 8 and lean["ids"] == [] and lean["problems"] == one["problems"]
+    assert lean["questions"] == 7 and lean["ids"] == [] and lean["problems"] == one["problems"]

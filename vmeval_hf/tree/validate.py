@@ -15,7 +15,7 @@ from .._shared.forked import folder_count, plan_workers, run_forked
 from ..config import default_cache_dir
 from .checker import Checker
 from .datafolders import data_folder_problems
-from .dataset_manifest import ManifestEntries, manifest_problems
+from .dataset_manifest import ManifestEntries, manifest_problems, read_manifest_entries
 from .model import Listed, Problem, Question, ValidationReport, listing, resolve_questions_dir
 from .verdicts import Verdicts
 
@@ -71,11 +71,13 @@ _JOBS_PER_WORKER = 8
 _MIN_PER_JOB = 50
 
 
-def check_tree(checker: Checker, workers: int | None = None) -> tuple[ValidationReport, list[Listed]]:
+def check_tree(checker: Checker, workers: int | None = None, *, read_manifest: bool = False
+               ) -> tuple[ValidationReport, list[Listed], ManifestEntries | None]:
     """Run ``checker`` over its whole tree: in forked workers when
-    :func:`~vmeval_hf._shared.forked.plan_workers` says it pays, else here; the report, and every
-    valid question's listing. The folders are listed here; the workers check runs of them of about
-    equal size, so the cores stay busy to the end.
+    :func:`~vmeval_hf._shared.forked.plan_workers` says it pays, else here; the report, every
+    valid question's listing, and (``read_manifest``) the dataset manifest, read here while the
+    last workers run (else None: read it when needed). The folders are listed here; the workers
+    check runs of them of about equal size, so the cores stay busy to the end.
 
     ``workers``: processes to check in (default: 2 for trees of 400+ questions on 2+ cores).
     """
@@ -83,7 +85,7 @@ def check_tree(checker: Checker, workers: int | None = None) -> tuple[Validation
     sizes = {domain: folder_count(ddir) for ddir, domain in domains}
     n = plan_workers(workers, sizes)
     if n == 1:
-        return checker.run(domains), checker.listed
+        return checker.run(domains), checker.listed, None
     report = checker.report
     per_job = max(_MIN_PER_JOB, -(-sum(sizes.values()) // (n * _JOBS_PER_WORKER)))
     plan: list[tuple[str, list[Problem], list[list[str]]]] = []  # domain, listing problems, runs of folders
@@ -92,8 +94,14 @@ def check_tree(checker: Checker, workers: int | None = None) -> tuple[Validation
         folders = checker.question_folders(ddir, domain)
         plan.append((domain, report.problems[start:], [folders[i:i + per_job] for i in range(0, len(folders), per_job)]))
         del report.problems[start:]
+    manifest: list[ManifestEntries] = []
+
+    def while_idle(_: object) -> None:  # every job has started: this process has time until they end
+        if read_manifest and not manifest:
+            manifest.append(read_manifest_entries(checker.qdir))
+
     found = iter(run_forked([(f"questions of {domain!r}", partial(_check_folders, checker, domain, run))
-                             for domain, _, runs in plan for run in runs], n))
+                             for domain, _, runs in plan for run in runs], n, on_idle=while_idle))
     listed: list[Listed] = []
     for _, listing_problems, runs in plan:  # in tree order, as one process finds them
         report.problems.extend(listing_problems)
@@ -104,7 +112,7 @@ def check_tree(checker: Checker, workers: int | None = None) -> tuple[Validation
             report.frames_cached += f.frames[1]
             listed.extend(f.listed)
     checker.finish(listed)
-    return report, listed
+    return report, listed, manifest[0] if manifest else None
 
 
 def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
@@ -125,9 +133,9 @@ def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Pa
     qdir = resolve_questions_dir(data_dir, questions_dir)
     verdicts = frame_verdicts(frame_cache) if decode_images else Verdicts(None)
     checker = Checker(qdir, decode_images=decode_images, verdicts=verdicts, keep_questions=keep_questions)
-    report, listed = check_tree(checker, workers)
+    report, listed, manifest = check_tree(checker, workers, read_manifest=check_manifest_file)
     tree_problems(report, check_manifest_file=check_manifest_file, check_data_folders=check_data_folders,
-                  listed=listed)
+                  listed=listed, manifest=manifest)
     return report
 
 
