@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -105,29 +106,43 @@ def _write_questions(qdir: Path, items: list[tuple[str, int]]) -> int:
     return total
 
 
-def ensure_tree(cache_dir: Path, n: int) -> Path:
-    """The data dir for N questions, generated once and reused (``.complete`` marks a finished tree)."""
-    data_dir = cache_dir / f"tree-v{TREE_FORMAT}-{n}" / "data"
+def cached_tree(cache_dir: Path, name: str, n: int, fill: Callable[[Path], int],
+                created_at: str | None = None) -> Path:
+    """The data dir ``<cache_dir>/<name>/data`` of a synthetic tree of N questions, made once and
+    reused: ``fill(questions_dir)`` writes the question folders (and returns the bytes of PNG it
+    wrote) in a temp folder, the manifest is written (``created_at``: its date), and the folder is
+    moved into place with a ``.complete`` mark, so an interrupted run never leaves half a tree."""
+    data_dir = cache_dir / name / "data"
     if (data_dir / ".complete").is_file():
         return data_dir
     shutil.rmtree(data_dir.parent, ignore_errors=True)
-    building = cache_dir / f".tree-v{TREE_FORMAT}-{n}.tmp"
+    building = cache_dir / f".{name}.tmp"
     shutil.rmtree(building, ignore_errors=True)
     qdir = building / "data" / "questions"
     qdir.mkdir(parents=True)
-    items = [(DOMAINS[i % len(DOMAINS)], i // len(DOMAINS)) for i in range(n)]
-    chunks = [items[i:i + 200] for i in range(0, n, 200)]
     t0 = time.perf_counter()
     print(f"generating {n} questions under {data_dir} (once) ...", file=sys.stderr, flush=True)
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        png_bytes = sum(pool.map(_write_questions, [qdir] * len(chunks), chunks))
+    png_bytes = fill(qdir)
+    t1 = time.perf_counter()
     from vmeval_hf.tree.manifest_sync import write_manifest
 
-    write_manifest(building / "data")
+    write_manifest(building / "data", created_at=created_at)
     (building / "data" / ".complete").write_text(json.dumps({"questions": n, "png_bytes": png_bytes}))
     os.replace(building, data_dir.parent)
-    print(f"  done in {time.perf_counter() - t0:.0f} s: {png_bytes / 1e6:.0f} MB of PNG", file=sys.stderr)
+    print(f"  done in {time.perf_counter() - t0:.0f} s ({t1 - t0:.0f} s of files, the rest the manifest): "
+          f"{png_bytes / 1e6:.0f} MB of PNG", file=sys.stderr)
     return data_dir
+
+
+def ensure_tree(cache_dir: Path, n: int) -> Path:
+    """The data dir for N questions of noise PNGs (:func:`cached_tree`)."""
+    def fill(qdir: Path) -> int:
+        items = [(DOMAINS[i % len(DOMAINS)], i // len(DOMAINS)) for i in range(n)]
+        chunks = [items[i:i + 200] for i in range(0, n, 200)]
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            return sum(pool.map(_write_questions, [qdir] * len(chunks), chunks))
+
+    return cached_tree(cache_dir, f"tree-v{TREE_FORMAT}-{n}", n, fill)
 
 
 def tree_stats(data_dir: Path) -> dict[str, int]:

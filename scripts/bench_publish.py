@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_build import measure  # noqa: E402  (wall, CPU and memory of one subprocess tree)
+from bench_build import cached_tree, measure  # noqa: E402  (trees made once; one subprocess tree's wall, CPU, memory)
 
 DOMAINS = ("chess", "maze", "raven", "rotation", "sudoku")
 VMEVAL = [sys.executable, "-m", "vmeval_hf"]
@@ -80,27 +80,24 @@ def _distinct(png: bytes, copy: int) -> bytes:
 
 
 def ensure_tree(cache_dir: Path, n: int, per_domain: int) -> Path:
-    """N questions copied from the pool (see the module docstring), with the manifest."""
-    data = cache_dir / f"tree-{n}-{per_domain}"
-    qdir = data / "questions"
-    if (qdir / "vmeval_dataset.json").is_file():
-        return data
-    pool = ensure_pool(cache_dir, per_domain) / "questions"
-    shutil.rmtree(data, ignore_errors=True)
-    for i in range(n):
-        domain, k = DOMAINS[i % 5], i // 5
-        src_id, new_id = f"{domain}_{k % per_domain:04d}", f"{domain}_{k:04d}"
-        src, dst = pool / f"{domain}_task" / src_id, qdir / f"{domain}_task" / new_id
-        dst.mkdir(parents=True)
-        for name in ("first_frame.png", "final_frame.png"):
-            (dst / name).write_bytes(_distinct((src / name).read_bytes(), i * 2 + (name == "final_frame.png")))
-        (dst / "prompt.txt").write_bytes((src / "prompt.txt").read_bytes())
-        meta = (src / "question_metadata.json").read_text(encoding="utf-8").replace(src_id, new_id)
-        (dst / "question_metadata.json").write_text(meta, encoding="utf-8")
-    from vmeval_hf.tree.manifest_sync import write_manifest
+    """N questions copied from the pool (see the module docstring), made once (``bench_build.cached_tree``)."""
+    def fill(qdir: Path) -> int:
+        pool = ensure_pool(cache_dir, per_domain) / "questions"
+        png = 0
+        for i in range(n):
+            domain, k = DOMAINS[i % 5], i // 5
+            src_id, new_id = f"{domain}_{k % per_domain:04d}", f"{domain}_{k:04d}"
+            src, dst = pool / f"{domain}_task" / src_id, qdir / f"{domain}_task" / new_id
+            dst.mkdir(parents=True)
+            for name in ("first_frame.png", "final_frame.png"):
+                data = _distinct((src / name).read_bytes(), i * 2 + (name == "final_frame.png"))
+                png += (dst / name).write_bytes(data)
+            (dst / "prompt.txt").write_bytes((src / "prompt.txt").read_bytes())
+            meta = (src / "question_metadata.json").read_text(encoding="utf-8").replace(src_id, new_id)
+            (dst / "question_metadata.json").write_text(meta, encoding="utf-8")
+        return png
 
-    write_manifest(data)
-    return data
+    return cached_tree(cache_dir, f"tree-{n}-{per_domain}", n, fill)
 
 
 # --- the runs -------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_build import measure  # noqa: E402  (the sampler: one process tree's peak PSS)
+from bench_build import cached_tree, measure  # noqa: E402  (the sampler: one process tree's peak PSS)
 from bench_servers import Servers  # noqa: E402
 
 TREE_FORMAT = 1  # bump when the generated tree changes, so stale caches are not reused
@@ -213,32 +213,17 @@ def _write_questions(qdir: str, domain: str, indices: range, per_domain: int) ->
 
 
 def ensure_tree(cache_dir: Path, n: int) -> Path:
-    """The data dir for N questions, generated once and reused (``.complete`` marks a finished tree)."""
-    data_dir = cache_dir / f"tree-v{TREE_FORMAT}-{n}" / "data"
-    if (data_dir / ".complete").is_file():
-        return data_dir
-    shutil.rmtree(data_dir.parent, ignore_errors=True)
-    building = cache_dir / f".tree-v{TREE_FORMAT}-{n}.tmp"
-    shutil.rmtree(building, ignore_errors=True)
-    qdir = building / "data" / "questions"
-    per = [n // len(DOMAINS) + (1 if i < n % len(DOMAINS) else 0) for i in range(len(DOMAINS))]
-    jobs = []
-    for domain, count in zip(DOMAINS, per, strict=True):
-        (qdir / f"{domain}_task").mkdir(parents=True)
-        jobs += [(str(qdir), domain, range(i, min(i + 2000, count)), count) for i in range(0, count, 2000)]
-    t0 = time.perf_counter()
-    print(f"generating {n} questions under {data_dir} (once) ...", file=sys.stderr, flush=True)
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        png_bytes = sum(pool.map(_write_questions, *zip(*jobs, strict=True)))
-    t1 = time.perf_counter()
-    from vmeval_hf.tree.manifest_sync import write_manifest
+    """The data dir for N questions of small drawn frames (``bench_build.cached_tree``)."""
+    def fill(qdir: Path) -> int:
+        per = [n // len(DOMAINS) + (1 if i < n % len(DOMAINS) else 0) for i in range(len(DOMAINS))]
+        jobs = []
+        for domain, count in zip(DOMAINS, per, strict=True):
+            (qdir / f"{domain}_task").mkdir(parents=True)
+            jobs += [(str(qdir), domain, range(i, min(i + 2000, count)), count) for i in range(0, count, 2000)]
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            return sum(pool.map(_write_questions, *zip(*jobs, strict=True)))
 
-    write_manifest(building / "data", created_at="2026-11-30T00:00:00Z")
-    (building / "data" / ".complete").write_text(json.dumps({"questions": n, "png_bytes": png_bytes}))
-    os.replace(building, data_dir.parent)
-    print(f"  done in {time.perf_counter() - t0:.0f} s ({t1 - t0:.0f} s of files, the rest the manifest): "
-          f"{png_bytes / 1e6:.0f} MB of PNG", file=sys.stderr)
-    return data_dir
+    return cached_tree(cache_dir, f"tree-v{TREE_FORMAT}-{n}", n, fill, created_at="2026-11-30T00:00:00Z")
 
 
 # --- the stages --------------------------------------------------------------------------------
