@@ -438,7 +438,11 @@ class Checker:
         return sorted(found, key=lambda f: id_sort_key(os.path.basename(f)))
 
     def check_domain(self, ddir: str, domain: str) -> None:
-        for folder in self.question_folders(ddir, domain):
+        self.check_questions(self.question_folders(ddir, domain), domain)
+
+    def check_questions(self, folders: list[str], domain: str) -> None:
+        """Check the question ``folders`` of ``domain``, then keep the frame verdicts they gave."""
+        for folder in folders:
             self.check_question(folder, domain)
         self.verdicts.flush()
 

@@ -1,8 +1,8 @@
 """Validate a whole question tree: every question folder, the dataset manifest, the other data folders.
 
 Validation collects *every* problem before reporting; nothing here writes (but the cache of
-frame verdicts, :mod:`vmeval_hf.tree.verdicts`). A big tree's domains are checked in forked
-worker processes, two at a time, the way the build compiles them.
+frame verdicts, :mod:`vmeval_hf.tree.verdicts`). A big tree is checked in two forked worker
+processes (:func:`check_tree`), as the build compiles it.
 """
 
 from __future__ import annotations
@@ -58,9 +58,7 @@ def _check_folders(checker: Checker, domain: str, folders: list[str]) -> _Findin
     """In a worker: question ``folders`` of ``domain``, by a fresh checker with ``checker``'s settings."""
     mine = Checker(checker.qdir, checker.decode_images, verdicts=checker.verdicts,
                    keep_questions=checker.keep_questions)
-    for folder in folders:
-        mine.check_question(folder, domain)
-    mine.verdicts.flush()
+    mine.check_questions(folders, domain)
     r = mine.report
     return _Findings(r.problems, mine.listed, r.question_list, (r.frames_checked, r.frames_cached))
 
