@@ -189,3 +189,23 @@ def test_the_s3_side_is_verified_as_the_release_records_it(env: Env) -> None:
     assert report["ok"] is False
     assert (victim, "missing") in {(m["where"], m["problem"]) for m in report["mismatches"]}
     assert os.path.isdir(env.data / "releases" / LABEL)
+
+
+def test_results_go_to_the_hub_in_batches_of_files_per_commit(env: Env) -> None:
+    """``results publish --files-per-commit``: the release in commits of at most that many files,
+    only the last tagged; it verifies. A bad value is a usage error before anything is built."""
+    from vmeval_hf.hub import hub_api
+
+    _local_questions(env)
+    bad = _publish(env, "--files-per-commit", "0")
+    assert bad.exit_code == 2 and "--files-per-commit" in bad.stderr
+    assert not (env.data / "releases" / LABEL).exists()
+    assert _publish(env, "--files-per-commit", "2", "--log").exit_code == 0
+    repo = env.settings.results_repo
+    files = len(json.loads((env.data / "releases" / LABEL / "vmeval_release.json").read_text())["files"]) + 1
+    commits = hub_api(env.settings).list_repo_commits(repo, repo_type="dataset", revision=LABEL)
+    release_commits = [c for c in commits if c.title.startswith(f"Results {LABEL}")]
+    assert len(release_commits) == -(-files // 2) >= 2
+    assert release_commits[0].title == f"Results {LABEL}"  # the newest, tagged, is the whole title
+    assert all(c.title.endswith(f"of {len(release_commits)})") for c in release_commits[1:])
+    assert ok("verify", LABEL, "--data-dir", env.data).stdout.strip() == f"version {LABEL}: verified"

@@ -209,6 +209,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # --- question tree -----------------------------------------------------------------
 
 
+def files_per_commit_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--files-per-commit", type=_FilesPerCommit(), default=100, show_default=True,
+        help="Most files in one Hub commit (the Hub recommends under 100); a bigger release goes in "
+             "several commits and only the last is tagged.")(f)
+
+
 def frame_cache_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--no-frame-cache", "no_frame_cache", is_flag=True,
@@ -366,9 +373,7 @@ def _summary_lines(entry: dict[str, Any]) -> list[str]:
 @click.option("--force", is_flag=True, help="Replace a version published with different content (moves the tag).")
 @click.option("--message", "-m", help="A change note: kept in the log entry, the Hub commit and the card's history.")
 @max_shard_size_option
-@click.option("--files-per-commit", type=_FilesPerCommit(), default=100, show_default=True,
-              help="Most files in one Hub commit (the Hub recommends under 100); a bigger release goes in "
-                   "several commits and only the last is tagged.")
+@files_per_commit_option
 @frame_cache_option
 @json_option
 @click.pass_context
@@ -794,11 +799,13 @@ def results_build(ctx: click.Context, data_dir: Path, experiment: str, questions
 @click.option("--force", is_flag=True, help="Replace a version published with different content (moves the tag).")
 @click.option("--with-videos", is_flag=True, help="Embed each scored video's bytes (the video column).")
 @max_shard_size_option
+@files_per_commit_option
 @json_option
 @click.pass_context
 def results_publish(ctx: click.Context, data_dir: Path, experiment: str, questions_version: str | None,
                     version: str | None, log_entry: bool, date: str | None, repo: str | None, bucket: str | None,
-                    force: bool, with_videos: bool, max_shard_size: int, as_json: bool) -> None:
+                    force: bool, with_videos: bool, max_shard_size: int, files_per_commit: int,
+                    as_json: bool) -> None:
     """Build an experiment's results, publish to the Hub, mirror to S3, verify both, and log."""
     from .results.publish import publish_results  # start-up
 
@@ -807,7 +814,8 @@ def results_publish(ctx: click.Context, data_dir: Path, experiment: str, questio
         result = publish_results(data_dir, experiment=experiment, settings=_settings(ctx).with_(s3_bucket=bucket),
                                  version=version, questions_version=questions_version, log_entry=log_entry,
                                  date=date, repo_id=repo, force=force, with_videos=with_videos,
-                                 max_shard_size=max_shard_size, progress=bars.stage, s3_progress=bars.transfer)
+                                 max_shard_size=max_shard_size, progress=bars.stage, s3_progress=bars.transfer,
+                                 files_per_commit=files_per_commit)
     finally:
         bars.close()
     entry = result.entry or {}

@@ -21,7 +21,7 @@ from typing import Any
 from .._shared.meta import TOOL
 from ..config import Settings
 from ..errors import ConfigError, VerifyError, VersionConflictError
-from ..hub import HubResult, publish_to_hub
+from ..hub import FILES_PER_COMMIT, HubResult, check_files_per_commit, publish_to_hub
 from ..publish import check_prefix_free, verify_sides
 from ..release.build import DEFAULT_MAX_SHARD_SIZE
 from ..release.release_manifest import Mismatch
@@ -64,6 +64,7 @@ def publish_results(
     repo_id: str | None = None, force: bool = False, with_videos: bool = False, out: str | Path | None = None,
     max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE, progress: Callable[[str, str], None] | None = None,
     s3_progress: Callable[[int, int, int, int], None] | None = None,
+    files_per_commit: int = FILES_PER_COMMIT,
 ) -> ResultsPublish:
     """Publish ``experiment``'s evaluations in ``data_dir`` as a results version: check and build,
     Hub commit + tag, S3 mirror, verify both sides, and (``log_entry``) log it.
@@ -76,11 +77,14 @@ def publish_results(
     ``out``, ``max_shard_size``: as for :func:`~vmeval_hf.results.build.build_results`.
     ``progress``: optional ``(stage, detail)`` callback; ``s3_progress``: optional
     ``(files_done, bytes_done, files_total, bytes_total)`` callback for the upload.
+    ``files_per_commit``: the most file changes one Hub commit carries (as for
+    :func:`~vmeval_hf.publish.publish_version`).
 
     Bad evaluations raise :class:`~vmeval_hf.errors.ValidationError` before anything is sent;
     a failed side raises its error and the log is untouched.
     """
     check_experiment(experiment)
+    per_commit = check_files_per_commit(files_per_commit)  # before anything is built or sent
     data, versions = Path(data_dir), VersionLog(data_dir=data_dir)
     entries = [dict(e) for e in versions.entries()]  # a corrupt log stops us here, before any work
     label = check_results_label(version or next_results_version(entries, experiment), experiment)
@@ -101,7 +105,7 @@ def publish_results(
             f"results version {label} is already logged with different content "
             f"(sha256:{str(logged.get('content_sha256'))[:12]}); publish as "
             f"{next_results_version(entries, experiment)}, or pass --force to replace it", version=label, repo=repo)
-    _push(result, settings, data, repo, day, force, progress, s3_progress)
+    _push(result, settings, data, repo, day, force, progress, s3_progress, per_commit)
     _verify(result, settings, repo, day, progress)
     result.entry = _entry(result, experiment, day)
     if log_entry:
@@ -130,7 +134,7 @@ def _logged(versions: VersionLog, label: str, experiment: str) -> dict[str, Any]
 
 def _push(result: ResultsPublish, settings: Settings, data: Path, repo: str, day: str, force: bool,
           progress: Callable[[str, str], None] | None,
-          s3_progress: Callable[[int, int, int, int], None] | None) -> None:
+          s3_progress: Callable[[int, int, int, int], None] | None, files_per_commit: int) -> None:
     """The Hub commit + tag, then the experiment's folders and the release to ``s3://<bucket>/<day>/``."""
     built = result.build
     check_prefix_free(settings, day, result.version, built.content_sha256)  # before the Hub is touched
@@ -139,7 +143,7 @@ def _push(result: ResultsPublish, settings: Settings, data: Path, repo: str, day
                                 commit_message=f"Results {result.version}",
                                 commit_description=f"vmeval-hf results {result.version} of experiment "
                                 f"{built.experiment} on questions {built.question_version}, content "
-                                f"sha256:{built.content_sha256}")
+                                f"sha256:{built.content_sha256}", files_per_commit=files_per_commit)
     _stage(progress, "s3", f"s3://{settings.s3_bucket}/{day}/")
     result.s3 = mirror_version(data, settings=settings, date=day, release_dir=built.out, version=result.version,
                                content_sha256=built.content_sha256, folders=built.folders, progress=s3_progress,
