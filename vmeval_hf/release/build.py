@@ -147,7 +147,8 @@ class _EarlyWork:
 
 def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
                  ) -> tuple[list[_DomainResult], _EarlyWork]:
-    """Every domain, in domain order; in forked worker processes when :func:`_workers` says so.
+    """Every domain, in domain order; in forked worker processes when
+    :func:`~vmeval_hf._shared.forked.plan_workers` says so.
 
     Each domain gets a fresh child (biggest domains first), so memory stays that of one
     domain. Once the last child has started, this process hashes each finished domain's
