@@ -174,6 +174,25 @@ def test_rerun_of_a_logged_version_is_a_noop(counted: Env) -> None:
     assert counted.log_path.read_bytes() == log_bytes
 
 
+def test_republishing_an_unchanged_tree_under_the_default_label_is_a_noop(counted: Env) -> None:
+    """``publish --log`` again on the same questions does not make 1.1 a copy of 1.0: it reports 1.0,
+    sends nothing, leaves no releases/1.1; naming the label publishes the copy on purpose."""
+    ok("publish", "--data-dir", counted.data, "--log", "--date", DAY)
+    commits, log_bytes = counted.commits(), counted.log_path.read_bytes()
+    assert counted.proxy is not None
+    counted.proxy.clear()
+    again = publish(counted, "--log")
+    assert again.exit_code == 0, again.stderr
+    assert "version 1.0 is already published with this content; nothing to do" in again.stdout
+    assert counted.commits() == commits
+    assert counted.s3_sent("PUT") == counted.s3_sent("POST") == 0
+    assert counted.log_path.read_bytes() == log_bytes
+    assert not (counted.data / "releases" / "1.1").exists()
+    named = publish(counted, "--log", "--version", "1.1", "--date", DAY_B)
+    assert named.exit_code == 0, named.stderr
+    assert [e["version"] for e in json.loads(counted.log_path.read_text())["versions"]] == ["1.0", "1.1"]
+
+
 def test_other_content_under_a_logged_version_is_refused(counted: Env) -> None:
     ok("publish", "--data-dir", counted.data, "--log", "--date", DAY)
     commits, tags, objects = counted.commits(), counted.tags(), counted.keys()

@@ -150,7 +150,7 @@ def publish_version(
                    version=validate_label(version or versions.next_version()),
                    repo=repo_id or settings.hf_repo, hub=hub, s3=s3, force=force, progress=progress,
                    message=message.strip() if message and message.strip() else None, files_per_commit=per_commit,
-                   frame_cache=frame_cache)
+                   frame_cache=frame_cache, defaulted=version is None)
     day = parse_date(date or _date_from_uri((job.logged or {}).get("s3_uri")))
     built, result = job.build_and_check(out=out, max_shard_size=max_shard_size, dry_run=dry_run, date=date, day=day)
     if result.noop or result.dry_run:
@@ -177,6 +177,7 @@ class _Publish:
     logged: dict[str, Any] | None = None
     files_per_commit: int = FILES_PER_COMMIT
     frame_cache: bool | str | Path = True
+    defaulted: bool = False  # the label is the default (the next minor), not the caller's
 
     def __post_init__(self) -> None:
         found = self.versions.get(self.version)
@@ -200,6 +201,8 @@ class _Publish:
                                    dry_run=dry_run, release_sha256=release_sha256(manifest),
                                    frames_checked=built.frames_checked, frames_cached=built.frames_cached)
             self._against_log(result)
+            if self.defaulted and not result.noop:
+                self._unchanged_since_latest(result, built, remove=out is None and not dry_run)
             result.message = self.message
             if history.previous is not None:
                 result.changes = diff_manifests(history.previous, manifest)
@@ -258,6 +261,22 @@ class _Publish:
             f"version {self.version} is already logged with different content "
             f"(sha256:{str(logged.get('content_sha256'))[:12]}); publish as {self.versions.next_version()}, "
             "or pass --force to replace it", version=self.version)
+
+    def _unchanged_since_latest(self, result: PublishResult, built: BuildResult, *, remove: bool) -> None:
+        """A default label on a tree holding exactly the questions of the latest logged version: a
+        no-op reporting that version (a second version of the same questions is asked for by
+        name, ``--version``). The release just built for the label that will not exist is removed
+        when ``remove`` (it went to the default folder)."""
+        earlier = self.earlier()
+        latest = earlier[-1] if earlier else None
+        if latest is None or latest.get("content_sha256") != result.content_sha256:
+            return
+        if remove:
+            shutil.rmtree(built.out, ignore_errors=True)
+        result.version, result.release_dir = str(latest["version"]), None
+        result.noop, result.entry = True, dict(latest)
+        _stage(self.progress, "log", f"the questions are unchanged since version {latest['version']}; nothing to "
+               f"publish (pass --version to publish them under another label)")
 
     def _logged_release(self, logged: dict[str, Any], result: PublishResult) -> str | None:
         """The logged version's ``release_sha256``; for an entry logged before that field, read from
