@@ -1,8 +1,8 @@
 """Big releases on the real Hub: ``--files-per-commit`` commits a release in batches, tags the last.
 
 The Hub recommends fewer than about 100 files per commit. A release with more file changes than
-``--files-per-commit`` goes to its staging branch in several commits (each naming the one before
-as its parent), only the last is tagged, and ``main`` follows in batches too. These tests use
+``--files-per-commit`` goes to ``main`` in several commits (each naming the one before as its
+parent), and only the last is tagged. These tests use
 ``--files-per-commit 3`` and ``--max-shard-size 1KB`` so that a five-question tree makes a release
 of nine files, three commits. Outcomes are read through the clients on the other side: the
 commits and trees the sandbox Hub holds, rows from ``datasets.load_dataset``, ``verify``, and the
@@ -81,7 +81,7 @@ def test_a_batched_publish_is_several_commits_one_tag_and_loads_and_verifies(
     assert len(release) == 9  # README, 2 previews, 5 shards, the manifest
 
     tags, branches = _refs(api, hub_repo)
-    assert list(tags) == ["1.0"] and branches == ["main"]  # one tag; the staging branch is gone
+    assert list(tags) == ["1.0"] and branches == ["main"]  # one tag, no other branch
     staged = _history(api, hub_repo, "1.0")
     assert [len(changed) for _, _, changed in staged] == [3, 3, 3]
     assert staged[-1][0] == tags["1.0"]  # the last commit is the tagged one ...
@@ -90,9 +90,8 @@ def test_a_batched_publish_is_several_commits_one_tag_and_loads_and_verifies(
     assert set().union(*(changed for _, _, changed in staged)) == release
     assert [title for _, title, _ in staged] == ["Release 1.0 (part 1 of 3)", "Release 1.0 (part 2 of 3)",
                                                  "Release 1.0"]
-    # main followed, within the limit too, and holds exactly the tagged files
-    assert [len(changed) for _, _, changed in _history(api, hub_repo, "main")] == [3, 3, 3]
-    assert _files(api, hub_repo, "main") == _files(api, hub_repo, "1.0")
+    # the commits are main's own: three in all for the version, main's head is the tagged commit
+    assert _history(api, hub_repo, "main") == staged
 
     import datasets
 
@@ -120,12 +119,13 @@ def test_verify_reads_the_tagged_tree_not_main(tree: Path, hub_repo: str) -> Non
 
 
 def test_the_default_commits_a_small_release_once(tree: Path, hub_repo: str) -> None:
+    """One commit and one tag per version: the tag names ``main``'s head, no other branch is made."""
     ok("publish", "--data-dir", tree, "--no-s3", "--max-shard-size", "1KB")
     api = _api(Settings.from_env())
-    tags, _ = _refs(api, hub_repo)
+    tags, branches = _refs(api, hub_repo)
     ((sha, title, changed),) = _history(api, hub_repo, "1.0")
     assert sha == tags["1.0"] and title == "Release 1.0" and changed == _release_paths(tree)
-    assert len(_history(api, hub_repo, "main")) == 1
+    assert _history(api, hub_repo, "main") == [(sha, title, changed)] and branches == ["main"]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "2.5", "many"])
@@ -173,24 +173,24 @@ def _lfs_puts(stage: Stage) -> list[str]:
 @pytest.mark.slow
 def test_a_crash_between_batches_then_a_rerun_sends_only_what_is_missing(stage: Stage) -> None:
     args = stage.publish_args(*BATCHED)
-    # hold the second commit on the staging branch: the first has landed, the second's LFS objects are up
-    stage.hub_proxy.add("stall", stall=HOLD, method="POST", path=r"/commit/vmeval-staging-", skip=1)
+    # hold the second commit on main: the first has landed, the second's LFS objects are up
+    stage.hub_proxy.add("stall", stall=HOLD, method="POST", path=r"/commit/main(\?|$)", skip=1)
     proc = stage.spawn(*args)
     stage.kill_when(proc, lambda: stage.hub_proxy.count(outcome="stall") > 0)
     sent_before = set(_lfs_puts(stage))
 
-    # no version: no tag, nothing listed or verified; the staging branch holds the first batch only
+    # no version: no tag, nothing listed or verified; main holds the first batch only, and no release
+    # manifest (it goes in the last commit)
     stage.assert_no_half_version("1.0")
     api = stage.api()
     tags, branches = _refs(api, stage.repo)
-    (staging,) = [b for b in branches if b.startswith("vmeval-staging-1.0-")]
-    assert tags == {} and branches == ["main", staging]
+    assert tags == {} and branches == ["main"]
     listed = stage.run("versions", "summary", "--source", "hub", "--json")
     assert listed.returncode == 0 and "1.0" not in listed.stdout, listed.stderr[-2000:]
     refused = stage.run("verify", "1.0", "--source", "hub")
     assert refused.returncode != 0 and "1.0" in refused.stderr
-    landed = _files(api, stage.repo, staging)
-    before = [sha for sha, _, _ in _history(api, stage.repo, staging)]
+    landed = _files(api, stage.repo, "main")
+    before = [sha for sha, _, _ in _history(api, stage.repo, "main")]
     assert len(before) == 1 and "vmeval_release.json" not in landed
     assert len(set(landed) - {".gitattributes"}) == 3  # the first batch
 
@@ -212,4 +212,4 @@ def test_a_crash_between_batches_then_a_rerun_sends_only_what_is_missing(stage: 
     rerun = _lfs_puts(stage)
     assert rerun and len(rerun) == len(set(rerun)) and set(rerun) <= set(sizes) - sent_before
     assert stage.hub_proxy.sent_bytes("PUT", r"^/__lfs/") == sum(sizes[sha] for sha in rerun)
-    assert _refs(api, stage.repo)[1] == ["main"]  # the staging branch is gone
+    assert _refs(api, stage.repo) == ({"1.0": tagged}, ["main"])  # main is the tagged commit

@@ -290,52 +290,88 @@ def test_force_of_an_older_version_never_rewinds_main(tmp_path: Path, hub_repo: 
     assert _branches(hub_repo, settings) == ["main"]  # no staging branch left behind
 
 
-def test_a_publisher_that_loses_the_tag_race_leaves_main_alone(tmp_path: Path, hub_repo: str, settings: Settings,
-                                                              hub_server) -> None:  # noqa: ANN001
-    """A and B publish other content as 1.0 at once, in the order that hurt: A commits, B commits
-    after A, A tags, B's tag is refused. ``main`` must hold A's release (before: B's, which no
-    version names). The order is forced by two proxies: A's tag request waits until B's has
-    arrived, and B's is held until A has finished."""
+def _race(hub_server, settings: Settings, repo: str, release_a, release_b, *,  # noqa: ANN001
+          hold_b: str | None) -> tuple:  # noqa: ANN202 - (A's HubResult, B's exception or result)
+    """A publishes ``release_a`` as 1.0; when A's tag request arrives (A has committed on ``main``),
+    it waits until B, publishing ``release_b`` as 1.0 in a thread, has finished. ``hold_b``: a path
+    pattern of B's request held until A's tag request arrives (B read ``main`` before A committed);
+    None: B starts only then."""
     import threading
 
     from tests.support.s3 import FaultProxy
 
-    release_a, release_b = _two_releases(tmp_path, hub_repo)
-    b_at_tag, a_done, started = threading.Event(), threading.Event(), threading.Event()
-    outcome: dict[str, BaseException] = {}
+    a_committed, b_done = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
 
     def run_b(url: str) -> None:
         try:
-            publish_to_hub(release_b.out, settings=settings.with_(hf_endpoint=url), repo_id=hub_repo)
+            outcome["b"] = publish_to_hub(release_b.out, settings=settings.with_(hf_endpoint=url), repo_id=repo)
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome["b"] = exc
+        finally:
+            b_done.set()
+
+    def a_tags(method: str, path: str) -> bool:  # A's tag request: first let B run to its end
+        if not a_committed.is_set():
+            a_committed.set()
+            if hold_b is None:
+                thread.start()
+            assert b_done.wait(120), "B never finished"
+        return False
+
+    def b_waits(method: str, path: str) -> bool:
+        assert a_committed.wait(120), "A never committed"
+        return False
 
     with FaultProxy(hub_server.url, rewrite_urls=True) as proxy_a, \
             FaultProxy(hub_server.url, rewrite_urls=True) as proxy_b:
         thread = threading.Thread(target=run_b, args=(proxy_b.url,))
-
-        def a_tags(method: str, path: str) -> bool:  # A's tag request: first let B commit and reach its tag
-            if not started.is_set():
-                started.set()
-                thread.start()
-                assert b_at_tag.wait(120), "B never reached its tag"
-            return False
-
-        def b_tags(method: str, path: str) -> bool:  # B's tag request: held until A has finished
-            b_at_tag.set()
-            assert a_done.wait(120), "A never finished"
-            return False
-
         proxy_a.add(500, method="POST", path=r"/tag/", predicate=a_tags)
-        proxy_b.add(500, method="POST", path=r"/tag/", predicate=b_tags)
-        winner = publish_to_hub(release_a.out, settings=settings.with_(hf_endpoint=proxy_a.url), repo_id=hub_repo)
-        a_done.set()
+        if hold_b is not None:
+            proxy_b.add(500, method="POST", path=hold_b, predicate=b_waits)
+            thread.start()
+        winner = publish_to_hub(release_a.out, settings=settings.with_(hf_endpoint=proxy_a.url), repo_id=repo)
         thread.join(120)
-    assert isinstance(outcome.get("b"), VersionConflictError), outcome
+    return winner, outcome.get("b")
+
+
+def _main_commits(repo: str, settings: Settings) -> list[str]:
+    from vmeval_hf.hub import hub_api
+
+    commits = hub_api(settings).list_repo_commits(repo, repo_type="dataset", revision="main")
+    return [c.commit_id for c in commits][:-1]  # the repo's initial commit aside
+
+
+@pytest.mark.parametrize("hold_b", [None, r"/commit/main(\?|$)"], ids=["b-starts-late", "b-read-main-first"])
+def test_a_second_publisher_of_the_version_is_refused_before_it_commits(
+        tmp_path: Path, hub_repo: str, settings: Settings, hub_server, hold_b: str | None) -> None:  # noqa: ANN001
+    """A and B publish other content as 1.0 at once. A commits on ``main``; before A's tag, B
+    either starts (and finds ``main`` holding an untagged 1.0 with other files) or sends the
+    commit it prepared from ``main``'s old head (refused, 412; its retry finds the same). B is
+    refused with a message saying so and commits nothing; A's release is the version and ``main``,
+    in one commit (before: B committed after A and ``main`` held content no version named)."""
+    release_a, release_b = _two_releases(tmp_path, hub_repo)
+    winner, lost = _race(hub_server, settings, hub_repo, release_a, release_b, hold_b=hold_b)
+    assert isinstance(lost, VersionConflictError), lost
+    assert "no tag names yet: another publisher is publishing 1.0 now" in str(lost)
+    assert "--force" in str(lost)
     assert _tags(hub_repo, settings) == {"1.0": winner.commit}
+    assert _main_commits(hub_repo, settings) == [winner.commit]  # one commit: A's, tagged
     assert _main_release(hub_repo, settings) == release_a.manifest
-    assert "just published by another publisher" in str(outcome["b"])
     assert _branches(hub_repo, settings) == ["main"]
+
+
+def test_the_same_release_from_two_publishers_is_one_commit(tmp_path: Path, hub_repo: str, settings: Settings,
+                                                            hub_server) -> None:  # noqa: ANN001
+    """B publishes the very release A has committed and not yet tagged (a re-run on another
+    machine): B adds no commit and either tags A's commit or finds it tagged."""
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    release = _build(data, tmp_path / "a", "1.0", hub_repo)
+    winner, other = _race(hub_server, settings, hub_repo, release, release, hold_b=None)
+    assert not isinstance(other, BaseException), other
+    assert other.commit == winner.commit
+    assert _tags(hub_repo, settings) == {"1.0": winner.commit}
+    assert _main_commits(hub_repo, settings) == [winner.commit]
 
 
 def test_the_same_questions_built_into_other_files_are_not_a_noop(tmp_path: Path, hub_repo: str,
@@ -499,19 +535,45 @@ def test_an_unreadable_release_file_is_a_local_error_before_any_request(tmp_path
     assert hub_server.requests == before
 
 
-def test_main_refused_after_the_tag_says_so_and_a_rerun_moves_it(tmp_path: Path, hub_repo: str, settings: Settings,
-                                                                 hub_server) -> None:  # noqa: ANN001
-    """The commit that moves ``main`` is refused (403) once the tag is secured: the error says the
-    version is tagged and main not moved; the same command then finishes (a no-op that moves main)."""
+def test_a_refused_commit_on_main_tags_nothing_and_a_rerun_publishes(tmp_path: Path, hub_repo: str,
+                                                                    settings: Settings, hub_server) -> None:  # noqa: ANN001
+    """The release commit on ``main`` is refused (403): the error names the token, no tag exists and
+    ``main`` is untouched; the same command then publishes the version in one commit."""
     from tests.support.s3 import FaultProxy
 
     data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
     built = _build(data, tmp_path / "a", "1.0", hub_repo)
     with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
         proxy.add(403, method="POST", path=r"/commit/main(\?|$)")
+        with pytest.raises(HubAuthError, match="refused the token"):
+            publish_to_hub(built.out, settings=settings.with_(hf_endpoint=proxy.url), repo_id=hub_repo)
+    assert _tags(hub_repo, settings) == {} and _main_commits(hub_repo, settings) == []
+    again = publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    assert not again.noop and again.main_moved
+    assert _tags(hub_repo, settings) == {"1.0": again.commit} and _main_commits(hub_repo, settings) == [again.commit]
+    assert _main_release(hub_repo, settings) == built.manifest and _branches(hub_repo, settings) == ["main"]
+
+
+def test_a_noop_brings_a_lagging_main_back_and_names_a_refusal(tmp_path: Path, hub_repo: str, settings: Settings,
+                                                               hub_server) -> None:  # noqa: ANN001
+    """Another writer removed a shard from ``main`` after 1.0 was tagged. Re-publishing 1.0 is a
+    no-op for the version that brings ``main`` back to the tagged files; refused (403), the error
+    says the version is tagged and ``main`` not moved, and the same command then finishes."""
+    from huggingface_hub import CommitOperationDelete
+
+    from tests.support.s3 import FaultProxy
+    from vmeval_hf.hub import hub_api
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    tagged = publish_to_hub(built.out, settings=settings, repo_id=hub_repo).commit
+    shard = built.manifest["shards"][0]["path"]
+    hub_api(settings).create_commit(hub_repo, [CommitOperationDelete(shard)], commit_message="someone else",
+                                    repo_type="dataset")
+    with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
+        proxy.add(403, method="POST", path=r"/commit/main(\?|$)")
         with pytest.raises(HubAuthError) as err:
             publish_to_hub(built.out, settings=settings.with_(hf_endpoint=proxy.url), repo_id=hub_repo)
-    tagged = _tags(hub_repo, settings)["1.0"]
     assert f"Version 1.0 is tagged (commit {tagged[:12]}) but main was not moved" in str(err.value)
     again = publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
     assert again.noop and again.main_moved and again.commit == tagged

@@ -1,32 +1,39 @@
-"""The Hub side: publish a release folder as a tagged commit, move ``main`` after it, verify, pull.
+"""The Hub side: publish a release folder as one tagged commit on ``main``, verify, pull.
 
 This module is the one boundary where ``huggingface_hub`` errors are translated into
 :mod:`vmeval_hf.errors` (see :func:`_hub_error`): a Hub that fails or cannot be reached is a
 :class:`HubError` (retried), a local disk problem is a :class:`LocalFileError` (never retried,
 never called an outage).
 
-A version is published in three steps, so that no ref ever names content no version names:
+A version is published as **one commit and one tag** whenever ``main`` may take it (no tag in the
+repo orders after this version: ``1.10`` after ``1.9``, :func:`~vmeval_hf._shared.labels.ordered_after`):
 
-1. **the release commits**, on the staging branch ``vmeval-staging-<version>-<release hash>``
-   (started from ``main``): exactly the release files, files of earlier versions deleted, in
-   commits of at most ``files_per_commit`` file changes (default :data:`FILES_PER_COMMIT`, the
-   Hub's guidance: fewer than about 100 files per commit). Each names the one before as its
-   parent, so a concurrent writer is refused (412) rather than mixed in. Deletions go first, then
-   the additions in path order, ``README.md`` and ``vmeval_release.json`` in the last commit (and
-   an earlier release's ``vmeval_release.json`` deleted in the first), so a branch stopped half-way
-   never holds a release manifest that does not describe its files. A re-run of the same release
-   reuses the branch: it compares what the branch holds (git blob sha1, LFS sha256) and sends only
-   the missing or different files, so a run stopped before its tag commits nothing twice. The
-   branch is not a version: ``versions`` and ``verify`` read tags only;
+1. **the release commit on ``main``**: exactly the release files, files of earlier versions
+   deleted, committed with ``main``'s head as its parent, so a concurrent writer is refused (412)
+   rather than mixed in. A release with more than ``files_per_commit`` file changes (default
+   :data:`FILES_PER_COMMIT`, the Hub's guidance: fewer than about 100 files per commit) goes in
+   several commits, each naming the one before: deletions first, then the additions in path
+   order, ``README.md`` and ``vmeval_release.json`` in the last commit (an earlier release's
+   ``vmeval_release.json`` deleted in the first), so ``main`` stopped half-way never holds a release
+   manifest that does not describe its files. A re-run compares what ``main`` holds (git blob
+   sha1, LFS sha256) and sends only the missing or different files: a run stopped between
+   batches, or after its last commit and before its tag, commits nothing twice;
 2. **the tag** ``<version>`` at that commit's sha. ``--force`` deletes the old tag and creates
    the new one back to back (the Hub has no atomic tag move); a tag left missing by a failed
-   move is created by re-running the same command;
-3. **``main`` follows**, only after the tag is secured, and only forward: ``main`` is brought to
-   the same files as the tagged commit, unless the repo has a tag that orders
-   after this version (``1.10`` after ``1.9``, :func:`~vmeval_hf._shared.labels.ordered_after`).
-   Only the files ``main`` lacks are sent, in batches like step 1 (see :meth:`_Push.follow_main`
-   for why ``main`` is batched too). A publisher that loses a tag race never touches ``main``, and
-   ``--force`` of an old version never rewinds it. The staging branch is then deleted.
+   move is created by re-running the same command.
+
+``main`` holds an untagged release only between its last commit and the tag (a run stopped there
+is finished by re-running it). Two publishers of the same version cannot both commit: the second
+finds ``main``'s head moved (412) and, looking again, an untagged release of this version with
+other files, and is refused before it commits (:meth:`_Push.refuse_unfinished`); ``--force``
+publishes over it. A version that ``main`` may not take (a later version is tagged: a back-filled
+or ``--force``d older version) is committed on the staging branch
+``vmeval-staging-<version>-<release hash>`` instead, started from ``main``, in the same batches,
+and tagged there; ``main`` stays where it is and the branch is deleted after the tag (the commit
+stays reachable through it). ``main`` never goes backwards.
+
+A tag that already names this very release is a no-op; if ``main`` lags behind it (a repo
+published before ``main`` took releases directly), ``main`` is brought to the tagged files then (:meth:`_Push.follow_main`), only forward.
 
 "The same release" means every file: the release manifest's own hash (:func:`release_sha256`),
 which covers the card, every shard and the sources; ``content_sha256`` (the sources only) is not
@@ -366,8 +373,8 @@ def check_files_per_commit(files_per_commit: object) -> int:
 def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str | None = None,
                    force: bool = False, private: bool | None = None, commit_message: str | None = None,
                    commit_description: str | None = None, files_per_commit: int = FILES_PER_COMMIT) -> HubResult:
-    """Publish the release at ``release_dir`` as a tagged commit, then let ``main`` follow (see the
-    module docstring for the three steps and the rule for ``main``).
+    """Publish the release at ``release_dir`` as one tagged commit on ``main`` (see the module
+    docstring for the rule, the batches and the staging branch a version ``main`` may not take uses).
 
     ``settings``: endpoint and token. ``repo_id``: the dataset repo (default ``settings.hf_repo``;
     created if missing, ``private`` if given). ``force``: see below. ``commit_message`` /
@@ -376,11 +383,14 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     a release with more is committed in several commits, and only the last one is tagged.
 
     The version already tagged with this very release (every file the same:
-    :func:`release_sha256`): a no-op reporting the existing commit (that also finishes a run
-    stopped after its tag: ``main`` follows, the staging branch goes). Anything else under the
-    tag, other questions or the same questions built into other files (another card date,
-    another library version), is refused with a :class:`VersionConflictError` saying which,
-    unless ``force``, which commits this release and moves the tag to it (``tag_moved``).
+    :func:`release_sha256`): a no-op reporting the existing commit (``main`` follows it if it
+    lags). Anything else under the tag, other questions or the same questions built into other
+    files (another card date, another library version), is refused with a
+    :class:`VersionConflictError` saying which, unless ``force``, which commits this release and
+    moves the tag to it (``tag_moved``).
+
+    Every release file is hashed once, before any request, against the release manifest; the
+    commit reuses those hashes (``huggingface_hub`` would hash each file again).
     """
     per_commit = check_files_per_commit(files_per_commit)
     release = Path(release_dir)
@@ -396,20 +406,25 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     push = _Push(hub_api(settings), settings, repo, release, manifest,
                  commit_message or f"Release {manifest['version']}",
                  commit_description or f"vmeval-hf release {manifest['version']}, content "
-                 f"sha256:{manifest['content_sha256']}", per_commit)
+                 f"sha256:{manifest['content_sha256']}", per_commit, force)
 
-    def tagged() -> dict[str, str]:
+    def refs() -> Any:
         push.api.create_repo(push.repo, repo_type="dataset", exist_ok=True, private=private)
-        return _tags(push.api, push.repo)
+        return push.api.list_repo_refs(push.repo, repo_type="dataset")
 
-    held = push.call("listing tags", tagged).get(push.version)
-    if held is not None:
-        theirs = remote_manifest(settings, push.repo, held)
-        if theirs is not None and release_sha256(theirs) == push.release_id:
-            log.info("%s@%s already published at %s", push.repo, push.version, held)
-            return push.finish(push.result(held, noop=True))
-        if not force:
-            raise push.conflict(held, theirs, just_now=False)
+    listed = push.call("listing tags", refs)
+    tags = {t.name: t.target_commit for t in listed.tags}
+    held = tags.get(push.version)
+    if held is not None and (done := push.against_tag(held)) is not None:
+        return done
+    on_main = None if push.later(tags) else push.commit_on_main(held)
+    if on_main is not None:
+        sha, moved = on_main
+        result = push.tag(sha, move=held is not None)
+        result.main_moved = moved
+        if any(b.name.startswith(push.staging_prefix) for b in listed.branches):
+            push.drop_staging()  # left by a run of this release that committed on the staging branch
+        return result
     sha = push.stage()
     return push.finish(push.tag(sha, move=held is not None))
 
@@ -426,6 +441,7 @@ class _Push:
     message: str
     description: str
     per_commit: int = FILES_PER_COMMIT
+    force: bool = False
 
     @property
     def version(self) -> str:
@@ -436,8 +452,16 @@ class _Push:
         return release_sha256(self.manifest)
 
     @property
+    def staging_prefix(self) -> str:
+        return f"{STAGING_PREFIX}{self.version}-"
+
+    @property
     def staging(self) -> str:
-        return f"{STAGING_PREFIX}{self.version}-{self.release_id[:12]}"
+        return f"{self.staging_prefix}{self.release_id[:12]}"
+
+    def later(self, tags: dict[str, str]) -> list[str]:
+        """The tags that order after this version (``main`` may not take it then), sorted."""
+        return sorted(t for t in tags if ordered_after(t, self.version))
 
     def call(self, what: str, fn: Callable[[], T], *, conflicts: bool = True) -> T:
         return _call(self.settings, self.repo, self.version, what, fn, conflicts=conflicts)
@@ -460,8 +484,68 @@ class _Push:
         return VersionConflictError(f"version {self.version} {when} on {self.repo} (commit {held[:12]}) with {what}; "
                                     f"{todo}", version=self.version, repo=self.repo)
 
+    def against_tag(self, held: str) -> HubResult | None:
+        """The version is tagged at ``held`` already: this very release is a no-op (``main`` follows
+        it if it lags, :meth:`finish`); another one a :class:`VersionConflictError`, unless ``force``
+        (None: go on and move the tag)."""
+        theirs = remote_manifest(self.settings, self.repo, held)
+        if theirs is not None and release_sha256(theirs) == self.release_id:
+            log.info("%s@%s already published at %s", self.repo, self.version, held)
+            return self.finish(self.result(held, noop=True))
+        if not self.force:
+            raise self.conflict(held, theirs, just_now=False)
+        return None
+
+    def commit_on_main(self, held: str | None) -> tuple[str, bool] | None:
+        """Step 1 when ``main`` may take this version: the release commits on ``main`` itself (only
+        what it lacks, :func:`_changes`, in batches, :func:`_commit_batches`). The sha to tag, and
+        whether a commit was made (none: ``main`` already held exactly this release, a run stopped
+        before its tag). None: a later version was tagged meanwhile, so ``main`` may not take this
+        one (the caller stages it instead).
+
+        Each try reads ``main``'s head, then the tags: a refused parent (412, another writer moved
+        ``main``) is retried by :func:`_call` from the top. ``held``: what the tag named when
+        listed; a tag created meanwhile is another publisher's, settled here."""
+        def once() -> tuple[str, bool] | None:
+            head = self.api.repo_info(self.repo, repo_type="dataset", revision="main").sha
+            tags = _tags(self.api, self.repo)
+            now = tags.get(self.version)
+            if now != held and now is not None:  # tagged by another publisher since the listing
+                theirs = remote_manifest(self.settings, self.repo, now)
+                if theirs is not None and release_sha256(theirs) == self.release_id:
+                    return now, False  # this very release: tag() finds it tagged, a no-op
+                raise self.conflict(now, theirs, just_now=True)
+            if self.later(tags):
+                return None
+            changes = _changes(self.api, self.repo, head, self.release, self.manifest)
+            if changes.stale_manifest and head not in tags.values():
+                self.refuse_unfinished(head)
+            sha = _commit_batches(self.api, self.repo, "main", head, self.release, changes,
+                                  changes.batches(self.per_commit), self.message, self.description)
+            return sha, sha != head
+
+        return self.call("committing the release on main", once)
+
+    def refuse_unfinished(self, head: str) -> None:
+        """``main``'s head holds another release no tag names. If it is a release of this very
+        version, another publisher is publishing it now (or stopped before its tag): refused unless
+        ``force``. A release of another version there (a run stopped before its tag, or ``main``
+        as an earlier vmeval-hf left it) is simply followed."""
+        if self.force:
+            return
+        theirs = remote_manifest(self.settings, self.repo, head)
+        if theirs is None or theirs.get("version") != self.version:
+            return
+        raise VersionConflictError(
+            f"main of {self.repo} holds version {self.version} with other files (commit {head[:12]}, content "
+            f"sha256:{str(theirs.get('content_sha256'))[:12]}) that no tag names yet: another publisher is "
+            f"publishing {self.version} now, or a publish of it stopped before its tag. Re-run that publish to "
+            f"finish it and publish this content as a new version, or pass --force to publish this release as "
+            f"{self.version}", version=self.version, repo=self.repo)
+
     def stage(self) -> str:
-        """Step 1: the release commits on the staging branch; the sha of the last, the one to tag. A
+        """Step 1 for a version ``main`` may not take (a later version is tagged): the release commits
+        on the staging branch; the sha of the last, the one to tag. A
         branch left by a run of the same release is reused: only what it lacks is sent
         (:func:`_changes`), in batches (:func:`_commit_batches`); a branch holding every file
         already gets no commit."""
@@ -475,7 +559,7 @@ class _Push:
                     self.api.create_branch(self.repo, branch=self.staging, repo_type="dataset", exist_ok=True)
                     head = self.api.repo_info(self.repo, repo_type="dataset", revision=self.staging).sha
                     changes = _changes(self.api, self.repo, head, self.release, self.manifest)
-                    return _commit_batches(self.api, self.repo, self.staging, head, self.release,
+                    return _commit_batches(self.api, self.repo, self.staging, head, self.release, changes,
                                            changes.batches(self.per_commit), self.message, self.description)
                 except RevisionNotFoundError:
                     # a publisher of this same release finished and deleted the branch: start it again
@@ -538,7 +622,8 @@ class _Push:
                             status=exc.status) from exc
 
     def finish(self, result: HubResult) -> HubResult:
-        """Step 3: ``main`` follows the tagged release (:meth:`follow_main`); the staging branch goes."""
+        """After a staged release's tag, or a no-op: ``main`` follows the tagged release if it may and
+        lags (:meth:`follow_main`); the staging branch goes."""
         try:
             result.main_moved = self.follow_main(result.commit)
         except HubError as exc:
@@ -573,8 +658,8 @@ class _Push:
             changes = _changes(self.api, self.repo, head, self.release, self.manifest)
             if not changes:
                 return False
-            _commit_batches(self.api, self.repo, "main", head, self.release, changes.batches(self.per_commit),
-                            self.message, f"main follows version {self.version} (tag {self.version} = commit "
+            _commit_batches(self.api, self.repo, "main", head, self.release, changes,
+                            changes.batches(self.per_commit), self.message, f"main follows version {self.version} (tag {self.version} = commit "
                             f"{tagged}).\n\n{self.description}")
             return True
 
@@ -626,6 +711,7 @@ class _Changes:
     add: list[str]          # missing or with other bytes, sorted
     delete: list[str]       # held but not in the release (``.gitattributes`` kept), sorted
     stale_manifest: bool    # holds a vmeval_release.json of another release
+    sha256: dict[str, str]  # every release file's sha256 (checked against the files before any request)
 
     def __bool__(self) -> bool:
         return bool(self.add or self.delete)
@@ -656,22 +742,31 @@ def _changes(api: Any, repo: str, revision: str, release: Path, manifest: Releas
         return bool(entry.lfs.sha256 == wanted[path]) if entry.lfs else entry.blob_id == _git_blob_sha1(release / path)
 
     add = [p for p in sorted(wanted) if p not in held or not same(p)]
-    return _Changes(add, sorted(set(held) - set(wanted)), RELEASE_MANIFEST in held and RELEASE_MANIFEST in add)
+    return _Changes(add, sorted(set(held) - set(wanted)), RELEASE_MANIFEST in held and RELEASE_MANIFEST in add,
+                    wanted)
 
 
-def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path,
+def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path, changes: _Changes,
                     batches: list[list[tuple[str, str]]], message: str, description: str) -> str:
     """Commit ``batches`` (:meth:`_Changes.batches`) on ``branch``, whose head is ``head``: each
     commit names the one before as its parent (a concurrent writer is refused, 412). The sha of
-    the last commit; ``head`` when there is nothing to commit."""
+    the last commit; ``head`` when there is nothing to commit.
+
+    Each file's sha256 is given to ``huggingface_hub`` (``changes.sha256``: the release manifest's,
+    checked against the files by :func:`publish_to_hub` before any request), which would otherwise
+    read and hash every file again."""
     from huggingface_hub import (  # start-up: see the module docstring
         CommitOperationAdd,
         CommitOperationDelete,
     )
 
+    def add(path: str) -> Any:
+        op = CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(release / path))
+        op.upload_info.sha256 = bytes.fromhex(changes.sha256[path])
+        return op
+
     for number, batch in enumerate(batches, start=1):
-        ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(release / p)) if kind == "add"
-               else CommitOperationDelete(path_in_repo=p) for kind, p in batch]
+        ops = [add(p) if kind == "add" else CommitOperationDelete(path_in_repo=p) for kind, p in batch]
         title = message if number == len(batches) else f"{message} (part {number} of {len(batches)})"
         info = api.create_commit(repo, ops, commit_message=title, commit_description=description,
                                  repo_type="dataset", revision=branch, parent_commit=head)
