@@ -192,6 +192,28 @@ def test_release_edited_after_build_is_not_published(tmp_path: Path, hub_repo: s
     assert hub_server.requests == before
 
 
+def test_a_release_file_changed_in_place_is_caught_before_anything_is_written(
+        tmp_path: Path, settings: Settings, hub_server) -> None:  # noqa: ANN001
+    """One byte of a shard changed, its size kept: the sizes pass, the hashes (run beside the first
+    requests) do not. IntegrityError naming the shard; no repo created, nothing uploaded or committed."""
+    from vmeval_hf.hub import hub_api
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    repo = "test/changed-in-place"
+    built = _build(data, tmp_path / "a", "1.0", repo)
+    shard = built.out / built.manifest["shards"][0]["path"]
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    before = hub_server.traffic
+    with pytest.raises(IntegrityError, match=f"{built.manifest['shards'][0]['path']}: bytes differ.*rebuild"):
+        publish_to_hub(built.out, settings=settings, repo_id=repo)
+    after = hub_server.traffic
+    assert (after["lfs_bytes"], after["inline_bytes"], after["commits"]) == (
+        before["lfs_bytes"], before["inline_bytes"], before["commits"])
+    assert not hub_api(settings).repo_exists(repo, repo_type="dataset")
+
+
 def test_pull_from_hub_verifies(tmp_path: Path, hub_repo: str, settings: Settings) -> None:
     data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
     built = _build(data, tmp_path / "a", "1.0", hub_repo)

@@ -60,6 +60,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -395,9 +396,9 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     per_commit = check_files_per_commit(files_per_commit)
     release = Path(release_dir)
     repo = repo_id or settings.hf_repo
-    try:  # a file of the release that cannot be read is this machine's problem: said so, not retried
+    try:  # before any request: every file there, readable, of its size (a local problem is not retried)
         manifest = load_release(release)
-        bad = check_release_files(release, manifest)
+        bad = check_release_files(release, manifest, contents=False)
     except OSError as exc:
         raise _local_error(exc, _Where(settings, repo, None, f"reading the release {release}")) from exc
     if bad:
@@ -407,26 +408,11 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
                  commit_message or f"Release {manifest['version']}",
                  commit_description or f"vmeval-hf release {manifest['version']}, content "
                  f"sha256:{manifest['content_sha256']}", per_commit, force)
-
-    def refs() -> Any:
-        push.api.create_repo(push.repo, repo_type="dataset", exist_ok=True, private=private)
-        return push.api.list_repo_refs(push.repo, repo_type="dataset")
-
-    listed = push.call("listing tags", refs)
-    tags = {t.name: t.target_commit for t in listed.tags}
-    held = tags.get(push.version)
-    if held is not None and (done := push.against_tag(held)) is not None:
-        return done
-    on_main = None if push.later(tags) else push.commit_on_main(held)
-    if on_main is not None:
-        sha, moved = on_main
-        result = push.tag(sha, move=held is not None)
-        result.main_moved = moved
-        if any(b.name.startswith(push.staging_prefix) for b in listed.branches):
-            push.drop_staging()  # left by a run of this release that committed on the staging branch
-        return result
-    sha = push.stage()
-    return push.finish(push.tag(sha, move=held is not None))
+    with ThreadPoolExecutor(1, thread_name_prefix="hash") as pool:
+        # every byte against the manifest, beside the first requests (reads); awaited before anything is
+        # created or committed (_Push.require_intact)
+        push.intact = pool.submit(check_release_files, release, manifest)
+        return push.run(private)
 
 
 @dataclass
@@ -442,6 +428,7 @@ class _Push:
     description: str
     per_commit: int = FILES_PER_COMMIT
     force: bool = False
+    intact: Future[list[str]] | None = None  # check_release_files of every byte, running (publish_to_hub)
 
     @property
     def version(self) -> str:
@@ -484,6 +471,57 @@ class _Push:
         return VersionConflictError(f"version {self.version} {when} on {self.repo} (commit {held[:12]}) with {what}; "
                                     f"{todo}", version=self.version, repo=self.repo)
 
+    def run(self, private: bool | None) -> HubResult:
+        """The publish after the release's files are found: the tags, then the release on ``main``
+        (or staged, for a version ``main`` may not take), then its tag."""
+        from huggingface_hub.errors import (  # start-up: see the module docstring
+            RepositoryNotFoundError,
+        )
+
+        def refs() -> Any:
+            try:
+                return self.api.list_repo_refs(self.repo, repo_type="dataset")
+            except RepositoryNotFoundError:
+                self.require_intact()  # nothing is created for a release that fails its check
+                self.api.create_repo(self.repo, repo_type="dataset", exist_ok=True, private=private)
+                return self.api.list_repo_refs(self.repo, repo_type="dataset")
+
+        listed = self.call("listing tags", refs)
+        tags = {t.name: t.target_commit for t in listed.tags}
+        held = tags.get(self.version)
+        if held is not None and (done := self.against_tag(held)) is not None:
+            return done
+        on_main = None if self.later(tags) else self.commit_on_main(held, listed)
+        if on_main is not None:
+            sha, moved = on_main
+            result = self.tag(sha, move=held is not None)
+            result.main_moved = moved
+            if any(b.name.startswith(self.staging_prefix) for b in listed.branches):
+                self.drop_staging()  # left by a run of this release that committed on the staging branch
+            return result
+        sha = self.stage()
+        return self.finish(self.tag(sha, move=held is not None))
+
+    def require_intact(self) -> None:
+        """Every release file's bytes match the manifest (:attr:`intact`, waited for here), else an
+        :class:`IntegrityError`; an unreadable file is a :class:`LocalFileError`."""
+        if self.intact is None:
+            return
+        try:
+            bad = self.intact.result()
+        except OSError as exc:
+            raise _local_error(exc, _Where(self.settings, self.repo, None,
+                                           f"reading the release {self.release}")) from exc
+        if bad:
+            raise IntegrityError(f"{self.release}: release files changed since the build ({bad[0]}); rebuild it",
+                                 path=self.release)
+
+    def commit(self, branch: str, head: str, changes: _Changes, description: str | None = None) -> str:
+        """:func:`_commit_batches` of ``changes`` on ``branch``, once the files are known intact."""
+        self.require_intact()
+        return _commit_batches(self.api, self.repo, branch, head, self.release, changes,
+                               changes.batches(self.per_commit), self.message, description or self.description)
+
     def against_tag(self, held: str) -> HubResult | None:
         """The version is tagged at ``held`` already: this very release is a no-op (``main`` follows
         it if it lags, :meth:`finish`); another one a :class:`VersionConflictError`, unless ``force``
@@ -496,19 +534,25 @@ class _Push:
             raise self.conflict(held, theirs, just_now=False)
         return None
 
-    def commit_on_main(self, held: str | None) -> tuple[str, bool] | None:
+    def commit_on_main(self, held: str | None, refs: Any) -> tuple[str, bool] | None:
         """Step 1 when ``main`` may take this version: the release commits on ``main`` itself (only
         what it lacks, :func:`_changes`, in batches, :func:`_commit_batches`). The sha to tag, and
         whether a commit was made (none: ``main`` already held exactly this release, a run stopped
         before its tag). None: a later version was tagged meanwhile, so ``main`` may not take this
         one (the caller stages it instead).
 
-        Each try reads ``main``'s head, then the tags: a refused parent (412, another writer moved
+        ``main``'s head and the tags come from ``refs`` (the caller's ``list_repo_refs``) on the
+        first try, and from a new listing on a retry: a refused parent (412, another writer moved
         ``main``) is retried by :func:`_call` from the top. ``held``: what the tag named when
         listed; a tag created meanwhile is another publisher's, settled here."""
+        listed = [refs]
+
         def once() -> tuple[str, bool] | None:
-            head = self.api.repo_info(self.repo, repo_type="dataset", revision="main").sha
-            tags = _tags(self.api, self.repo)
+            now_refs = listed.pop() if listed else self.api.list_repo_refs(self.repo, repo_type="dataset")
+            head = next((b.target_commit for b in now_refs.branches if b.name == "main"), None)
+            if head is None:  # not listed (never seen from the Hub): ask for it
+                head = self.api.repo_info(self.repo, repo_type="dataset", revision="main").sha
+            tags = {t.name: t.target_commit for t in now_refs.tags}
             now = tags.get(self.version)
             if now != held and now is not None:  # tagged by another publisher since the listing
                 theirs = remote_manifest(self.settings, self.repo, now)
@@ -520,8 +564,7 @@ class _Push:
             changes = _changes(self.api, self.repo, head, self.release, self.manifest)
             if changes.stale_manifest and head not in tags.values():
                 self.refuse_unfinished(head)
-            sha = _commit_batches(self.api, self.repo, "main", head, self.release, changes,
-                                  changes.batches(self.per_commit), self.message, self.description)
+            sha = self.commit("main", head, changes)
             return sha, sha != head
 
         return self.call("committing the release on main", once)
@@ -559,8 +602,7 @@ class _Push:
                     self.api.create_branch(self.repo, branch=self.staging, repo_type="dataset", exist_ok=True)
                     head = self.api.repo_info(self.repo, repo_type="dataset", revision=self.staging).sha
                     changes = _changes(self.api, self.repo, head, self.release, self.manifest)
-                    return _commit_batches(self.api, self.repo, self.staging, head, self.release, changes,
-                                           changes.batches(self.per_commit), self.message, self.description)
+                    return self.commit(self.staging, head, changes)
                 except RevisionNotFoundError:
                     # a publisher of this same release finished and deleted the branch: start it again
                     if attempt == 2:
@@ -658,9 +700,8 @@ class _Push:
             changes = _changes(self.api, self.repo, head, self.release, self.manifest)
             if not changes:
                 return False
-            _commit_batches(self.api, self.repo, "main", head, self.release, changes,
-                            changes.batches(self.per_commit), self.message, f"main follows version {self.version} (tag {self.version} = commit "
-                            f"{tagged}).\n\n{self.description}")
+            self.commit("main", head, changes, f"main follows version {self.version} (tag {self.version} = commit "
+                        f"{tagged}).\n\n{self.description}")
             return True
 
         return self.call(f"moving main to version {self.version}", once)
