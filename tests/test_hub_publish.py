@@ -170,6 +170,46 @@ def test_verify_hub_reports_replaced_shard_and_moved_tag(tmp_path: Path, hub_rep
     assert ("size", f"/{shard}") in kinds
 
 
+def test_verify_settles_the_release_manifest_by_its_listed_hash_and_reads_it_only_when_it_differs(
+        tmp_path: Path, hub_repo: str, settings: Settings, hub_server) -> None:  # noqa: ANN001
+    """The tagged ``vmeval_release.json`` as published: verified from the tree listing's hash, the
+    file not downloaded. Re-written in another JSON layout, the same content: downloaded, compared
+    by content, verified. Other content under the same name: named."""
+    import json
+
+    from huggingface_hub import CommitOperationAdd
+
+    from tests.support.s3 import FaultProxy
+    from vmeval_hf.hub import hub_api
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    manifest_get = r"/resolve/.*vmeval_release\.json"
+
+    def verify(expected: dict) -> tuple[list, int]:
+        with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
+            problems = verify_hub(settings=settings.with_(hf_endpoint=proxy.url), repo_id=hub_repo, version="1.0",
+                                  expected=expected)
+            return problems, proxy.count(method="GET", path=manifest_get)
+
+    assert verify(built.manifest) == ([], 0)
+
+    api = hub_api(settings)
+    relaid = json.dumps(built.manifest, separators=(",", ":")).encode()  # same content, other bytes
+    commit = api.create_commit(hub_repo, [CommitOperationAdd("vmeval_release.json", relaid)],
+                               commit_message="relaid", repo_type="dataset")
+    api.delete_tag(hub_repo, tag="1.0", repo_type="dataset")
+    api.create_tag(hub_repo, tag="1.0", revision=commit.oid, repo_type="dataset")
+    assert verify(built.manifest) == ([], 1)
+
+    other = {**built.manifest, "content_sha256": "0" * 64}
+    problems, reads = verify(other)
+    assert reads == 1
+    assert [(p.problem, p.detail) for p in problems if p.where.endswith("vmeval_release.json")] == [
+        ("sha256", "content_sha256 differs from the recorded release")]
+
+
 def test_missing_repo_and_revision_are_named(tmp_path: Path, hub_repo: str, settings: Settings) -> None:
     from vmeval_hf.hub import remote_manifest
 
