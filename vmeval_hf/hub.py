@@ -373,7 +373,8 @@ def check_files_per_commit(files_per_commit: object) -> int:
 
 def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str | None = None,
                    force: bool = False, private: bool | None = None, commit_message: str | None = None,
-                   commit_description: str | None = None, files_per_commit: int = FILES_PER_COMMIT) -> HubResult:
+                   commit_description: str | None = None, files_per_commit: int = FILES_PER_COMMIT,
+                   manifest: ReleaseManifest | None = None) -> HubResult:
     """Publish the release at ``release_dir`` as one tagged commit on ``main`` (see the module
     docstring for the rule, the batches and the staging branch a version ``main`` may not take uses).
 
@@ -382,6 +383,8 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     ``commit_description`` default to ``Release <version>`` and the content hash.
     ``files_per_commit``: the most file changes one commit carries (:func:`check_files_per_commit`);
     a release with more is committed in several commits, and only the last one is tagged.
+    ``manifest``: the release's manifest when the caller holds it already (``publish_version``,
+    right after its build), so it is not read and parsed a second time; by default it is read.
 
     The version already tagged with this very release (every file the same:
     :func:`release_sha256`): a no-op reporting the existing commit (``main`` follows it if it
@@ -397,7 +400,7 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     release = Path(release_dir)
     repo = repo_id or settings.hf_repo
     try:  # before any request: every file there, readable, of its size (a local problem is not retried)
-        manifest = load_release(release)
+        manifest = manifest if manifest is not None else load_release(release)
         bad = check_release_files(release, manifest, contents=False)
     except OSError as exc:
         raise _local_error(exc, _Where(settings, repo, None, f"reading the release {release}")) from exc

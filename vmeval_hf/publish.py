@@ -299,7 +299,7 @@ class _Publish:
             result.hub = publish_to_hub(built.out, settings=self.settings, repo_id=self.repo, force=self.force,
                                         commit_message=_commit_message(self.version, self.message),
                                         commit_description=_commit_description(result),
-                                        files_per_commit=self.files_per_commit)
+                                        files_per_commit=self.files_per_commit, manifest=built.manifest)
         if self.s3:
             _stage(self.progress, "s3", f"s3://{self.settings.s3_bucket}/{day}/")
             hub_info = ({"repo": self.repo, "revision": self.version, "commit": result.hub.commit}
