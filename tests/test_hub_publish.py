@@ -397,13 +397,6 @@ def _race(hub_server, settings: Settings, repo: str, release_a, release_b, *,  #
     return winner, outcome.get("b")
 
 
-def _main_commits(repo: str, settings: Settings) -> list[str]:
-    from vmeval_hf.hub import hub_api
-
-    commits = hub_api(settings).list_repo_commits(repo, repo_type="dataset", revision="main")
-    return [c.commit_id for c in commits][:-1]  # the repo's initial commit aside
-
-
 @pytest.mark.parametrize("hold_b", [None, r"/commit/main(\?|$)"], ids=["b-starts-late", "b-read-main-first"])
 def test_a_second_publisher_of_the_version_is_refused_before_it_commits(
         tmp_path: Path, hub_repo: str, settings: Settings, hub_server, hold_b: str | None) -> None:  # noqa: ANN001
@@ -415,10 +408,11 @@ def test_a_second_publisher_of_the_version_is_refused_before_it_commits(
     release_a, release_b = _two_releases(tmp_path, hub_repo)
     winner, lost = _race(hub_server, settings, hub_repo, release_a, release_b, hold_b=hold_b)
     assert isinstance(lost, VersionConflictError), lost
-    assert "no tag names yet: another publisher is publishing 1.0 now" in str(lost)
+    assert "that no tag names yet, with different content" in str(lost)
+    assert "another publisher is publishing 1.0 now" in str(lost)
     assert "--force" in str(lost)
     assert _tags(hub_repo, settings) == {"1.0": winner.commit}
-    assert _main_commits(hub_repo, settings) == [winner.commit]  # one commit: A's, tagged
+    assert _commits(hub_repo, settings)[:-1] == [winner.commit]  # one commit: A's, tagged
     assert _main_release(hub_repo, settings) == release_a.manifest
     assert _branches(hub_repo, settings) == ["main"]
 
@@ -433,7 +427,7 @@ def test_the_same_release_from_two_publishers_is_one_commit(tmp_path: Path, hub_
     assert not isinstance(other, BaseException), other
     assert other.commit == winner.commit
     assert _tags(hub_repo, settings) == {"1.0": winner.commit}
-    assert _main_commits(hub_repo, settings) == [winner.commit]
+    assert _commits(hub_repo, settings)[:-1] == [winner.commit]
 
 
 def test_the_same_questions_built_into_other_files_are_not_a_noop(tmp_path: Path, hub_repo: str,
@@ -463,6 +457,31 @@ def test_the_same_questions_built_into_other_files_are_not_a_noop(tmp_path: Path
     # and the bytes it replaced are not "the same": verifying against the first build finds the card
     problems = verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=first.manifest)
     assert {p.where.rsplit("/", 1)[-1] for p in problems} == {"README.md", "vmeval_release.json"}
+
+
+def test_a_publish_stopped_before_its_tag_and_resumed_on_another_day_names_the_date(
+        tmp_path: Path, hub_repo: str, settings: Settings, hub_server, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The tag request refused after the release was committed on ``main``; the re-run a day later
+    builds another card. It is refused before it commits (``main`` holds an untagged 1.0), saying
+    only the card differs and to pass the same --date; with that date it tags ``main``'s commit."""
+    from tests.support.s3 import FaultProxy
+    from vmeval_hf.publish import publish_version
+
+    monkeypatch.chdir(tmp_path)
+    mine = settings.with_(hf_repo=hub_repo)
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
+        proxy.add(403, method="POST", path=r"/tag/")
+        with pytest.raises(HubAuthError):
+            publish_version(data, settings=mine.with_(hf_endpoint=proxy.url), s3=False, date="20250115")
+    (stopped,) = _commits(hub_repo, settings)[:-1]
+    assert _tags(hub_repo, settings) == {}
+    with pytest.raises(VersionConflictError, match=r"no tag names yet.*only the card \(README.md\) differs.*--date"):
+        publish_version(data, settings=mine, s3=False, date="20250116")
+    assert _commits(hub_repo, settings)[:-1] == [stopped]
+    again = publish_version(data, settings=mine, s3=False, date="20250115")
+    assert again.hub is not None and again.hub.commit == stopped and not again.hub.main_moved
+    assert _tags(hub_repo, settings) == {"1.0": stopped} and _commits(hub_repo, settings)[:-1] == [stopped]
 
 
 def test_a_resumed_publish_on_another_day_says_to_pass_the_same_date(tmp_path: Path, hub_repo: str,
@@ -609,10 +628,10 @@ def test_a_refused_commit_on_main_tags_nothing_and_a_rerun_publishes(tmp_path: P
         proxy.add(403, method="POST", path=r"/commit/main(\?|$)")
         with pytest.raises(HubAuthError, match="refused the token"):
             publish_to_hub(built.out, settings=settings.with_(hf_endpoint=proxy.url), repo_id=hub_repo)
-    assert _tags(hub_repo, settings) == {} and _main_commits(hub_repo, settings) == []
+    assert _tags(hub_repo, settings) == {} and _commits(hub_repo, settings)[:-1] == []
     again = publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
     assert not again.noop and again.main_moved
-    assert _tags(hub_repo, settings) == {"1.0": again.commit} and _main_commits(hub_repo, settings) == [again.commit]
+    assert _tags(hub_repo, settings) == {"1.0": again.commit} and _commits(hub_repo, settings)[:-1] == [again.commit]
     assert _main_release(hub_repo, settings) == built.manifest and _branches(hub_repo, settings) == ["main"]
 
 

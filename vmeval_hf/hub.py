@@ -582,12 +582,12 @@ class _Push:
         theirs = remote_manifest(self.settings, self.repo, head)
         if theirs is None or theirs.get("version") != self.version:
             return
+        what, _ = _difference(theirs, self.manifest)
         raise VersionConflictError(
-            f"main of {self.repo} holds version {self.version} with other files (commit {head[:12]}, content "
-            f"sha256:{str(theirs.get('content_sha256'))[:12]}) that no tag names yet: another publisher is "
-            f"publishing {self.version} now, or a publish of it stopped before its tag. Re-run that publish to "
-            f"finish it and publish this content as a new version, or pass --force to publish this release as "
-            f"{self.version}", version=self.version, repo=self.repo)
+            f"main of {self.repo} holds version {self.version} (commit {head[:12]}) that no tag names yet, with "
+            f"{what}: another publisher is publishing {self.version} now, or a publish of it stopped before its "
+            f"tag. Re-run that publish to finish it (and publish this content as a new version), or pass --force "
+            f"to publish this release as {self.version}", version=self.version, repo=self.repo)
 
     def stage(self) -> str:
         """Step 1 for a version ``main`` may not take (a later version is tagged): the release commits
