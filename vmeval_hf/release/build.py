@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, partial
 from glob import escape as glob_escape
@@ -106,7 +107,7 @@ class _DomainResult:
     difficulties: dict[str, int]
     problems: list[Problem]
     listed: list[Listed]  # the valid questions, in id order
-    folders: dict[str, str]
+    folders: Mapping[str, str]
     first: PreviewSource | None  # the first question, for the card's preview
     frames: tuple[int, int] = (0, 0)  # frames checked, frames passed by the verdict cache
 
@@ -334,6 +335,7 @@ def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None
     for r in results:
         report.problems.extend(r.problems)
         report.folders.update(r.folders)
+        r.folders = {}  # one dict of every folder is enough
         report.frames_checked += r.frames[0]
         report.frames_cached += r.frames[1]
     checker.finish(listed)

@@ -118,9 +118,19 @@ def write_source_run(rows: Sequence[SourceRow], stem: Path) -> SourceRun | None:
     run = SourceRun(stem.with_name(stem.name + ".compact"), stem.with_name(stem.name + ".indented"),
                     rows[0][0], rows[-1][0])
     stem.parent.mkdir(parents=True, exist_ok=True)
-    run.compact.write_bytes(",".join(_compact(*row) for row in rows).encode("utf-8"))
-    run.indented.write_bytes(",\n    ".join(_indented(*row) for row in rows).encode("utf-8"))
+    _write_joined(run.compact, ",", (_compact(*row) for row in rows))
+    _write_joined(run.indented, ",\n    ", (_indented(*row) for row in rows))
     return run
+
+
+def _write_joined(path: Path, sep: str, parts: Iterator[str]) -> None:
+    """``sep.join(parts)`` into ``path`` (UTF-8), a part at a time: joined, a domain's run is a
+    string of tens of MB in the worker (and its parts as many again)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(next(parts, ""))
+        for part in parts:
+            f.write(sep)
+            f.write(part)
 
 
 def _in_order(runs: Sequence[SourceRun]) -> Sequence[SourceRun]:

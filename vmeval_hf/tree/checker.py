@@ -33,6 +33,7 @@ from .model import (
     Question,
     Severity,
     ValidationReport,
+    folded,
     id_sort_key,
     listing,
     question_name_re,
@@ -289,9 +290,12 @@ class Checker:
                          "fix the metadata or rename the folder", question=q)
         return text, meta
 
-    def check_question(self, folder: str, domain: str) -> None:
-        """Check one question folder; a valid question goes to ``on_question`` (else into the report)."""
-        q = os.path.basename(folder)
+    def check_question(self, folder: str, domain: str, name: str | None = None) -> None:
+        """Check one question folder; a valid question goes to ``on_question`` (else into the report).
+
+        ``name``: the folder's name, if listed already (the question's id is then that string,
+        not a new one)."""
+        q = name if name is not None else os.path.basename(folder)
         rel = f"{domain}_task/{q}"
         self._blobs, self.digests = {}, {}
         entries = self._question_entries(folder, rel)
@@ -408,8 +412,9 @@ class Checker:
                 found.append((e.path, m.group(1)))
         return sorted(found, key=lambda pair: pair[1])  # by domain: "a_b_task" sorts before "a_task"
 
-    def question_folders(self, ddir: str, domain: str) -> list[str]:
-        """The valid question folders of one domain, in natural id order; misnamed entries are recorded."""
+    def question_folders(self, ddir: str, domain: str, names: bool = False) -> list[str]:
+        """The valid question folders of one domain (paths; ``names``: their names, the strings
+        ``report.folders`` holds too), in natural id order; misnamed entries are recorded."""
         qre = question_name_re(domain)
         try:
             entries = sorted(os.scandir(ddir), key=lambda e: e.name)
@@ -434,16 +439,21 @@ class Checker:
                          question=f"{dname}/{e.name}")
                 continue
             self.report.folders[e.name] = f"{dname}/{e.name}"
-            found.append(e.path)
-        return sorted(found, key=lambda f: id_sort_key(os.path.basename(f)))
+            found.append(e.name if names else e.path)
+        return sorted(found, key=lambda f: id_sort_key(f if names else os.path.basename(f)))
 
     def check_domain(self, ddir: str, domain: str) -> None:
-        self.check_questions(self.question_folders(ddir, domain), domain)
+        self.check_questions(self.question_folders(ddir, domain, names=True), domain, ddir)
 
-    def check_questions(self, folders: list[str], domain: str) -> None:
-        """Check the question ``folders`` of ``domain``, then keep the frame verdicts they gave."""
+    def check_questions(self, folders: list[str], domain: str, ddir: str | None = None) -> None:
+        """Check the question ``folders`` of ``domain`` (paths; with ``ddir``: the names of folders
+        in it, which become the ids: one string per question for the folder and the listing), then
+        keep the frame verdicts they gave."""
         for folder in folders:
-            self.check_question(folder, domain)
+            if ddir is None:
+                self.check_question(folder, domain)
+            else:
+                self.check_question(os.path.join(ddir, folder), domain, folder)
         self.verdicts.flush()
 
     def finish(self, elsewhere: list[Listed] | None = None) -> ValidationReport:
@@ -456,14 +466,14 @@ class Checker:
         if not rows and not self.report.errors:
             self.add(self.qdir, "empty_tree", "holds no questions; add <domain>_task/<domain>_NNNN folders "
                      "or run `vmeval-hf create`")
-        seen: dict[str, str] = {}
+        seen: dict[str, Listed] = {}  # by folded id: refs only, no new string per question
         for row in rows:
-            key = row.id.casefold()
+            key = folded(row.id)
             if key in seen:
-                self.add(self.qdir / row.source_path, "duplicate_id", f"id {row.id!r} is also used by {seen[key]}; "
-                         "give each question a unique id", question=row.source_path)
+                self.add(self.qdir / row.source_path, "duplicate_id", f"id {row.id!r} is also used by "
+                         f"{seen[key].source_path}; give each question a unique id", question=row.source_path)
             else:
-                seen[key] = row.source_path
+                seen[key] = row
         self.report.question_list.sort(key=lambda x: (x.domain, id_sort_key(x.id)))
         return self.report
 

@@ -7,7 +7,9 @@ The checks live in :mod:`.checker`; :mod:`.validate` runs them over a whole tree
 from __future__ import annotations
 
 import re
+import sys
 from collections import defaultdict
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -70,16 +72,31 @@ class Question:
 
 
 class Listed(NamedTuple):
-    """What tree-wide checks need of a question (a few hundred bytes, where a Question is kilobytes)."""
+    """What tree-wide checks need of a question: about a hundred bytes, where a Question is
+    kilobytes (the parent of the workers holds one per question of the tree). The domain and
+    difficulty strings are shared (:func:`listing`), and the path is not held: it is
+    ``<domain>_task/<id>``, as :class:`~vmeval_hf.tree.checker.Checker` names every question."""
 
     id: str
     domain: str
     difficulty: str | None
-    source_path: str
+
+    @property
+    def source_path(self) -> str:
+        return f"{self.domain}_task/{self.id}"
 
 
 def listing(q: Question) -> Listed:
-    return Listed(q.id, q.domain, q.difficulty, q.source_path)
+    # interned: every listing of a worker's run shares one string per value, and so does its pickle
+    difficulty = sys.intern(q.difficulty) if type(q.difficulty) is str else q.difficulty
+    return Listed(q.id, sys.intern(q.domain), difficulty)
+
+
+def folded(qid: str) -> str:
+    """``qid.casefold()``, the key under which two ids are the same; ``qid`` itself where that
+    is equal (lowercase ASCII: every id the folder names allow), so that a set of the keys of a
+    whole tree holds no new string per question."""
+    return qid if qid.isascii() and qid.islower() else qid.casefold()
 
 
 class Findings:
@@ -108,13 +125,63 @@ class Findings:
         return dict(groups)
 
 
+class Folders(MutableMapping[str, str]):
+    """Every question folder by name: name -> ``<domain>_task/<name>`` (a mapping, as a dict of
+    them would be). The path is built when asked for, not held: the tree has one folder per
+    question, and a string each would be a copy of every name again. :meth:`shared` gives the
+    name string held here, so that other per-question records can share it."""
+
+    def __init__(self, folders: Mapping[str, str] | None = None) -> None:
+        self._names: dict[str, str] = {}  # name -> the same string
+        self._other: dict[str, str] = {}  # a path that is not the usual one (not from a Checker)
+        if folders:
+            self.update(folders)
+
+    @staticmethod
+    def _usual(name: str) -> str:
+        return f"{name.rpartition('_')[0]}_task/{name}"
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._names:
+            raise KeyError(name)
+        other = self._other.get(name)
+        return other if other is not None else self._usual(name)
+
+    def __setitem__(self, name: str, path: str) -> None:
+        self._names[name] = name
+        if path == self._usual(name):
+            self._other.pop(name, None)
+        else:
+            self._other[name] = path
+
+    def __delitem__(self, name: str) -> None:
+        del self._names[name]
+        self._other.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def shared(self, name: str) -> str:
+        """The string held for ``name`` if it is a folder (else ``name``)."""
+        return self._names.get(name, name)
+
+    def __repr__(self) -> str:
+        return f"Folders({dict(self)!r})"
+
+
 @dataclass
 class ValidationReport(Findings):
     questions_dir: Path
     problems: list[Problem] = field(default_factory=list)
     question_list: list[Question] = field(default_factory=list)
     #: every folder with a valid question name, valid content or not: id -> "domain_task/id"
-    folders: dict[str, str] = field(default_factory=dict)
+    folders: Folders = field(default_factory=Folders)
     #: how many valid questions there are (also when ``question_list`` is not kept)
     valid: int = 0
     #: frames whose image data was checked, and frames passed by the cache of earlier verdicts

@@ -7,9 +7,11 @@ processes (:func:`check_tree`), as the build compiles it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from .._shared.forked import folder_count, plan_workers, run_forked
 from ..config import default_cache_dir
@@ -54,13 +56,34 @@ class _Findings:
     frames: tuple[int, int]  # checked, cached
 
 
-def _check_folders(checker: Checker, domain: str, folders: list[str]) -> _Findings:
-    """In a worker: question ``folders`` of ``domain``, by a fresh checker with ``checker``'s settings."""
+def _check_folders(checker: Checker, ddir: str, domain: str, names: list[str]) -> _Findings:
+    """In a worker: the question folders ``names`` in ``ddir`` (of ``domain``), by a fresh checker
+    with ``checker``'s settings."""
     mine = Checker(checker.qdir, checker.decode_images, verdicts=checker.verdicts,
                    keep_questions=checker.keep_questions)
-    mine.check_questions(folders, domain)
+    mine.check_questions(names, domain, ddir)
     r = mine.report
     return _Findings(r.problems, mine.listed, r.question_list, (r.frames_checked, r.frames_cached))
+
+
+def _taken(results: list[Any]) -> Iterator[Any]:
+    """Each of ``results`` in turn, dropped from the list as it is taken: what is not kept of
+    it (its listings with their unpickled ids) is freed before the next one is read."""
+    for i, found in enumerate(results):
+        results[i] = None
+        yield found
+
+
+def _with_ids_of(rows: list[Listed], names: list[str]) -> list[Listed]:
+    """A worker's listings of the folders ``names`` (a subset, in that order), with each id the
+    string of ``names``, which ``report.folders`` holds too: as unpickled, each is a new string,
+    a copy per question of the tree."""
+    shared, i = [], 0
+    for row in rows:
+        while i < len(names) and names[i] != row.id:
+            i += 1
+        shared.append(Listed(names[i], row.domain, row.difficulty) if i < len(names) else row)
+    return shared
 
 
 #: a worker's job: about this share of the tree (so the workers finish together), and at least
@@ -86,29 +109,31 @@ def check_tree(checker: Checker, workers: int | None = None, *, read_manifest: b
         return checker.run(domains), checker.listed, None
     report = checker.report
     per_job = max(_MIN_PER_JOB, -(-sum(sizes.values()) // (n * _JOBS_PER_WORKER)))
-    plan: list[tuple[str, list[Problem], list[list[str]]]] = []  # domain, listing problems, runs of folders
+    # domain folder, domain, listing problems, runs of folder names (the names are the strings
+    # report.folders holds: the plan adds no string per question, full paths would)
+    plan: list[tuple[str, str, list[Problem], list[list[str]]]] = []
     for ddir, domain in domains:
         start = len(report.problems)
-        folders = checker.question_folders(ddir, domain)
-        plan.append((domain, report.problems[start:], [folders[i:i + per_job] for i in range(0, len(folders), per_job)]))
+        names = checker.question_folders(ddir, domain, names=True)
+        plan.append((ddir, domain, report.problems[start:], [names[i:i + per_job] for i in range(0, len(names), per_job)]))
         del report.problems[start:]
     manifest: list[ManifestEntries] = []
 
     def while_idle(_: object) -> None:  # every job has started: this process has time until they end
         if read_manifest and not manifest:
-            manifest.append(read_manifest_entries(checker.qdir))
+            manifest.append(read_manifest_entries(checker.qdir, report.folders))  # every folder is listed
 
-    found = iter(run_forked([(f"questions of {domain!r}", partial(_check_folders, checker, domain, run))
-                             for domain, _, runs in plan for run in runs], n, on_idle=while_idle))
+    found = _taken(run_forked([(f"questions of {domain!r}", partial(_check_folders, checker, ddir, domain, run))
+                               for ddir, domain, _, runs in plan for run in runs], n, on_idle=while_idle))
     listed: list[Listed] = []
-    for _, listing_problems, runs in plan:  # in tree order, as one process finds them
+    for _, _, listing_problems, runs in plan:  # in tree order, as one process finds them
         report.problems.extend(listing_problems)
-        for f in (next(found) for _ in runs):
+        for f, run in ((next(found), run) for run in runs):
             report.problems.extend(f.problems)
             report.question_list.extend(f.questions)
             report.frames_checked += f.frames[0]
             report.frames_cached += f.frames[1]
-            listed.extend(f.listed)
+            listed.extend(_with_ids_of(f.listed, run))
     checker.finish(listed)
     return report, listed, manifest[0] if manifest else None
 

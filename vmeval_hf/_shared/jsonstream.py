@@ -1,0 +1,229 @@
+"""A JSON file read a chunk at a time, for documents too big to hold whole (the dataset
+manifest lists every question's full metadata: 100 MB of text at 100,000 questions, several
+times that once parsed).
+
+:class:`JsonStream` walks the outer levels itself (:meth:`~JsonStream.members` of an object,
+:meth:`~JsonStream.items` of an array) and hands each value below them to the standard
+library's scanner (:meth:`~JsonStream.value`), so a caller keeps what it needs of one element
+before the next is read. What is accepted, and what each value parses to, is exactly what
+``json.loads(path.read_text(encoding="utf-8"))`` gives; a document it refuses raises
+:class:`JsonStreamError` worded as that call words its error (the ``json`` message with line,
+column and char of the whole file, or the ``UnicodeDecodeError`` with the byte position in the
+file), since users are told to search for and fix that place.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import json
+import re
+from collections.abc import Iterator
+from typing import IO, Any
+
+#: bytes read at a time; the buffer holds about this much text (more only for a longer value)
+CHUNK = 1 << 16
+#: an error (or the end of a value) at least this far before the end of the text read is the
+#: document's, not the chunk's cut: the scanner reports a value cut short within a few characters
+#: of the cut (but an unterminated string, which it reports at the string's start)
+_CUT = 16
+_WS = re.compile(r"[ \t\n\r]*")  # json.decoder.WHITESPACE
+
+
+class JsonStreamError(ValueError):
+    """The file is not JSON (or not UTF-8); ``str()`` says what and where, as ``json.loads`` of the
+    whole text would have."""
+
+
+@functools.cache
+def _trailing_comma(close: str) -> tuple[str, bool]:
+    """How this Python's ``json`` words a comma right before ``close``: the message, and whether it
+    points at the comma (3.13+) or at ``close`` (before)."""
+    snippet = "[1, ]" if close == "]" else '{"a": 1, }'
+    try:
+        json.loads(snippet)
+    except json.JSONDecodeError as exc:
+        return exc.msg, exc.pos == snippet.index(",")
+    return "Expecting value", False  # not reached: every version refuses it
+
+
+def _decode_error(exc: UnicodeDecodeError, offset: int) -> str:
+    """``str(exc)`` as decoding the whole file would have worded it (``offset``: the file position
+    of ``exc.object``'s first byte)."""
+    start = exc.start + offset
+    if exc.end == exc.start + 1:
+        return (f"'{exc.encoding}' codec can't decode byte 0x{exc.object[exc.start]:02x} "
+                f"in position {start}: {exc.reason}")
+    return f"'{exc.encoding}' codec can't decode bytes in position {start}-{exc.end - 1 + offset}: {exc.reason}"
+
+
+class JsonStream:
+    """One JSON document in a binary file, read a chunk at a time (UTF-8, newlines translated as
+    ``read_text`` does). The parser looks at ``buf[pos:]``; what is behind ``pos`` is dropped when
+    the next chunk is read, so memory holds a chunk and the value being read, however big the file.
+    """
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._json = json.JSONDecoder()
+        self._read = 0  # bytes read from the file
+        self._cr = ""  # a "\r" held back: the next chunk may start with its "\n"
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        # what was dropped before buf, for the positions in error messages
+        self._base = 0  # characters
+        self._lines = 0  # "\n" among them
+        self._last_nl = -1  # the file position of the last one
+        self._mark: int | None = None  # a position in buf not to drop (for an error message)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def _fill(self) -> bool:
+        """Drop what was parsed and append the next chunk (or more: twice what is left, so a long
+        value is read in a few steps, not one per chunk); False at end of file."""
+        if self.eof:
+            return False
+        buf, pos = self.buf, self.pos if self._mark is None else min(self.pos, self._mark)
+        if pos:
+            if (lines := buf.count("\n", 0, pos)):
+                self._lines += lines
+                self._last_nl = self._base + buf.rfind("\n", 0, pos)
+            self._base += pos
+            buf = buf[pos:]
+            self.pos -= pos
+            if self._mark is not None:
+                self._mark -= pos
+        data = self._file.read(max(CHUNK, 2 * len(buf)))
+        self.eof = not data
+        held = len(self._decoder.getstate()[0])  # bytes of a character cut by the last chunk
+        try:
+            text = self._decoder.decode(data, self.eof)
+        except UnicodeDecodeError as exc:
+            raise JsonStreamError(_decode_error(exc, self._read - held)) from None
+        self._read += len(data)
+        text, self._cr = self._cr + text, ""
+        if "\r" in text:
+            if text.endswith("\r") and not self.eof:
+                text, self._cr = text[:-1], "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.buf = buf + text
+        return True
+
+    def _drain(self) -> None:
+        """Read to the end of the file, dropping the text: ``read_text`` decodes the whole file
+        before ``json`` parses any of it, so a byte that is not UTF-8 anywhere (or a read error)
+        is the error to report, before any error of the JSON."""
+        self.pos = len(self.buf)
+        while self._fill():
+            self.pos = len(self.buf)
+
+    def error(self, msg: str, at: int) -> JsonStreamError:
+        """``msg`` at ``buf[at]``, worded as :class:`json.JSONDecodeError` words it for the whole
+        file (unless the rest of the file is not UTF-8: that error is raised instead)."""
+        nl = self.buf.rfind("\n", 0, at)
+        line = self._lines + self.buf.count("\n", 0, at) + 1
+        column = at - nl if nl >= 0 else self._base + at - self._last_nl
+        text = f"{msg}: line {line} column {column} (char {self._base + at})"
+        self._drain()
+        return JsonStreamError(text)
+
+    # --- parsing --------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """The first character of the document after whitespace ('' for none)."""
+        while not self.buf and self._fill():
+            pass
+        if self.buf.startswith("\ufeff"):
+            raise self.error("Unexpected UTF-8 BOM (decode using utf-8-sig)", 0)
+        return self.skip_ws()
+
+    def skip_ws(self) -> str:
+        """Skip whitespace; the next character ('' at the end of the file)."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]  # always matches
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._fill():
+                return ""
+
+    def value(self) -> Any:
+        """The value at ``pos``, whole, parsed as ``json.loads`` parses it; ``pos`` moves past it."""
+        while True:
+            try:
+                value, end = self._json.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.buf) - _CUT
+                if self.eof or not cut:
+                    raise self.error(exc.msg, exc.pos) from None
+            except RecursionError:
+                self._drain()
+                raise
+            else:
+                # a number cut short parses too ("7." of "7.5": 7, then "." is left): near the
+                # end of what is read, read on to be sure
+                if end + _CUT <= len(self.buf) or self.eof:
+                    self.pos = end
+                    return value
+            self._fill()
+
+    def members(self) -> Iterator[str]:
+        """At a ``{``: stops at each member's value, giving its key (the caller reads the value:
+        :meth:`value`, or :meth:`items`), then moves past the ``}``."""
+        self.pos += 1
+        c = self.skip_ws()
+        if c == "}":
+            self.pos += 1
+            return
+        while True:
+            if c != '"':
+                raise self.error("Expecting property name enclosed in double quotes", self.pos)
+            key = self.value()
+            if self.skip_ws() != ":":
+                raise self.error("Expecting ':' delimiter", self.pos)
+            self.pos += 1
+            self.skip_ws()
+            yield key
+            c = self.skip_ws()
+            if c == "}":
+                self.pos += 1
+                return
+            if c != ",":
+                raise self.error("Expecting ',' delimiter", self.pos)
+            c = self._after_comma("}")
+
+    def items(self) -> Iterator[None]:
+        """At a ``[``: stops at each element (the caller reads it with :meth:`value`), then moves
+        past the ``]``."""
+        self.pos += 1
+        if self.skip_ws() == "]":
+            self.pos += 1
+            return
+        while True:
+            yield
+            c = self.skip_ws()
+            if c == "]":
+                self.pos += 1
+                return
+            if c != ",":
+                raise self.error("Expecting ',' delimiter", self.pos)
+            self._after_comma("]")
+
+    def _after_comma(self, close: str) -> str:
+        """Past a ``,`` and whitespace: the next character; a ``close`` there is an error."""
+        self._mark = self.pos  # the comma
+        self.pos += 1
+        try:
+            c = self.skip_ws()
+        finally:
+            comma, self._mark = self._mark, None
+        if c == close:
+            msg, at_comma = _trailing_comma(close)
+            raise self.error(msg, comma if at_comma else self.pos)
+        return c
+
+    def end(self) -> None:
+        """Only whitespace may follow the document."""
+        if self.skip_ws():
+            raise self.error("Extra data", self.pos)
