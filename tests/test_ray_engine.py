@@ -1,7 +1,11 @@
 """``--engine ray`` on a real local Ray instance (2 CPUs, started once, for this file): create and
 build give the bytes the local engine gives, also when a task's worker is killed mid-way and Ray
 runs the task again; an invalid tree fails with the same problems; without ray installed the
-engine is one line saying how to install it. How fast it is belongs to the benchmarks."""
+engine is one line saying how to install it. How fast it is belongs to the benchmarks.
+
+Ray binds its servers to the machine's network address, not to 127.0.0.1, so where a
+loopback-only network namespace can be made, this file runs in one, started by
+``tests/test_ray_loopback.py`` (and is skipped in the suite's own processes)."""
 
 from __future__ import annotations
 
@@ -19,12 +23,16 @@ import pytest
 import ray
 from click.testing import CliRunner
 
+from tests.support import netns
 from vmeval_hf._shared.ray_runtime import CRASH_ENV, INSTALL_HINT, gather
 from vmeval_hf.cli import cli
 from vmeval_hf.errors import BuildError, ConfigError, ValidationError
 from vmeval_hf.generate import create_dataset
 from vmeval_hf.release.build import build_release
 from vmeval_hf.release.ray_engine import _write_shard, plan_shards
+
+if not netns.inside() and netns.available():
+    pytest.skip("run by tests/test_ray_loopback.py in a loopback-only network namespace", allow_module_level=True)
 
 PAIRS = 6  # per domain: 4 batches of 2 on Ray (vmeval_hf.generate.ray_engine.batch_size)
 SEED = 11
@@ -162,6 +170,21 @@ def test_a_tasks_error_is_ours_and_others_are_translated(ray_instance: Path) -> 
     other = ray.remote(max_retries=0)(breaks).remote()
     with pytest.raises(BuildError, match=r"^a Ray task for shard data/maze/x.parquet failed: KeyError: 'width'; "):
         gather(ray, [other], "shard data/maze/x.parquet", BuildError)
+
+
+def test_a_task_whose_worker_dies_every_time_is_one_error_naming_it(ray_instance: Path) -> None:
+    """Ray reruns a task whose worker died; when every attempt dies, the retries run out: the error
+    is ours, names the task and says what to check (not Ray's traceback)."""
+    import signal
+
+    def dies() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    crashed = ray.remote(max_retries=1)(dies).remote()
+    with pytest.raises(BuildError, match=r"^a Ray task for shard data/maze/x.parquet did not finish \("
+                                         r"WorkerCrashedError: .*it is retried 3 times when its worker dies: "
+                                         r"check the cluster's memory"):
+        gather(ray, [crashed], "shard data/maze/x.parquet", BuildError)
 
 
 def test_an_unknown_engine_is_refused(tmp_path: Path) -> None:
