@@ -459,6 +459,36 @@ def test_the_same_questions_built_into_other_files_are_not_a_noop(tmp_path: Path
     assert {p.where.rsplit("/", 1)[-1] for p in problems} == {"README.md", "vmeval_release.json"}
 
 
+def test_verify_of_a_hub_version_trusts_a_local_manifest_only_with_the_logged_bytes(
+        tmp_path: Path, hub_repo: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``verify`` of a version published to the Hub only reads the local release manifest without its
+    source list and takes it only if its bytes hash to the logged ``release_sha256``. A copy
+    re-written in another layout (the same content) is not the record: the Hub's copy is used,
+    and the version still verifies; tampering on the Hub is still found."""
+    import json
+
+    from huggingface_hub import CommitOperationDelete
+
+    from vmeval_hf.hub import hub_api
+    from vmeval_hf.publish import publish_version, verify_version
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env().with_(hf_repo=hub_repo)
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    publish_version(data, settings=settings, log_entry=True, s3=False)
+    assert verify_version("1.0", settings=settings, data_dir=data) == []
+    local = data / "releases" / "1.0" / "vmeval_release.json"
+    local.write_text(json.dumps(json.loads(local.read_text(encoding="utf-8"))), encoding="utf-8")
+    assert verify_version("1.0", settings=settings, data_dir=data) == []
+    api = hub_api(settings)
+    shard = next(p for p in api.list_repo_files(hub_repo, repo_type="dataset") if p.endswith(".parquet"))
+    commit = api.create_commit(hub_repo, [CommitOperationDelete(shard)], commit_message="x", repo_type="dataset")
+    api.delete_tag(hub_repo, tag="1.0", repo_type="dataset")
+    api.create_tag(hub_repo, tag="1.0", revision=commit.oid, repo_type="dataset")
+    problems = verify_version("1.0", settings=settings, data_dir=data)
+    assert {(p.problem, p.where.rsplit("@1.0/", 1)[-1]) for p in problems} >= {("missing", shard)}
+
+
 def test_a_publish_stopped_before_its_tag_and_resumed_on_another_day_names_the_date(
         tmp_path: Path, hub_repo: str, settings: Settings, hub_server, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """The tag request refused after the release was committed on ``main``; the re-run a day later

@@ -66,7 +66,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._shared.fs import sha256_file
+from ._shared.fs import CHUNK, sha256_file
 from ._shared.labels import ordered_after
 from .config import Settings
 from .errors import (
@@ -821,18 +821,34 @@ def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path, 
 
 def _git_blob_sha1(source: Path | bytes) -> str:
     """git's blob id of a file (or of bytes): how the Hub names a file it stores in git, not LFS."""
-    data = source.read_bytes() if isinstance(source, Path) else source
-    h = hashlib.sha1(b"blob %d\0" % len(data))
-    h.update(data)
-    return h.hexdigest()
+    return _file_ids(source)[1]
+
+
+def _file_ids(source: Path | bytes) -> tuple[str, str]:
+    """The sha256 and the git blob sha1 of a file (read a chunk at a time) or of bytes."""
+    size = source.stat().st_size if isinstance(source, Path) else len(source)
+    sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % size)
+    if isinstance(source, Path):
+        with open(source, "rb") as f:
+            while chunk := f.read(CHUNK):
+                sha256.update(chunk)
+                sha1.update(chunk)
+    else:
+        sha256.update(source)
+        sha1.update(source)
+    return sha256.hexdigest(), sha1.hexdigest()
 
 
 # -- verifying and pulling -------------------------------------------------------------------------
 
 
 def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: ReleaseManifest,
-               expected_commit: str | None = None) -> list[Mismatch]:
-    """Compare the tagged revision's files (sizes, sha256) with the release manifest; every difference."""
+               expected_commit: str | None = None, expected_file: Path | None = None) -> list[Mismatch]:
+    """Compare the tagged revision's files (sizes, sha256) with the release manifest; every difference.
+
+    ``expected_file``: the manifest's own file, for an ``expected`` read without its source list
+    (:func:`~vmeval_hf.release.release_manifest.load_release` with ``sources=False``): the tagged
+    ``vmeval_release.json`` is compared with its bytes."""
     api = hub_api(settings)
     where = f"hf://datasets/{repo_id}@{version}"
     tags = _call(settings, repo_id, version, "listing tags", lambda: _tags(api, repo_id))
@@ -862,42 +878,48 @@ def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: Rele
             if digest != entry["sha256"]:
                 out.append(Mismatch(f"{where}/{path}", "sha256", f"sha256 {digest[:12]}, expected "
                                     f"{entry['sha256'][:12]}"))
-    out += _manifest_mismatches(settings, repo_id, sha, where, remote, expected)
+    out += _manifest_mismatches(settings, repo_id, sha, where, remote, expected, expected_file)
     for path in sorted(set(remote) - set(want) - KEEP - {RELEASE_MANIFEST}):
         out.append(Mismatch(f"{where}/{path}", "extra", "in the tagged revision but not in the release"))
     return out
 
 
 def _manifest_mismatches(settings: Settings, repo_id: str, sha: str, where: str, remote: dict[str, Any],
-                         expected: ReleaseManifest) -> list[Mismatch]:
+                         expected: ReleaseManifest, expected_file: Path | None) -> list[Mismatch]:
     """The tagged ``vmeval_release.json`` against the recorded release: every byte, then its content.
 
     The release manifest is written in canonical form (:func:`manifest_text`), so the file of the
-    recorded release has known bytes: the tree listing's hash of the tagged file (its LFS sha256,
-    or its git blob sha1) settles the common case with nothing downloaded or parsed (a manifest of
-    100,000 questions is about 70 MB of JSON). Only a file with other bytes is downloaded, to say
-    how it differs (another content, or the same content in another manifest)."""
+    recorded release has known bytes (``expected``'s canonical text, or ``expected_file``'s bytes
+    when ``expected`` was read without its sources): the tree listing's hash of the tagged file (its
+    LFS sha256, or its git blob sha1) settles the common case with nothing downloaded or parsed (a
+    manifest of 100,000 questions is about 70 MB of JSON). Only a file with other bytes is
+    downloaded, to say how it differs (another content, or the same content in another manifest)."""
     at = f"{where}/{RELEASE_MANIFEST}"
     entry = remote.get(RELEASE_MANIFEST)
     if entry is None:
         return [Mismatch(at, "missing", "not in the tagged revision")]
-    text = manifest_text(expected).encode("utf-8")
-    if entry.lfs:
-        if entry.lfs.sha256 == hashlib.sha256(text).hexdigest():
-            return []
-    elif entry.blob_id == _git_blob_sha1(text):
+    if "sources" in expected:
+        text = manifest_text(expected).encode("utf-8")
+        ours, blob = hashlib.sha256(text).hexdigest(), _git_blob_sha1(text)
+        del text
+    elif expected_file is not None:
+        ours, blob = _file_ids(expected_file)
+    else:
+        raise ValueError("verify_hub: a manifest read without its sources needs expected_file")
+    if (entry.lfs.sha256 if entry.lfs else entry.blob_id) == (ours if entry.lfs else blob):
         return []
-    del text
     theirs = remote_manifest(settings, repo_id, sha) or {}
     if theirs.get("content_sha256") != expected["content_sha256"]:
         return [Mismatch(at, "sha256", "content_sha256 differs from the recorded release")]
-    if release_sha256(theirs) != release_sha256(expected):  # type: ignore[arg-type]
+    if release_sha256(theirs) != ours:  # type: ignore[arg-type]
         return [Mismatch(at, "sha256", "the same content, but the manifest differs from the recorded release")]
     return []
 
 
-def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path) -> ReleaseManifest:
-    """Download the tagged release into ``dest`` and check every file's sha256 against its manifest."""
+def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path,
+             sources: bool = True) -> ReleaseManifest:
+    """Download the tagged release into ``dest`` and check every file's sha256 against its manifest;
+    the manifest (``sources=False``: without its source list, streamed to check it, not kept)."""
     from huggingface_hub import snapshot_download  # start-up: see the module docstring
 
     dest_path = Path(dest)
@@ -908,7 +930,7 @@ def pull_hub(*, settings: Settings, repo_id: str, version: str, dest: str | Path
                           endpoint=settings.hub_endpoint, token=settings.hf_token)
 
     _call(settings, repo_id, version, f"downloading the release into {dest_path}", fetch)
-    manifest = load_release(dest_path)
+    manifest = load_release(dest_path, sources=sources)
     bad = check_release_files(dest_path, manifest)
     if bad:
         raise IntegrityError(f"{dest_path}: downloaded release does not match its manifest ({bad[0]}); "

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ._shared.fs import canonical_json, sha256_bytes
+from ._shared.fs import canonical_json, sha256_bytes, sha256_file
 from ._shared.labels import numeric_key, same_label, validate_label
 from ._shared.meta import TOOL
 from .config import Settings
@@ -429,14 +429,16 @@ def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | Non
 
 
 def verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | None, commit: str | None,
-                  date: str | None) -> list[Mismatch]:
+                  date: str | None, manifest_file: Path | None = None) -> list[Mismatch]:
     """Every difference between ``manifest`` and its copies: the Hub tag on ``repo`` (expected at
     ``commit``), and the S3 prefix ``date`` (its objects, and its ``MANIFEST.json`` against the
-    release); a side given as None is not checked."""
+    release); a side given as None is not checked. ``manifest_file``: the file ``manifest`` was
+    read from without its sources (Hub side only)."""
     problems: list[Mismatch] = []
     if repo:
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
-                               expected_commit=commit)
+                               expected_commit=commit,
+                               expected_file=None if "sources" in manifest else manifest_file)
     if date:
         remote = read_manifest(settings=settings, date=date)
         problems += verify_s3(settings=settings, date=date, manifest=remote)  # one GET of MANIFEST.json
@@ -489,7 +491,10 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
     assert entry is not None
     if _tree_only(entry):
         return _verify_tree_mirror(settings, entry)
-    expected = recorded_manifest(settings, entry, Path(data_dir))
+    date = _date_from_uri(entry.get("s3_uri"))
+    # the S3 side compares every source; the Hub side needs the release files only (a local copy is
+    # then read without its source list, which is streamed to check it)
+    expected = recorded_manifest(settings, entry, Path(data_dir), sources=date is not None)
     problems: list[Mismatch] = []
     if expected is None:
         return [Mismatch(version, "no-manifest", "no release manifest found locally, on the Hub or on S3")]
@@ -497,21 +502,26 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
         problems.append(Mismatch(version, "sha256", "release manifest content differs from the log's content_sha256"))
     problems += verify_sides(settings, expected,
                               repo=entry.get("hf_repo") if entry.get("hf_commit") else None,
-                              commit=entry.get("hf_commit"),
-                              date=_date_from_uri(entry.get("s3_uri")))
+                              commit=entry.get("hf_commit"), date=date,
+                              manifest_file=Path(data_dir) / "releases" / entry["version"] / RELEASE_MANIFEST)
     return problems
 
 
-def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path) -> ReleaseManifest | None:
-    """The release manifest of a logged version: local copy, else the Hub at the logged commit, else S3."""
+def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path, *,
+                      sources: bool = True) -> ReleaseManifest | None:
+    """The release manifest of a logged version: local copy, else the Hub at the logged commit, else S3.
+
+    ``sources=False``: a local copy is read without its source list (see ``load_release``) and
+    taken only if its bytes are the logged release's (``release_sha256`` is the hash of the
+    canonical text the build writes); a copy from the Hub or S3 comes whole."""
     local = data_dir / "releases" / entry["version"]
     if (local / RELEASE_MANIFEST).is_file():
         try:
-            m = load_release(local)
+            m = load_release(local, sources=sources)
+            held = release_sha256(m) if sources else sha256_file(local / RELEASE_MANIFEST)
             # the logged release exactly (every file, when the log has its hash): a rebuild of the same
             # questions into other files is not the record of what was published
-            if m["content_sha256"] == entry.get("content_sha256") and entry.get("release_sha256") in (
-                    None, release_sha256(m)):
+            if m["content_sha256"] == entry.get("content_sha256") and entry.get("release_sha256") in (None, held):
                 return m
         except Exception:  # a damaged local copy is not evidence; fall through to the remotes
             log.debug("local release copy unusable", exc_info=True)
@@ -543,7 +553,7 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
         if not entry.get("hf_repo"):
             raise ConfigError(f"version {version} was not published to the Hub; pull it with --from s3")
         # The logged commit, not the tag: a tag can be moved, a commit's content cannot change.
-        m = pull_hub(settings=settings, repo_id=entry["hf_repo"],
+        m = pull_hub(settings=settings, repo_id=entry["hf_repo"], sources=False,
                      version=entry.get("hf_commit") or entry.get("hf_revision") or version, dest=dest)
         if entry.get("content_sha256") and m["content_sha256"] != entry["content_sha256"]:
             raise IntegrityError(f"{dest}: the Hub's release of {version} has content sha256:"

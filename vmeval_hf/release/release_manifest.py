@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from .._shared.fs import CHUNK, canonical_json, sha256_file
+from .._shared.jsonstream import JsonStream, JsonStreamError
 from ..errors import BuildError, IntegrityError
 
 RELEASE_MANIFEST = "vmeval_release.json"
@@ -204,30 +205,91 @@ def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[
         fh.write(tail.encode("utf-8"))
 
 
-def load_release(release_dir: str | Path) -> ReleaseManifest:
-    """Read and sanity-check ``<release_dir>/vmeval_release.json``."""
+def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseManifest:
+    """Read and sanity-check ``<release_dir>/vmeval_release.json``.
+
+    ``sources=False``: the manifest without its ``sources`` key (the list of every source file,
+    about 70 MB of JSON at 100,000 questions), for callers that need only the release files and
+    the hashes: the list is read a chunk at a time and checked against ``content_sha256`` on the
+    way, never held (a list not in path order, or any other surprise, is read whole instead, with
+    the same checks and errors)."""
     path = Path(release_dir) / RELEASE_MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BuildError(
-            f"{path}: no release manifest here; run `vmeval-hf build` to compile a release first",
-            path=path,
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BuildError(f"{path}: not valid JSON ({exc}); rebuild the release", path=path) from exc
-    missing = [k for k in ReleaseManifest.__annotations__ if k not in data]
-    if data.get("schema") != SCHEMA or missing:
+    data = None if sources else _without_sources(path)
+    streamed = data is not None
+    if data is None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise BuildError(
+                f"{path}: no release manifest here; run `vmeval-hf build` to compile a release first",
+                path=path,
+            ) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BuildError(f"{path}: not valid JSON ({exc}); rebuild the release", path=path) from exc
+    missing = [k for k in ReleaseManifest.__annotations__ if k not in data and (not streamed or k != "sources")]
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
         raise BuildError(
             f"{path}: not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); rebuild the release",
             path=path,
         )
-    if content_sha256(data["sources"]) != data["content_sha256"]:
+    held = data.pop(_STREAMED) if streamed else None
+    if (held if held is not None else content_sha256(data["sources"])) != data["content_sha256"]:
         raise IntegrityError(
             f"{path}: content_sha256 does not match its source list; the manifest was edited, rebuild the release",
             path=path,
         )
+    if not sources:
+        data.pop("sources", None)
     return data  # type: ignore[no-any-return]
+
+
+#: where :func:`_without_sources` leaves the sha256 of the source list it streamed
+_STREAMED = "\x00sources_sha256"
+
+
+def _without_sources(path: Path) -> dict[str, Any] | None:
+    """The manifest at ``path`` with ``sources`` streamed into its :func:`content_sha256` (under
+    :data:`_STREAMED`) instead of kept; None when the file is not that simple case (missing,
+    not JSON, a source entry of another shape, sources not in path order): the caller reads it
+    whole, which reports each of those as it always has."""
+    try:
+        with open(path, "rb") as f:
+            stream = JsonStream(f)
+            if stream.start() != "{":
+                return None
+            doc: dict[str, Any] = {}
+            for key in stream.members():
+                if key != "sources":
+                    doc[key] = stream.value()
+                elif (digest := _stream_sources(stream)) is None:
+                    return None
+                else:
+                    doc[_STREAMED] = digest
+            stream.end()
+    except (OSError, JsonStreamError, RecursionError):
+        return None
+    return doc if _STREAMED in doc else None
+
+
+def _stream_sources(stream: JsonStream) -> str | None:
+    """:func:`content_sha256` of the ``sources`` array at the stream's position, one entry at a
+    time; None if an entry is not ``{path: str, size: int, sha256: str}`` or the paths are not in
+    strictly increasing order (what sorting would do then is left to :func:`content_sha256`)."""
+    if stream.skip_ws() != "[":
+        return None
+    h, last = hashlib.sha256(b"["), None
+    for _ in stream.items():
+        e = stream.value()
+        if not (isinstance(e, dict) and len(e) == 3 and isinstance(e.get("path"), str)
+                and type(e.get("size")) is int and isinstance(e.get("sha256"), str)):
+            return None
+        if last is not None and not last < e["path"]:
+            return None
+        h.update(b"," if last is not None else b"")
+        h.update(_compact(e["path"], e["size"], e["sha256"]).encode("utf-8"))
+        last = e["path"]
+    h.update(b"]")
+    return h.hexdigest()
 
 
 def check_release_files(release_dir: str | Path, manifest: ReleaseManifest, *, contents: bool = True) -> list[str]:

@@ -1,0 +1,95 @@
+"""``load_release(..., sources=False)``: the release manifest without its source list (every source
+file of the release: about 70 MB of JSON at 100,000 questions), which is streamed to check it
+against ``content_sha256`` and never held. What it returns, what it refuses and how much memory it
+takes are compared with the whole-file read (``sources=True``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from tests.support.trees import make_tree
+from vmeval_hf._shared.fs import canonical_json
+from vmeval_hf.errors import BuildError, IntegrityError
+from vmeval_hf.release.build import build_release
+from vmeval_hf.release.release_manifest import RELEASE_MANIFEST, content_sha256, load_release
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("release-stream")
+    return build_release(make_tree(root / "data", {"chess": 3, "maze": 2}), root / "release", version="1.0").out
+
+
+def _rewrite(folder: Path, doc: dict, *, text: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RELEASE_MANIFEST).write_text(text if text is not None else canonical_json(doc), encoding="utf-8")
+    return folder
+
+
+def _refusal(folder: Path, sources: bool) -> tuple[type, str]:
+    with pytest.raises((BuildError, IntegrityError)) as err:
+        load_release(folder, sources=sources)
+    return type(err.value), str(err.value)
+
+
+def test_without_sources_is_the_manifest_less_its_source_list(release: Path) -> None:
+    whole = load_release(release)
+    light = load_release(release, sources=False)
+    assert "sources" not in light and light == {k: v for k, v in whole.items() if k != "sources"}
+    assert len(whole["sources"]) == 5 * 4  # the list really was there to stream
+
+
+def test_sources_out_of_path_order_are_read_whole_with_the_same_result(release: Path, tmp_path: Path) -> None:
+    doc = load_release(release)
+    doc["sources"] = list(reversed(doc["sources"]))  # content_sha256 sorts them: still this content
+    folder = _rewrite(tmp_path / "reversed", doc)
+    assert load_release(folder, sources=False) == {k: v for k, v in doc.items() if k != "sources"}
+
+
+@pytest.mark.parametrize("damage", ["edited-source", "dropped-source", "not-json", "cut", "no-sources", "not-an-object"])
+def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Path, tmp_path: Path, damage: str) -> None:
+    doc = load_release(release)
+    text = None
+    if damage == "edited-source":
+        doc["sources"][3]["sha256"] = "0" * 64
+    elif damage == "dropped-source":
+        del doc["sources"][7]
+    elif damage == "not-json":
+        text = canonical_json(doc).replace('"files"', "'files'", 1)
+    elif damage == "cut":
+        text = canonical_json(doc)[:-200]
+    elif damage == "no-sources":
+        del doc["sources"]
+    else:
+        text = json.dumps([doc])
+    folder = _rewrite(tmp_path / damage, doc, text=text)
+    assert _refusal(folder, sources=False) == _refusal(folder, sources=True)
+    kind, message = _refusal(folder, sources=False)
+    assert message.startswith(str(folder / RELEASE_MANIFEST)) and "rebuild" in message
+    assert kind is (IntegrityError if damage.endswith("-source") else BuildError)
+
+
+def test_the_source_list_is_never_held(release: Path, tmp_path: Path) -> None:
+    """20,000 source entries (about 2.7 MB of JSON): streamed, the read's traced peak stays a small
+    part of the file; read whole, it is several times the file."""
+    doc = load_release(release)
+    doc["sources"] = [{"path": f"chess_task/chess_{i:06d}/prompt.txt", "sha256": hashlib.sha256(b"%d" % i).hexdigest(),
+                       "size": 100 + i} for i in range(20_000)]
+    doc["content_sha256"] = content_sha256(doc["sources"])
+    folder = _rewrite(tmp_path / "big", doc)
+    size = (folder / RELEASE_MANIFEST).stat().st_size
+
+    def peak(sources: bool) -> int:
+        tracemalloc.start()
+        try:
+            load_release(folder, sources=sources)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak(False) < size / 8 < size < peak(True)
