@@ -93,3 +93,14 @@ def test_the_source_list_is_never_held(release: Path, tmp_path: Path) -> None:
             tracemalloc.stop()
 
     assert peak(False) < size / 8 < size < peak(True)
+
+
+def test_a_builds_manifest_file_is_its_canonical_text(release: Path) -> None:
+    """``publish`` takes the sha256 of the file the build wrote as the release's own hash, and
+    ``verify`` compares the Hub's copy with those bytes: both rest on the file being exactly the
+    canonical text of the manifest it holds."""
+    from vmeval_hf.hub import release_sha256
+
+    raw = (release / RELEASE_MANIFEST).read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == release_sha256(load_release(release))
+    assert raw.decode("utf-8") == canonical_json(load_release(release))

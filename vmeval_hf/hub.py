@@ -846,9 +846,11 @@ def verify_hub(*, settings: Settings, repo_id: str, version: str, expected: Rele
                expected_commit: str | None = None, expected_file: Path | None = None) -> list[Mismatch]:
     """Compare the tagged revision's files (sizes, sha256) with the release manifest; every difference.
 
-    ``expected_file``: the manifest's own file, for an ``expected`` read without its source list
-    (:func:`~vmeval_hf.release.release_manifest.load_release` with ``sources=False``): the tagged
-    ``vmeval_release.json`` is compared with its bytes."""
+    ``expected_file``: a file holding exactly ``expected``'s canonical text (the build's, or a copy
+    whose bytes were checked against the logged ``release_sha256``); needed for an ``expected``
+    read without its source list (:func:`~vmeval_hf.release.release_manifest.load_release` with
+    ``sources=False``). The tagged ``vmeval_release.json`` is compared with its bytes, with no
+    second copy of the manifest as text."""
     api = hub_api(settings)
     where = f"hf://datasets/{repo_id}@{version}"
     tags = _call(settings, repo_id, version, "listing tags", lambda: _tags(api, repo_id))
@@ -898,12 +900,12 @@ def _manifest_mismatches(settings: Settings, repo_id: str, sha: str, where: str,
     entry = remote.get(RELEASE_MANIFEST)
     if entry is None:
         return [Mismatch(at, "missing", "not in the tagged revision")]
-    if "sources" in expected:
+    if expected_file is not None:
+        ours, blob = _file_ids(expected_file)
+    elif "sources" in expected:
         text = manifest_text(expected).encode("utf-8")
         ours, blob = hashlib.sha256(text).hexdigest(), _git_blob_sha1(text)
         del text
-    elif expected_file is not None:
-        ours, blob = _file_ids(expected_file)
     else:
         raise ValueError("verify_hub: a manifest read without its sources needs expected_file")
     if (entry.lfs.sha256 if entry.lfs else entry.blob_id) == (ours if entry.lfs else blob):

@@ -198,7 +198,9 @@ class _Publish:
             manifest = built.manifest
             result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
-                                   dry_run=dry_run, release_sha256=release_sha256(manifest),
+                                   # the build writes the manifest's canonical text: its bytes' sha256 is
+                                   # release_sha256(manifest), without a second copy of it as one string
+                                   dry_run=dry_run, release_sha256=sha256_file(built.out / RELEASE_MANIFEST),
                                    frames_checked=built.frames_checked, frames_cached=built.frames_cached)
             self._against_log(result)
             if self.defaulted and not result.noop:
@@ -312,7 +314,8 @@ class _Publish:
         """Both sides against the release manifest; then, with ``log_entry``, the log line."""
         _stage(self.progress, "verify", "both sides against the release manifest")
         problems = verify_sides(self.settings, built.manifest, repo=self.repo if self.hub else None,
-                                 commit=result.hub.commit if result.hub else None, date=day if self.s3 else None)
+                                 commit=result.hub.commit if result.hub else None, date=day if self.s3 else None,
+                                 manifest_file=built.out / RELEASE_MANIFEST)
         if problems:
             raise VerifyError(_verify_message(self.version, problems), mismatches=problems, version=self.version)
         entry = _entry(result, day)  # the date on the card's Versions table (and the S3 prefix's, if any)
@@ -432,13 +435,13 @@ def verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | N
                   date: str | None, manifest_file: Path | None = None) -> list[Mismatch]:
     """Every difference between ``manifest`` and its copies: the Hub tag on ``repo`` (expected at
     ``commit``), and the S3 prefix ``date`` (its objects, and its ``MANIFEST.json`` against the
-    release); a side given as None is not checked. ``manifest_file``: the file ``manifest`` was
-    read from without its sources (Hub side only)."""
+    release); a side given as None is not checked. ``manifest_file``: a file holding exactly
+    ``manifest``'s canonical text (a build's, or a copy whose bytes hash to the logged
+    ``release_sha256``), compared with the Hub's copy byte for byte (Hub side)."""
     problems: list[Mismatch] = []
     if repo:
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
-                               expected_commit=commit,
-                               expected_file=None if "sources" in manifest else manifest_file)
+                               expected_commit=commit, expected_file=manifest_file)
     if date:
         remote = read_manifest(settings=settings, date=date)
         problems += verify_s3(settings=settings, date=date, manifest=remote)  # one GET of MANIFEST.json
@@ -503,7 +506,9 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
     problems += verify_sides(settings, expected,
                               repo=entry.get("hf_repo") if entry.get("hf_commit") else None,
                               commit=entry.get("hf_commit"), date=date,
-                              manifest_file=Path(data_dir) / "releases" / entry["version"] / RELEASE_MANIFEST)
+                              # read without its sources, it was taken for its bytes (recorded_manifest)
+                              manifest_file=None if "sources" in expected else
+                              Path(data_dir) / "releases" / entry["version"] / RELEASE_MANIFEST)
     return problems
 
 
