@@ -393,8 +393,10 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     :class:`VersionConflictError` saying which, unless ``force``, which commits this release and
     moves the tag to it (``tag_moved``).
 
-    Every release file is hashed once, before any request, against the release manifest; the
-    commit reuses those hashes (``huggingface_hub`` would hash each file again).
+    Before any request, every release file must be there, readable and of its size; its bytes are
+    then hashed once against the manifest, beside the first requests (which only read), and the
+    hashes are awaited before anything is created or committed: a release edited since its build
+    writes nothing. The commit reuses those hashes (``huggingface_hub`` would hash each file again).
     """
     per_commit = check_files_per_commit(files_per_commit)
     release = Path(release_dir)
