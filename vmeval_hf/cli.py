@@ -138,19 +138,19 @@ class _Size(click.ParamType):
 
 
 class _FilesPerCommit(click.ParamType):
-    """A whole number of at least 1: anything else is a usage error, before any work."""
+    """A whole number of at least 1 (the library's rule, :func:`vmeval_hf.hub.check_files_per_commit`):
+    anything else is a usage error, before any work."""
 
     name = "count"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from .hub import FILES_PER_COMMIT, check_files_per_commit  # start-up
+
         try:
-            count = int(str(value).strip())
-        except ValueError:
-            count = 0
-        if count < 1:
-            self.fail(f"{value!r} is not a whole number of at least 1 (the default, 100, is about the most "
-                      "the Hub recommends per commit)", param, ctx)
-        return count
+            return check_files_per_commit(int(str(value).strip()))
+        except (ValueError, VmevalError):
+            self.fail(f"{value!r} is not a whole number of at least 1 (the default, {FILES_PER_COMMIT}, is about "
+                      "the most the Hub recommends per commit)", param, ctx)
 
 
 def max_shard_size_option(f: Callable[..., Any]) -> Callable[..., Any]:
