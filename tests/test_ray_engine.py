@@ -214,6 +214,27 @@ def test_without_ray_the_engine_is_one_line_saying_how_to_install_it(command: st
     assert list(tmp_path.iterdir()) == []  # nothing was started
 
 
+def test_build_joins_the_cluster_ray_address_names(local: Path, tmp_path: Path) -> None:
+    """A Ray cluster of its own (a head node started for this test, stopped after it), named by
+    ``RAY_ADDRESS``: ``build --engine ray`` in another process joins it, says so, and writes the
+    local engine's bytes."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    address = cluster.address
+    try:
+        env = {**{k: v for k, v in os.environ.items() if k != CRASH_ENV}, "RAY_ADDRESS": address}
+        out = subprocess.run([sys.executable, "-m", "vmeval_hf", "--debug", "build", "--engine", "ray",
+                              "--data-dir", str(local), "--out", str(tmp_path / "release"), "--version", "1.0",
+                              "--repo", "org/q", "--max-shard-size", SHARD], capture_output=True, text=True,
+                             timeout=300, env=env)
+    finally:
+        cluster.shutdown()
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"ray: connecting to the cluster at {address} (RAY_ADDRESS)" in out.stderr
+    assert files(tmp_path / "release") == files(local / "release")
+
+
 def test_a_cluster_that_does_not_answer_is_one_line(local: Path, tmp_path: Path) -> None:
     env = {**{k: v for k, v in os.environ.items() if k != CRASH_ENV}, "RAY_ADDRESS": "127.0.0.1:1"}
     out = subprocess.run([sys.executable, "-m", "vmeval_hf", "build", "--engine", "ray", "--data-dir", str(local),
