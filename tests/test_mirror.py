@@ -285,6 +285,15 @@ def test_unfinished_prefix_with_foreign_objects_is_refused(tmp_path: Path, s3_se
 
 
 def test_concurrent_mirrors_of_the_same_tree_both_succeed(tmp_path: Path, s3_settings: Settings) -> None:
+    """Two mirrors of one tree at once: both finish, each accounts for every file (sent, or refused
+    by ``If-None-Match: *`` / listed as there), and the prefix verifies.
+
+    Not asserted: that the two sent each object once between them. That is the server's promise
+    (S3 evaluates ``If-None-Match`` atomically with the write); moto checks it and then stores the
+    object (``moto/s3/responses.py``, ``put_object``), so two PUTs of one key that overlap can
+    both pass, and under load they did (one failure in about ten full runs). Our side of put-once,
+    a refused PUT counted as skipped, is asserted where no race is involved:
+    ``test_transient_faults_are_retried_and_a_landed_retry_counts_as_done``."""
     data = make_tree(tmp_path)
     results: list[Any] = []
 
@@ -297,7 +306,8 @@ def test_concurrent_mirrors_of_the_same_tree_both_succeed(tmp_path: Path, s3_set
     for t in threads:
         t.join()
     assert len(results) == 2
-    assert sum(r.uploaded for r in results) == results[0].files  # each object was written once
+    assert all(r.uploaded + r.skipped == r.files == results[0].files for r in results)
+    assert results[0].files <= sum(r.uploaded for r in results) < 2 * results[0].files  # they did share the work
     assert verify_s3(settings=s3_settings, date=DAY) == []
 
 
