@@ -312,7 +312,11 @@ def hub_api(settings: Settings) -> Any:
 
 
 def _tags(api: Any, repo_id: str) -> dict[str, str]:
-    refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    return _tag_map(api.list_repo_refs(repo_id, repo_type="dataset"))
+
+
+def _tag_map(refs: Any) -> dict[str, str]:
+    """``{tag: commit}`` of a ``list_repo_refs`` answer."""
     return {t.name: t.target_commit for t in refs.tags}
 
 
@@ -492,7 +496,7 @@ class _Push:
                 return self.api.list_repo_refs(self.repo, repo_type="dataset")
 
         listed = self.call("listing tags", refs)
-        tags = {t.name: t.target_commit for t in listed.tags}
+        tags = _tag_map(listed)
         held = tags.get(self.version)
         if held is not None and (done := self.against_tag(held)) is not None:
             return done
@@ -524,8 +528,8 @@ class _Push:
     def commit(self, branch: str, head: str, changes: _Changes, description: str | None = None) -> str:
         """:func:`_commit_batches` of ``changes`` on ``branch``, once the files are known intact."""
         self.require_intact()
-        return _commit_batches(self.api, self.repo, branch, head, self.release, changes,
-                               changes.batches(self.per_commit), self.message, description or self.description)
+        return _commit_batches(self.api, self.repo, branch, head, self.release, changes, self.per_commit,
+                               self.message, description or self.description)
 
     def against_tag(self, held: str) -> HubResult | None:
         """The version is tagged at ``held`` already: this very release is a no-op (``main`` follows
@@ -557,7 +561,7 @@ class _Push:
             head = next((b.target_commit for b in now_refs.branches if b.name == "main"), None)
             if head is None:  # not listed (never seen from the Hub): ask for it
                 head = self.api.repo_info(self.repo, repo_type="dataset", revision="main").sha
-            tags = {t.name: t.target_commit for t in now_refs.tags}
+            tags = _tag_map(now_refs)
             now = tags.get(self.version)
             if now != held and now is not None:  # tagged by another publisher since the listing
                 theirs = remote_manifest(self.settings, self.repo, now)
@@ -697,7 +701,7 @@ class _Push:
         def once() -> bool:
             head = self.api.repo_info(self.repo, repo_type="dataset", revision="main").sha
             tags = _tags(self.api, self.repo)
-            later = sorted(t for t in tags if ordered_after(t, self.version))
+            later = self.later(tags)
             if tags.get(self.version) != tagged or later:
                 log.info("main stays at %s: %s", head[:12], f"tag {later[-1]} is later" if later else
                          f"tag {self.version} no longer names {tagged[:12]}")
@@ -757,7 +761,7 @@ class _Changes:
     add: list[str]          # missing or with other bytes, sorted
     delete: list[str]       # held but not in the release (``.gitattributes`` kept), sorted
     stale_manifest: bool    # holds a vmeval_release.json of another release
-    sha256: dict[str, str]  # every release file's sha256 (checked against the files before any request)
+    sha256: dict[str, str]  # every release file's sha256, as the manifest records it
 
     def __bool__(self) -> bool:
         return bool(self.add or self.delete)
@@ -793,14 +797,14 @@ def _changes(api: Any, repo: str, revision: str, release: Path, manifest: Releas
 
 
 def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path, changes: _Changes,
-                    batches: list[list[tuple[str, str]]], message: str, description: str) -> str:
-    """Commit ``batches`` (:meth:`_Changes.batches`) on ``branch``, whose head is ``head``: each
-    commit names the one before as its parent (a concurrent writer is refused, 412). The sha of
-    the last commit; ``head`` when there is nothing to commit.
+                    per_commit: int, message: str, description: str) -> str:
+    """Commit ``changes`` on ``branch``, whose head is ``head``, in commits of at most ``per_commit``
+    (:meth:`_Changes.batches`): each commit names the one before as its parent (a concurrent
+    writer is refused, 412). The sha of the last commit; ``head`` when there is nothing to commit.
 
     Each file's sha256 is given to ``huggingface_hub`` (``changes.sha256``: the release manifest's,
-    checked against the files by :func:`publish_to_hub` before any request), which would otherwise
-    read and hash every file again."""
+    which the caller has checked against the files, :meth:`_Push.require_intact`), which would
+    otherwise read and hash every file again."""
     from huggingface_hub import (  # start-up: see the module docstring
         CommitOperationAdd,
         CommitOperationDelete,
@@ -811,6 +815,7 @@ def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path, 
         op.upload_info.sha256 = bytes.fromhex(changes.sha256[path])
         return op
 
+    batches = changes.batches(per_commit)
     for number, batch in enumerate(batches, start=1):
         ops = [add(p) if kind == "add" else CommitOperationDelete(path_in_repo=p) for kind, p in batch]
         title = message if number == len(batches) else f"{message} (part {number} of {len(batches)})"

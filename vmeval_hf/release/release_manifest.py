@@ -214,8 +214,8 @@ def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseMan
     way, never held (a list not in path order, or any other surprise, is read whole instead, with
     the same checks and errors)."""
     path = Path(release_dir) / RELEASE_MANIFEST
-    data = None if sources else _without_sources(path)
-    streamed = data is not None
+    # the document without its sources, and their content_sha256 as streamed; else read whole
+    data, streamed = (None if sources else _without_sources(path)) or (None, None)
     if data is None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -226,14 +226,13 @@ def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseMan
             ) from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BuildError(f"{path}: not valid JSON ({exc}); rebuild the release", path=path) from exc
-    missing = [k for k in ReleaseManifest.__annotations__ if k not in data and (not streamed or k != "sources")]
+    missing = [k for k in ReleaseManifest.__annotations__ if k not in data and (streamed is None or k != "sources")]
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
         raise BuildError(
             f"{path}: not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); rebuild the release",
             path=path,
         )
-    held = data.pop(_STREAMED) if streamed else None
-    if (held if held is not None else content_sha256(data["sources"])) != data["content_sha256"]:
+    if (streamed if streamed is not None else content_sha256(data["sources"])) != data["content_sha256"]:
         raise IntegrityError(
             f"{path}: content_sha256 does not match its source list; the manifest was edited, rebuild the release",
             path=path,
@@ -243,13 +242,9 @@ def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseMan
     return data  # type: ignore[no-any-return]
 
 
-#: where :func:`_without_sources` leaves the sha256 of the source list it streamed
-_STREAMED = "\x00sources_sha256"
-
-
-def _without_sources(path: Path) -> dict[str, Any] | None:
-    """The manifest at ``path`` with ``sources`` streamed into its :func:`content_sha256` (under
-    :data:`_STREAMED`) instead of kept; None when the file is not that simple case (missing,
+def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:
+    """The manifest at ``path`` without ``sources``, and the :func:`content_sha256` of the list,
+    streamed instead of kept; None when the file is not that simple case (missing,
     not JSON, a source entry of another shape, sources not in path order): the caller reads it
     whole, which reports each of those as it always has."""
     try:
@@ -258,17 +253,16 @@ def _without_sources(path: Path) -> dict[str, Any] | None:
             if stream.start() != "{":
                 return None
             doc: dict[str, Any] = {}
+            digest = None
             for key in stream.members():
                 if key != "sources":
                     doc[key] = stream.value()
                 elif (digest := _stream_sources(stream)) is None:
                     return None
-                else:
-                    doc[_STREAMED] = digest
             stream.end()
     except (OSError, JsonStreamError, RecursionError):
         return None
-    return doc if _STREAMED in doc else None
+    return (doc, digest) if digest is not None else None
 
 
 def _stream_sources(stream: JsonStream) -> str | None:
