@@ -21,9 +21,11 @@ from vmeval_hf.config import Settings
 from vmeval_hf.diff import diff_manifests, diff_versions
 from vmeval_hf.errors import ConfigError, IntegrityError
 from vmeval_hf.publish import publish_version
-from vmeval_hf.release.release_manifest import load_release
+from vmeval_hf.release.changes import PARTS, diff_sources
+from vmeval_hf.release.release_manifest import RELEASE_MANIFEST, load_release
 from vmeval_hf.sandbox import HubServer
 from vmeval_hf.tree.manifest_sync import write_manifest
+from vmeval_hf.tree.model import id_sort_key
 from vmeval_hf.versions import VersionLog
 
 EXPECTED = {
@@ -206,3 +208,81 @@ def test_diff_on_a_machine_without_the_log_reads_the_shared_records_then_the_hub
     hub_only = Settings(hf_endpoint=settings.hf_endpoint, hf_repo=settings.hf_repo)
     assert diff_versions("1.0", "1.1", settings=hub_only, data_dir=elsewhere).as_dict() == EXPECTED
     assert not elsewhere.exists()  # reading wrote nothing
+
+
+# -- the diff walks two source lists side by side ---------------------------------------------------
+
+
+def _reference_diff(old, new):
+    """The diff as it was computed before it streamed: every question of both lists in dicts."""
+    def questions(sources):
+        out = {}
+        for s in sources:
+            parts = s["path"].split("/")
+            if len(parts) == 3 and parts[0].endswith("_task"):
+                out.setdefault(parts[1], (parts[0][:-5], {}))[1][PARTS.get(parts[2], parts[2])] = \
+                    f"{s['size']}:{s['sha256']}"
+        return out
+
+    before, after = questions(old), questions(new)
+    added = [q for q in after if q not in before]
+    removed = [q for q in before if q not in after]
+    changed = {q: sorted((p for p in before[q][1].keys() | after[q][1].keys()
+                          if before[q][1].get(p) != after[q][1].get(p)),
+                         key=lambda p: (list(PARTS.values()).index(p) if p in PARTS.values() else 99, p))
+               for q in before if q in after}
+    return (sorted(added, key=id_sort_key), sorted(removed, key=id_sort_key),
+            {q: p for q, p in sorted(changed.items(), key=lambda kv: id_sort_key(kv[0])) if p})
+
+
+def _random_sources(rng, ids):
+    rows = []
+    for domain, n in ids:
+        for i in n:
+            for name in rng.sample(["prompt.txt", "first_frame.png", "final_frame.png", "question_metadata.json",
+                                    "goal.txt"], rng.randint(1, 5)):
+                rows.append({"path": f"{domain}_task/{domain}_{i:04d}/{name}", "size": rng.randint(1, 3),
+                             "sha256": rng.choice("ab") * 64})
+    rows.append({"path": "README.md", "size": 1, "sha256": "c" * 64})  # not a question's: skipped
+    return sorted(rows, key=lambda s: s["path"])
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_the_streamed_diff_matches_the_whole_list_diff(seed):
+    import random
+
+    rng = random.Random(seed)
+    old = _random_sources(rng, [("chess", rng.sample(range(60), 30)), ("maze", rng.sample(range(60), 20))])
+    new = _random_sources(rng, [("chess", rng.sample(range(60), 30)), ("raven", rng.sample(range(60), 10))])
+    got = diff_sources("1.0", iter(old), "1.1", (s for s in new))  # one pass over each, as from a file
+    assert (got.added, got.removed, got.changed) == _reference_diff(old, new)
+    counted = {d: sum(c.values()) for d, c in got.domains.items()}
+    assert counted == {d: len({s["path"].split("/")[1] for s in old + new if s["path"].startswith(f"{d}_task/")})
+                       for d in ("chess", "maze", "raven")}
+
+
+def test_a_source_list_out_of_path_order_is_refused_by_the_walk_and_sorted_from_a_manifest(tmp_path):
+    from vmeval_hf.release.build import build_release
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    manifest = load_release(build_release(data, version="1.0", repo_id="o/r").out)
+    shuffled = {**manifest, "version": "0.9", "sources": list(reversed(manifest["sources"]))}
+    with pytest.raises(ValueError, match="not in path order"):
+        diff_sources("0.9", shuffled["sources"], "1.0", manifest["sources"])
+    assert diff_manifests(shuffled, manifest).empty  # a document's list is sorted first
+
+
+def test_a_manifest_read_without_its_sources_is_diffed_from_its_file(tmp_path):
+    from vmeval_hf.release.build import build_release
+    from vmeval_hf.release.changes import History
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 2})
+    old_dir = build_release(data, tmp_path / "r1", version="1.0", repo_id="o/r").out
+    (data / "questions/maze_task/maze_0001/prompt.txt").write_text("other", encoding="utf-8")
+    new_dir = build_release(data, tmp_path / "r2", version="1.1", repo_id="o/r").out
+    whole = diff_manifests(load_release(old_dir), load_release(new_dir))
+    light = diff_manifests(load_release(old_dir, sources=False), load_release(new_dir, sources=False),
+                           old_file=old_dir / RELEASE_MANIFEST, new_file=new_dir / RELEASE_MANIFEST)
+    assert light == whole and whole.changed == {"maze_0001": ["prompt"]}
+    history = History(previous=load_release(old_dir, sources=False), previous_file=old_dir / RELEASE_MANIFEST)
+    assert history.changes("1.1", load_release(new_dir)["sources"]) == whole

@@ -104,3 +104,61 @@ def test_a_builds_manifest_file_is_its_canonical_text(release: Path) -> None:
     raw = (release / RELEASE_MANIFEST).read_bytes()
     assert hashlib.sha256(raw).hexdigest() == release_sha256(load_release(release))
     assert raw.decode("utf-8") == canonical_json(load_release(release))
+
+
+# -- iter_sources: the source list walked an entry at a time ----------------------------------------
+
+
+def test_iter_sources_gives_the_source_list_in_order(release: Path) -> None:
+    from vmeval_hf.release.release_manifest import iter_sources, sources_of
+
+    whole = load_release(release)["sources"]
+    assert list(iter_sources(release / RELEASE_MANIFEST)) == whole
+    light = load_release(release, sources=False)
+    assert list(sources_of(light, release / RELEASE_MANIFEST)) == whole
+    assert sources_of(load_release(release), None) == whole  # a manifest holding its list gives it
+    with pytest.raises(ValueError, match="needs the file"):
+        sources_of(light, None)
+
+
+@pytest.mark.parametrize("damage", ["reversed", "missing", "no-sources", "cut"])
+def test_iter_sources_names_the_file_of_a_list_it_cannot_walk(release: Path, tmp_path: Path, damage: str) -> None:
+    from vmeval_hf.release.release_manifest import iter_sources
+
+    doc = load_release(release)
+    folder = tmp_path / damage
+    if damage == "reversed":
+        doc["sources"] = list(reversed(doc["sources"]))
+        _rewrite(folder, doc)
+    elif damage == "no-sources":
+        del doc["sources"]
+        _rewrite(folder, doc)
+    elif damage == "cut":
+        text = canonical_json(doc)
+        _rewrite(folder, doc, text=text[: text.index('"sources"') + 400])
+    path = folder / RELEASE_MANIFEST
+    with pytest.raises(IntegrityError) as err:
+        list(iter_sources(path))
+    assert str(path) in str(err.value) and "rebuild the release" in str(err.value)
+    expected = {"reversed": "not plain entries in path order", "missing": "unreadable", "no-sources": "no source list",
+                "cut": "unreadable"}[damage]
+    assert expected in str(err.value)
+
+
+def test_iter_sources_holds_an_entry_at_a_time(tmp_path: Path) -> None:
+    """A 40,000-entry list (about 4 MB of JSON) walked in far less memory than the list itself."""
+    from vmeval_hf.release.release_manifest import iter_sources
+
+    sources = [{"path": f"chess_task/chess_{i:06d}/prompt.txt", "sha256": hashlib.sha256(str(i).encode()).hexdigest(),
+                "size": i} for i in range(40_000)]
+    folder = _rewrite(tmp_path / "big", {"schema": 1, "sources": sources})
+    size = (folder / RELEASE_MANIFEST).stat().st_size
+    del sources
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in iter_sources(folder / RELEASE_MANIFEST))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 40_000
+    assert peak < size / 10, (peak, size)

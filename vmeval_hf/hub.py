@@ -388,7 +388,8 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     ``files_per_commit``: the most file changes one commit carries (:func:`check_files_per_commit`);
     a release with more is committed in several commits, and only the last one is tagged.
     ``manifest``: the release's manifest when the caller holds it already (``publish_version``,
-    right after its build), so it is not read and parsed a second time; by default it is read.
+    right after its build, read without its source list), so it is not read and parsed a second
+    time; by default it is read.
 
     The version already tagged with this very release (every file the same:
     :func:`release_sha256`): a no-op reporting the existing commit (``main`` follows it if it
@@ -445,7 +446,11 @@ class _Push:
 
     @cached_property
     def release_id(self) -> str:
-        return release_sha256(self.manifest)
+        """:func:`release_sha256`; of a manifest read without its sources, the hash of the file it
+        was read from (the build writes the canonical text, so the two are the same)."""
+        if "sources" in self.manifest:
+            return release_sha256(self.manifest)
+        return sha256_file(self.release / RELEASE_MANIFEST)
 
     @property
     def staging_prefix(self) -> str:

@@ -9,6 +9,7 @@ verify, so a half-finished publish never looks finished.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import shutil
@@ -43,8 +44,15 @@ from .hub import (
     verify_hub,
 )
 from .release.build import BuildResult, build_release
-from .release.changes import History, ReleaseDiff, diff_manifests
-from .release.release_manifest import RELEASE_MANIFEST, Mismatch, ReleaseManifest, load_release
+from .release.changes import History, ReleaseDiff
+from .release.release_manifest import (
+    RELEASE_MANIFEST,
+    Mismatch,
+    ReleaseManifest,
+    iter_sources,
+    load_release,
+    sources_of,
+)
 from .s3.layout import (
     MIRROR_MANIFEST,
     build_manifest_entries,
@@ -178,6 +186,8 @@ class _Publish:
     files_per_commit: int = FILES_PER_COMMIT
     frame_cache: bool | str | Path = True
     defaulted: bool = False  # the label is the default (the next minor), not the caller's
+    #: the built release's manifest, read without its source list (streamed from the file when walked)
+    release: ReleaseManifest | None = None
 
     def __post_init__(self) -> None:
         found = self.versions.get(self.version)
@@ -195,21 +205,21 @@ class _Publish:
             built = build_release(self.data, tmp_out or out, version=self.version, repo_id=self.repo,
                                   max_shard_size=max_shard_size, decode_images=True, history=history,
                                   frame_cache=self.frame_cache)
-            manifest = built.manifest
+            # without its source list (400,000 entries at 100,000 questions): the walks below stream it
+            self.release = manifest = load_release(built.out, sources=False)
             result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
                                    # the build writes the manifest's canonical text: its bytes' sha256 is
                                    # release_sha256(manifest), without a second copy of it as one string
                                    dry_run=dry_run, release_sha256=sha256_file(built.out / RELEASE_MANIFEST),
                                    frames_checked=built.frames_checked, frames_cached=built.frames_cached)
+            result.changes = history.changes(self.version, iter_sources(built.out / RELEASE_MANIFEST))
             self._against_log(result)
             if self.defaulted and not result.noop:
                 self._unchanged_since_latest(result, built, remove=out is None and not dry_run)
             result.message = self.message
-            if history.previous is not None:
-                result.changes = diff_manifests(history.previous, manifest)
             if dry_run and not result.noop:
-                result.plan = _plan(self.settings, self.data, built, self.repo, date, self.hub, self.s3,
+                result.plan = _plan(self.settings, self.data, built, manifest, self.repo, date, self.hub, self.s3,
                                     self.files_per_commit)
             return built, result
         finally:
@@ -233,13 +243,14 @@ class _Publish:
         them when it can be read (to count this version's changes; an unreadable old release
         leaves them uncounted rather than stopping the publish)."""
         earlier = self.earlier()
-        previous = None
+        previous, previous_file = None, None
         if earlier:
             try:
-                previous = recorded_manifest(self.settings, earlier[-1], self.data)
+                previous, previous_file = recorded_release(self.settings, earlier[-1], self.data)
             except VmevalError as exc:
                 log.warning("no diff against %s: %s", earlier[-1]["version"], exc)
-        return History(earlier=tuple(earlier), date=day, message=self.message, previous=previous)
+        return History(earlier=tuple(earlier), date=day, message=self.message, previous=previous,
+                       previous_file=previous_file)
 
     def _against_log(self, result: PublishResult) -> None:
         """The same release already logged (every file: ``release_sha256``): a no-op. The same
@@ -293,7 +304,8 @@ class _Publish:
              s3_progress: Callable[[int, int, int, int], None] | None) -> None:
         """The Hub commit + tag, then the S3 mirror (a taken prefix is refused before either)."""
         if self.s3:  # a taken prefix or version is known before anything is sent: refuse before the Hub
-            check_prefix_free(self.settings, day, self.version, built.content_sha256, built.manifest)
+            check_prefix_free(self.settings, day, self.version, built.content_sha256, self.release,
+                              built.out / RELEASE_MANIFEST)
             RemoteLog(self.settings).check({"version": self.version, "content_sha256": built.content_sha256},
                                            replace=self.force)
         if self.hub:
@@ -301,7 +313,7 @@ class _Publish:
             result.hub = publish_to_hub(built.out, settings=self.settings, repo_id=self.repo, force=self.force,
                                         commit_message=_commit_message(self.version, self.message),
                                         commit_description=_commit_description(result),
-                                        files_per_commit=self.files_per_commit, manifest=built.manifest)
+                                        files_per_commit=self.files_per_commit, manifest=self.release)
         if self.s3:
             _stage(self.progress, "s3", f"s3://{self.settings.s3_bucket}/{day}/")
             hub_info = ({"repo": self.repo, "revision": self.version, "commit": result.hub.commit}
@@ -313,7 +325,8 @@ class _Publish:
     def verify_and_log(self, result: PublishResult, built: BuildResult, day: str, log_entry: bool) -> None:
         """Both sides against the release manifest; then, with ``log_entry``, the log line."""
         _stage(self.progress, "verify", "both sides against the release manifest")
-        problems = verify_sides(self.settings, built.manifest, repo=self.repo if self.hub else None,
+        assert self.release is not None  # read by build_and_check
+        problems = verify_sides(self.settings, self.release, repo=self.repo if self.hub else None,
                                  commit=result.hub.commit if result.hub else None, date=day if self.s3 else None,
                                  manifest_file=built.out / RELEASE_MANIFEST)
         if problems:
@@ -350,13 +363,14 @@ class _Publish:
 
 
 def check_prefix_free(settings: Settings, day: str, version: str, content: str,
-                      manifest: ReleaseManifest | None = None) -> None:
+                      manifest: ReleaseManifest | None = None, manifest_file: Path | None = None) -> None:
     """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content,
-    or (given the release ``manifest``) with the same questions in other release files."""
+    or (given the release ``manifest``, and ``manifest_file`` when it was read without its sources)
+    with the same questions in other release files."""
     held = read_manifest(settings=settings, date=day)
     where = f"s3://{settings.s3_bucket}/{day}/"
     if held is not None and manifest is not None and (held.get("version"), held.get("content_sha256")) == (
-            version, content) and (wrong := _s3_against_release(settings, day, held, manifest)):
+            version, content) and (wrong := _s3_against_release(settings, day, held, manifest, manifest_file)):
         raise S3ConflictError(
             f"{where} already holds version {version} with the same questions but other release files "
             f"({wrong[0].where.rsplit('/release/', 1)[-1]} differs): a published prefix is never overwritten; "
@@ -410,10 +424,9 @@ def _entry(result: PublishResult, day: str | None) -> dict[str, Any]:
     }
 
 
-def _plan(settings: Settings, data: Path, built: Any, repo: str, date: str | None, hub: bool,
-          s3: bool, files_per_commit: int = FILES_PER_COMMIT) -> list[str]:
+def _plan(settings: Settings, data: Path, built: Any, manifest: ReleaseManifest, repo: str, date: str | None,
+          hub: bool, s3: bool, files_per_commit: int = FILES_PER_COMMIT) -> list[str]:
     lines = []
-    manifest: ReleaseManifest = built.manifest
     if hub:
         files = len(manifest["files"]) + 1
         commits = -(-files // files_per_commit)
@@ -437,7 +450,8 @@ def verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | N
     ``commit``), and the S3 prefix ``date`` (its objects, and its ``MANIFEST.json`` against the
     release); a side given as None is not checked. ``manifest_file``: a file holding exactly
     ``manifest``'s canonical text (a build's, or a copy whose bytes hash to the logged
-    ``release_sha256``), compared with the Hub's copy byte for byte (Hub side)."""
+    ``release_sha256``), compared with the Hub's copy byte for byte (Hub side), and the source
+    list streamed from it when ``manifest`` was read without one (S3 side)."""
     problems: list[Mismatch] = []
     if repo:
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
@@ -450,22 +464,22 @@ def verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | N
             problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/{MIRROR_MANIFEST}", "sha256",
                                      "content_sha256 differs from the release"))
         if remote:
-            problems += _s3_against_release(settings, date, remote, manifest)
+            problems += _s3_against_release(settings, date, remote, manifest, manifest_file)
     return problems
 
 
 def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any],
-                        manifest: ReleaseManifest) -> list[Mismatch]:
-    """Sources and release files that ``MANIFEST.json`` records otherwise than the release.
+                        manifest: ReleaseManifest, manifest_file: Path | None = None) -> list[Mismatch]:
+    """Sources and release files that ``MANIFEST.json`` records otherwise than the release (its
+    sources streamed from ``manifest_file`` when it was read without them).
 
     ``verify_s3`` checks the objects against ``MANIFEST.json``; this ties ``MANIFEST.json`` to the
     recorded release, so an object rewritten together with its ``MANIFEST.json`` entry is caught too.
     """
     held = {e.get("key"): e for e in remote.get("files") or [] if isinstance(e, dict)}
-    wanted = [(key, s) for s in manifest["sources"] if (key := source_key(manifest, s["path"]))]
-    wanted += [(f"release/{f['path']}", f) for f in manifest["files"]]
+    sources = ((key, s) for s in sources_of(manifest, manifest_file) if (key := source_key(manifest, s["path"])))
     out: list[Mismatch] = []
-    for key, want in wanted:
+    for key, want in itertools.chain(sources, ((f"release/{f['path']}", f) for f in manifest["files"])):
         got, where = held.get(key), f"s3://{settings.s3_bucket}/{date}/{key}"
         if got is None:
             out.append(Mismatch(where, "missing", "in the release but not in MANIFEST.json"))
@@ -495,9 +509,8 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
     if _tree_only(entry):
         return _verify_tree_mirror(settings, entry)
     date = _date_from_uri(entry.get("s3_uri"))
-    # the S3 side compares every source; the Hub side needs the release files only (a local copy is
-    # then read without its source list, which is streamed to check it)
-    expected = recorded_manifest(settings, entry, Path(data_dir), sources=date is not None)
+    # a local copy is read without its source list: the S3 side streams it from the file
+    expected, expected_file = recorded_release(settings, entry, Path(data_dir))
     problems: list[Mismatch] = []
     if expected is None:
         return [Mismatch(version, "no-manifest", "no release manifest found locally, on the Hub or on S3")]
@@ -507,8 +520,8 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
                               repo=entry.get("hf_repo") if entry.get("hf_commit") else None,
                               commit=entry.get("hf_commit"), date=date,
                               # read without its sources, it was taken for its bytes (recorded_manifest)
-                              manifest_file=None if "sources" in expected else
-                              Path(data_dir) / "releases" / entry["version"] / RELEASE_MANIFEST)
+                              # and its sources are streamed from it
+                              manifest_file=expected_file)
     return problems
 
 
@@ -543,6 +556,16 @@ def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path,
     return None
 
 
+def recorded_release(settings: Settings, entry: dict[str, Any],
+                     data_dir: Path) -> tuple[ReleaseManifest | None, Path | None]:
+    """:func:`recorded_manifest` without holding a source list: the manifest, and the local file its
+    sources are streamed from when it was read without them (None when it came whole from a remote)."""
+    manifest = recorded_manifest(settings, entry, data_dir, sources=False)
+    if manifest is None or "sources" in manifest:
+        return manifest, None
+    return manifest, data_dir / "releases" / entry["version"] / RELEASE_MANIFEST
+
+
 def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: str | Path,
                  release: bool = False, data_dir: str | Path = "data", lookup: str = "auto") -> dict[str, Any]:
     """Download a logged ``version`` into ``dest``, every sha256 checked.
@@ -569,10 +592,10 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
     day = _date_from_uri(entry.get("s3_uri"))
     if not day:
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
-    expected = recorded_manifest(settings, entry, Path(data_dir))
+    expected, expected_file = recorded_release(settings, entry, Path(data_dir))
     remote = read_manifest(settings=settings, date=day) if expected is not None else None
     if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
-        wrong = _s3_against_release(settings, day, remote, expected)
+        wrong = _s3_against_release(settings, day, remote, expected, expected_file)
         if wrong:
             raise IntegrityError(f"{wrong[0].where}: {wrong[0].detail}; the S3 copy of {version} was altered "
                                  f"after publishing, so nothing was pulled: run `vmeval-hf verify {version}`",

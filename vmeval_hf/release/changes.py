@@ -10,12 +10,13 @@ card's version history; :mod:`vmeval_hf.diff` reads the manifests of two publish
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..tree.model import FINAL, FIRST, GOAL, METADATA, PROMPT, VIDEO, id_sort_key
-from .release_manifest import FileEntry, ReleaseManifest
+from .release_manifest import FileEntry, ReleaseManifest, sources_of
 
 #: source file name -> the part of a question (the dataset column) it holds
 PARTS = {PROMPT: "prompt", FIRST: "first_frame", FINAL: "final_frame", METADATA: "metadata", GOAL: "goal",
@@ -60,46 +61,79 @@ class ReleaseDiff:
                 f"since {self.old} ({per})")
 
 
-def _questions(sources: Iterable[FileEntry]) -> dict[str, tuple[str, dict[str, str]]]:
-    """id -> (domain, {part: "size:sha256"}) from a source list."""
-    out: dict[str, tuple[str, dict[str, str]]] = {}
+Question = tuple[str, str, dict[str, str]]  # (domain, id, {part: "size:sha256"})
+
+
+def _questions(sources: Iterable[FileEntry]) -> Iterator[tuple[str, Question]]:
+    """The questions of a source list in path order, one at a time: ``(folder + "/", (domain, id,
+    parts))``. A question's files are next to each other in path order, and the folders come in
+    the order of their ``folder/`` prefixes; files that are not a question's are skipped (nothing
+    else is listed today)."""
+    key, question = None, None
     for source in sources:
         parts = source["path"].split("/")
         if len(parts) != 3 or not parts[0].endswith("_task"):
-            continue  # not a question file (nothing else is listed today)
-        domain, qid, name = parts[0][: -len("_task")], parts[1], parts[2]
-        part = PARTS.get(name, name)
-        out.setdefault(qid, (domain, {}))[1][part] = f"{source['size']}:{source['sha256']}"
-    return out
+            continue
+        folder = f"{parts[0]}/{parts[1]}/"
+        if folder != key:
+            if question is not None:
+                yield key, question  # type: ignore[misc]
+            if key is not None and not key < folder:
+                raise ValueError(f"source list not in path order: {source['path']!r} after {key!r}")
+            key, question = folder, (parts[0][: -len("_task")], parts[1], {})
+        question[2][PARTS.get(parts[2], parts[2])] = f"{source['size']}:{source['sha256']}"  # type: ignore[index]
+    if question is not None:
+        yield key, question  # type: ignore[misc]
 
 
-def diff_manifests(old: ReleaseManifest, new: ReleaseManifest) -> ReleaseDiff:
-    """The difference between two release manifests."""
-    return diff_sources(old["version"], old["sources"], new["version"], new["sources"])
+def diff_manifests(old: ReleaseManifest, new: ReleaseManifest, *, old_file: Path | None = None,
+                   new_file: Path | None = None) -> ReleaseDiff:
+    """The difference between two release manifests. A manifest read without its source list
+    (``load_release(..., sources=False)``) has it streamed from its file, given as ``old_file`` or
+    ``new_file`` (:func:`~vmeval_hf.release.release_manifest.sources_of`)."""
+    return diff_sources(old["version"], _ordered(old, old_file), new["version"], _ordered(new, new_file))
+
+
+def _ordered(manifest: ReleaseManifest, file: Path | None) -> Iterable[FileEntry]:
+    """``manifest``'s sources in path order: a list held in memory sorted (a document from
+    elsewhere may list them in any order), a file's streamed (read in order, or refused)."""
+    sources = sources_of(manifest, file)
+    return sorted(sources, key=lambda s: s["path"]) if isinstance(sources, list) else sources
 
 
 def diff_sources(old: str, old_sources: Iterable[FileEntry], new: str,
                  new_sources: Iterable[FileEntry]) -> ReleaseDiff:
-    """The difference between the source lists of versions ``old`` and ``new``."""
-    before, after = _questions(old_sources), _questions(new_sources)
+    """The difference between the source lists of versions ``old`` and ``new``, both in path
+    order (as a release manifest lists them): walked side by side, a question at a time, so two
+    lists of any length take the memory of the questions that differ."""
     result = ReleaseDiff(old, new)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"added": 0, "removed": 0, "changed": 0,
                                                              "unchanged": 0})
     order = list(PARTS.values())
-    for qid in sorted(set(before) | set(after), key=id_sort_key):
-        if qid not in before:
-            result.added.append(qid)
-            counts[after[qid][0]]["added"] += 1
-        elif qid not in after:
+    before, after = _questions(old_sources), _questions(new_sources)
+    was, now = next(before, None), next(after, None)
+    while was is not None or now is not None:
+        if now is None or (was is not None and was[0] < now[0]):
+            domain, qid, _ = was[1]  # type: ignore[index]
             result.removed.append(qid)
-            counts[before[qid][0]]["removed"] += 1
+            counts[domain]["removed"] += 1
+            was = next(before, None)
+        elif was is None or now[0] < was[0]:
+            domain, qid, _ = now[1]
+            result.added.append(qid)
+            counts[domain]["added"] += 1
+            now = next(after, None)
         else:
-            (_, was), (domain, now) = before[qid], after[qid]
-            parts = sorted((p for p in set(was) | set(now) if was.get(p) != now.get(p)),
+            (_, _, a), (domain, qid, b) = was[1], now[1]
+            parts = sorted((p for p in a.keys() | b.keys() if a.get(p) != b.get(p)),
                            key=lambda p: (order.index(p) if p in order else len(order), p))
             if parts:
                 result.changed[qid] = parts
             counts[domain]["changed" if parts else "unchanged"] += 1
+            was, now = next(before, None), next(after, None)
+    result.added.sort(key=id_sort_key)
+    result.removed.sort(key=id_sort_key)
+    result.changed = {qid: result.changed[qid] for qid in sorted(result.changed, key=id_sort_key)}
     result.domains = {d: counts[d] for d in sorted(counts)}
     return result
 
@@ -118,13 +152,21 @@ class History:
     date: str | None = None
     message: str | None = None
     previous: ReleaseManifest | None = None
+    #: the file ``previous`` was read from, when it was read without its source list
+    previous_file: Path | None = None
+
+    def changes(self, version: str, sources: Iterable[FileEntry]) -> ReleaseDiff | None:
+        """What ``version`` (its ``sources``, in path order) changes since the previous version;
+        None without one."""
+        if self.previous is None:
+            return None
+        return diff_sources(self.previous["version"], _ordered(self.previous, self.previous_file), version, sources)
 
     def rows(self, version: str, questions: int, content: str, sources: Iterable[FileEntry]) -> list[dict[str, str]]:
         """The table's rows, every cell as text; ``sources``: this version's source list (read only
         when there is a predecessor to diff against)."""
-        changes = None
-        if self.previous is not None:
-            changes = diff_sources(self.previous["version"], self.previous["sources"], version, sources).counts()
+        diff = self.changes(version, sources)
+        changes = diff.counts() if diff is not None else None
         this = {"version": version, "date": self.date, "questions": questions, "content_sha256": content,
                 "message": self.message, "changes": changes}
         rows = [*self.earlier, this]
