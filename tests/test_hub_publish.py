@@ -210,6 +210,50 @@ def test_verify_settles_the_release_manifest_by_its_listed_hash_and_reads_it_onl
         ("sha256", "content_sha256 differs from the recorded release")]
 
 
+def test_a_noop_republish_settles_the_release_by_its_listed_hash_with_nothing_downloaded(
+        tmp_path: Path, hub_repo: str, settings: Settings, hub_server) -> None:  # noqa: ANN001
+    """The tag names this very release: the re-publish reads the manifest's hash from the Hub's
+    listing and downloads no ``vmeval_release.json``. The same content laid out otherwise on the
+    Hub is read to find it the same release (still a no-op); other content is read to name it."""
+    import json
+    from typing import Any
+
+    from huggingface_hub import CommitOperationAdd
+
+    from tests.support.s3 import FaultProxy
+    from vmeval_hf.hub import hub_api
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    first = publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    manifest_get = r"/resolve/.*vmeval_release\.json"
+
+    def again(release: Path) -> tuple[Any, int]:
+        with FaultProxy(hub_server.url, rewrite_urls=True) as proxy:
+            try:
+                result: Any = publish_to_hub(release, settings=settings.with_(hf_endpoint=proxy.url),
+                                             repo_id=hub_repo)
+            except VersionConflictError as exc:
+                result = exc
+            return result, proxy.count(method="GET", path=manifest_get)
+
+    result, reads = again(built.out)
+    assert result.noop and result.commit == first.commit and reads == 0
+
+    api = hub_api(settings)
+    relaid = json.dumps(built.manifest, separators=(",", ":")).encode()  # same content, other bytes
+    commit = api.create_commit(hub_repo, [CommitOperationAdd("vmeval_release.json", relaid)],
+                               commit_message="relaid", repo_type="dataset")
+    api.delete_tag(hub_repo, tag="1.0", repo_type="dataset")
+    api.create_tag(hub_repo, tag="1.0", revision=commit.oid, repo_type="dataset")
+    result, reads = again(built.out)
+    assert result.noop and result.commit == commit.oid and reads == 1
+
+    (data / "questions/chess_task/chess_0000/prompt.txt").write_text("other", encoding="utf-8")
+    result, reads = again(_build(data, tmp_path / "b", "1.0", hub_repo).out)
+    assert isinstance(result, VersionConflictError) and "different content" in str(result) and reads == 1
+
+
 def test_missing_repo_and_revision_are_named(tmp_path: Path, hub_repo: str, settings: Settings) -> None:
     from vmeval_hf.hub import remote_manifest
 

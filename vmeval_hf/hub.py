@@ -445,12 +445,37 @@ class _Push:
         return self.manifest["version"]
 
     @cached_property
+    def release_ids(self) -> tuple[str, str]:
+        """The sha256 (:func:`release_sha256`) and the git blob sha1 of this release's manifest in
+        canonical form: the file's, which the build writes so (a manifest read without its sources
+        is taken as its file), else the text re-encoded."""
+        sha, blob = _file_ids(self.release / RELEASE_MANIFEST)
+        if "sources" in self.manifest and sha != release_sha256(self.manifest):  # not as the build writes it
+            text = manifest_text(self.manifest).encode("utf-8")
+            sha, blob = hashlib.sha256(text).hexdigest(), _git_blob_sha1(text)
+        return sha, blob
+
+    @property
     def release_id(self) -> str:
-        """:func:`release_sha256`; of a manifest read without its sources, the hash of the file it
-        was read from (the build writes the canonical text, so the two are the same)."""
-        if "sources" in self.manifest:
-            return release_sha256(self.manifest)
-        return sha256_file(self.release / RELEASE_MANIFEST)
+        return self.release_ids[0]
+
+    def holds_release(self, revision: str) -> tuple[bool, ReleaseManifest | None]:
+        """Whether ``revision`` holds this very release, and its manifest when it was read.
+
+        Settled by the hash the Hub lists for its ``vmeval_release.json`` (its LFS sha256, or git
+        blob sha1) against :attr:`release_ids`, with nothing downloaded: the no-op re-publish, and a
+        publisher that met another's tag of this same release. Only a manifest with other bytes is
+        downloaded and parsed, to say how it differs (or to find the same release written otherwise)."""
+        found = self.api.get_paths_info(self.repo, [RELEASE_MANIFEST], repo_type="dataset", revision=revision)
+        entry = next((e for e in found if getattr(e, "path", None) == RELEASE_MANIFEST and hasattr(e, "blob_id")),
+                     None)
+        if entry is None:
+            return False, None
+        sha, blob = self.release_ids
+        if (entry.lfs.sha256 if entry.lfs else entry.blob_id) == (sha if entry.lfs else blob):
+            return True, None
+        theirs = remote_manifest(self.settings, self.repo, revision)
+        return theirs is not None and release_sha256(theirs) == sha, theirs
 
     @property
     def staging_prefix(self) -> str:
@@ -540,8 +565,8 @@ class _Push:
         """The version is tagged at ``held`` already: this very release is a no-op (``main`` follows
         it if it lags, :meth:`finish`); another one a :class:`VersionConflictError`, unless ``force``
         (None: go on and move the tag)."""
-        theirs = remote_manifest(self.settings, self.repo, held)
-        if theirs is not None and release_sha256(theirs) == self.release_id:
+        same, theirs = self.call("reading the release manifest", lambda: self.holds_release(held))
+        if same:
             log.info("%s@%s already published at %s", self.repo, self.version, held)
             return self.finish(self.result(held, noop=True))
         if not self.force:
@@ -569,8 +594,8 @@ class _Push:
             tags = _tag_map(now_refs)
             now = tags.get(self.version)
             if now != held and now is not None:  # tagged by another publisher since the listing
-                theirs = remote_manifest(self.settings, self.repo, now)
-                if theirs is not None and release_sha256(theirs) == self.release_id:
+                same, theirs = self.holds_release(now)
+                if same:
                     return now, False  # this very release: tag() finds it tagged, a no-op
                 raise self.conflict(now, theirs, just_now=True)
             if self.later(tags):
@@ -640,8 +665,8 @@ class _Push:
                 return self.result(sha, tag_moved=move)
             if current is None:
                 raise
-            theirs = remote_manifest(self.settings, self.repo, current)
-            if theirs is not None and release_sha256(theirs) == self.release_id:
+            same, theirs = self.call("reading the release manifest", lambda: self.holds_release(current))
+            if same:
                 return self.result(current, noop=True)
             self.drop_staging()
             raise self.conflict(current, theirs, just_now=True) from exc
