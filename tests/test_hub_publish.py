@@ -254,6 +254,26 @@ def test_a_noop_republish_settles_the_release_by_its_listed_hash_with_nothing_do
     assert isinstance(result, VersionConflictError) and "different content" in str(result) and reads == 1
 
 
+def test_the_release_manifest_is_fetched_to_a_file_byte_for_byte(tmp_path: Path, hub_repo: str,
+                                                                  settings: Settings) -> None:
+    """``fetch_release_manifest``: the tagged file's bytes, written under a temporary name then
+    renamed; None for a revision without one; a missing revision is the Hub's "not found"."""
+    from vmeval_hf.hub import fetch_release_manifest, hub_api
+
+    data = make_tree(tmp_path / "data", {"chess": 2})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    result = publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    got = fetch_release_manifest(settings, hub_repo, result.commit, tmp_path / "fetched")
+    assert got == tmp_path / "fetched" / "vmeval_release.json"
+    assert got.read_bytes() == (built.out / "vmeval_release.json").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "fetched").iterdir()) == ["vmeval_release.json"]
+    first = hub_api(settings).list_repo_commits(hub_repo, repo_type="dataset")[-1].commit_id  # the repo's creation
+    assert fetch_release_manifest(settings, hub_repo, first, tmp_path / "none") is None
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(HubNotFoundError, match="9.9"):
+        fetch_release_manifest(settings, hub_repo, "9.9", tmp_path / "nowhere")
+
+
 def test_missing_repo_and_revision_are_named(tmp_path: Path, hub_repo: str, settings: Settings) -> None:
     from vmeval_hf.hub import remote_manifest
 

@@ -7,6 +7,7 @@ flow is in ``test_cli_publish.py``.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,42 @@ def test_the_same_questions_in_other_release_files_are_never_called_published(da
     # releases/1.0 now holds the refused build; verify reads the logged release (the Hub's, at the logged
     # commit), not that copy
     assert verify_version("1.0", settings=settings, data_dir=data) == []
+
+
+def test_a_machine_without_the_release_verifies_and_pulls_from_the_hubs_copy_streamed(
+        data: Path, settings: Settings, s3_faults: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``verify`` and ``pull --from s3`` where ``releases/1.0`` is gone (another machine with the log):
+    the Hub's ``vmeval_release.json`` at the logged commit is downloaded to a temporary folder and
+    its sources streamed from there (the whole-document read is never called), both sides still
+    compared source by source: an S3 ``MANIFEST.json`` entry rewritten is named, nothing pulled."""
+    import json
+    import shutil
+
+    import vmeval_hf.publish as publish_module
+    from vmeval_hf._shared.fs import canonical_json
+
+    publish_version(data, settings=settings, log_entry=True, date=DAY)
+    shutil.rmtree(data / "releases")
+
+    def whole_read(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the Hub's manifest was read whole")
+
+    monkeypatch.setattr(publish_module, "remote_manifest", whole_read)
+    left = set(Path(tempfile.gettempdir()).glob("vmeval-verify-*"))
+    assert verify_version("1.0", settings=settings, data_dir=data) == []
+    assert set(Path(tempfile.gettempdir()).glob("vmeval-verify-*")) == left  # the download is removed
+    pulled = pull_version("1.0", settings=settings, dest=tmp_path / "copy", data_dir=data)
+    assert pulled["files"] == 3 * 4 + 1  # four files a question and vmeval_dataset.json
+
+    direct = _direct(settings, s3_faults)
+    client = raw_client(direct)
+    key = f"{DAY}/MANIFEST.json"
+    doc = json.loads(client.get_object(Bucket=direct.s3_bucket, Key=key)["Body"].read())
+    target = next(f for f in doc["files"] if f["key"].endswith("maze_0000/prompt.txt"))
+    target["sha256"] = "0" * 64  # the object and its entry rewritten together: only the release says so
+    client.put_object(Bucket=direct.s3_bucket, Key=key, Body=canonical_json(doc).encode())
+    problems = verify_version("1.0", settings=settings, data_dir=data)
+    assert any(p.where.endswith("maze_0000/prompt.txt") and p.problem == "sha256" for p in problems), problems
+    with pytest.raises(IntegrityError, match="maze_0000/prompt.txt"):
+        pull_version("1.0", settings=settings, dest=tmp_path / "again", data_dir=data)
+    assert not (tmp_path / "again").exists()

@@ -55,6 +55,7 @@ import errno
 import hashlib
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -359,6 +360,43 @@ def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseM
         except RemoteEntryNotFoundError:
             return None
         return json.loads(raw)  # type: ignore[no-any-return]
+
+    return _call(settings, repo_id, revision, "reading the release manifest", once)
+
+
+def fetch_release_manifest(settings: Settings, repo_id: str, revision: str, dest: str | Path) -> Path | None:
+    """Download the ``vmeval_release.json`` at ``revision`` into the folder ``dest``, a chunk at a
+    time (about 70 MB at 100,000 questions: never held), and return its path; None if that revision
+    has none. Errors and retries as :func:`remote_manifest`; the file is written under a temporary
+    name and renamed, so a download cut short leaves no manifest."""
+    from huggingface_hub import constants, hf_hub_url  # start-up: see the module docstring
+    from huggingface_hub.errors import (  # start-up: see the module docstring
+        RemoteEntryNotFoundError,
+    )
+    from huggingface_hub.utils import (  # start-up: see the module docstring
+        build_hf_headers,
+        get_session,
+        hf_raise_for_status,
+    )
+
+    target = Path(dest) / RELEASE_MANIFEST
+    partial = target.with_name(target.name + ".part")
+    url = hf_hub_url(repo_id, RELEASE_MANIFEST, repo_type="dataset", revision=revision,
+                     endpoint=settings.hub_endpoint)
+
+    def once() -> Path | None:
+        with get_session().stream("GET", url, headers=build_hf_headers(token=settings.hf_token),
+                                  follow_redirects=True, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT) as response:
+            try:
+                hf_raise_for_status(response)
+            except RemoteEntryNotFoundError:
+                return None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as f:
+                for chunk in response.iter_bytes(CHUNK):
+                    f.write(chunk)
+        os.replace(partial, target)
+        return target
 
     return _call(settings, repo_id, revision, "reading the release manifest", once)
 

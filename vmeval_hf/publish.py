@@ -40,6 +40,7 @@ from .hub import (
     publish_to_hub,
     pull_hub,
     release_sha256,
+    fetch_release_manifest,
     remote_manifest,
     verify_hub,
 )
@@ -198,10 +199,11 @@ class _Publish:
         """Build the release (in a temp folder for a dry run) and hold it against the log."""
         _stage(self.progress, "validate", str(self.data))
         tmp_out = Path(tempfile.mkdtemp(prefix="vmeval-dry-run-")) if dry_run else None
+        previous = tempfile.TemporaryDirectory(prefix="vmeval-previous-")  # the last version's manifest, if fetched
         try:
             _stage(self.progress, "build", f"version {self.version}")
             # the gate before anything leaves the machine: every frame's image data, not only its chunks
-            history = self.history(day)
+            history = self.history(day, Path(previous.name))
             built = build_release(self.data, tmp_out or out, version=self.version, repo_id=self.repo,
                                   max_shard_size=max_shard_size, decode_images=True, history=history,
                                   frame_cache=self.frame_cache)
@@ -223,6 +225,7 @@ class _Publish:
                                     self.files_per_commit)
             return built, result
         finally:
+            previous.cleanup()
             if tmp_out is not None:
                 shutil.rmtree(tmp_out, ignore_errors=True)
 
@@ -238,15 +241,16 @@ class _Publish:
         mine_at = next((i for i, e in enumerate(entries) if same_label(e["version"], self.version)), None)
         return entries if mine_at is None else entries[:mine_at]
 
-    def history(self, day: str) -> History:
+    def history(self, day: str, scratch: Path) -> History:
         """The card's version history: the versions before this one, and the manifest of the last of
         them when it can be read (to count this version's changes; an unreadable old release
-        leaves them uncounted rather than stopping the publish)."""
+        leaves them uncounted rather than stopping the publish), fetched into ``scratch`` when
+        there is no local copy."""
         earlier = self.earlier()
         previous, previous_file = None, None
         if earlier:
             try:
-                previous, previous_file = recorded_release(self.settings, earlier[-1], self.data)
+                previous, previous_file = recorded_release(self.settings, earlier[-1], self.data, scratch)
             except VmevalError as exc:
                 log.warning("no diff against %s: %s", earlier[-1]["version"], exc)
         return History(earlier=tuple(earlier), date=day, message=self.message, previous=previous,
@@ -509,29 +513,29 @@ def verify_version(version: str, *, settings: Settings, data_dir: str | Path = "
     if _tree_only(entry):
         return _verify_tree_mirror(settings, entry)
     date = _date_from_uri(entry.get("s3_uri"))
-    # a local copy is read without its source list: the S3 side streams it from the file
-    expected, expected_file = recorded_release(settings, entry, Path(data_dir))
-    problems: list[Mismatch] = []
-    if expected is None:
-        return [Mismatch(version, "no-manifest", "no release manifest found locally, on the Hub or on S3")]
-    if expected["content_sha256"] != entry.get("content_sha256"):
-        problems.append(Mismatch(version, "sha256", "release manifest content differs from the log's content_sha256"))
-    problems += verify_sides(settings, expected,
-                              repo=entry.get("hf_repo") if entry.get("hf_commit") else None,
-                              commit=entry.get("hf_commit"), date=date,
-                              # read without its sources, it was taken for its bytes (recorded_manifest)
-                              # and its sources are streamed from it
-                              manifest_file=expected_file)
+    with tempfile.TemporaryDirectory(prefix="vmeval-verify-") as scratch:
+        # read without its source list (local, or fetched from the Hub): the S3 side streams it from the file
+        expected, expected_file = recorded_release(settings, entry, Path(data_dir), Path(scratch))
+        problems: list[Mismatch] = []
+        if expected is None:
+            return [Mismatch(version, "no-manifest", "no release manifest found locally, on the Hub or on S3")]
+        if expected["content_sha256"] != entry.get("content_sha256"):
+            problems.append(Mismatch(version, "sha256",
+                                     "release manifest content differs from the log's content_sha256"))
+        problems += verify_sides(settings, expected,
+                                  repo=entry.get("hf_repo") if entry.get("hf_commit") else None,
+                                  commit=entry.get("hf_commit"), date=date, manifest_file=expected_file)
     return problems
 
 
 def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path, *,
-                      sources: bool = True) -> ReleaseManifest | None:
+                      sources: bool = True, remotes: bool = True) -> ReleaseManifest | None:
     """The release manifest of a logged version: local copy, else the Hub at the logged commit, else S3.
 
     ``sources=False``: a local copy is read without its source list (see ``load_release``) and
     taken only if its bytes are the logged release's (``release_sha256`` is the hash of the
-    canonical text the build writes); a copy from the Hub or S3 comes whole."""
+    canonical text the build writes); a copy from the Hub or S3 comes whole.
+    ``remotes=False``: the local copy only."""
     local = data_dir / "releases" / entry["version"]
     if (local / RELEASE_MANIFEST).is_file():
         try:
@@ -543,6 +547,8 @@ def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path,
                 return m
         except Exception:  # a damaged local copy is not evidence; fall through to the remotes
             log.debug("local release copy unusable", exc_info=True)
+    if not remotes:
+        return None
     if entry.get("hf_commit") and entry.get("hf_repo"):
         try:
             m = remote_manifest(settings, entry["hf_repo"], entry["hf_commit"])
@@ -556,14 +562,28 @@ def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path,
     return None
 
 
-def recorded_release(settings: Settings, entry: dict[str, Any],
-                     data_dir: Path) -> tuple[ReleaseManifest | None, Path | None]:
-    """:func:`recorded_manifest` without holding a source list: the manifest, and the local file its
-    sources are streamed from when it was read without them (None when it came whole from a remote)."""
-    manifest = recorded_manifest(settings, entry, data_dir, sources=False)
-    if manifest is None or "sources" in manifest:
-        return manifest, None
-    return manifest, data_dir / "releases" / entry["version"] / RELEASE_MANIFEST
+def recorded_release(settings: Settings, entry: dict[str, Any], data_dir: Path,
+                     scratch: Path | None = None) -> tuple[ReleaseManifest | None, Path | None]:
+    """:func:`recorded_manifest` without holding a source list (400,000 entries at 100,000
+    questions): the manifest, and the file its sources are streamed from when it was read without
+    them (:func:`~vmeval_hf.release.release_manifest.sources_of`). The local copy is read so; with
+    ``scratch`` (a folder the caller removes), so is the Hub's copy at the logged commit, downloaded
+    there a chunk at a time: a machine without the release verifies it in the same memory. A copy
+    the streamed read refuses, and one from S3, come whole, as :func:`recorded_manifest` reads them."""
+    manifest = recorded_manifest(settings, entry, data_dir, sources=False, remotes=False)
+    if manifest is not None:
+        return manifest, data_dir / "releases" / entry["version"] / RELEASE_MANIFEST
+    if scratch is not None and entry.get("hf_commit") and entry.get("hf_repo"):
+        try:
+            file = fetch_release_manifest(settings, entry["hf_repo"], entry["hf_commit"], scratch)
+        except HubNotFoundError:
+            file = None
+        if file is not None:
+            try:
+                return load_release(file.parent, sources=False), file
+            except VmevalError:  # not a manifest that reads in a stream: read whole below, as before
+                log.debug("the Hub's release manifest did not read as a stream", exc_info=True)
+    return recorded_manifest(settings, entry, data_dir), None
 
 
 def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: str | Path,
@@ -592,10 +612,12 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
     day = _date_from_uri(entry.get("s3_uri"))
     if not day:
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
-    expected, expected_file = recorded_release(settings, entry, Path(data_dir))
-    remote = read_manifest(settings=settings, date=day) if expected is not None else None
-    if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
-        wrong = _s3_against_release(settings, day, remote, expected, expected_file)
+    with tempfile.TemporaryDirectory(prefix="vmeval-pull-") as scratch:
+        expected, expected_file = recorded_release(settings, entry, Path(data_dir), Path(scratch))
+        remote = read_manifest(settings=settings, date=day) if expected is not None else None
+        wrong: list[Mismatch] = []
+        if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
+            wrong = _s3_against_release(settings, day, remote, expected, expected_file)
         if wrong:
             raise IntegrityError(f"{wrong[0].where}: {wrong[0].detail}; the S3 copy of {version} was altered "
                                  f"after publishing, so nothing was pulled: run `vmeval-hf verify {version}`",
