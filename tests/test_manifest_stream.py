@@ -221,3 +221,32 @@ def test_folders_map_each_name_to_its_path_holding_only_the_names() -> None:
     assert sorted(copy.items()) == [("a_b_0002", "a_b_task/a_b_0002"), ("chess_0001", "chess_task/chess_0001"),
                                     ("maze_0003", "maze_task/maze_0003")]
     assert Listed("a_b_0002", "a_b", "easy").source_path == "a_b_task/a_b_0002"
+
+
+# -- object_without / member_items: one big array of a document ------------------------------------
+
+
+def test_object_without_gives_the_rest_and_what_the_walk_made_of_the_member(tmp_path: Path) -> None:
+    from vmeval_hf._shared.jsonstream import JsonStream, Unstreamed, member_items, object_without
+
+    def count(stream: JsonStream) -> int:
+        if stream.skip_ws() != "[":
+            raise Unstreamed("not an array")
+        return sum(1 for _ in stream.items() if stream.value() is not None)
+
+    path = tmp_path / "doc.json"
+    doc = {"a": 1, "files": [{"key": str(i)} for i in range(500)], "z": {"n": [1, 2]}}
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    assert object_without(path, "files", count) == ({"a": 1, "z": {"n": [1, 2]}}, 500)
+    assert list(member_items(path, "files")) == doc["files"]
+    # every shape the streamed read leaves to the whole read: None, never a wrong answer
+    for text in ('{"a": 1}', '{"files": [], "files": []}', '[1]', '{"files": 3}', '{"files": [1,', "",
+                 '{"files": [1]} x'):
+        path.write_text(text, encoding="utf-8")
+        assert object_without(path, "files", count) is None, text
+    assert object_without(tmp_path / "missing.json", "files", count) is None
+    for text, error in (('{"a": 1}', Unstreamed), ('[1]', Unstreamed), ('{"files": 3}', Unstreamed),
+                        ('{"files": [1,', ValueError)):
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(error):
+            list(member_items(path, "files"))

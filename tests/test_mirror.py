@@ -27,6 +27,7 @@ from vmeval_hf.errors import (
     S3AuthError,
     S3BucketNotFoundError,
     S3ConflictError,
+    S3Error,
     S3UnreachableError,
     VmevalError,
 )
@@ -585,3 +586,88 @@ def test_s3_sync_script_names_a_missing_bucket_in_one_line(tmp_path: Path, s3_se
                              env=dict(os.environ, PYTHONPATH=str(REPO), S3_BUCKET="vmeval-no-such-bucket"))
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()] and "aws s3 mb" in missing.stderr
+
+
+# -- MANIFEST.json read as a stream ------------------------------------------------------------------
+
+
+def _rewrite_manifest(settings: Settings, doc: dict[str, Any], *, text: bytes | None = None) -> None:
+    raw_client(settings).put_object(Bucket=settings.s3_bucket, Key=f"{DAY}/MANIFEST.json",
+                                    Body=text if text is not None else canonical_json(doc).encode())
+
+
+def test_the_manifest_is_streamed_in_key_order_and_an_unordered_one_read_whole(tmp_path: Path,
+                                                                               s3_settings: Settings) -> None:
+    """``open_manifest``: the prefix's own ``MANIFEST.json`` streams from a temporary copy (removed
+    after); one whose files are out of key order is read whole and sorted, with the same result;
+    one that is not ours is refused as ``manifest_at`` refuses it; no manifest is None."""
+    import tempfile
+
+    from vmeval_hf.s3.mirror import open_bucket, open_manifest
+
+    data = make_tree(tmp_path)
+    mirror_version(data, settings=s3_settings, date=DAY)
+    doc = read_manifest(settings=s3_settings, date=DAY)
+    assert doc is not None
+    bucket = open_bucket(s3_settings, 1, None)
+    before = set(Path(tempfile.gettempdir()).glob("vmeval-manifest-*"))
+    with open_manifest(bucket, DAY) as streamed:
+        assert streamed is not None and streamed._path is not None  # read as a stream, from its copy
+        assert list(streamed.files()) == doc["files"] and streamed.head == {k: v for k, v in doc.items() if k != "files"}
+    assert set(Path(tempfile.gettempdir()).glob("vmeval-manifest-*")) == before
+
+    _rewrite_manifest(s3_settings, {**doc, "files": list(reversed(doc["files"]))})
+    with open_manifest(bucket, DAY) as whole:
+        assert whole is not None and whole._path is None and list(whole.files()) == doc["files"]
+    assert verify_s3(settings=s3_settings, date=DAY) == []
+
+    _rewrite_manifest(s3_settings, {**doc, "schema": 99})
+    with pytest.raises(S3Error, match="not a schema-1 vmeval-hf manifest"), open_manifest(bucket, DAY):
+        pass
+    _rewrite_manifest(s3_settings, doc, text=b'{"files": [')
+    with pytest.raises(S3Error, match="not valid JSON"), open_manifest(bucket, DAY):
+        pass
+    with open_manifest(bucket, "20240101") as none:
+        assert none is None
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_listing_and_the_manifest_walked_side_by_side_find_what_sets_find(seed: int) -> None:
+    """``_side_by_side`` (verify_s3's walk) against the same comparison made with whole sets, on
+    random manifests and listings: missing, extra and size problems, and the objects left to HEAD."""
+    import random
+
+    from vmeval_hf.s3.read import _side_by_side
+
+    rng = random.Random(seed)
+    keys = sorted({f"data/questions/{rng.choice('abc')}_task/{rng.randrange(40):04d}/{rng.choice('xyz')}"
+                   for _ in range(rng.randrange(0, 60))})
+    files = [{"key": k, "size": rng.randrange(1, 4)} for k in keys if rng.random() < 0.8]
+    listed = sorted([(f"{DAY}/{k}", rng.randrange(1, 4)) for k in keys if rng.random() < 0.8]
+                    + [(f"{DAY}/MANIFEST.json", 9)])
+    problems: list[Any] = []
+    heads = list(_side_by_side(iter(files), iter(listed), DAY, problems))
+    sizes = dict(listed)
+    sizes.pop(f"{DAY}/MANIFEST.json")
+    wanted = {f"{DAY}/{f['key']}": f["size"] for f in files}
+    assert {(m.key, m.problem) for m in problems} == (
+        {(k, "missing") for k in wanted if k not in sizes}
+        | {(k, "extra") for k in sizes if k not in wanted}
+        | {(k, "size") for k in wanted if k in sizes and sizes[k] != wanted[k]})
+    assert [k for k, _ in heads] == [k for k in sorted(wanted) if sizes.get(k) == wanted[k]]
+
+
+def test_pull_refuses_an_unsafe_key_before_writing_anything(tmp_path: Path, s3_settings: Settings) -> None:
+    """A ``MANIFEST.json`` naming a key that would land outside the destination (listed last, so
+    every other file would be downloaded first by a pull that checked as it went): refused, with
+    nothing written."""
+    data = make_tree(tmp_path / "src")
+    mirror_version(data, settings=s3_settings, date=DAY)
+    doc = read_manifest(settings=s3_settings, date=DAY)
+    assert doc is not None
+    doc["files"].append({"key": "data/questions/zz/../../../escape.txt", "size": 1, "sha256": "0" * 64})
+    _rewrite_manifest(s3_settings, doc)
+    dest = tmp_path / "pulled"
+    with pytest.raises(S3Error, match="unsafe key"):
+        pull_s3(settings=s3_settings, date=DAY, dest=dest, workers=2)
+    assert not dest.exists()

@@ -61,7 +61,14 @@ from .s3.layout import (
     parse_date,
     source_key,
 )
-from .s3.mirror import MirrorResult, mirror_version, read_manifest, read_release_manifest
+from .s3.mirror import (
+    MirrorManifest,
+    MirrorResult,
+    mirror_version,
+    read_manifest,
+    read_manifest_stream,
+    read_release_manifest,
+)
 from .s3.read import pull_s3, verify_s3
 from .versions import VersionLog, complete_entry
 from .versions.lookup import next_free_version, require_version
@@ -461,30 +468,40 @@ def verify_sides(settings: Settings, manifest: ReleaseManifest, *, repo: str | N
         problems += verify_hub(settings=settings, repo_id=repo, version=manifest["version"], expected=manifest,
                                expected_commit=commit, expected_file=manifest_file)
     if date:
-        remote = read_manifest(settings=settings, date=date)
-        problems += verify_s3(settings=settings, date=date, manifest=remote)  # one GET of MANIFEST.json
-        remote = remote or {}
-        if remote.get("content_sha256") != manifest["content_sha256"]:
-            problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/{MIRROR_MANIFEST}", "sha256",
-                                     "content_sha256 differs from the release"))
-        if remote:
-            problems += _s3_against_release(settings, date, remote, manifest, manifest_file)
+        with read_manifest_stream(settings=settings, date=date) as remote:  # one GET of MANIFEST.json
+            problems += verify_s3(settings=settings, date=date, manifest=remote)
+            if (remote.get("content_sha256") if remote else None) != manifest["content_sha256"]:
+                problems.append(Mismatch(f"s3://{settings.s3_bucket}/{date}/{MIRROR_MANIFEST}", "sha256",
+                                         "content_sha256 differs from the release"))
+            if remote is not None:
+                problems += _s3_against_release(settings, date, remote, manifest, manifest_file)
     return problems
 
 
-def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any],
+def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any] | MirrorManifest,
                         manifest: ReleaseManifest, manifest_file: Path | None = None) -> list[Mismatch]:
     """Sources and release files that ``MANIFEST.json`` records otherwise than the release (its
     sources streamed from ``manifest_file`` when it was read without them).
 
     ``verify_s3`` checks the objects against ``MANIFEST.json``; this ties ``MANIFEST.json`` to the
     recorded release, so an object rewritten together with its ``MANIFEST.json`` entry is caught too.
+    Both lists are walked side by side in key order (the sources' keys keep their paths' order,
+    and every ``data/`` key sorts before the ``release/`` ones), never held.
     """
-    held = {e.get("key"): e for e in remote.get("files") or [] if isinstance(e, dict)}
+    held = MirrorManifest.of(remote) if isinstance(remote, dict) else remote
     sources = ((key, s) for s in sources_of(manifest, manifest_file) if (key := source_key(manifest, s["path"])))
+    files = sorted((f"release/{f['path']}", f) for f in manifest["files"])
+    recorded = ((e.get("key"), e) for e in held.files())
+    here = next(recorded, None)
     out: list[Mismatch] = []
-    for key, want in itertools.chain(sources, ((f"release/{f['path']}", f) for f in manifest["files"])):
-        got, where = held.get(key), f"s3://{settings.s3_bucket}/{date}/{key}"
+    last = None
+    for key, want in itertools.chain(sources, files):
+        if last is not None and not last < key:
+            raise ValueError(f"release entries not in key order: {key!r} after {last!r}")
+        last = key
+        while here is not None and here[0] < key:
+            here = next(recorded, None)
+        got, where = here[1] if here is not None and here[0] == key else None, f"s3://{settings.s3_bucket}/{date}/{key}"
         if got is None:
             out.append(Mismatch(where, "missing", "in the release but not in MANIFEST.json"))
         elif (got.get("size"), got.get("sha256")) != (want["size"], want["sha256"]):
@@ -614,10 +631,10 @@ def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: 
         raise ConfigError(f"version {version} was not mirrored to S3; pull it with --from hub")
     with tempfile.TemporaryDirectory(prefix="vmeval-pull-") as scratch:
         expected, expected_file = recorded_release(settings, entry, Path(data_dir), Path(scratch))
-        remote = read_manifest(settings=settings, date=day) if expected is not None else None
         wrong: list[Mismatch] = []
-        if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
-            wrong = _s3_against_release(settings, day, remote, expected, expected_file)
+        with read_manifest_stream(settings=settings, date=day) as remote:
+            if remote is not None and expected is not None:  # no MANIFEST.json at all: pull_s3 says so
+                wrong = _s3_against_release(settings, day, remote, expected, expected_file)
         if wrong:
             raise IntegrityError(f"{wrong[0].where}: {wrong[0].detail}; the S3 copy of {version} was altered "
                                  f"after publishing, so nothing was pulled: run `vmeval-hf verify {version}`",

@@ -18,8 +18,9 @@ import codecs
 import functools
 import json
 import re
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 #: bytes read at a time; the buffer holds about this much text (more only for a longer value)
 CHUNK = 1 << 16
@@ -28,6 +29,7 @@ CHUNK = 1 << 16
 #: of the cut (but an unterminated string, which it reports at the string's start)
 _CUT = 16
 _WS = re.compile(r"[ \t\n\r]*")  # json.decoder.WHITESPACE
+T = TypeVar("T")
 
 
 class JsonStreamError(ValueError):
@@ -227,3 +229,56 @@ class JsonStream:
         """Only whitespace may follow the document."""
         if self.skip_ws():
             raise self.error("Extra data", self.pos)
+
+
+# --- one big array in a document ---------------------------------------------------------------
+
+
+class Unstreamed(Exception):
+    """A document the streamed readers below leave to the whole-file read: not the shape they
+    expect (a caller's walk raises it too, for an element it does not expect)."""
+
+
+def object_without(path: str | Path, key: str, walk: Callable[[JsonStream], T]) -> tuple[dict[str, Any], T] | None:
+    """The JSON object in the file ``path`` without its member ``key``, and what ``walk`` made of
+    that member, called at its value as the stream passes it (so a list of any length is never
+    held). None when the file cannot be read so: missing, not JSON, not an object, ``key`` absent
+    or given twice, or ``walk`` raised :class:`Unstreamed`; the caller then reads it whole, which
+    reports each of those as it always has."""
+    walked: list[T] = []
+    try:
+        with open(path, "rb") as f:
+            stream = JsonStream(f)
+            if stream.start() != "{":
+                return None
+            doc: dict[str, Any] = {}
+            for name in stream.members():
+                if name != key:
+                    doc[name] = stream.value()
+                elif walked:
+                    return None
+                else:
+                    walked.append(walk(stream))
+            stream.end()
+    except (OSError, JsonStreamError, RecursionError, Unstreamed):
+        return None
+    return (doc, walked[0]) if walked else None
+
+
+def member_items(path: str | Path, key: str) -> Iterator[Any]:
+    """The elements of the array that is member ``key`` of the JSON object in the file ``path``,
+    one at a time. :class:`Unstreamed` if the document is not an object holding such an array;
+    :class:`JsonStreamError` and :class:`OSError` as the read meets them."""
+    with open(path, "rb") as f:
+        stream = JsonStream(f)
+        if stream.start() != "{":
+            raise Unstreamed(f"{path} is not a JSON object")
+        for name in stream.members():
+            if name == key:
+                if stream.skip_ws() != "[":
+                    raise Unstreamed(f"{path}: {key} is not an array")
+                for _ in stream.items():
+                    yield stream.value()
+                return
+            stream.value()
+    raise Unstreamed(f"{path} has no {key}")

@@ -91,14 +91,7 @@ def diff_manifests(old: ReleaseManifest, new: ReleaseManifest, *, old_file: Path
     """The difference between two release manifests. A manifest read without its source list
     (``load_release(..., sources=False)``) has it streamed from its file, given as ``old_file`` or
     ``new_file`` (:func:`~vmeval_hf.release.release_manifest.sources_of`)."""
-    return diff_sources(old["version"], _ordered(old, old_file), new["version"], _ordered(new, new_file))
-
-
-def _ordered(manifest: ReleaseManifest, file: Path | None) -> Iterable[FileEntry]:
-    """``manifest``'s sources in path order: a list held in memory sorted (a document from
-    elsewhere may list them in any order), a file's streamed (read in order, or refused)."""
-    sources = sources_of(manifest, file)
-    return sorted(sources, key=lambda s: s["path"]) if isinstance(sources, list) else sources
+    return diff_sources(old["version"], sources_of(old, old_file), new["version"], sources_of(new, new_file))
 
 
 def diff_sources(old: str, old_sources: Iterable[FileEntry], new: str,
@@ -160,7 +153,8 @@ class History:
         None without one."""
         if self.previous is None:
             return None
-        return diff_sources(self.previous["version"], _ordered(self.previous, self.previous_file), version, sources)
+        return diff_sources(self.previous["version"], sources_of(self.previous, self.previous_file), version,
+                            sources)
 
     def rows(self, version: str, questions: int, content: str, sources: Iterable[FileEntry]) -> list[dict[str, str]]:
         """The table's rows, every cell as text; ``sources``: this version's source list (read only

@@ -332,10 +332,11 @@ def iter_sources(manifest_file: str | Path) -> Iterator[FileEntry]:
 
 
 def sources_of(manifest: ReleaseManifest, manifest_file: str | Path | None) -> Iterable[FileEntry]:
-    """``manifest``'s source list: its own, or, for a manifest read without it
-    (``load_release(..., sources=False)``), streamed from ``manifest_file``, the file it was read from."""
+    """``manifest``'s source list in path order: its own (sorted: a document from elsewhere may list
+    them in any order), or, for a manifest read without it (``load_release(..., sources=False)``),
+    streamed from ``manifest_file``, the file it was read from (in order, or refused)."""
     if "sources" in manifest:
-        return manifest["sources"]
+        return sorted(manifest["sources"], key=lambda s: s["path"])
     if manifest_file is None:
         raise ValueError("a release manifest read without its sources needs the file it was read from")
     return iter_sources(manifest_file)

@@ -391,13 +391,31 @@ class S3Bucket:
 
     def list_sizes(self, prefix: str) -> dict[str, int]:
         """Every key under ``prefix`` with its size."""
-        out: dict[str, int] = {}
+        return dict(self.iter_sizes(prefix))
+
+    def iter_sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """``(key, size)`` of every key under ``prefix``, a page at a time, in the order S3 lists
+        them: ascending UTF-8 bytes, which is the order of the keys as Python strings."""
         with self.errors("ListObjectsV2", prefix):
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.name, Prefix=prefix):
                 for obj in page.get("Contents", ()):
-                    out[obj["Key"]] = int(obj["Size"])
-        return out
+                    yield obj["Key"], int(obj["Size"])
+
+    def get_to_file(self, key: str, target: Path) -> bool:
+        """Download ``key`` to ``target`` a chunk at a time (the bytes are not checked: for an object
+        the caller checks by its content, such as a manifest); False when the key does not exist."""
+        with self.errors("GetObject", key):
+            try:
+                resp = self.client.get_object(Bucket=self.name, Key=key)
+            except ClientError as exc:
+                if self._code(exc) in _NOT_FOUND_CODES:
+                    return False
+                raise
+            with open(target, "wb") as fh:
+                for chunk in resp["Body"].iter_chunks(1 << 20):
+                    fh.write(chunk)
+        return True
 
     def put_once(self, key: str, body: bytes, sha256_hex: str, content_type: str | None = None) -> bool:
         """Create ``key`` with ``body`` unless it exists. True if written, False if it already existed.

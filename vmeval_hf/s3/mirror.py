@@ -18,17 +18,21 @@ progress goes to an optional ``progress(files_done, bytes_done, files_total, byt
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import mimetypes
 import os
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .._shared.fs import canonical_json, parse_size, sha256_bytes
+from .._shared.jsonstream import JsonStream, Unstreamed, member_items, object_without
 from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3ConflictError, S3Error
 from ..release.release_manifest import RELEASE_MANIFEST, SCHEMA, ReleaseManifest, load_release
@@ -121,6 +125,14 @@ def run_parallel(fn: Callable[[T], Any], items: Iterable[T], workers: int) -> li
     return results
 
 
+def run_batched(fn: Callable[[T], Any], items: Iterable[T], workers: int, batch: int = 4096) -> Iterator[Any]:
+    """:func:`run_parallel` over ``items`` a ``batch`` at a time, yielding the results in order:
+    a stream of any length takes the memory of one batch."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, batch)):
+        yield from run_parallel(fn, chunk, workers)
+
+
 def open_bucket(settings: Settings, workers: int, client: Any | None) -> S3Bucket:
     return S3Bucket(client if client is not None else make_client(settings, workers), settings)
 
@@ -128,8 +140,10 @@ def open_bucket(settings: Settings, workers: int, client: Any | None) -> S3Bucke
 def _get_json(bucket: S3Bucket, key: str, error: type[S3Error] | type[IntegrityError]) -> Any:
     """The JSON object stored at ``key``, None if there is none; ``error`` if it is not JSON."""
     raw = bucket.get_bytes(key)
-    if raw is None:
-        return None
+    return None if raw is None else _json_of(bucket, key, raw, error)
+
+
+def _json_of(bucket: S3Bucket, key: str, raw: bytes, error: type[S3Error] | type[IntegrityError]) -> Any:
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -140,12 +154,84 @@ def _get_json(bucket: S3Bucket, key: str, error: type[S3Error] | type[IntegrityE
 def manifest_at(bucket: S3Bucket, date: str) -> dict[str, Any] | None:
     key = f"{date}/{MIRROR_MANIFEST}"
     doc = _get_json(bucket, key, S3Error)
-    if doc is None:
-        return None
+    return None if doc is None else _checked_manifest(bucket, key, doc)
+
+
+def _checked_manifest(bucket: S3Bucket, key: str, doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), list):
         raise S3Error(f"{bucket.uri(key)} is not a schema-{MANIFEST_SCHEMA} vmeval-hf manifest; "
                       "this prefix was not written by vmeval-hf: pick another --date", key=key)
     return doc
+
+
+class MirrorManifest:
+    """A prefix's ``MANIFEST.json`` for the readers that walk its files once, in key order (verify,
+    pull, the check against the release): its fields but ``files`` in :attr:`head`, and
+    :meth:`files`. Opened by :func:`open_manifest` from a downloaded copy, streamed (400,000 entries
+    at 100,000 questions are never held); made by :meth:`of` from a document held whole."""
+
+    def __init__(self, head: dict[str, Any], *, path: Path | None = None,
+                 files: list[dict[str, Any]] | None = None) -> None:
+        self.head, self._path, self._files = head, path, files
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> MirrorManifest:
+        files = [f for f in doc.get("files") or [] if isinstance(f, dict)]
+        return cls({k: v for k, v in doc.items() if k != "files"},
+                   files=sorted(files, key=lambda f: str(f.get("key"))))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.head.get(name, default)
+
+    def files(self) -> Iterator[dict[str, Any]]:
+        """Every file entry, in ascending key order (checked when the copy was opened)."""
+        if self._files is not None:
+            yield from self._files
+        else:
+            assert self._path is not None
+            yield from member_items(self._path, "files")
+
+
+def _files_in_order(stream: JsonStream) -> int:
+    """Walk ``MANIFEST.json``'s ``files``: how many; :class:`Unstreamed` unless each is an object
+    with a string key, in strictly ascending key order (anything else is read whole instead)."""
+    if stream.skip_ws() != "[":
+        raise Unstreamed("files is not an array")
+    count, last = 0, None
+    for _ in stream.items():
+        e = stream.value()
+        key = e.get("key") if isinstance(e, dict) else None
+        if not isinstance(key, str) or (last is not None and not last < key):
+            raise Unstreamed("files not in key order")
+        count, last = count + 1, key
+    return count
+
+
+@contextmanager
+def open_manifest(bucket: S3Bucket, date: str) -> Iterator[MirrorManifest | None]:
+    """The ``MANIFEST.json`` of prefix ``date`` (None if the prefix is not complete), downloaded to
+    a temporary folder removed on leaving and read there as a stream; a document of another shape
+    is read whole, with :func:`manifest_at`'s checks and errors."""
+    key = f"{date}/{MIRROR_MANIFEST}"
+    with tempfile.TemporaryDirectory(prefix="vmeval-manifest-") as tmp:
+        path = Path(tmp) / MIRROR_MANIFEST
+        if not bucket.get_to_file(key, path):
+            yield None
+            return
+        read = object_without(path, "files", _files_in_order)
+        if read is not None and read[0].get("schema") == MANIFEST_SCHEMA:
+            yield MirrorManifest(read[0], path=path)
+            return
+        doc = _checked_manifest(bucket, key, _json_of(bucket, key, path.read_bytes(), S3Error))
+        yield MirrorManifest.of(doc)
+
+
+@contextmanager
+def read_manifest_stream(*, settings: Settings, date: str, client: Any | None = None
+                         ) -> Iterator[MirrorManifest | None]:
+    """:func:`read_manifest` for a reader that walks the files once: :func:`open_manifest`."""
+    with open_manifest(open_bucket(settings, 1, client), parse_date(date)) as manifest:
+        yield manifest
 
 
 def read_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:

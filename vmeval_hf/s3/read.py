@@ -12,6 +12,9 @@ calls go through :mod:`vmeval_hf.s3.client`.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,10 +27,12 @@ from .client import S3Bucket
 from .layout import MIRROR_MANIFEST, file_list, parse_date
 from .mirror import (
     DEFAULT_WORKERS,
+    MirrorManifest,
     Progress,
     ProgressCounter,
-    manifest_at,
     open_bucket,
+    open_manifest,
+    run_batched,
     run_parallel,
 )
 from .transfer import holds
@@ -40,44 +45,62 @@ def verify_s3(
     expected: list[dict[str, Any]] | None = None,
     workers: int = DEFAULT_WORKERS,
     client: Any | None = None,
-    manifest: dict[str, Any] | None = None,
+    manifest: dict[str, Any] | MirrorManifest | None = None,
 ) -> list[Mismatch]:
     """Compare prefix ``date`` with a manifest without downloading: list once, HEAD every key.
 
     ``expected`` is a list of ``{"key", "size", "sha256"}`` (keys relative to ``<D>/``, as from
     :func:`~vmeval_hf.s3.layout.build_manifest_entries`); by default the prefix's own ``MANIFEST.json``,
     read here unless the caller passes it as ``manifest`` (from
-    :func:`~vmeval_hf.s3.mirror.read_manifest`). Returns one
+    :func:`~vmeval_hf.s3.mirror.read_manifest` or :func:`~vmeval_hf.s3.mirror.open_manifest`). Returns one
     :class:`Mismatch` per problem (missing, extra, size, sha256, no-manifest); empty means clean.
+
+    The manifest's files and the bucket listing are walked side by side in key order, and the
+    HEADs sent a batch at a time: a prefix of any size takes the memory of a batch.
     """
     d = parse_date(date)
     bucket = open_bucket(settings, workers, client)
-    if manifest is None:
-        manifest = manifest_at(bucket, d)
-    problems: list[Mismatch] = []
-    manifest_key = f"{d}/{MIRROR_MANIFEST}"
-    if manifest is None:
-        problems.append(Mismatch(manifest_key, "no-manifest",
-                                 f"{bucket.uri(manifest_key)} is missing: the prefix is unfinished or was never published"))
-        if expected is None:
-            return problems
-    files = file_list(expected if expected is not None else manifest["files"])  # type: ignore[index]
-    existing = bucket.list_sizes(f"{d}/")
-    existing.pop(manifest_key, None)
-    to_head = []
+    with ExitStack() as stack:
+        held = MirrorManifest.of(manifest) if isinstance(manifest, dict) else manifest
+        if manifest is None:
+            held = stack.enter_context(open_manifest(bucket, d))
+        problems: list[Mismatch] = []
+        if held is None:
+            key = f"{d}/{MIRROR_MANIFEST}"
+            problems.append(Mismatch(key, "no-manifest",
+                                     f"{bucket.uri(key)} is missing: the prefix is unfinished or was never published"))
+            if expected is None:
+                return problems
+        files = iter(file_list(expected)) if expected is not None else held.files()  # type: ignore[union-attr]
+        to_head = _side_by_side(files, bucket.iter_sizes(f"{d}/"), d, problems)
+        problems += [m for m in run_batched(lambda item: _check_object(bucket, *item), to_head, workers) if m]
+    return sorted(problems, key=lambda m: (m.key, m.problem))
+
+
+def _side_by_side(files: Iterator[dict[str, Any]], listed: Iterator[tuple[str, int]], d: str,
+                  problems: list[Mismatch]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Walk the manifest's ``files`` and the listing of ``<d>/`` (both in key order) together: a
+    key missing from the bucket, of another size or not in the manifest goes to ``problems``;
+    ``(key, entry)`` of every object listed with its size is yielded, to be HEADed."""
+    skip = f"{d}/{MIRROR_MANIFEST}"
+    listing = ((k, size) for k, size in listed if k != skip)
+    here = next(listing, None)
     for e in files:
         key = f"{d}/{e['key']}"
-        size = existing.pop(key, None)
-        if size is None:
+        while here is not None and here[0] < key:
+            problems.append(Mismatch(here[0], "extra", "not in the manifest"))
+            here = next(listing, None)
+        if here is None or here[0] != key:
             problems.append(Mismatch(key, "missing", "not in the bucket"))
-        elif size != e["size"]:
+            continue
+        size, here = here[1], next(listing, None)
+        if size != e["size"]:
             problems.append(Mismatch(key, "size", f"{size} bytes, expected {e['size']}"))
         else:
-            to_head.append((key, e))
-
-    problems += [m for m in run_parallel(lambda item: _check_object(bucket, *item), to_head, workers) if m]
-    problems += [Mismatch(k, "extra", "not in the manifest") for k in sorted(existing)]
-    return sorted(problems, key=lambda m: (m.key, m.problem))
+            yield key, e
+    while here is not None:
+        problems.append(Mismatch(here[0], "extra", "not in the manifest"))
+        here = next(listing, None)
 
 
 def _check_object(bucket: S3Bucket, key: str, e: dict[str, Any]) -> Mismatch | None:
@@ -126,52 +149,61 @@ def pull_s3(
 
     Every file is checked against the manifest's sha256 before it is moved into place (temp file,
     then rename), so a corrupted object raises IntegrityError naming the key and leaves nothing
-    behind for it. Files already present with the right sha256 are not downloaded again.
+    behind for it. Files already present with the right sha256 are not downloaded again. The
+    manifest is walked twice as a stream (every key checked safe before anything is written, then
+    the downloads a batch at a time), never held.
     """
     d = parse_date(date)
     bucket = open_bucket(settings, workers, client)
-    manifest = manifest_at(bucket, d)
-    if manifest is None:
-        raise S3Error(f"{bucket.uri(d + '/')} has no {MIRROR_MANIFEST}: nothing complete was published "
-                      "there (wrong --date, or an unfinished mirror: re-run it)", key=f"{d}/{MIRROR_MANIFEST}")
     prefix = "release/" if release else "data/questions/"
     root = Path(dest) if release else Path(dest) / "questions"
-    wanted = [e for e in manifest["files"] if e["key"].startswith(prefix)]
-    if not wanted:
-        what = "release files" if release else "question files"
-        raise S3Error(f"{bucket.uri(d + '/')} holds no {what} (version {manifest.get('version')})")
-    counter = ProgressCounter(progress, len(wanted), sum(e["size"] for e in wanted))
-    jobs = _jobs(bucket, d, wanted, prefix, root)
+    with open_manifest(bucket, d) as manifest:
+        if manifest is None:
+            raise S3Error(f"{bucket.uri(d + '/')} has no {MIRROR_MANIFEST}: nothing complete was published "
+                          "there (wrong --date, or an unfinished mirror: re-run it)", key=f"{d}/{MIRROR_MANIFEST}")
 
-    def one(job: tuple[str, Path, dict[str, Any]]) -> str:
-        key, target, e = job
-        if _holds(target, e):
-            outcome = "skipped"
-        else:
-            bucket.download_verified(key, target, e["size"], e["sha256"])
-            outcome = "downloaded"
-        counter.add(1, e["size"])
-        return outcome
+        def jobs() -> Iterator[tuple[str, Path, dict[str, Any]]]:
+            return (_job(bucket, d, e, prefix, root) for e in manifest.files() if e["key"].startswith(prefix))
 
-    outcomes = run_parallel(one, jobs, workers)
+        files = size = 0
+        for _, _, e in jobs():  # every key checked before anything is written
+            files, size = files + 1, size + e["size"]
+        if not files:
+            what = "release files" if release else "question files"
+            raise S3Error(f"{bucket.uri(d + '/')} holds no {what} (version {manifest.get('version')})")
+        counter = ProgressCounter(progress, files, size)
+
+        def one(job: tuple[str, Path, dict[str, Any]]) -> str:
+            key, target, e = job
+            if _holds(target, e):
+                outcome = "skipped"
+            else:
+                bucket.download_verified(key, target, e["size"], e["sha256"])
+                outcome = "downloaded"
+            counter.add(1, e["size"])
+            return outcome
+
+        outcomes = Counter(run_batched(one, jobs(), workers))
     return PullResult(
-        dest=Path(dest), root=root, date=d, version=manifest.get("version"), files=len(wanted),
-        bytes=counter.bytes_total, downloaded=outcomes.count("downloaded"), skipped=outcomes.count("skipped"),
+        dest=Path(dest), root=root, date=d, version=manifest.get("version"), files=files,
+        bytes=counter.bytes_total, downloaded=outcomes["downloaded"], skipped=outcomes["skipped"],
     )
 
 
 def _jobs(bucket: S3Bucket, d: str, wanted: list[dict[str, Any]], prefix: str, root: Path
           ) -> list[tuple[str, Path, dict[str, Any]]]:
-    """``(object key, local target, manifest entry)`` per entry; a key that would land outside
-    ``root`` (``..``, absolute) is refused before anything is written."""
-    jobs = []
-    for e in wanted:
-        rel = PurePosixPath(e["key"][len(prefix):])
-        if not e["key"].startswith(prefix) or rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise S3Error(f"{bucket.uri(d + '/' + MIRROR_MANIFEST)} lists an unsafe key {e['key']!r}; "
-                          "refusing to write outside the destination", key=e["key"])
-        jobs.append((f"{d}/{e['key']}", root.joinpath(*rel.parts), e))
-    return jobs
+    """:func:`_job` of every entry: all are checked before anything is written."""
+    return [_job(bucket, d, e, prefix, root) for e in wanted]
+
+
+def _job(bucket: S3Bucket, d: str, e: dict[str, Any], prefix: str, root: Path) -> tuple[str, Path, dict[str, Any]]:
+    """``(object key, local target, manifest entry)``; a key that would land outside ``root``
+    (``..``, absolute) is refused."""
+    rel = PurePosixPath(e["key"][len(prefix):])
+    if not e["key"].startswith(prefix) or rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise S3Error(f"{bucket.uri(d + '/' + MIRROR_MANIFEST)} lists an unsafe key {e['key']!r}; "
+                      "refusing to write outside the destination", key=e["key"])
+    return f"{d}/{e['key']}", root.joinpath(*rel.parts), e
 
 
 def _holds(target: Path, e: dict[str, Any]) -> bool:
