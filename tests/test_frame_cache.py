@@ -164,8 +164,15 @@ import json, sys
 from vmeval_hf.tree import validate
 validate._MIN_PER_JOB = int(sys.argv[3])
 jobs = []
-inner = validate.run_forked
-validate.run_forked = lambda js, n, **kw: jobs.append(len(js)) or inner(js, n, **kw)
+inner = validate.run_forked_as_done
+def counting(js, n):
+    jobs.append(0)
+    def each():
+        for job in js:
+            jobs[-1] += 1
+            yield job
+    return inner(each(), n)
+validate.run_forked_as_done = counting
 r = validate.validate_tree(sys.argv[1], workers=int(sys.argv[2]), frame_cache=False,
                            keep_questions=sys.argv[4] == "keep")
 print(json.dumps({"problems": [p.as_dict() for p in r.problems], "ids": [q.id for q in r.question_list],
@@ -196,7 +203,7 @@ def test_checking_in_workers_finds_what_one_process_finds(tmp_path: Path) -> Non
     assert one["jobs"] == [] and len(one["problems"]) == 6 and one["questions"] == 7
     assert one["frames"] == [20, 0]
     assert [p["path"] for p in one["problems"] if p["path"].endswith("vmeval_dataset.json")]
-    for per_job, jobs in ((50, 4), (2, 6)):
+    for per_job, jobs in ((50, 5), (2, 7)):  # one job per domain or run of two, and one reads the manifest
         two = _check(data, 2, per_job)
         assert two["jobs"] == [jobs]
         assert {k: v for k, v in two.items() if k != "jobs"} == {k: v for k, v in one.items() if k != "jobs"}

@@ -22,7 +22,7 @@ import pickle
 import selectors
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from ..errors import BuildError
@@ -139,6 +139,52 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     return results
 
 
+def run_forked_as_done(jobs: Iterable[tuple[str, Callable[[], T]]], workers: int) -> Iterator[tuple[int, T]]:
+    """Run each ``(name, job)`` in its own forked child, at most ``workers`` at once, in the given
+    order; yield ``(index, result)`` for each as it finishes (``index``: its place in ``jobs``).
+
+    Unlike :func:`run_forked`, this process holds neither every job nor every result at once:
+    a job is taken from ``jobs`` only when a child is free for it (so its inputs are made then),
+    and each result is handed on as it comes in. For work in many small jobs whose inputs and
+    results together grow with the tree. Exhaust or close the iterator: closing it early kills
+    and reaps the children still running, as an interruption does.
+    """
+    todo = iter(enumerate(jobs))
+    running: dict[int, _Running] = {}  # read fd -> the child writing to it
+    names: dict[int, str] = {}  # job index -> name, while it runs
+    exiting: list[int] = []  # children that answered and are exiting, reaped at the end
+    sel = selectors.DefaultSelector()
+    gc.freeze()  # as in run_forked: the children share this process's objects untouched
+    try:
+        more = True
+        while more or running:
+            while more and len(running) < max(1, workers):
+                item = next(todo, None)
+                if item is None:
+                    more = False
+                    break
+                index, (names[index], job) = item
+                fd, pid = _spawn(job)
+                running[fd] = _Running(index, pid, bytearray())
+                sel.register(fd, selectors.EVENT_READ)
+                del item, job  # the job's inputs are the child's now
+            if not running:
+                break
+            for key, _ in sel.select():
+                done = _read(key.fd, sel, running)
+                if done is not None:
+                    exiting[:] = _reap_exited(exiting)  # many jobs: no zombie kept for each to the end
+                    exiting.append(done.pid)
+                    yield done.index, _outcome(names.pop(done.index), done.data, done.pid)
+    except BaseException:  # an interruption, a failed job, or the consumer closing early
+        _kill(running)
+        raise
+    finally:
+        sel.close()
+        gc.unfreeze()
+        _reap(exiting)
+
+
 class _Running(NamedTuple):
     """A child at work: its job's index, its pid, the bytes of its answer so far."""
 
@@ -188,6 +234,18 @@ def _reap(pids: list[int]) -> None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass  # reaped already (by _outcome)
+
+
+def _reap_exited(pids: list[int]) -> list[int]:
+    """Reap those of ``pids`` that have exited; the others, still exiting."""
+    left = []
+    for pid in pids:
+        try:
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                left.append(pid)
+        except ChildProcessError:
+            pass  # reaped already
+    return left
 
 
 def _outcome(name: str, data: bytearray, pid: int) -> Any:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -76,6 +77,12 @@ def _read_fd(fd: int, want: int) -> bytes:
 
 def _kind(is_dir: bool) -> str:
     return "a folder" if is_dir else "not a regular file (FIFO, socket or device)"
+
+
+def _is_question_folder(e: os.DirEntry[str], qre: re.Pattern[str]) -> bool:
+    """Whether the entry ``e`` of a domain folder is a question folder: a real folder (not a
+    symlink) named as ``qre`` says."""
+    return e.is_dir(follow_symlinks=True) and not e.is_symlink() and qre.match(e.name) is not None
 
 
 class _Files(NamedTuple):
@@ -419,28 +426,67 @@ class Checker:
         try:
             entries = sorted(os.scandir(ddir), key=lambda e: e.name)
         except OSError as exc:
-            self.add(ddir, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions")
+            self._unlisted(ddir, exc)
             return []
         dname = os.path.basename(ddir)
         found = []
         for e in entries:
-            if not e.is_dir(follow_symlinks=True) or e.is_symlink():
-                p = Path(e.path)
-                if e.is_symlink():
-                    self.entry_ok(p, None, "dir")
-                    if e.is_dir(follow_symlinks=True):
-                        self.add(p, "symlinked_folder", "question folders may not be symlinks; copy it in")
-                    continue
-                self.add(p, "stray_file", "not a question folder; it is ignored (move it elsewhere)", "warning")
-                continue
-            if not qre.match(e.name):
-                self.add(e.path, "bad_folder_name",
-                         f"question folder must be named {domain}_NNNN (4+ ASCII digits); rename it",
-                         question=f"{dname}/{e.name}")
+            if not _is_question_folder(e, qre):
+                self._not_a_question_folder(e, domain, dname)
                 continue
             self.report.folders[e.name] = f"{dname}/{e.name}"
             found.append(e.name if names else e.path)
         return sorted(found, key=lambda f: id_sort_key(f if names else os.path.basename(f)))
+
+    def question_names(self, ddir: str, domain: str, found: Callable[[str], None]) -> int | None:
+        """Hand the name of each valid question folder of one domain to ``found``, in the order
+        the listing gives, holding none of them (for a caller that sorts them on disk: a domain
+        may hold a million); the other entries are recorded as :meth:`question_folders` records
+        them, in name order, once the listing is done. How many entries the folder holds; None
+        if it cannot be listed (recorded: then the names handed over are void)."""
+        qre = question_name_re(domain)
+        odd: list[os.DirEntry[str]] = []  # not question folders: few, kept to be sorted
+        count = 0
+        try:
+            listing = os.scandir(ddir)
+        except OSError as exc:
+            self._unlisted(ddir, exc)
+            return None
+        with listing:
+            while True:
+                try:
+                    e = next(listing, None)
+                except OSError as exc:
+                    self._unlisted(ddir, exc)
+                    return None
+                if e is None:
+                    break
+                count += 1
+                if _is_question_folder(e, qre):
+                    found(e.name)
+                else:
+                    odd.append(e)
+        dname = os.path.basename(ddir)
+        for e in sorted(odd, key=lambda e: e.name):
+            self._not_a_question_folder(e, domain, dname)
+        return count
+
+    def _unlisted(self, ddir: str, exc: OSError) -> None:
+        self.add(ddir, "unreadable", f"cannot list folder ({exc.strerror}); fix permissions")
+
+    def _not_a_question_folder(self, e: os.DirEntry[str], domain: str, dname: str) -> None:
+        """Record why the entry ``e`` of the folder ``dname`` of ``domain`` is not a question folder."""
+        if not e.is_dir(follow_symlinks=True) or e.is_symlink():
+            p = Path(e.path)
+            if e.is_symlink():
+                self.entry_ok(p, None, "dir")
+                if e.is_dir(follow_symlinks=True):
+                    self.add(p, "symlinked_folder", "question folders may not be symlinks; copy it in")
+                return
+            self.add(p, "stray_file", "not a question folder; it is ignored (move it elsewhere)", "warning")
+            return
+        self.add(e.path, "bad_folder_name", f"question folder must be named {domain}_NNNN (4+ ASCII digits); rename it",
+                 question=f"{dname}/{e.name}")
 
     def check_domain(self, ddir: str, domain: str) -> None:
         self.check_questions(self.question_folders(ddir, domain, names=True), domain, ddir)
@@ -462,18 +508,19 @@ class Checker:
         ``elsewhere``: the valid questions other checkers found (the build's worker processes).
         """
         rows = self.listed + (elsewhere or [])
-        self.report.valid = len(rows)
-        if not rows and not self.report.errors:
+        return self.conclude(len(rows), repeated_ids(rows))
+
+    def conclude(self, valid: int, repeated: Iterable[tuple[Listed, Listed]]) -> ValidationReport:
+        """:meth:`finish` for a caller that keeps the questions elsewhere (on disk): ``valid``,
+        how many valid questions the tree has; ``repeated``, each whose id (case aside) an
+        earlier one has, with that first one, in tree order (:func:`repeated_ids`)."""
+        self.report.valid = valid
+        if not valid and not self.report.errors:
             self.add(self.qdir, "empty_tree", "holds no questions; add <domain>_task/<domain>_NNNN folders "
                      "or run `vmeval-hf create`")
-        seen: dict[str, Listed] = {}  # by folded id: refs only, no new string per question
-        for row in rows:
-            key = folded(row.id)
-            if key in seen:
-                self.add(self.qdir / row.source_path, "duplicate_id", f"id {row.id!r} is also used by "
-                         f"{seen[key].source_path}; give each question a unique id", question=row.source_path)
-            else:
-                seen[key] = row
+        for row, first in repeated:
+            self.add(self.qdir / row.source_path, "duplicate_id", f"id {row.id!r} is also used by "
+                     f"{first.source_path}; give each question a unique id", question=row.source_path)
         self.report.question_list.sort(key=lambda x: (x.domain, id_sort_key(x.id)))
         return self.report
 
@@ -483,3 +530,13 @@ class Checker:
             self.check_domain(ddir, domain)
         return self.finish()
 
+
+def repeated_ids(rows: Iterable[Listed]) -> Iterator[tuple[Listed, Listed]]:
+    """Each of ``rows`` (in tree order) whose id, case aside, an earlier one has, with that first one."""
+    seen: dict[str, Listed] = {}  # by folded id: refs only, no new string per question
+    for row in rows:
+        key = folded(row.id)
+        if key in seen:
+            yield row, seen[key]
+        else:
+            seen[key] = row

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from .._shared.jsonstream import JsonStream, JsonStreamError
 from .model import DATASET_MANIFEST, Folders, Listed, Problem, Question, folded
@@ -79,7 +79,7 @@ class _Absent:
 #: an entry's field that the manifest does not give (the seed's ``pairs`` give no path)
 ABSENT: Any = _Absent()
 #: an entry's path that is what it should be, ``<domain>_task/<id>`` (not kept: it is built again)
-_USUAL_PATH: Any = _Absent()
+USUAL_PATH: Any = _Absent()
 
 
 class ManifestEntry(NamedTuple):
@@ -95,7 +95,7 @@ class ManifestEntry(NamedTuple):
 
     @property
     def path(self) -> Any:
-        if self.stored_path is _USUAL_PATH:
+        if self.stored_path is USUAL_PATH:
             return f"{self.domain}_task/{self.id}"
         return self.stored_path
 
@@ -119,7 +119,7 @@ class _Rows:
         qid, domain = e.get("id"), self._shared(e["domain"]) if "domain" in e else ABSENT
         path = e["path"] if "path" in e else ABSENT
         if type(qid) is str and type(domain) is str and path == f"{domain}_task/{qid}":
-            path = _USUAL_PATH
+            path = USUAL_PATH
         return ManifestEntry(self._id(qid), domain, self._shared(e["difficulty"]) if "difficulty" in e else ABSENT,
                              path)
 
@@ -127,6 +127,17 @@ class _Rows:
         """A seed ``pairs`` entry: no path; a missing domain or difficulty is compared as None."""
         return ManifestEntry(self._id(p.get("id")), self._shared(p.get("domain")), self._shared(p.get("difficulty")),
                              ABSENT)
+
+
+class EntryRun(Protocol):
+    """Where the entries of one ``questions`` or ``pairs`` list go as they are read: a list here,
+    a table on disk for a whole-tree check (:mod:`vmeval_hf.tree.records`)."""
+
+    def append(self, entry: ManifestEntry, /) -> None: ...
+
+
+#: makes the run for the next list read
+NewRun = Callable[[], EntryRun]
 
 
 @dataclass
@@ -147,16 +158,16 @@ class _Document(NamedTuple):
     null; False: not a list of objects), the last ``pairs`` member's objects (None: dropped
     while reading, since a ``questions`` list came before or after it), ``total_pairs``."""
 
-    questions: list[ManifestEntry] | None | Literal[False]
-    pairs: list[ManifestEntry] | None
+    questions: EntryRun | None | Literal[False]
+    pairs: EntryRun | None
     total: Any
 
 
-def _questions(stream: JsonStream, rows: _Rows) -> list[ManifestEntry] | None | Literal[False]:
+def _questions(stream: JsonStream, rows: _Rows, new_run: NewRun) -> EntryRun | None | Literal[False]:
     """The ``questions`` member's entries (None: null; False: not a list of objects)."""
     if stream.skip_ws() != "[":
         return None if stream.value() is None else False
-    found: list[ManifestEntry] | None = []
+    found: EntryRun | None = new_run()
     for _ in stream.items():
         e = stream.value()
         if found is not None:
@@ -167,13 +178,13 @@ def _questions(stream: JsonStream, rows: _Rows) -> list[ManifestEntry] | None | 
     return found if found is not None else False
 
 
-def _pairs(stream: JsonStream, rows: _Rows | None) -> list[ManifestEntry] | None:
+def _pairs(stream: JsonStream, rows: _Rows | None, new_run: NewRun) -> EntryRun | None:
     """The ``pairs`` member's objects (``rows`` None: only read through; None). Not a list: no
     entries (as before for an object or a string; other values were a crash)."""
     if stream.skip_ws() != "[":
         stream.value()
-        return [] if rows is not None else None
-    found: list[ManifestEntry] = []
+        return new_run() if rows is not None else None
+    found = new_run()
     for _ in stream.items():
         p = stream.value()
         if rows is not None and isinstance(p, dict):
@@ -181,10 +192,12 @@ def _pairs(stream: JsonStream, rows: _Rows | None) -> list[ManifestEntry] | None
     return found if rows is not None else None
 
 
-def _read_document(stream: JsonStream, keep_pairs: bool, folders: Folders | None) -> _Document | None:
+def _read_document(stream: JsonStream, keep_pairs: bool, folders: Folders | None, new_run: NewRun,
+                   lazy: bool = False) -> _Document | None:
     """One pass over the manifest (None: valid JSON, but not an object). The entries are read one
     at a time, keeping a :class:`ManifestEntry` each; ``pairs`` (every question's full metadata)
-    only while no ``questions`` list is seen, unless ``keep_pairs``.
+    only while no ``questions`` list is seen, unless ``keep_pairs``; never if ``lazy`` (then
+    ``pairs`` is None: read again for them if ``questions`` is None).
 
     As ``json.loads`` would give it: a repeated key's last value counts, and ``questions`` (if
     not null) counts over ``pairs`` wherever each comes in the object."""
@@ -197,16 +210,17 @@ def _read_document(stream: JsonStream, keep_pairs: bool, folders: Folders | None
         stream.end()
         return None
     rows = _Rows(folders)
-    questions: list[ManifestEntry] | None | Literal[False] = None
-    pairs: list[ManifestEntry] | None = []
+    questions: EntryRun | None | Literal[False] = None
+    pairs: EntryRun | None = None if lazy else new_run()
     total = None
     for key in stream.members():
         if key == "questions":
             if stream.skip_ws() == "[" and not keep_pairs:
                 pairs = None  # this list counts (unless a later null one: then read again)
-            questions = _questions(stream, rows)
+            questions = _questions(stream, rows, new_run)
         elif key == "pairs":
-            pairs = _pairs(stream, rows) if keep_pairs or questions is None else _pairs(stream, None)
+            wanted = keep_pairs or (questions is None and not lazy)
+            pairs = _pairs(stream, rows if wanted else None, new_run)
         else:
             value = stream.value()
             if key == "total_pairs":
@@ -223,35 +237,62 @@ def read_manifest_entries(questions_dir: Path, folders: Folders | None = None) -
 
     ``folders``: the tree's folders, if listed already: an entry's id is then the string they
     hold for it, not a copy."""
+    path, listed, total, problems = read_listed(questions_dir, list, folders)
+    return ManifestEntries(path, listed, total, problems)  # type: ignore[arg-type]  (runs of list are lists)
+
+
+def read_listed(questions_dir: Path, new_run: NewRun, folders: Folders | None = None, *,
+                lazy_pairs: bool = False) -> tuple[Path, EntryRun | None, Any, list[Problem]]:
+    """:func:`read_manifest_entries` into runs that ``new_run`` makes: the manifest's path, the
+    run that counts (None if none does: the problems say why), ``total_pairs``, the problems.
+
+    ``lazy_pairs``: read the ``pairs`` entries only if no ``questions`` list counts, in a second
+    pass over the file: for runs that cost more to fill than parsing costs (on disk). A manifest
+    that ``vmeval-hf manifest`` wrote has both lists, ``pairs`` first: its ``pairs`` are then
+    never kept, where otherwise they are kept until ``questions`` comes."""
     path = questions_dir / DATASET_MANIFEST
     if not path.exists():
-        return ManifestEntries(path, None, problems=[Problem(
-            str(path), "manifest_missing", "no master manifest; run `vmeval-hf manifest` to write it", "warning")])
+        return path, None, None, [Problem(
+            str(path), "manifest_missing", "no master manifest; run `vmeval-hf manifest` to write it", "warning")]
     try:
         with path.open("rb") as f:
-            doc = _read_document(JsonStream(f), False, folders)
+            doc = _read_document(JsonStream(f), False, folders, new_run, lazy_pairs)
         if doc is not None and doc.questions is None and doc.pairs is None:
-            # a "questions" list was dropped for a later null one: read the pairs again
+            # a "questions" list was dropped for a later null one (or lazy_pairs): read the pairs again
             with path.open("rb") as f:
-                doc = _read_document(JsonStream(f), True, folders)
+                doc = _read_document(JsonStream(f), True, folders, new_run)
     except (OSError, JsonStreamError, RecursionError) as exc:
-        return ManifestEntries(path, None, problems=[Problem(
-            str(path), "manifest_invalid", f"cannot read the manifest ({exc}); run `vmeval-hf manifest` to rewrite it")])
+        return path, None, None, [Problem(
+            str(path), "manifest_invalid", f"cannot read the manifest ({exc}); run `vmeval-hf manifest` to rewrite it")]
     if doc is None:
-        return ManifestEntries(path, None, problems=[Problem(
-            str(path), "manifest_invalid", "manifest is not a JSON object; run `vmeval-hf manifest`")])
+        return path, None, None, [Problem(
+            str(path), "manifest_invalid", "manifest is not a JSON object; run `vmeval-hf manifest`")]
     listed = doc.questions if doc.questions is not None else doc.pairs
     if listed is None or listed is False:
-        return ManifestEntries(path, None, problems=[Problem(
-            str(path), "manifest_invalid", "manifest `questions` is not a list of objects; run `vmeval-hf manifest`")])
-    return ManifestEntries(path, listed, doc.total)
+        return path, None, None, [Problem(
+            str(path), "manifest_invalid", "manifest `questions` is not a list of objects; run `vmeval-hf manifest`")]
+    return path, listed, doc.total, []
 
 
-def _last_of_runs(rows: list[Any]) -> Iterator[Any]:
+def _last_of_runs(rows: Iterable[Any]) -> Iterator[Any]:
     """``rows`` sorted by id: the last of each run of equal ids (as a dict by id would keep it)."""
-    for i, row in enumerate(rows):
-        if i + 1 == len(rows) or rows[i + 1].id != row.id:
-            yield row
+    last = None
+    for row in rows:
+        if last is not None and row.id != last.id:
+            yield last
+        last = row
+    if last is not None:
+        yield last
+
+
+def _repeated(entries: Iterable[ManifestEntry]) -> Iterator[str]:
+    """The id of each entry whose id (case aside) an earlier one has, in file order."""
+    seen: set[str] = set()
+    for e in entries:
+        key = folded(e.id)
+        if key in seen:
+            yield e.id
+        seen.add(key)
 
 
 def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Collection[str],
@@ -260,36 +301,42 @@ def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Col
 
     ``questions``: the valid questions; ``folders``: the id of every question folder, valid or not;
     ``read``: the manifest as :func:`read_manifest_entries` gave it (read now if not given).
-
-    Both sides are sorted by id and walked together (no dict per question): the problems come
-    in id order within each kind, listed entries first, then folders, then fields.
+    As :func:`sync_problems` words and orders them.
     """
     if read is None:
         read = read_manifest_entries(questions_dir, folders if isinstance(folders, Folders) else None)
     if read.entries is None:
         return list(read.problems)
-    where, listed, total = str(read.path), read.entries, read.total
     if not isinstance(folders, (AbstractSet, Mapping)):
         folders = set(folders)
-    problems = []
+    by_id = attrgetter("id")
+    return sync_problems(str(read.path), _repeated(read.entries), sorted(read.entries, key=by_id),
+                         sorted(questions, key=by_id), folders.__contains__, len(read.entries), read.total)
+
+
+def sync_problems(where: str, repeated: Iterable[str], listed: Iterable[ManifestEntry], questions: Iterable[Listed],
+                  is_folder: Callable[[str], bool], count: int, total: Any) -> list[Problem]:
+    """The differences between the manifest ``where`` and the folders, from streams: ``repeated``,
+    the ids the manifest lists more than once (each time after the first, in file order);
+    ``listed``, its entries sorted by id (stably: of equal ids, the last counts); ``questions``,
+    the valid questions sorted by id; ``is_folder``: whether an id is a question folder's, valid
+    or not; ``count``: how many entries it lists, ``total``: its ``total_pairs``.
+
+    Both sides are walked together, so nothing per question is held here (a caller that holds
+    them sorts lists; a whole-tree check reads them back from disk in order). The problems come
+    in id order within each kind: repeated entries first, then listed entries without a folder,
+    then folders not listed, then fields that differ, then the count.
+    """
     fix = "run `vmeval-hf manifest` to rewrite it from the folders"
     # A repeated entry would hide from every check below (only its last one is compared).
-    seen: set[str] = set()
-    for e in listed:
-        key = folded(e.id)
-        if key in seen:
-            problems.append(Problem(where, "manifest_duplicate_id", f"lists {e.id} more than once; {fix}",
-                                    question=e.id))
-        seen.add(key)
-    del seen
-    by_id = attrgetter("id")
-    in_file = _last_of_runs(sorted(listed, key=by_id))
-    on_disk = _last_of_runs(sorted(questions, key=by_id))
+    problems = [Problem(where, "manifest_duplicate_id", f"lists {qid} more than once; {fix}", question=qid)
+                for qid in repeated]
+    in_file, on_disk = _last_of_runs(listed), _last_of_runs(questions)
     lists_missing, missing, differs = [], [], []
     e, q = next(in_file, None), next(on_disk, None)
     while e is not None or q is not None:
         if q is None or (e is not None and e.id < q.id):  # listed, not a valid question
-            if e.id not in folders:
+            if not is_folder(e.id):
                 lists_missing.append(Problem(where, "manifest_lists_missing",
                                              f"lists {e.id} but no folder holds it; {fix}", question=e.id))
             e = next(in_file, None)
@@ -307,7 +354,7 @@ def manifest_problems(questions_dir: Path, questions: list[Listed], folders: Col
                         question=q.source_path))
             e, q = next(in_file, None), next(on_disk, None)
     problems += lists_missing + missing + differs
-    if total is not None and total != len(listed):
+    if total is not None and total != count:
         problems.append(Problem(where, "manifest_count_differs",
-                                f"total_pairs is {total} but {len(listed)} questions are listed; {fix}"))
+                                f"total_pairs is {total} but {count} questions are listed; {fix}"))
     return problems

@@ -1,24 +1,28 @@
 """Validate a whole question tree: every question folder, the dataset manifest, the other data folders.
 
-Validation collects *every* problem before reporting; nothing here writes (but the cache of
-frame verdicts, :mod:`vmeval_hf.tree.verdicts`). A big tree is checked in two forked worker
+Validation collects *every* problem before reporting; nothing in the tree is written (only the
+cache of frame verdicts, :mod:`vmeval_hf.tree.verdicts`, and the check's own records, in a
+temporary folder: :mod:`vmeval_hf.tree.records`). A big tree is checked in two forked worker
 processes (:func:`check_tree`), as the build compiles it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._shared.forked import folder_count, plan_workers, run_forked
+from .._shared.forked import plan_workers, run_forked_as_done
 from ..config import default_cache_dir
 from .checker import Checker
 from .datafolders import data_folder_problems
-from .dataset_manifest import ManifestEntries, manifest_problems, read_manifest_entries
+from .dataset_manifest import ManifestEntries, manifest_problems
 from .model import Listed, Problem, Question, ValidationReport, listing, resolve_questions_dir
+from .records import Records, StoredManifest, store_manifest, tree_records
 from .verdicts import Verdicts
 
 
@@ -48,94 +52,136 @@ def frame_verdicts(frame_cache: bool | str | Path) -> Verdicts:
 
 @dataclass
 class _Findings:
-    """What checking a run of question folders in a worker gives back (picklable)."""
+    """What checking a run of question folders in a worker gives back (picklable, small)."""
 
     problems: list[Problem]
-    listed: list[Listed]
+    valid: list[tuple[int, str | None]]  # the position and difficulty of each valid question
     questions: list[Question]
     frames: tuple[int, int]  # checked, cached
 
 
-def _check_folders(checker: Checker, ddir: str, domain: str, names: list[str]) -> _Findings:
-    """In a worker: the question folders ``names`` in ``ddir`` (of ``domain``), by a fresh checker
-    with ``checker``'s settings."""
+def _check_folders(checker: Checker, ddir: str, domain: str, first: int, names: list[str]) -> _Findings:
+    """In a worker: the question folders ``names`` in ``ddir`` (of ``domain``; the first at tree
+    position ``first``), by a fresh checker with ``checker``'s settings."""
     mine = Checker(checker.qdir, checker.decode_images, verdicts=checker.verdicts,
                    keep_questions=checker.keep_questions)
     mine.check_questions(names, domain, ddir)
     r = mine.report
-    return _Findings(r.problems, mine.listed, r.question_list, (r.frames_checked, r.frames_cached))
+    return _Findings(r.problems, _positions(mine.listed, names, first), r.question_list,
+                     (r.frames_checked, r.frames_cached))
 
 
-def _taken(results: list[Any]) -> Iterator[Any]:
-    """Each of ``results`` in turn, dropped from the list as it is taken: what is not kept of
-    it (its listings with their unpickled ids) is freed before the next one is read."""
-    for i, found in enumerate(results):
-        results[i] = None
-        yield found
-
-
-def _with_ids_of(rows: list[Listed], names: list[str]) -> list[Listed]:
-    """A worker's listings of the folders ``names`` (a subset, in that order), with each id the
-    string of ``names``, which ``report.folders`` holds too: as unpickled, each is a new string,
-    a copy per question of the tree."""
-    shared, i = [], 0
+def _positions(rows: list[Listed], names: list[str], first: int) -> list[tuple[int, str | None]]:
+    """The tree position and difficulty of each of ``rows``, valid questions among the folders
+    ``names`` (in that order; the first at ``first``)."""
+    found, i = [], 0
     for row in rows:
-        while i < len(names) and names[i] != row.id:
+        while names[i] != row.id:
             i += 1
-        shared.append(Listed(names[i], row.domain, row.difficulty) if i < len(names) else row)
-    return shared
+        found.append((first + i, row.difficulty))
+    return found
 
 
-#: a worker's job: about this share of the tree (so the workers finish together), and at least
-#: this many folders (a fork costs a few milliseconds)
+#: a worker's job: about this share of the tree (so the workers finish together), at least this
+#: many folders (a fork costs a few milliseconds), and at most this many (what a job holds and
+#: sends back grows with it: a share of a big tree would make every process grow with the tree)
 _JOBS_PER_WORKER = 8
 _MIN_PER_JOB = 50
+_MAX_PER_JOB = 2000
 
 
-def check_tree(checker: Checker, workers: int | None = None, *, read_manifest: bool = False
-               ) -> tuple[ValidationReport, list[Listed], ManifestEntries | None]:
-    """Run ``checker`` over its whole tree: in forked workers when
-    :func:`~vmeval_hf._shared.forked.plan_workers` says it pays, else here; the report, every
-    valid question's listing, and (``read_manifest``) the dataset manifest, read here while the
-    last workers run (else None: read it when needed). The folders are listed here; the workers
-    check runs of them of about equal size, so the cores stay busy to the end.
+class _Domain(NamedTuple):
+    """A domain as listed: its folder, name, listing problems, and where its folders are in tree order."""
 
-    ``workers``: processes to check in (default: 2 for trees of 400+ questions on 2+ cores).
-    """
-    domains = checker.domains()
-    sizes = {domain: folder_count(ddir) for ddir, domain in domains}
-    n = plan_workers(workers, sizes)
-    if n == 1:
-        return checker.run(domains), checker.listed, None
+    ddir: str
+    domain: str
+    problems: list[Problem]
+    first: int
+    count: int
+
+
+def _list_domains(checker: Checker, records: Records) -> tuple[list[_Domain], dict[str, int]]:
+    """List every domain's question folders into ``records``, in tree order; each domain as
+    listed, and how many entries each folder holds (for :func:`plan_workers`). The listing
+    problems are taken out of the report, to go back in before each domain's questions."""
     report = checker.report
-    per_job = max(_MIN_PER_JOB, -(-sum(sizes.values()) // (n * _JOBS_PER_WORKER)))
-    # domain folder, domain, listing problems, runs of folder names (the names are the strings
-    # report.folders holds: the plan adds no string per question, full paths would)
-    plan: list[tuple[str, str, list[Problem], list[list[str]]]] = []
-    for ddir, domain in domains:
+    listed: list[tuple[str, str, list[Problem]]] = []
+    sizes: dict[str, int] = {}
+    for ddir, domain in checker.domains():
         start = len(report.problems)
-        names = checker.question_folders(ddir, domain, names=True)
-        plan.append((ddir, domain, report.problems[start:], [names[i:i + per_job] for i in range(0, len(names), per_job)]))
+        sizes[domain] = records.add_domain(domain, partial(_list_folders, checker, ddir, domain)) or 0
+        listed.append((ddir, domain, report.problems[start:]))
         del report.problems[start:]
-    manifest: list[ManifestEntries] = []
+    spans = records.order()
+    return [_Domain(*d, *span) for d, span in zip(listed, spans)], sizes
 
-    def while_idle(_: object) -> None:  # every job has started: this process has time until they end
-        if read_manifest and not manifest:
-            manifest.append(read_manifest_entries(checker.qdir, report.folders))  # every folder is listed
 
-    found = _taken(run_forked([(f"questions of {domain!r}", partial(_check_folders, checker, ddir, domain, run))
-                               for ddir, domain, _, runs in plan for run in runs], n, on_idle=while_idle))
-    listed: list[Listed] = []
-    for _, _, listing_problems, runs in plan:  # in tree order, as one process finds them
-        report.problems.extend(listing_problems)
-        for f, run in ((next(found), run) for run in runs):
-            report.problems.extend(f.problems)
-            report.question_list.extend(f.questions)
-            report.frames_checked += f.frames[0]
-            report.frames_cached += f.frames[1]
-            listed.extend(_with_ids_of(f.listed, run))
-    checker.finish(listed)
-    return report, listed, manifest[0] if manifest else None
+def _list_folders(checker: Checker, ddir: str, domain: str, found: Callable[[str], None]) -> int | None:
+    """:meth:`Checker.question_names`; each folder also into ``report.folders`` if the checker
+    keeps every question (the caller holds the tree in memory then: this is less)."""
+    if not checker.keep_questions:
+        return checker.question_names(ddir, domain, found)
+    folders, dname = checker.report.folders, os.path.basename(ddir)
+
+    def found_too(name: str) -> None:
+        folders[name] = f"{dname}/{name}"
+        found(name)
+
+    return checker.question_names(ddir, domain, found_too)
+
+
+def _jobs(checker: Checker, records: Records, domains: list[_Domain], per_job: int,
+          manifest: Callable[[], StoredManifest] | None) -> Iterator[tuple[str, Callable[[], Any]]]:
+    """The jobs, made one at a time as a worker is free for each: reading the manifest (first:
+    it runs beside the folder checks), then each domain's folders in runs of ``per_job``."""
+    if manifest is not None:
+        yield "the dataset manifest", manifest
+    for d in domains:
+        for start in range(d.first, d.first + d.count, per_job):
+            names = records.names(start, min(per_job, d.first + d.count - start))
+            yield f"questions of {d.domain!r}", partial(_check_folders, checker, d.ddir, d.domain, start, names)
+
+
+def check_tree(checker: Checker, records: Records, workers: int | None = None, *, read_manifest: bool = False
+               ) -> tuple[ValidationReport, StoredManifest | None]:
+    """Run ``checker`` over its whole tree, keeping what the tree-wide checks need in ``records``
+    (on disk): in forked workers when :func:`~vmeval_hf._shared.forked.plan_workers` says it
+    pays, else here; the report, and (``read_manifest``) the dataset manifest, read into
+    ``records`` by a worker beside the folder checks (else None: read it when needed).
+
+    The folders are listed here, into ``records``; the workers check runs of them of about
+    equal size and at most :data:`_MAX_PER_JOB` (so the cores stay busy to the end, and nothing
+    grows with the tree), each made only when a worker is free for it. Problems are reported in
+    tree order, as one process finds them. ``workers``: processes to check in (default: 2 for
+    trees of 400+ questions on 2+ cores).
+    """
+    report = checker.report
+    domains, sizes = _list_domains(checker, records)
+    n = plan_workers(workers, sizes)
+    per_job = min(_MAX_PER_JOB, max(_MIN_PER_JOB, -(-sum(sizes.values()) // (n * _JOBS_PER_WORKER))))
+    reader = partial(store_manifest, checker.qdir, records.manifest_file) if read_manifest else None
+    jobs = _jobs(checker, records, domains, per_job, reader)
+    done = run_forked_as_done(jobs, n) if n > 1 else ((i, job()) for i, (_, job) in enumerate(jobs))
+    manifest: StoredManifest | None = None
+    problems: dict[int, list[Problem]] = {}  # by job, put in tree order once every job is in
+    with contextlib.closing(done):
+        for index, found in done:
+            if isinstance(found, StoredManifest):
+                manifest = found
+                continue
+            records.mark_valid(found.valid)
+            report.question_list.extend(found.questions)
+            report.frames_checked += found.frames[0]
+            report.frames_cached += found.frames[1]
+            problems[index] = found.problems
+    index = 1 if reader is not None else 0
+    for d in domains:  # in tree order, as one process finds them
+        report.problems.extend(d.problems)
+        for _ in range(d.first, d.first + d.count, per_job):
+            report.problems.extend(problems.pop(index))
+            index += 1
+    checker.conclude(records.valid_count(), records.repeated())
+    return report, manifest
 
 
 def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Path | None = None,
@@ -150,15 +196,25 @@ def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Pa
     ``decode_images``: check every frame's image data as a decode would
     (:func:`~vmeval_hf.tree.png.pixel_problem`); ``False`` checks PNG chunks and CRCs only.
     ``frame_cache``: skip frames that passed before (:func:`frame_verdicts`; False checks every frame).
-    ``keep_questions``: keep every valid question in ``report.question_list`` (False: counts and
-    problems only, so memory does not grow with the tree). ``workers``: as for :func:`check_tree`.
+    ``keep_questions``: keep every valid question in ``report.question_list``, and every question
+    folder in ``report.folders`` (False: counts and problems only, so memory does not grow with
+    the tree: what the tree-wide checks need is kept on disk, :mod:`.records`, in a temporary
+    folder). ``workers``: as for :func:`check_tree`.
+
+    Raises :class:`~vmeval_hf.errors.LocalFileError` only if those records cannot be written.
     """
     qdir = resolve_questions_dir(data_dir, questions_dir)
     verdicts = frame_verdicts(frame_cache) if decode_images else Verdicts(None)
     checker = Checker(qdir, decode_images=decode_images, verdicts=verdicts, keep_questions=keep_questions)
-    report, listed, manifest = check_tree(checker, workers, read_manifest=check_manifest_file)
-    tree_problems(report, check_manifest_file=check_manifest_file, check_data_folders=check_data_folders,
-                  listed=listed, manifest=manifest)
+    with tree_records() as records:
+        report, manifest = check_tree(checker, records, workers,
+                                      read_manifest=check_manifest_file and qdir.is_dir())
+        if check_manifest_file and qdir.is_dir():
+            if manifest is None:  # the folder appeared meanwhile
+                manifest = store_manifest(qdir, records.manifest_file)
+            report.problems.extend(records.manifest_problems(manifest))
+    if check_data_folders:
+        report.problems.extend(data_folder_problems(qdir.parent))
     return report
 
 
