@@ -20,11 +20,13 @@ enough to pay for them (scripts/bench_build.py has the figures).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property, partial
 from glob import escape as glob_escape
@@ -59,12 +61,12 @@ from .release_manifest import (
     FileEntry,
     ReleaseManifest,
     ShardEntry,
+    SourceRows,
     SourceRun,
     content_sha256_runs,
     load_release,
     read_runs,
     write_release_manifest,
-    write_source_run,
 )
 from .shards import DomainWriter
 
@@ -110,6 +112,25 @@ class _DomainResult:
     folders: Mapping[str, str]
     first: PreviewSource | None  # the first question, for the card's preview
     frames: tuple[int, int] = (0, 0)  # frames checked, frames passed by the verdict cache
+    #: the file :meth:`stash` moved ``listed`` and ``folders`` to, or None: they are here
+    stashed: Path | None = None
+
+    def stash(self, path: Path) -> None:
+        """Move ``listed`` and ``folders`` (a record per question) to the file ``path``: a forked
+        worker's result then reaches the parent without them, so the parent holds no domain's
+        listings while the others compile (and the workers forked after it do not inherit them),
+        only once every domain is in, to check them (:meth:`unstash`)."""
+        with open(path, "wb") as f:
+            pickle.dump((self.listed, self.folders), f, protocol=pickle.HIGHEST_PROTOCOL)
+        self.listed, self.folders, self.stashed = [], {}, path
+
+    def unstash(self) -> None:
+        """Read back what :meth:`stash` moved to its file, and remove the file."""
+        if self.stashed is not None:
+            with open(self.stashed, "rb") as f:
+                self.listed, self.folders = pickle.load(f)
+            self.stashed.unlink()
+            self.stashed = None
 
 
 def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, root: Path,
@@ -118,7 +139,7 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
     ``hash_shards``, also hash the shards (else :func:`_hash_shards` does, later); ``verdicts``:
     frames known to pass the pixel check."""
     checker = Checker(qdir, decode_images=decode_images, verdicts=verdicts)
-    writer = DomainWriter(root, domain, limit, checker)
+    writer = DomainWriter(root, domain, limit, checker, SourceRows(root / SCRATCH / domain))
     checker.on_question = writer.add
     checker.buffer_for = writer.buffer_for
     try:
@@ -129,7 +150,7 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
     if hash_shards:
         _hash_shards(root, shards)
     report = checker.report
-    sources = write_source_run(sorted(writer.sources), root / SCRATCH / domain)
+    sources = writer.sources.run()
     return _DomainResult(domain, shards, sources, writer.num_bytes, dict(writer.difficulties),
                          report.problems, checker.listed, report.folders, writer.first,
                          (report.frames_checked, report.frames_cached))
@@ -168,14 +189,30 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     import pyarrow.parquet  # noqa: F401  # start-up: ~250 ms, imported once here and inherited by the forks
 
     order = sorted(domains, key=lambda d: -sizes[d[1]])
-    jobs = [(f"domain {domain!r}", partial(_compile_domain, *args, ddir, domain, root, limit, i == len(order) - 1,
-                                           checker.verdicts))
+    jobs = [(f"domain {domain!r}", partial(_in_worker, partial(_compile_domain, *args, ddir, domain, root, limit,
+                                                               i == len(order) - 1, checker.verdicts),
+                                           root / SCRATCH / f"{domain}.listed"))
             for i, (ddir, domain) in enumerate(order)]
     early = _EarlyWork()
     results = run_forked(jobs, n, on_idle=partial(_while_idle, checker.qdir, root, domains, early),
                          on_start=load_renderer)
     by_domain = {r.domain: r for r in results}
     return [by_domain[domain] for _, domain in domains], early
+
+
+def _in_worker(job: Callable[[], _DomainResult], listed: Path) -> _DomainResult:
+    """In a forked worker: ``job``, its result's listings stashed in the file ``listed``
+    (:meth:`_DomainResult.stash`).
+
+    First, every object this worker inherited is moved out of its garbage collector's reach
+    (:func:`gc.freeze`). The parent froze its objects before the first fork, but made more after
+    it (the card renderer's modules): a worker forked later would have its collector visit each
+    of those, writing to every page they are on, which then stops being shared and is copied
+    into the worker."""
+    gc.freeze()
+    result = job()
+    result.stash(listed)
+    return result
 
 
 def _hash_shards(root: Path, shards: list[ShardEntry]) -> None:
@@ -283,9 +320,7 @@ def build_release(
 
     tmp, created = _temp_release_dir(out_path)
     try:
-        checker = Checker(qdir, decode_images=decode_images,
-                          verdicts=frame_verdicts(frame_cache) if decode_images else None)
-        results, early = _compile_valid(checker, tmp, limit, workers, engine)
+        results, early, frames = _compile_tree(qdir, tmp, limit, workers, engine, decode_images, frame_cache)
         _hash_shards(tmp, [s for r in results for s in r.shards])
         summary = _finish_release(tmp, results, early.previews, version=version, repo_id=repo_id, license=license,
                                   history=history)
@@ -299,7 +334,7 @@ def build_release(
         raise
     log.info("built %s: %d questions, %d shards", out_path, summary["questions"], len(summary["shards"]))
     return BuildResult(out_path, version, summary["questions"], summary["domains"], summary["shards"],
-                       summary["content_sha256"], size, checker.report.frames_checked, checker.report.frames_cached)
+                       summary["content_sha256"], size, *frames)
 
 
 def _check_workers(workers: int | None) -> None:
@@ -321,6 +356,17 @@ def _temp_release_dir(out: Path) -> tuple[Path, list[Path]]:
     return tmp, created
 
 
+def _compile_tree(qdir: Path, root: Path, limit: int, workers: int | None, engine: str, decode_images: bool,
+                  frame_cache: bool | str | Path) -> tuple[list[_DomainResult], _EarlyWork, tuple[int, int]]:
+    """:func:`_compile_valid` with a checker of its own (``decode_images``, ``frame_cache``: as for
+    :func:`build_release`), and the frames it checked and passed by earlier verdicts. The checker
+    goes on return: its report names every folder of the tree, not held while the release is written."""
+    checker = Checker(qdir, decode_images=decode_images,
+                      verdicts=frame_verdicts(frame_cache) if decode_images else None)
+    results, early = _compile_valid(checker, root, limit, workers, engine)
+    return results, early, (checker.report.frames_checked, checker.report.frames_cached)
+
+
 def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None, engine: str = "local"
                    ) -> tuple[list[_DomainResult], _EarlyWork]:
     """Compile every domain into ``root`` (on Ray with ``engine="ray"``) and check the whole tree;
@@ -331,8 +377,10 @@ def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None
     else:
         results, early = _compile_all(checker, root, limit, workers)
     report = checker.report
-    listed = [row for r in results for row in r.listed]
+    listed: list[Listed] = []
     for r in results:
+        r.unstash()
+        listed.extend(r.listed)
         report.problems.extend(r.problems)
         report.folders.update(r.folders)
         r.folders = {}  # one dict of every folder is enough
@@ -341,7 +389,13 @@ def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None
     checker.finish(listed)
     tree_problems(report, listed=listed, manifest=early.manifest)
     report.raise_for_errors()
-    return [r for r in results if r.listed], early
+    compiled = [r for r in results if r.listed]
+    # the checks above were the last to need the listings and the dataset manifest (a record per
+    # question each): not held while the release is written
+    early.manifest = None
+    for r in results:
+        r.listed = []
+    return compiled, early
 
 
 def _discard(tmp: Path, created: list[Path]) -> None:

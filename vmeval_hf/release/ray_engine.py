@@ -19,8 +19,11 @@ the local engine: the whole-tree checks, the card, the release manifest and the 
 
 Each task writes its shard in a folder of its own under the build's scratch folder and renames
 it to its final name, so a retried task (Ray reruns one whose worker died) replaces whatever a
-killed attempt left, with the same bytes. The tree and the release folder must be on a
-filesystem every worker sees at the same path.
+killed attempt left, with the same bytes. Its source files (path, size, sha256) go beside that
+folder, in sorted chunk files named after it (what a killed attempt wrote is not named in any
+result), which the driver merges from disk into each domain's sorted run
+(:func:`~vmeval_hf.release.release_manifest.merge_chunks`), as a local worker does with its own.
+The tree and the release folder must be on a filesystem every worker sees at the same path.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from ..tree.checker import Checker
 from ..tree.model import KNOWN_FILES, Listed, Problem, Question
 from ..tree.verdicts import Verdicts
 from .card import PreviewSource
-from .release_manifest import ShardEntry, SourceRow, SourceRun, write_source_run
+from .release_manifest import ShardEntry, SourceRows, SourceRun, merge_chunks
 from .schema import SPLIT
 from .shards import DomainWriter
 
@@ -111,7 +114,7 @@ class _ShardOut:
     """What a shard task gives back."""
 
     shard: ShardEntry | None  # None when a question failed (the release is discarded)
-    sources: list[SourceRow]
+    sources: list[Path]  # its source files, in sorted chunk files under the scratch folder
     num_bytes: int
     difficulties: Counter[str]
     problems: list[Problem]
@@ -129,7 +132,7 @@ def _write_shard(qdir: Path, decode_images: bool, cache: Path | None, root: Path
     parts = scratch / PARTS
     parts.mkdir(parents=True, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix=f"{plan.domain}-{plan.index}-", dir=parts))
-    writer = DomainWriter(own, plan.domain, limit, checker)
+    writer = DomainWriter(own, plan.domain, limit, checker, SourceRows(parts / own.name))  # beside own: kept
     sizes: list[int] = []
 
     def add(question: Question, blobs: dict[str, bytes | memoryview]) -> None:
@@ -155,7 +158,7 @@ def _write_shard(qdir: Path, decode_images: bool, cache: Path | None, root: Path
         shard = {**written[0], "path": plan.path, "sha256": sha256_file(root / plan.path)}
     shutil.rmtree(own, ignore_errors=True)
     report = checker.report
-    return _ShardOut(shard, writer.sources, writer.num_bytes, writer.difficulties, report.problems,
+    return _ShardOut(shard, writer.sources.chunks(), writer.num_bytes, writer.difficulties, report.problems,
                      checker.listed, writer.first, (report.frames_checked, report.frames_cached))
 
 
@@ -202,7 +205,7 @@ def _domain_result(domain: str, lister: Checker, outs: list[_ShardOut], scratch:
     return {
         "domain": domain,
         "shards": [out.shard for out in outs if out.shard is not None],
-        "sources": write_source_run(sorted(row for out in outs for row in out.sources), scratch / domain),
+        "sources": merge_chunks([chunk for out in outs for chunk in out.sources], scratch / domain),
         "num_bytes": sum(out.num_bytes for out in outs),
         "difficulties": dict(difficulties),
         "problems": lister.report.problems + [p for out in outs for p in out.problems],

@@ -16,14 +16,16 @@ is recognised whatever it is called.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from json.encoder import encode_basestring as _text  # json.dumps' string form, ensure_ascii=False
 from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensure_ascii=True
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import IO, Any, TypedDict
 
 from .._shared.fs import CHUNK, canonical_json, sha256_file
 from .._shared.jsonstream import JsonStream, JsonStreamError
@@ -114,24 +116,141 @@ def _indented(path: str, size: int, sha: str) -> str:
 def write_source_run(rows: Sequence[SourceRow], stem: Path) -> SourceRun | None:
     """Write ``rows`` (sorted by path) to ``<stem>.compact`` and ``<stem>.indented``; None if
     there are none."""
-    if not rows:
+    return _write_run(iter(rows), stem)
+
+
+def _write_run(rows: Iterator[SourceRow], stem: Path) -> SourceRun | None:
+    """Write the sorted ``rows`` to ``<stem>.compact`` (joined by ``,``) and ``<stem>.indented``
+    (joined by ``,\\n    ``), both as the rows come, in one pass: joined, a domain's run is a string of
+    tens of MB (and its parts as many again), and a merged run is never held at all. None (and no
+    file) if there are none."""
+    first = next(rows, None)
+    if first is None:
         return None
-    run = SourceRun(stem.with_name(stem.name + ".compact"), stem.with_name(stem.name + ".indented"),
-                    rows[0][0], rows[-1][0])
+    compact, indented = stem.with_name(stem.name + ".compact"), stem.with_name(stem.name + ".indented")
     stem.parent.mkdir(parents=True, exist_ok=True)
-    _write_joined(run.compact, ",", (_compact(*row) for row in rows))
-    _write_joined(run.indented, ",\n    ", (_indented(*row) for row in rows))
+    last = first
+    with open(compact, "w", encoding="utf-8", newline="") as c, open(indented, "w", encoding="utf-8", newline="") as i:
+        c.write(_compact(*first))
+        i.write(_indented(*first))
+        for last in rows:
+            c.write(",")
+            c.write(_compact(*last))
+            i.write(",\n    ")
+            i.write(_indented(*last))
+    return SourceRun(compact, indented, first[0], last[0])
+
+
+#: source rows a :class:`SourceRows` holds before it writes them out sorted (about 300 bytes each
+#: in memory: at 4 files a question, a domain of 2,000 questions fits in one chunk)
+CHUNK_ROWS = 8192
+#: sorted chunk files merged at once (each is a file open during the merge); more are first merged
+#: in rounds of this many
+FAN_IN = 64
+
+
+class SourceRows:
+    """Source rows that come in any order (a domain's questions come in natural id order, which
+    is not path order: ``x_9999`` before ``x_10000``), made into a run sorted by path while
+    holding at most ``chunk_rows`` of them.
+
+    Each time ``chunk_rows`` are in, they are sorted and written to a chunk file beside ``stem``
+    (``<stem>.chunk-NNNNN``); :meth:`run` merges the chunks from disk into the run (rows that
+    never filled a chunk are sorted in memory and written directly), :meth:`chunks` gives them
+    for a merge elsewhere (:func:`merge_chunks`). Either way the rows come out in the order
+    ``sorted()`` of all of them gives, so the run's bytes do not depend on the chunk size.
+    """
+
+    def __init__(self, stem: Path, chunk_rows: int | None = None) -> None:
+        self.stem = stem
+        self.chunk_rows = max(1, CHUNK_ROWS if chunk_rows is None else chunk_rows)
+        self.rows: list[SourceRow] = []
+        self.spilled: list[Path] = []
+
+    def add(self, row: SourceRow) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= self.chunk_rows:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write the rows held, sorted, to the next chunk file, and let them go."""
+        if not self.rows:
+            return
+        self.rows.sort()
+        path = self.stem.with_name(f"{self.stem.name}.chunk-{len(self.spilled):05d}")
+        _write_chunk(self.rows, path)
+        self.spilled.append(path)
+        self.rows = []
+
+    def chunks(self) -> list[Path]:
+        """Every row, in sorted chunk files (the rows held are written out first)."""
+        self._spill()
+        return list(self.spilled)
+
+    def run(self, fan_in: int | None = None) -> SourceRun | None:
+        """Every row, as one run sorted by path at ``stem`` (None if there are none); the chunk
+        files are removed. ``fan_in``: as for :func:`merge_chunks`."""
+        if not self.spilled:
+            self.rows.sort()
+            rows, self.rows = self.rows, []
+            return write_source_run(rows, self.stem)
+        return merge_chunks(self.chunks(), self.stem, fan_in)
+
+
+def _write_chunk(rows: Iterable[SourceRow], path: Path) -> None:
+    """``rows`` to ``path``, one a line: path, size and sha256 separated by tabs, each string in
+    JSON's ASCII form (so no tab or line break is left in one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="ascii", newline="\n") as f:
+        for path_, size, sha in rows:
+            f.write(f"{_ascii(path_)}\t{int(size)}\t{_ascii(sha)}\n")
+
+
+def _unquote(text: str) -> str:
+    """A string :func:`_write_chunk` wrote (JSON, ASCII): most have no escape to undo."""
+    return text[1:-1] if "\\" not in text else json.loads(text)
+
+
+def _read_chunk(f: IO[str]) -> Iterator[SourceRow]:
+    """The rows of a chunk file open in ``f``, in its order."""
+    for line in f:
+        path, size, sha = line[:-1].split("\t")
+        yield _unquote(path), int(size), _unquote(sha)
+
+
+def _merged(chunks: Sequence[Path], stack: ExitStack) -> Iterator[SourceRow]:
+    """The rows of the sorted ``chunks``, merged in sorted order, read a line at a time."""
+    files = [stack.enter_context(open(c, encoding="ascii", newline="\n")) for c in chunks]
+    return heapq.merge(*(_read_chunk(f) for f in files))
+
+
+def _fewer_chunks(chunks: list[Path], stem: Path, fan_in: int) -> list[Path]:
+    """``chunks`` merged in rounds of ``fan_in`` into new chunk files beside ``stem`` until at
+    most ``fan_in`` are left (the merged ones are removed), so a merge never opens more files."""
+    rounds = 0
+    while len(chunks) > fan_in:
+        group, chunks = chunks[:fan_in], chunks[fan_in:]
+        merged = stem.with_name(f"{stem.name}.merged-{rounds:05d}")
+        with ExitStack() as stack:
+            _write_chunk(_merged(group, stack), merged)
+        for c in group:
+            c.unlink()
+        chunks.append(merged)
+        rounds += 1
+    return chunks
+
+
+def merge_chunks(chunks: Sequence[Path], stem: Path, fan_in: int | None = None) -> SourceRun | None:
+    """The rows of sorted chunk files (:meth:`SourceRows.chunks`, from any number of writers)
+    merged into one run sorted by path at ``stem``, never held (None if there are no rows); the
+    chunk files are removed. ``fan_in``: chunk files open at once (default :data:`FAN_IN`, at
+    least 2)."""
+    chunks = _fewer_chunks(list(chunks), stem, max(2, FAN_IN if fan_in is None else fan_in))
+    with ExitStack() as stack:
+        run = _write_run(_merged(chunks, stack), stem)
+    for c in chunks:
+        c.unlink()
     return run
-
-
-def _write_joined(path: Path, sep: str, parts: Iterator[str]) -> None:
-    """``sep.join(parts)`` into ``path`` (UTF-8), a part at a time: joined, a domain's run is a
-    string of tens of MB in the worker (and its parts as many again)."""
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(next(parts, ""))
-        for part in parts:
-            f.write(sep)
-            f.write(part)
 
 
 def _in_order(runs: Sequence[SourceRun]) -> Sequence[SourceRun]:
@@ -142,9 +261,32 @@ def _in_order(runs: Sequence[SourceRun]) -> Sequence[SourceRun]:
 
 
 def read_runs(runs: Sequence[SourceRun]) -> Iterator[FileEntry]:
-    """The source rows of ``runs``, in order, read back from their compact files one run at a time."""
+    """The source rows of ``runs``, in order, read back from their compact files an entry at a
+    time (a run is a whole domain: tens of MB once parsed)."""
     for run in runs:
-        yield from json.loads(f"[{run.compact.read_text(encoding='utf-8')}]")
+        with open(run.compact, "rb") as f:
+            stream = JsonStream(_Bracketed(f))
+            stream.start()
+            for _ in stream.items():
+                yield stream.value()
+
+
+class _Bracketed:
+    """A compact run file read as the JSON array it is the inside of: ``[``, its bytes, ``]``."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self._parts: list[bytes] = [b"]"]
+        self._started = False
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._started:
+            self._started = True
+            return b"["
+        data = self._f.read(n)
+        if data or not self._parts:
+            return data
+        return self._parts.pop()
 
 
 def content_sha256(sources: list[FileEntry]) -> str:

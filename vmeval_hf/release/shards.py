@@ -25,7 +25,7 @@ from ..errors import BuildError
 from ..tree.checker import Checker
 from ..tree.model import VIDEO, Question
 from .card import PreviewSource
-from .release_manifest import ShardEntry, SourceRow
+from .release_manifest import ShardEntry, SourceRows
 from .schema import IMAGE_COLUMNS, SPLIT, arrow_schema, image_type
 
 ROW_GROUP_ROWS = 100
@@ -202,10 +202,13 @@ class DomainWriter:
     row group with another. pyarrow's Parquet writer, though, copies a page's values twice
     while writing it (the encoder's buffer, then the page with its levels), and a value is
     never split across pages: writing a row group that holds a V-byte video takes about 3V at
-    its peak (tests/test_build.py has the measurement), whatever the other rows.
+    its peak (tests/test_build.py has the measurement), whatever the other rows. Each source file
+    written (path, size, sha256) goes to ``sources``, which holds a chunk of them at most and writes
+    the rest out sorted (:class:`~vmeval_hf.release.release_manifest.SourceRows`): 4 a question,
+    a list of them grew with the domain.
     """
 
-    def __init__(self, root: Path, domain: str, limit: int, checker: Checker) -> None:
+    def __init__(self, root: Path, domain: str, limit: int, checker: Checker, sources: SourceRows) -> None:
         self.schema = arrow_schema()
         self.folder = root / "data" / domain
         self.root = root
@@ -221,7 +224,7 @@ class DomainWriter:
         self.writer: Any = None
         self.written: int | None = None  # a read-only descriptor of the shard being written
         self.parts: list[tuple[Path, int, int]] = []  # (temp path, rows, size)
-        self.sources: list[SourceRow] = []
+        self.sources = sources  # every source file, written out sorted as it grows (not held: 4 a question)
         self.first: PreviewSource | None = None
         self.num_bytes = 0
         self.difficulties: Counter[str] = Counter()
@@ -249,8 +252,9 @@ class DomainWriter:
             self._close_shard(keep_reserved=True)  # this question's frames stay reserved for the next
         video = blobs.get(VIDEO)
         known = self.checker.digests  # the frames the pixel check hashed already
-        self.sources.extend((f"{q.source_path}/{name}", len(blobs[name]),
-                             known[name].hex() if name in known else sha256_bytes(blobs[name])) for name in blobs)
+        for name, blob in blobs.items():
+            self.sources.add((f"{q.source_path}/{name}", len(blob),
+                              known[name].hex() if name in known else sha256_bytes(blob)))
         cols = self.columns
         for name in _STRING_FIELDS:
             cols[name].append(q.metadata_text if name == "metadata" else getattr(q, name))
