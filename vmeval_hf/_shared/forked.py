@@ -101,41 +101,15 @@ def run_forked(jobs: Sequence[tuple[str, Callable[[], T]]], workers: int,
     process would otherwise do after them, such as imports only it needs.
     """
     results: list[Any] = [None] * len(jobs)
-    todo = list(enumerate(jobs))
-    running: dict[int, _Running] = {}  # read fd -> the child writing to it
-    exiting: list[int] = []  # children that answered and are exiting, reaped at the end
-    sel = selectors.DefaultSelector()
-    # Objects that exist now are shared with every child until written to; the collector would
-    # write to all of them (and so copy every page) on its first full pass in a child.
-    gc.freeze()
-    try:
-        finished: list[int] = []
-        idle_seen = -1  # how many results on_idle has been given (-1: not called yet)
-        while todo or running:
-            while todo and len(running) < max(1, workers):
-                index, (_, job) = todo.pop(0)
-                fd, pid = _spawn(job)
-                running[fd] = _Running(index, pid, bytearray())
-                sel.register(fd, selectors.EVENT_READ)
-            if on_start is not None:
-                on_start()
-                on_start = None
-            if on_idle is not None and not todo and idle_seen < len(finished):
-                idle_seen = len(finished)
-                on_idle([results[i] for i in sorted(finished)])
-            for key, _ in sel.select():
-                done = _read(key.fd, sel, running)
-                if done is not None:
-                    exiting.append(done.pid)  # reaped at the end: the next child can start while this one exits
-                    results[done.index] = _outcome(jobs[done.index][0], done.data, done.pid)
-                    finished.append(done.index)
-    except BaseException:
-        _kill(running)
-        raise
-    finally:
-        sel.close()
-        gc.unfreeze()
-        _reap(exiting)
+    finished: list[int] = []
+
+    def idle() -> None:
+        assert on_idle is not None
+        on_idle([results[i] for i in sorted(finished)])
+
+    for index, value in _forked(jobs, workers, on_start, idle if on_idle is not None else None):
+        results[index] = value
+        finished.append(index)
     return results
 
 
@@ -144,37 +118,51 @@ def run_forked_as_done(jobs: Iterable[tuple[str, Callable[[], T]]], workers: int
     order; yield ``(index, result)`` for each as it finishes (``index``: its place in ``jobs``).
 
     Unlike :func:`run_forked`, this process holds neither every job nor every result at once:
-    a job is taken from ``jobs`` only when a child is free for it (so its inputs are made then),
-    and each result is handed on as it comes in. For work in many small jobs whose inputs and
-    results together grow with the tree. Exhaust or close the iterator: closing it early kills
-    and reaps the children still running, as an interruption does.
+    a job is taken from ``jobs`` only when a child is (about to be) free for it (so its inputs are
+    made then), and each result is handed on as it comes in. For work in many small jobs whose
+    inputs and results together grow with the tree. Exhaust or close the iterator: closing it
+    early kills and reaps the children still running, as an interruption does.
     """
+    return _forked(jobs, workers)
+
+
+def _forked(jobs: Iterable[tuple[str, Callable[[], T]]], workers: int, on_start: Callable[[], None] | None = None,
+            on_idle: Callable[[], None] | None = None) -> Iterator[tuple[int, T]]:
+    """What :func:`run_forked` and :func:`run_forked_as_done` share: the children started, at
+    most ``workers`` at once, and ``(index, result)`` yielded as each finishes. ``on_start``: once,
+    after the first children start; ``on_idle``: once every job has started (one job is taken
+    ahead, so that is known as the last starts), and again after each result while children run."""
     todo = iter(enumerate(jobs))
+    ahead = next(todo, None)  # the next job to start, taken one early
     running: dict[int, _Running] = {}  # read fd -> the child writing to it
     names: dict[int, str] = {}  # job index -> name, while it runs
     exiting: list[int] = []  # children that answered and are exiting, reaped at the end
     sel = selectors.DefaultSelector()
-    gc.freeze()  # as in run_forked: the children share this process's objects untouched
+    # Objects that exist now are shared with every child until written to; the collector would
+    # write to all of them (and so copy every page) on its first full pass in a child.
+    gc.freeze()
     try:
-        more = True
-        while more or running:
-            while more and len(running) < max(1, workers):
-                item = next(todo, None)
-                if item is None:
-                    more = False
-                    break
-                index, (names[index], job) = item
+        idle_seen, done_count = -1, 0  # results when on_idle last ran (-1: not yet); results so far
+        while ahead is not None or running:
+            while ahead is not None and len(running) < max(1, workers):
+                index, (names[index], job) = ahead
                 fd, pid = _spawn(job)
                 running[fd] = _Running(index, pid, bytearray())
                 sel.register(fd, selectors.EVENT_READ)
-                del item, job  # the job's inputs are the child's now
-            if not running:
-                break
+                del ahead, job  # the job's inputs are the child's now
+                ahead = next(todo, None)
+            if on_start is not None:
+                on_start()
+                on_start = None
+            if on_idle is not None and ahead is None and idle_seen < done_count:
+                idle_seen = done_count
+                on_idle()
             for key, _ in sel.select():
                 done = _read(key.fd, sel, running)
                 if done is not None:
                     exiting[:] = _reap_exited(exiting)  # many jobs: no zombie kept for each to the end
-                    exiting.append(done.pid)
+                    exiting.append(done.pid)  # the next child can start while this one exits
+                    done_count += 1
                     yield done.index, _outcome(names.pop(done.index), done.data, done.pid)
     except BaseException:  # an interruption, a failed job, or the consumer closing early
         _kill(running)
