@@ -140,7 +140,7 @@ def test_iter_sources_names_the_file_of_a_list_it_cannot_walk(release: Path, tmp
     with pytest.raises(IntegrityError) as err:
         list(iter_sources(path))
     assert str(path) in str(err.value) and "rebuild the release" in str(err.value)
-    expected = {"reversed": "not plain entries in path order", "missing": "unreadable", "no-sources": "no source list",
+    expected = {"reversed": "not plain entries in path order", "missing": "unreadable", "no-sources": "not a release manifest with a source list",
                 "cut": "unreadable"}[damage]
     assert expected in str(err.value)
 

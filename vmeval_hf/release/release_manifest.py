@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, TypedDict
 
 from .._shared.fs import CHUNK, canonical_json, sha256_file
-from .._shared.jsonstream import JsonStream, JsonStreamError
+from .._shared.jsonstream import JsonStream, JsonStreamError, Unstreamed, member_items, object_without
 from ..errors import BuildError, IntegrityError
 
 RELEASE_MANIFEST = "vmeval_release.json"
@@ -389,58 +389,39 @@ def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:
     streamed instead of kept; None when the file is not that simple case (missing,
     not JSON, a source entry of another shape, sources not in path order): the caller reads it
     whole, which reports each of those as it always has."""
-    try:
-        with open(path, "rb") as f:
-            stream = JsonStream(f)
-            if stream.start() != "{":
-                return None
-            doc: dict[str, Any] = {}
-            digest = None
-            for key in stream.members():
-                if key != "sources":
-                    doc[key] = stream.value()
-                elif (digest := _stream_sources(stream)) is None:
-                    return None
-            stream.end()
-    except (OSError, JsonStreamError, RecursionError):
-        return None
-    return (doc, digest) if digest is not None else None
+    return object_without(path, "sources", _stream_sources)
 
 
-def _stream_sources(stream: JsonStream) -> str | None:
+def _stream_sources(stream: JsonStream) -> str:
     """:func:`content_sha256` of the ``sources`` array at the stream's position, one entry at a
-    time; None if an entry is not ``{path: str, size: int, sha256: str}`` or the paths are not in
-    strictly increasing order (what sorting would do then is left to :func:`content_sha256`)."""
+    time; :class:`Unstreamed` if it is not an array of ``{path: str, size: int, sha256: str}`` in
+    strictly increasing path order (what sorting would do then is left to :func:`content_sha256`)."""
+    if stream.skip_ws() != "[":
+        raise Unstreamed("sources is not an array")
     h = hashlib.sha256(b"[")
-    try:
-        for i, e in enumerate(_sorted_entries(stream)):
-            h.update(b"," if i else b"")
-            h.update(_compact(e["path"], e["size"], e["sha256"]).encode("utf-8"))
-    except _Unsorted:
-        return None
+    for i, e in enumerate(_plain_sorted(stream.value() for _ in stream.items())):
+        h.update(b"," if i else b"")
+        h.update(_compact(e["path"], e["size"], e["sha256"]).encode("utf-8"))
     h.update(b"]")
     return h.hexdigest()
 
 
-class _Unsorted(Exception):
+class _Unsorted(Unstreamed):
     """A source list that is not plain entries in strictly increasing path order."""
 
 
-def _sorted_entries(stream: JsonStream) -> Iterator[FileEntry]:
-    """The ``sources`` array at the stream's position, an entry at a time; :class:`_Unsorted` at
-    the first entry that is not ``{path: str, size: int, sha256: str}`` or not after the one before."""
-    if stream.skip_ws() != "[":
-        raise _Unsorted
+def _plain_sorted(entries: Iterable[Any]) -> Iterator[FileEntry]:
+    """``entries``, checked as they pass: :class:`_Unsorted` at the first that is not
+    ``{path: str, size: int, sha256: str}`` or not after the one before."""
     last = None
-    for _ in stream.items():
-        e = stream.value()
+    for e in entries:
         if not (isinstance(e, dict) and len(e) == 3 and isinstance(e.get("path"), str)
                 and type(e.get("size")) is int and isinstance(e.get("sha256"), str)):
             raise _Unsorted
         if last is not None and not last < e["path"]:
             raise _Unsorted
         last = e["path"]
-        yield e
+        yield e  # type: ignore[misc]
 
 
 def iter_sources(manifest_file: str | Path) -> Iterator[FileEntry]:
@@ -457,18 +438,11 @@ def iter_sources(manifest_file: str | Path) -> Iterator[FileEntry]:
         return IntegrityError(f"{path}: {why}; rebuild the release (or pull it again)", path=path)
 
     try:
-        with open(path, "rb") as f:
-            stream = JsonStream(f)
-            if stream.start() != "{":
-                raise damaged("not a release manifest")
-            for key in stream.members():
-                if key == "sources":
-                    yield from _sorted_entries(stream)
-                    return
-                stream.value()
-            raise damaged("no source list")
+        yield from _plain_sorted(member_items(path, "sources"))
     except _Unsorted:
         raise damaged("its source list is not plain entries in path order") from None
+    except Unstreamed:
+        raise damaged("not a release manifest with a source list") from None
     except (OSError, JsonStreamError, RecursionError) as exc:
         raise damaged(f"unreadable ({exc})") from exc
 
