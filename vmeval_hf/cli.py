@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -862,8 +862,10 @@ def sandbox(root: Path, hub_port: int, s3_port: int, as_json: bool) -> None:
     """Run a local Hub-compatible server and S3 (moto) on 127.0.0.1 until Ctrl-C."""
     from .sandbox.local import Sandbox  # start-up
 
-    with Sandbox(root, hub_port=hub_port, s3_port=s3_port) as box:
-        try:  # once both servers run, Ctrl-C at any moment is the way to stop them: exit 0
+    stop = _stop_on_signals()
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # in every thread, the servers' (started now) too
+    try:
+        with Sandbox(root, hub_port=hub_port, s3_port=s3_port) as box:
             # click.echo, not echo: the sandbox's own (fake, local) credentials are printed on purpose
             if as_json:
                 click.echo(json.dumps(box.env(), sort_keys=True))
@@ -872,10 +874,26 @@ def sandbox(root: Path, hub_port: int, s3_port: int, as_json: bool) -> None:
                 for key, value in box.env().items():
                     click.echo(f"export {key}={value}")
             click.echo("# Ctrl-C to stop", err=True)
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+            signal.sigwait(stop)  # Ctrl-C or kill, at any moment since the start (held till now): exit 0
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop)
+
+
+def _stop_on_signals() -> set[signal.Signals]:
+    """The signals that stop a long-running command: Ctrl-C (SIGINT) and ``kill`` (SIGTERM),
+    each given a handler that raises KeyboardInterrupt. The caller blocks them in every thread
+    and takes them with :func:`signal.sigwait`: a handler alone can run just before the main
+    thread goes to sleep, which then sleeps on, or in another thread's turn. A handler is set
+    all the same, so neither is ignored: a script that runs a command in the background
+    (``vmeval-hf sandbox &``) starts it with SIGINT ignored, and an ignored signal never arrives."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    stop = {signal.SIGINT, signal.SIGTERM}
+    for sig in stop:
+        signal.signal(sig, interrupt)
+    return stop
 
 
 @cli.command()
