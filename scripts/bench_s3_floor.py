@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for n in args.objects:
             prefix = f"run-{n}/"
-            put = _timed(lambda i: s3.put_object(Bucket=BUCKET, Key=f"{prefix}{i:07d}", Body=body,
+            put = _timed(lambda i, prefix=prefix: s3.put_object(Bucket=BUCKET, Key=f"{prefix}{i:07d}", Body=body,
                                                  ChecksumSHA256=checksum, IfNoneMatch="*"),
                          range(n), args.workers, pid)
-            head = _timed(lambda i: s3.head_object(Bucket=BUCKET, Key=f"{prefix}{i:07d}", ChecksumMode="ENABLED"),
+            head = _timed(lambda i, prefix=prefix: s3.head_object(Bucket=BUCKET, Key=f"{prefix}{i:07d}", ChecksumMode="ENABLED"),
                           range(n), args.workers, pid)
             for name, r in (("PUT", put), ("HEAD", head)):
                 rows.append(r)

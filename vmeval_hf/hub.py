@@ -490,7 +490,7 @@ class _Push:
         sha, blob = _file_ids(self.release / RELEASE_MANIFEST)
         if "sources" in self.manifest and sha != release_sha256(self.manifest):  # not as the build writes it
             text = manifest_text(self.manifest).encode("utf-8")
-            sha, blob = hashlib.sha256(text).hexdigest(), _git_blob_sha1(text)
+            sha, blob = _file_ids(text)
         return sha, blob
 
     @property
@@ -896,22 +896,30 @@ def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path, 
 
 def _git_blob_sha1(source: Path | bytes) -> str:
     """git's blob id of a file (or of bytes): how the Hub names a file it stores in git, not LFS."""
-    return _file_ids(source)[1]
+    return _hashed(source, hashlib.sha1(b"blob %d\0" % _size(source)))[0]
 
 
 def _file_ids(source: Path | bytes) -> tuple[str, str]:
-    """The sha256 and the git blob sha1 of a file (read a chunk at a time) or of bytes."""
-    size = source.stat().st_size if isinstance(source, Path) else len(source)
-    sha256, sha1 = hashlib.sha256(), hashlib.sha1(b"blob %d\0" % size)
+    """The sha256 and the git blob sha1 of a file (read a chunk at a time) or of bytes, in one pass."""
+    sha256, sha1 = _hashed(source, hashlib.sha256(), hashlib.sha1(b"blob %d\0" % _size(source)))
+    return sha256, sha1
+
+
+def _size(source: Path | bytes) -> int:
+    return source.stat().st_size if isinstance(source, Path) else len(source)
+
+
+def _hashed(source: Path | bytes, *hashes: Any) -> list[str]:
+    """The hex digests of ``hashes`` once fed ``source`` (a file, read a chunk at a time, or bytes)."""
     if isinstance(source, Path):
         with open(source, "rb") as f:
             while chunk := f.read(CHUNK):
-                sha256.update(chunk)
-                sha1.update(chunk)
+                for h in hashes:
+                    h.update(chunk)
     else:
-        sha256.update(source)
-        sha1.update(source)
-    return sha256.hexdigest(), sha1.hexdigest()
+        for h in hashes:
+            h.update(source)
+    return [h.hexdigest() for h in hashes]
 
 
 # -- verifying and pulling -------------------------------------------------------------------------
@@ -979,7 +987,7 @@ def _manifest_mismatches(settings: Settings, repo_id: str, sha: str, where: str,
         ours, blob = _file_ids(expected_file)
     elif "sources" in expected:
         text = manifest_text(expected).encode("utf-8")
-        ours, blob = hashlib.sha256(text).hexdigest(), _git_blob_sha1(text)
+        ours, blob = _file_ids(text)
         del text
     else:
         raise ValueError("verify_hub: a manifest read without its sources needs expected_file")

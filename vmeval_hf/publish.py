@@ -37,10 +37,10 @@ from .hub import (
     FILES_PER_COMMIT,
     HubResult,
     check_files_per_commit,
+    fetch_release_manifest,
     publish_to_hub,
     pull_hub,
     release_sha256,
-    fetch_release_manifest,
     remote_manifest,
     verify_hub,
 )

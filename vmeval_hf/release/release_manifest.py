@@ -28,7 +28,13 @@ from pathlib import Path
 from typing import IO, Any, TypedDict
 
 from .._shared.fs import CHUNK, canonical_json, sha256_file
-from .._shared.jsonstream import JsonStream, JsonStreamError, Unstreamed, member_items, object_without
+from .._shared.jsonstream import (
+    JsonStream,
+    JsonStreamError,
+    Unstreamed,
+    member_items,
+    object_without,
+)
 from ..errors import BuildError, IntegrityError
 
 RELEASE_MANIFEST = "vmeval_release.json"
