@@ -421,22 +421,18 @@ class Checker:
 
     def question_folders(self, ddir: str, domain: str, names: bool = False) -> list[str]:
         """The valid question folders of one domain (paths; ``names``: their names, the strings
-        ``report.folders`` holds too), in natural id order; misnamed entries are recorded."""
-        qre = question_name_re(domain)
-        try:
-            entries = sorted(os.scandir(ddir), key=lambda e: e.name)
-        except OSError as exc:
-            self._unlisted(ddir, exc)
+        ``report.folders`` holds too), in natural id order; misnamed entries are recorded.
+        Listed by :meth:`question_names`: only the names are held, never an entry object each."""
+        found: list[str] = []
+        if self.question_names(ddir, domain, found.append) is None:
             return []
+        found.sort()
         dname = os.path.basename(ddir)
-        found = []
-        for e in entries:
-            if not _is_question_folder(e, qre):
-                self._not_a_question_folder(e, domain, dname)
-                continue
-            self.report.folders[e.name] = f"{dname}/{e.name}"
-            found.append(e.name if names else e.path)
-        return sorted(found, key=lambda f: id_sort_key(f if names else os.path.basename(f)))
+        folders = self.report.folders
+        for name in found:  # in name order, as they always went in
+            folders[name] = f"{dname}/{name}"
+        found.sort(key=id_sort_key)
+        return found if names else [os.path.join(ddir, name) for name in found]
 
     def question_names(self, ddir: str, domain: str, found: Callable[[str], None]) -> int | None:
         """Hand the name of each valid question folder of one domain to ``found``, in the order
