@@ -420,10 +420,10 @@ def test_manifest_out_of_sync_blocks_the_build_forked_or_not(tmp_path: Path, wor
         from vmeval_hf.errors import ValidationError
         import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
         # forked: the last domain (the smallest) is slow, so the manifest is read while it runs
-        compile_domain, read = b._compile_domain, b.read_manifest_entries
+        compile_domain, read = b._compile_domain, b.store_manifest
         b._compile_domain = lambda *a: (time.sleep(0.5) if a[3] == "sudoku" else None) or compile_domain(*a)
         early = []
-        b.read_manifest_entries = lambda qdir: early.append(os.getpid()) or read(qdir)
+        b.store_manifest = lambda qdir, db: early.append(os.getpid()) or read(qdir, db)
         try:
             b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=int(sys.argv[3]))
         except ValidationError as exc:
@@ -479,7 +479,7 @@ def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_pat
         from vmeval_hf.errors import BuildError
         import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32768, 32768))  # the checks' records fit; the release manifest (42 KB) does not
         try:
             b.build_release(sys.argv[1], sys.argv[2], version="1.1", workers=int(sys.argv[3]))
         except BuildError as exc:
@@ -489,3 +489,28 @@ def test_a_write_failure_is_a_build_error_and_keeps_the_previous_release(tmp_pat
     assert "cannot write the release at" in proc.stdout and "File too large" in proc.stdout, proc.stdout
     assert [p.name for p in releases.iterdir()] == ["current"]  # no temp folder left
     assert snapshot(releases) == before
+
+
+def test_no_room_for_the_checks_records_is_a_local_file_error_and_leaves_nothing(tmp_path: Path) -> None:
+    """The build's tree-wide checks keep their records in a temporary folder (as validate's): a
+    disk too full for them (a file-size limit stands in for it) is a LocalFileError that names
+    that folder and says what to do; no release, no temp folder, no records are left."""
+    data_dir = make_tree(tmp_path / "data", {"chess": 3, "maze": 3})
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = _run("""
+        import os, resource, signal, sys
+        import vmeval_hf.release.build as b
+        from vmeval_hf.errors import LocalFileError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write over the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))  # less than one SQLite page
+        os.environ["TMPDIR"] = sys.argv[3]
+        import tempfile; tempfile.tempdir = None
+        try:
+            b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=1, frame_cache=False)
+        except LocalFileError as exc:
+            print(exc)
+    """, str(data_dir), str(tmp_path / "releases" / "1.0"), str(tmp))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{tmp}{os.sep}vmeval-" in proc.stdout and "free some space there" in proc.stdout, proc.stdout
+    assert list(tmp.iterdir()) == [] and not (tmp_path / "releases").exists()

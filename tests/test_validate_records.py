@@ -1,7 +1,7 @@
 """``validate`` keeps what its tree-wide checks need on disk (:mod:`vmeval_hf.tree.records`) and
 checks the folders in runs of at most ``_MAX_PER_JOB``, each made when a worker is free for it
 (:func:`~vmeval_hf._shared.forked.run_forked_as_done`), so that its memory does not grow with the
-tree. The findings must be exactly those of the in-memory checks (which the build still uses), in
+tree. The findings must be exactly those of the in-memory checks (the build reads the same records), in
 the same order, across run boundaries, forked or not."""
 
 from __future__ import annotations
@@ -279,3 +279,52 @@ def test_run_forked_as_done_closed_early_or_failing_leaves_no_child() -> None:
             raise AssertionError("not raised")
     """)
     assert out.strip() == "no children left"
+
+
+# --- the build's checks, on the same records ----------------------------------------------------------
+
+_BUILD = """
+import json, sys
+from vmeval_hf.errors import ValidationError
+from vmeval_hf.release.build import build_release
+try:
+    build_release(sys.argv[1], sys.argv[2], version="1.0", workers=int(sys.argv[3]), frame_cache=False)
+    print(json.dumps(None))
+except ValidationError as exc:
+    print(json.dumps([[p.path, p.code, p.message, p.severity, p.question] for p in exc.problems]))
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_build_refuses_an_out_of_sync_tree_with_the_in_memory_findings(tmp_path: Path, workers: int) -> None:
+    """The build's tree-wide checks read each domain's listings into the records as its result
+    comes in (forked or not) and store the manifest there: the findings are the in-memory ones,
+    in their order, and nothing is left behind (no release, no records folder)."""
+    data = _out_of_sync_tree(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _BUILD, str(data), str(tmp_path / "release"), str(workers)],
+                          capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "TMPDIR": str(tmp)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == _expected(data)
+    assert list(tmp.iterdir()) == [] and not (tmp_path / "release").exists()
+
+
+def test_records_from_checks_that_ran_already_are_those_of_a_listing_then_marked_valid() -> None:
+    """``add_checked`` (the build: a domain's folder names and its valid questions at once) gives
+    the records ``add_domain`` then ``mark_valid`` give (validate): positions, validity, difficulty."""
+    questions = [q for q in DISK if q.id in FOLDERS]
+    with tree_records() as marked, tree_records() as checked:
+        _fill(marked, questions, FOLDERS)
+        by_domain: dict[str, list[str]] = {}
+        for name in FOLDERS:
+            by_domain.setdefault(name.rpartition("_")[0], []).append(name)
+        for domain in sorted(by_domain):
+            names = list(reversed(by_domain[domain]))  # any order
+            assert checked.add_checked(domain, names, [q for q in questions if q.id in names]) == len(names)
+        assert checked.order() == marked.spans
+        query = "SELECT pos, domain, name, valid, difficulty FROM folders ORDER BY pos"
+        assert checked.conn.execute(query).fetchall() == marked.conn.execute(query).fetchall()
+        assert checked.valid_count() == len(questions) > 0
+        assert len(checked.conn.execute("SELECT * FROM folders WHERE NOT valid").fetchall()) == \
+            len(FOLDERS) - len(questions) > 0

@@ -39,7 +39,6 @@ from .._shared.labels import validate_label
 from .._shared.ray_runtime import check_engine
 from ..errors import BuildError, ConfigError
 from ..tree.checker import Checker
-from ..tree.dataset_manifest import ManifestEntries, read_manifest_entries
 from ..tree.model import (
     FINAL,
     FIRST,
@@ -49,6 +48,7 @@ from ..tree.model import (
     question_name_re,
     resolve_questions_dir,
 )
+from ..tree.records import StoredManifest, store_manifest, tree_records
 from ..tree.validate import frame_verdicts, tree_problems
 from ..tree.verdicts import Verdicts
 from . import card  # card.render_card is looked up per call (a test replaces it)
@@ -159,15 +159,17 @@ def _compile_domain(qdir: Path, decode_images: bool, ddir: str, domain: str, roo
 @dataclass
 class _EarlyWork:
     """What this process does while the last workers run: the card's previews (None: draw them
-    again from the workers' results), and reading the manifest once only the last worker is
-    left (parsing it takes memory in proportion to the tree: not while two workers run)."""
+    again from the workers' results), and storing the dataset manifest for the tree-wide checks
+    (:func:`~vmeval_hf.tree.records.store_manifest`, into ``manifest_file``) once only the last
+    worker is left (None: not stored yet)."""
 
+    manifest_file: Path | None = None
     previews: list[dict[str, str]] | None = None
     done: bool = False
-    manifest: ManifestEntries | None = None
+    manifest: StoredManifest | None = None
 
 
-def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
+def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None, manifest_file: Path | None = None
                  ) -> tuple[list[_DomainResult], _EarlyWork]:
     """Every domain, in domain order; in forked worker processes when
     :func:`~vmeval_hf._shared.forked.plan_workers` says so.
@@ -175,9 +177,9 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
     Each domain gets a fresh child (biggest domains first), so memory stays that of one
     domain. Once the last child has started, this process hashes each finished domain's
     shards and draws the card's previews from each domain's first question folder (on a valid
-    tree, the first question); the previews are returned too, and so is the manifest, read
-    once only the last child is left. The last child hashes its own shards: nothing else is
-    left to overlap with them.
+    tree, the first question); the previews are returned too, and so is the dataset manifest,
+    stored into ``manifest_file`` once only the last child is left (if given). The last child
+    hashes its own shards: nothing else is left to overlap with them.
     """
     domains = checker.domains()
     args = (checker.qdir, checker.decode_images)
@@ -193,7 +195,7 @@ def _compile_all(checker: Checker, root: Path, limit: int, workers: int | None
                                                                i == len(order) - 1, checker.verdicts),
                                            root / SCRATCH / f"{domain}.listed"))
             for i, (ddir, domain) in enumerate(order)]
-    early = _EarlyWork()
+    early = _EarlyWork(manifest_file)
     results = run_forked(jobs, n, on_idle=partial(_while_idle, checker.qdir, root, domains, early),
                          on_start=load_renderer)
     by_domain = {r.domain: r for r in results}
@@ -229,13 +231,14 @@ def _hash_shards(root: Path, shards: list[ShardEntry]) -> None:
 def _while_idle(qdir: Path, root: Path, domains: list[tuple[str, str]], early: _EarlyWork,
                 finished: list[_DomainResult]) -> None:
     """This process's share while the last workers run: the finished domains' shards, then
-    (once) the previews, then (once only the last worker is left) the manifest."""
+    (once) the previews, then (once only the last worker is left) the dataset manifest."""
     _hash_shards(root, [s for r in finished for s in r.shards])
     if not early.done:
         early.done = True
         early.previews = _early_previews(root, domains)
-    if early.manifest is None and len(finished) == len(domains) - 1:
-        early.manifest = read_manifest_entries(qdir)
+    if early.manifest_file is not None and early.manifest is None and len(finished) == len(domains) - 1 \
+            and qdir.is_dir():
+        early.manifest = store_manifest(qdir, early.manifest_file)
 
 
 def _early_previews(root: Path, domains: list[tuple[str, str]]) -> list[dict[str, str]] | None:
@@ -370,32 +373,34 @@ def _compile_tree(qdir: Path, root: Path, limit: int, workers: int | None, engin
 def _compile_valid(checker: Checker, root: Path, limit: int, workers: int | None, engine: str = "local"
                    ) -> tuple[list[_DomainResult], _EarlyWork]:
     """Compile every domain into ``root`` (on Ray with ``engine="ray"``) and check the whole tree;
-    :class:`ValidationError` with every problem if anything is wrong. Returns the domains that have questions."""
-    if engine == "ray":
-        compiled = compile_on_ray(checker, root, limit, root / SCRATCH, num_cpus=workers)
-        results, early = [_DomainResult(**domain) for domain in compiled], _EarlyWork()
-    else:
-        results, early = _compile_all(checker, root, limit, workers)
+    :class:`ValidationError` with every problem if anything is wrong. Returns the domains that have questions.
+
+    The tree-wide checks read records kept on disk, as validation's do
+    (:mod:`vmeval_hf.tree.records`): each domain's listings go there as its result is taken in,
+    so no record per question of the whole tree is held here."""
     report = checker.report
-    listed: list[Listed] = []
-    for r in results:
-        r.unstash()
-        listed.extend(r.listed)
-        report.problems.extend(r.problems)
-        report.folders.update(r.folders)
-        r.folders = {}  # one dict of every folder is enough
-        report.frames_checked += r.frames[0]
-        report.frames_cached += r.frames[1]
-    checker.finish(listed)
-    tree_problems(report, listed=listed, manifest=early.manifest)
-    report.raise_for_errors()
-    compiled = [r for r in results if r.listed]
-    # the checks above were the last to need the listings and the dataset manifest (a record per
-    # question each): not held while the release is written
+    with tree_records() as records:
+        if engine == "ray":
+            compiled = compile_on_ray(checker, root, limit, root / SCRATCH, num_cpus=workers)
+            results, early = [_DomainResult(**domain) for domain in compiled], _EarlyWork()
+        else:
+            results, early = _compile_all(checker, root, limit, workers, records.manifest_file)
+        with_questions = []
+        for r in results:
+            r.unstash()
+            report.problems.extend(r.problems)
+            records.add_checked(r.domain, r.folders, r.listed)
+            if r.listed:
+                with_questions.append(r)
+            r.listed, r.folders = [], {}
+            report.frames_checked += r.frames[0]
+            report.frames_cached += r.frames[1]
+        records.order()
+        checker.conclude(records.valid_count(), records.repeated())
+        tree_problems(report, records, early.manifest)
     early.manifest = None
-    for r in results:
-        r.listed = []
-    return compiled, early
+    report.raise_for_errors()
+    return with_questions, early
 
 
 def _discard(tmp: Path, created: list[Path]) -> None:

@@ -20,6 +20,7 @@ to what a folder gives.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
 import tempfile
@@ -197,6 +198,7 @@ class Records:
         self.domains: list[str] = []
         self.spans: list[_Span] = []
         self._rows: list[tuple[int, int, bytes, bytes]] = []
+        self._checked = False  # whether add_checked made its table
 
     # --- the listing --------------------------------------------------------------------------
 
@@ -220,14 +222,45 @@ class Records:
             self.conn.execute("DELETE FROM listing WHERE domain = ?", (index,))
         return count
 
+    def add_checked(self, domain: str, folders: Iterable[str], valid: Iterable[Listed]) -> int:
+        """List the next domain (in domain order) from checks that ran already (the build's
+        workers): the names of its question folders, valid or not, and the listings of its valid
+        questions (each a folder's); those are marked valid as :meth:`order` numbers the folders.
+        How many folders there are."""
+        index = len(self.domains)
+        count = 0
+
+        def listing(found: Callable[[str], None]) -> int:
+            nonlocal count
+            for name in folders:
+                found(name)
+                count += 1
+            return count
+
+        self.add_domain(domain, listing)
+        if not self._checked:
+            self.conn.execute("CREATE TABLE checked (domain INTEGER, name BLOB, difficulty, PRIMARY KEY (domain, name))")
+            self._checked = True
+        rows = ((index, _text(row.id), _cell(row.difficulty)) for row in valid)
+        while batch := list(itertools.islice(rows, _BATCH)):
+            self.conn.executemany("INSERT INTO checked VALUES (?, ?, ?)", batch)
+        return count
+
     def _flush_listing(self) -> None:
         self.conn.executemany("INSERT INTO listing VALUES (?, ?, ?, ?)", self._rows)
         self._rows.clear()
 
     def order(self) -> list[_Span]:
         """Once every domain is listed: number the folders in tree order; each domain's span."""
-        self.conn.execute("INSERT INTO folders (domain, name) SELECT domain, name FROM listing "
-                          "ORDER BY domain, digits, number, name")
+        if self._checked:  # valid already: marked as they are numbered
+            self.conn.execute("INSERT INTO folders (domain, name, valid, difficulty) "
+                              "SELECT l.domain, l.name, c.name IS NOT NULL, c.difficulty FROM listing l "
+                              "LEFT JOIN checked c ON c.domain = l.domain AND c.name = l.name "
+                              "ORDER BY l.domain, l.digits, l.number, l.name")
+            self.conn.execute("DROP TABLE checked")
+        else:
+            self.conn.execute("INSERT INTO folders (domain, name) SELECT domain, name FROM listing "
+                              "ORDER BY domain, digits, number, name")
         self.conn.execute("DROP TABLE listing")
         self.conn.commit()
         spans = {d: _Span(first, count) for d, first, count in
@@ -306,9 +339,9 @@ def tree_records() -> Iterator[Records]:
     """:class:`Records` in a new temporary folder, removed on the way out (whatever happens); a
     failure to write them (a full disk) is a :class:`~vmeval_hf.errors.LocalFileError`."""
     try:
-        folder = Path(tempfile.mkdtemp(prefix="vmeval-validate-"))
+        folder = Path(tempfile.mkdtemp(prefix="vmeval-checks-"))
     except OSError as exc:
-        raise LocalFileError(f"cannot make a temporary folder for validation's records ({exc.strerror}); "
+        raise LocalFileError(f"cannot make a temporary folder for the tree-wide checks' records ({exc.strerror}); "
                              "set TMPDIR to a writable folder", path=tempfile.gettempdir()) from exc
     try:
         records = Records(folder)
@@ -319,7 +352,7 @@ def tree_records() -> Iterator[Records]:
     except sqlite3.Error as exc:
         if not _local(exc):
             raise
-        raise LocalFileError(f"{folder}: cannot write validation's records ({exc}); free some space there "
+        raise LocalFileError(f"{folder}: cannot write the tree-wide checks' records ({exc}); free some space there "
                              "(or set TMPDIR to another folder) and run it again", path=str(folder)) from exc
     finally:
         _remove(folder)

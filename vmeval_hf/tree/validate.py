@@ -20,24 +20,22 @@ from .._shared.forked import plan_workers, run_forked_as_done
 from ..config import default_cache_dir
 from .checker import Checker
 from .datafolders import data_folder_problems
-from .dataset_manifest import ManifestEntries, manifest_problems
-from .model import Listed, Problem, Question, ValidationReport, listing, resolve_questions_dir
+from .model import Listed, Problem, Question, ValidationReport, resolve_questions_dir
 from .records import Records, StoredManifest, store_manifest, tree_records
 from .verdicts import Verdicts
 
 
-def tree_problems(report: ValidationReport, *, check_manifest_file: bool = True,
-                  check_data_folders: bool = True, listed: list[Listed] | None = None,
-                  manifest: ManifestEntries | None = None) -> None:
-    """Add the checks beyond the question folders: manifest sync and the other data folders.
-
-    ``listed`` as for :meth:`Checker.finish`; ``manifest``: the manifest, if read already
-    (:func:`~vmeval_hf.tree.dataset_manifest.read_manifest_entries`).
-    """
+def tree_problems(report: ValidationReport, records: Records, manifest: StoredManifest | None = None, *,
+                  check_manifest_file: bool = True, check_data_folders: bool = True) -> None:
+    """Add the checks beyond the question folders, once ``records`` hold every folder and valid
+    question (:meth:`Records.order` done): manifest sync (``manifest``: the dataset manifest
+    stored into ``records`` already, if it was, :func:`~.records.store_manifest`) and the
+    other data folders."""
     qdir = report.questions_dir
     if check_manifest_file and qdir.is_dir():
-        rows = listed if listed is not None else [listing(q) for q in report.question_list]
-        report.problems.extend(manifest_problems(qdir, rows, report.folders, manifest))
+        if manifest is None:  # not read beside the checks (or the folder appeared meanwhile)
+            manifest = store_manifest(qdir, records.manifest_file)
+        report.problems.extend(records.manifest_problems(manifest))
     if check_data_folders:
         report.problems.extend(data_folder_problems(qdir.parent))
 
@@ -209,12 +207,8 @@ def validate_tree(data_dir: str | Path | None = None, *, questions_dir: str | Pa
     with tree_records() as records:
         report, manifest = check_tree(checker, records, workers,
                                       read_manifest=check_manifest_file and qdir.is_dir())
-        if check_manifest_file and qdir.is_dir():
-            if manifest is None:  # the folder appeared meanwhile
-                manifest = store_manifest(qdir, records.manifest_file)
-            report.problems.extend(records.manifest_problems(manifest))
-    if check_data_folders:
-        report.problems.extend(data_folder_problems(qdir.parent))
+        tree_problems(report, records, manifest, check_manifest_file=check_manifest_file,
+                      check_data_folders=check_data_folders)
     return report
 
 
