@@ -175,12 +175,9 @@ def test_verify_settles_the_release_manifest_by_its_listed_hash_and_reads_it_onl
     """The tagged ``vmeval_release.json`` as published: verified from the tree listing's hash, the
     file not downloaded. Re-written in another JSON layout, the same content: downloaded, compared
     by content, verified. Other content under the same name: named."""
-    import json
 
-    from huggingface_hub import CommitOperationAdd
 
     from tests.support.s3 import FaultProxy
-    from vmeval_hf.hub import hub_api
 
     data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
     built = _build(data, tmp_path / "a", "1.0", hub_repo)
@@ -195,12 +192,7 @@ def test_verify_settles_the_release_manifest_by_its_listed_hash_and_reads_it_onl
 
     assert verify(built.manifest) == ([], 0)
 
-    api = hub_api(settings)
-    relaid = json.dumps(built.manifest, separators=(",", ":")).encode()  # same content, other bytes
-    commit = api.create_commit(hub_repo, [CommitOperationAdd("vmeval_release.json", relaid)],
-                               commit_message="relaid", repo_type="dataset")
-    api.delete_tag(hub_repo, tag="1.0", repo_type="dataset")
-    api.create_tag(hub_repo, tag="1.0", revision=commit.oid, repo_type="dataset")
+    _retag_relaid(settings, hub_repo, built.manifest)
     assert verify(built.manifest) == ([], 1)
 
     other = {**built.manifest, "content_sha256": "0" * 64}
@@ -215,13 +207,9 @@ def test_a_noop_republish_settles_the_release_by_its_listed_hash_with_nothing_do
     """The tag names this very release: the re-publish reads the manifest's hash from the Hub's
     listing and downloads no ``vmeval_release.json``. The same content laid out otherwise on the
     Hub is read to find it the same release (still a no-op); other content is read to name it."""
-    import json
     from typing import Any
 
-    from huggingface_hub import CommitOperationAdd
-
     from tests.support.s3 import FaultProxy
-    from vmeval_hf.hub import hub_api
 
     data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
     built = _build(data, tmp_path / "a", "1.0", hub_repo)
@@ -240,14 +228,9 @@ def test_a_noop_republish_settles_the_release_by_its_listed_hash_with_nothing_do
     result, reads = again(built.out)
     assert result.noop and result.commit == first.commit and reads == 0
 
-    api = hub_api(settings)
-    relaid = json.dumps(built.manifest, separators=(",", ":")).encode()  # same content, other bytes
-    commit = api.create_commit(hub_repo, [CommitOperationAdd("vmeval_release.json", relaid)],
-                               commit_message="relaid", repo_type="dataset")
-    api.delete_tag(hub_repo, tag="1.0", repo_type="dataset")
-    api.create_tag(hub_repo, tag="1.0", revision=commit.oid, repo_type="dataset")
+    relaid = _retag_relaid(settings, hub_repo, built.manifest)
     result, reads = again(built.out)
-    assert result.noop and result.commit == commit.oid and reads == 1
+    assert result.noop and result.commit == relaid and reads == 1
 
     (data / "questions/chess_task/chess_0000/prompt.txt").write_text("other", encoding="utf-8")
     result, reads = again(_build(data, tmp_path / "b", "1.0", hub_repo).out)
@@ -753,3 +736,21 @@ def test_a_noop_brings_a_lagging_main_back_and_names_a_refusal(tmp_path: Path, h
     again = publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
     assert again.noop and again.main_moved and again.commit == tagged
     assert _main_release(hub_repo, settings) == built.manifest and _branches(hub_repo, settings) == ["main"]
+
+
+def _retag_relaid(settings: Settings, repo: str, manifest: dict) -> str:
+    """Commit ``manifest`` as ``vmeval_release.json`` with the same content in other bytes (compact
+    JSON) and move tag 1.0 to that commit, as another tool re-laying the release would; the commit's id."""
+    import json
+
+    from huggingface_hub import CommitOperationAdd
+
+    from vmeval_hf.hub import hub_api
+
+    api = hub_api(settings)
+    relaid = json.dumps(manifest, separators=(",", ":")).encode()
+    commit = api.create_commit(repo, [CommitOperationAdd("vmeval_release.json", relaid)],
+                               commit_message="relaid", repo_type="dataset")
+    api.delete_tag(repo, tag="1.0", repo_type="dataset")
+    api.create_tag(repo, tag="1.0", revision=commit.oid, repo_type="dataset")
+    return str(commit.oid)

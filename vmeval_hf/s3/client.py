@@ -340,16 +340,21 @@ class S3Bucket:
 
     # -- calls ------------------------------------------------------------------------------
 
+    def _get_object(self, key: str) -> Any | None:
+        """GetObject's answer (its ``Body`` still to read), or None when the key does not exist;
+        call inside ``self.errors("GetObject", key)``."""
+        try:
+            return self.client.get_object(Bucket=self.name, Key=key)
+        except ClientError as exc:
+            if self._code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise
+
     def get_bytes(self, key: str) -> bytes | None:
         """The object's bytes, or None when the key does not exist."""
         with self.errors("GetObject", key):
-            try:
-                resp = self.client.get_object(Bucket=self.name, Key=key)
-            except ClientError as exc:
-                if self._code(exc) in _NOT_FOUND_CODES:
-                    return None
-                raise
-            return resp["Body"].read()  # type: ignore[no-any-return]
+            resp = self._get_object(key)
+            return None if resp is None else resp["Body"].read()
 
     def head(self, key: str) -> ObjectInfo | None:
         """Size and sha256 of an object (HEAD with checksum mode), or None when it does not exist."""
@@ -406,12 +411,9 @@ class S3Bucket:
         """Download ``key`` to ``target`` a chunk at a time (the bytes are not checked: for an object
         the caller checks by its content, such as a manifest); False when the key does not exist."""
         with self.errors("GetObject", key):
-            try:
-                resp = self.client.get_object(Bucket=self.name, Key=key)
-            except ClientError as exc:
-                if self._code(exc) in _NOT_FOUND_CODES:
-                    return False
-                raise
+            resp = self._get_object(key)
+            if resp is None:
+                return False
             with open(target, "wb") as fh:
                 for chunk in resp["Body"].iter_chunks(1 << 20):
                     fh.write(chunk)
