@@ -514,3 +514,25 @@ def test_no_room_for_the_checks_records_is_a_local_file_error_and_leaves_nothing
     assert proc.returncode == 0, proc.stderr
     assert f"{tmp}{os.sep}vmeval-" in proc.stdout and "free some space there" in proc.stdout, proc.stdout
     assert list(tmp.iterdir()) == [] and not (tmp_path / "releases").exists()
+
+
+def test_a_domain_whose_first_question_fails_still_reports_the_tree_forked(tmp_path: Path) -> None:
+    """A forked domain whose questions all fail writes no source rows, so no scratch folder: its
+    listings still reach the parent (the stash makes the folder), and the build is refused with
+    the validation findings, not a missing-file error."""
+    data_dir = make_tree(tmp_path / "data", {"chess": 2, "maze": 2})
+    for q in ("maze_0000", "maze_0001"):
+        (data_dir / "questions" / "maze_task" / q / "prompt.txt").write_bytes(b"\xff")
+    proc = _run("""
+        import json, sys
+        import vmeval_hf.release.build as b
+        from vmeval_hf.errors import ValidationError
+        import vmeval_hf._shared.forked as forked; forked.PARALLEL_MIN_QUESTIONS = 0
+        try:
+            b.build_release(sys.argv[1], sys.argv[2], version="1.0", workers=2, frame_cache=False)
+        except ValidationError as exc:
+            print(json.dumps(sorted({p.code for p in exc.problems if p.severity == "error"})))
+    """, str(data_dir), str(tmp_path / "releases" / "1.0"))
+    assert proc.returncode == 0, proc.stderr
+    assert "not_utf8" in json.loads(proc.stdout)
+    assert not (tmp_path / "releases").exists()

@@ -120,6 +120,7 @@ class _DomainResult:
         worker's result then reaches the parent without them, so the parent holds no domain's
         listings while the others compile (and the workers forked after it do not inherit them),
         only once every domain is in, to check them (:meth:`unstash`)."""
+        path.parent.mkdir(parents=True, exist_ok=True)  # a domain that wrote no source rows made no scratch folder
         with open(path, "wb") as f:
             pickle.dump((self.listed, self.folders), f, protocol=pickle.HIGHEST_PROTOCOL)
         self.listed, self.folders, self.stashed = [], {}, path
