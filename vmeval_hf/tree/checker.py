@@ -498,13 +498,10 @@ class Checker:
                 self.check_question(os.path.join(ddir, folder), domain, folder)
         self.verdicts.flush()
 
-    def finish(self, elsewhere: list[Listed] | None = None) -> ValidationReport:
+    def finish(self) -> ValidationReport:
         """Tree-wide checks once every domain is in: an empty tree, duplicate ids; sorts the questions.
-
-        ``elsewhere``: the valid questions other checkers found (the build's worker processes).
-        """
-        rows = self.listed + (elsewhere or [])
-        return self.conclude(len(rows), repeated_ids(rows))
+        (The build and ``validate`` keep the questions on disk and call :meth:`conclude`.)"""
+        return self.conclude(len(self.listed), repeated_ids(self.listed))
 
     def conclude(self, valid: int, repeated: Iterable[tuple[Listed, Listed]]) -> ValidationReport:
         """:meth:`finish` for a caller that keeps the questions elsewhere (on disk): ``valid``,
