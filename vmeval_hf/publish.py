@@ -56,10 +56,10 @@ from .release.release_manifest import (
 )
 from .s3.layout import (
     MIRROR_MANIFEST,
-    build_manifest_entries,
     next_date_suffix,
     parse_date,
     source_key,
+    walk_files,
 )
 from .s3.mirror import (
     MirrorManifest,
@@ -447,9 +447,10 @@ def _plan(settings: Settings, data: Path, built: Any, manifest: ReleaseManifest,
                      f"tagged {built.version}" + ("" if commits == 1 else " (the last commit)"))
     if s3:
         day = parse_date(date)
-        entries = build_manifest_entries(data, None)
-        size = sum(e["size"] for e in entries)
-        lines.append(f"s3: {len(entries)} data files ({size / 1e6:.1f} MB) to s3://{settings.s3_bucket}/{day}/data/, "
+        count = size = 0
+        for _, _, nbytes in walk_files(data, None):  # listed, not hashed: a plan sends nothing
+            count, size = count + 1, size + nbytes
+        lines.append(f"s3: {count} data files ({size / 1e6:.1f} MB) to s3://{settings.s3_bucket}/{day}/data/, "
                      f"{len(manifest['files']) + 1} release files to s3://{settings.s3_bucket}/{day}/release/, "
                      f"then s3://{settings.s3_bucket}/{day}/{MIRROR_MANIFEST}")
     return lines

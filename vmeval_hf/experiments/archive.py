@@ -105,7 +105,7 @@ def archive_experiment(experiment: str, data_dir: str | Path = "data", *, settin
         return job.plan(result, entries, day, date, full)
     if day is None:
         result.snapshot = job.snapshot(date, full, s3_progress)
-        day, manifest = result.snapshot.date, result.snapshot.manifest
+        day, manifest = result.snapshot.date, manifest_at(job.bucket, result.snapshot.date)
     assert manifest is not None
     job.verify(day, manifest, entries, pinned)
     stats = job.unchanged(entries, day)

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -419,8 +419,9 @@ class S3Bucket:
                     fh.write(chunk)
         return True
 
-    def put_once(self, key: str, body: bytes, sha256_hex: str, content_type: str | None = None) -> bool:
-        """Create ``key`` with ``body`` unless it exists. True if written, False if it already existed.
+    def put_once(self, key: str, body: bytes | BinaryIO, sha256_hex: str, content_type: str | None = None) -> bool:
+        """Create ``key`` with ``body`` (bytes, or a file open for reading, sent as it is read)
+        unless it exists. True if written, False if it already existed.
 
         S3 checks the bytes against the SHA-256 we send and stores that checksum, so a later HEAD
         compares with the manifest without downloading.

@@ -8,23 +8,28 @@ Layout (see DESIGN.md)::
     <D>/MANIFEST.json         written last, put-once: its presence marks the prefix complete
 
 This module holds the date prefixes ``<D>`` (:func:`parse_date`, :func:`next_date_suffix`), the
-walk and hash of the local files to mirror (:func:`scan`, :func:`build_manifest_entries`) and the
-``MANIFEST.json`` document (:func:`manifest_doc`, :func:`file_list`, :func:`describe_differences`).
+walk and hash of the local files to mirror (:func:`walk_files`, :func:`hash_files`, :func:`scan`) and
+the ``MANIFEST.json`` document (:func:`manifest_head`, :func:`write_manifest`, :func:`compare_files`),
+each comparison a walk of lists in key order side by side.
 The version log (``data/data_logging/``) is never mirrored: it may be mid-write.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._shared.fs import sha256_bytes, sha256_file
+from .._shared.fs import canonical_json, sha256_bytes, sha256_file
 from .._shared.meta import __version__
+from .._shared.ordered import outer_join
 from ..errors import ConfigError
 from ..tree.model import DATASET_MANIFEST
 
@@ -101,42 +106,65 @@ def _walk(root: Path, key_prefix: str) -> Iterator[tuple[str, str, int]]:
                 yield f"{prefix}{name}", entry.path, entry.stat().st_size
 
 
-def scan(data_dir: Path, release_dir: Path | None, keep_bytes: int = 0,
-         folders: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
-    """Walk and hash every file to mirror. Small files are read whole once; while the total
-    stays under ``keep_bytes`` their bytes are kept, so the upload sends exactly what was hashed
-    without reading the file again. ``folders`` (POSIX paths relative to ``data_dir``, each inside
-    one of :data:`MIRRORED_DIRS`, such as ``outputs/<experiment>``) narrows the data tree to them."""
-    found: list[tuple[str, str, int]] = []
-    for sub in _checked_folders(folders):
-        if (data_dir / sub).is_dir():
-            found += _walk(data_dir / sub, f"data/{sub}/")
-    if release_dir is not None:
-        if not release_dir.is_dir():
-            raise ConfigError(f"release folder {release_dir} does not exist; run `vmeval-hf build` first",
-                              path=release_dir)
-        found += _walk(release_dir, "release/")
-    found.sort()
-    entries: list[dict[str, Any]] = []
-    bodies: dict[str, bytes] = {}
+def walk_files(data_dir: Path, release_dir: Path | None,
+               folders: Sequence[str] | None = None) -> Iterator[tuple[str, str, int]]:
+    """``(key, path, size)`` of every file to mirror, in walk order (not key order): the data tree
+    (only ``folders`` of it when given: POSIX paths relative to ``data_dir``, each inside one of
+    :data:`MIRRORED_DIRS`, such as ``outputs/<experiment>``), then ``release_dir``."""
+    subs = _checked_folders(folders)
+    if release_dir is not None and not release_dir.is_dir():
+        raise ConfigError(f"release folder {release_dir} does not exist; run `vmeval-hf build` first",
+                          path=release_dir)
+    return itertools.chain(*(_walk(data_dir / sub, f"data/{sub}/") for sub in subs if (data_dir / sub).is_dir()),
+                           _walk(release_dir, "release/") if release_dir is not None else ())
+
+
+#: Files over :data:`SMALL_FILE` hashed side by side, at most this many at a time.
+LARGE_BATCH = 32
+
+
+def hash_files(found: Iterable[tuple[str, str, int]], keep_bytes: int = 0,
+               bodies: dict[str, bytes] | None = None) -> Iterator[dict[str, Any]]:
+    """``{"key", "path", "size", "sha256"}`` of each file ``found`` (by :func:`walk_files`), a
+    large one a little later than a small one. Small files are read whole once; while the total
+    stays under ``keep_bytes`` their bytes go to ``bodies``, so the upload sends exactly what was
+    hashed without reading the file again."""
     large: list[dict[str, Any]] = []
     for key, path, size in found:
         entry = {"key": key, "path": path, "size": size, "sha256": ""}
-        entries.append(entry)
         if size > SMALL_FILE:
             large.append(entry)
+            if len(large) >= LARGE_BATCH:
+                yield from _hashed(large)
+                large = []
             continue
         with open(path, "rb") as fh:
             body = fh.read()
         entry["size"], entry["sha256"] = len(body), sha256_bytes(body)
-        if keep_bytes >= len(body):
+        if bodies is not None and keep_bytes >= len(body):
             bodies[key] = body
             keep_bytes -= len(body)
+        yield entry
+    yield from _hashed(large)
+
+
+def _hashed(large: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Large files, hashed side by side: hashlib releases the GIL on big buffers."""
     if large:
-        # hashlib releases the GIL on big buffers: hash large files side by side.
         with ThreadPoolExecutor(max_workers=min(8, len(large))) as pool:
             for entry, digest in zip(large, pool.map(lambda e: sha256_file(e["path"]), large)):
                 entry["sha256"] = digest
+    return large
+
+
+def scan(data_dir: Path, release_dir: Path | None, keep_bytes: int = 0,
+         folders: Sequence[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """Every file to mirror (:func:`walk_files`), hashed (:func:`hash_files`), as a list in key
+    order, with the bytes kept of the first small files up to ``keep_bytes``. For a caller that
+    holds them all; the mirror itself keeps them on disk (:class:`~vmeval_hf.s3.files.MirrorFiles`)."""
+    bodies: dict[str, bytes] = {}
+    entries = sorted(hash_files(walk_files(data_dir, release_dir, folders), keep_bytes, bodies),
+                     key=lambda e: e["key"])
     return entries, bodies
 
 
@@ -159,21 +187,42 @@ def build_manifest_entries(data_dir: str | Path, release_dir: str | Path | None 
     return scan(Path(data_dir), Path(release_dir) if release_dir is not None else None)[0]
 
 
-def file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``files`` of ``MANIFEST.json``: key, size, sha256 and, for an object stored in parts,
+def manifest_file(entry: dict[str, Any]) -> dict[str, Any]:
+    """A file's entry in ``MANIFEST.json``: key, size, sha256 and, for an object stored in parts,
     ``composite_sha256``: the SHA-256 checksum S3 computed of it (``<base64>-<parts>``)."""
-    return sorted(({"key": e["key"], "size": e["size"], "sha256": e["sha256"]}
-                   | ({"composite_sha256": e["composite_sha256"]} if e.get("composite_sha256") else {})
-                   for e in entries), key=lambda e: e["key"])
+    return ({"key": entry["key"], "size": entry["size"], "sha256": entry["sha256"]}
+            | ({"composite_sha256": entry["composite_sha256"]} if entry.get("composite_sha256") else {}))
 
 
-def same_files(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]]) -> bool:
-    """Whether two file lists name the same keys with the same sizes and sha256s (how each object
-    is stored, whole or in parts, aside)."""
-    def rows(files: Iterable[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
-        return sorted((f.get("key"), f.get("size"), f.get("sha256")) for f in files if isinstance(f, dict))
+def file_list(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``files`` of ``MANIFEST.json`` (:func:`manifest_file` of each), in key order."""
+    return sorted((manifest_file(e) for e in entries), key=lambda e: e["key"])
 
-    return rows(a) == rows(b)
+
+class FileDifferences(NamedTuple):
+    """The keys where two file lists differ, each list in key order."""
+
+    changed: list[str]      # in both, of another size or sha256
+    only_remote: list[str]
+    only_local: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.only_remote or self.only_local)
+
+
+def compare_files(remote: Iterable[dict[str, Any]], local: Iterable[dict[str, Any]]) -> FileDifferences:
+    """Where two file lists, each in key order, differ: key, size and sha256 (how each object is
+    stored, whole or in parts, aside). Walked side by side: nothing per file is held but the
+    differences."""
+    diff = FileDifferences([], [], [])
+    for r, loc in outer_join(remote, local, lambda f: str(f.get("key")), lambda f: str(f["key"])):
+        if loc is None:
+            diff.only_remote.append(str(r.get("key")))  # type: ignore[union-attr]
+        elif r is None:
+            diff.only_local.append(loc["key"])
+        elif (r.get("size"), r.get("sha256")) != (loc["size"], loc["sha256"]):
+            diff.changed.append(loc["key"])
+    return diff
 
 
 def source_key(release: Mapping[str, Any], path: str) -> str | None:
@@ -185,49 +234,90 @@ def source_key(release: Mapping[str, Any], path: str) -> str | None:
     return f"data/{path}" if path.split("/", 1)[0] in MIRRORED_DIRS else None
 
 
-def tree_differences(entries: Iterable[dict[str, Any]], release: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(key, what)`` for every file where the scanned data tree is not the release's sources: a
-    source changed or gone, and (for a question release) a question file that is no source. The
-    dataset manifest ``questions/vmeval_dataset.json`` is not a source and is not compared."""
-    scanned = {e["key"]: e for e in entries}
-    wanted = {key: s for s in release["sources"] if (key := source_key(release, s["path"]))}
-    out = []
-    for key, want in sorted(wanted.items()):
-        got = scanned.get(key)
+class TreeDifferences(NamedTuple):
+    """How a scanned data tree differs from a release's sources: the first difference, ``(key,
+    what)`` (a source's, else a file that is no source), and how many there are."""
+
+    first: tuple[str, str] | None
+    count: int
+
+
+def tree_differences(entries: Iterable[dict[str, Any]], release: Mapping[str, Any],
+                     sources: Iterable[Mapping[str, Any]]) -> TreeDifferences:
+    """Where the scanned data tree ``entries`` (in key order) is not ``release``'s ``sources`` (in
+    path order): a source changed or gone, and (for a question release) a question file that is no
+    source. The dataset manifest ``questions/vmeval_dataset.json`` is not a source and is not
+    compared. Both are walked side by side."""
+    wanted = ((key, s) for s in sources if (key := source_key(release, s["path"])))
+    questions = release.get("kind") != "results"
+    skip = f"data/questions/{DATASET_MANIFEST}"
+    first_source: tuple[str, str] | None = None
+    first_other: tuple[str, str] | None = None
+    count = 0
+    for got, want in outer_join(entries, wanted, lambda e: e["key"], lambda w: w[0]):
+        what = None
+        if want is None:
+            key = got["key"]  # type: ignore[index]
+            if questions and key.startswith("data/questions/") and key != skip:
+                count += 1
+                first_other = first_other or (key, "is not a source of the release")
+            continue
+        key, source = want
         if got is None:
-            out.append((key, "is a source of the release but is gone from the tree"))
-        elif (got["size"], got["sha256"]) != (want["size"], want["sha256"]):
-            out.append((key, f"has sha256 {got['sha256'][:12]}... ({got['size']} bytes); the release's source "
-                             f"{want['sha256'][:12]}... ({want['size']} bytes)"))
-    if release.get("kind") != "results":
-        skip = f"data/questions/{DATASET_MANIFEST}"
-        out += [(key, "is not a source of the release") for key in sorted(scanned)
-                if key.startswith("data/questions/") and key not in wanted and key != skip]
-    return out
+            what = "is a source of the release but is gone from the tree"
+        elif (got["size"], got["sha256"]) != (source["size"], source["sha256"]):
+            what = (f"has sha256 {got['sha256'][:12]}... ({got['size']} bytes); the release's source "
+                    f"{source['sha256'][:12]}... ({source['size']} bytes)")
+        if what is not None:
+            count += 1
+            first_source = first_source or (key, what)
+    return TreeDifferences(first_source or first_other, count)
 
 
-def manifest_doc(entries: list[dict[str, Any]], *, version: str | None, content_sha256: str | None,
-                 date: str, hub: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``MANIFEST.json`` document (schema :data:`MANIFEST_SCHEMA`) for ``entries`` mirrored to ``date``."""
+def manifest_head(*, version: str | None, content_sha256: str | None, date: str,
+                  hub: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields of ``MANIFEST.json`` (schema :data:`MANIFEST_SCHEMA`) but its ``files``, for a
+    mirror of ``date``."""
     return {
         "schema": MANIFEST_SCHEMA,
         "version": version,
         "content_sha256": content_sha256,
         "date": date,
-        "files": file_list(entries),
         "hub": hub,
         "tool": f"vmeval-hf {__version__}",
     }
 
 
-def describe_differences(remote: list[dict[str, Any]], local: list[dict[str, Any]], date: str) -> tuple[list[str], str]:
-    """How two manifests' file lists differ: the ``<date>/<key>`` of every changed, local-only and
-    remote-only file, and a one-line summary naming the first of each."""
-    r = {e["key"]: e for e in remote}
-    loc = {e["key"]: e for e in local}
-    changed = sorted(k for k in r.keys() & loc.keys() if (r[k]["size"], r[k]["sha256"]) != (loc[k]["size"], loc[k]["sha256"]))
-    only_remote = sorted(r.keys() - loc.keys())
-    only_local = sorted(loc.keys() - r.keys())
+#: what ``files`` holds while the rest of the document is written: a string no manifest has
+_FILES_MARK = "\0files\0"
+
+
+def write_manifest(path: Path, head: dict[str, Any], files: Iterable[dict[str, Any]]) -> str:
+    """Write ``MANIFEST.json`` to ``path``: ``head`` with ``files`` (each a :func:`manifest_file`,
+    given in key order) as its file list, a file at a time; the bytes are exactly
+    ``canonical_json`` of the whole document. Returns their sha256."""
+    before, after = canonical_json({**head, "files": _FILES_MARK}).split(json.dumps(_FILES_MARK))
+    digest = hashlib.sha256()
+    with open(path, "w", encoding="utf-8") as out:
+        def put(part: str) -> None:
+            out.write(part)
+            digest.update(part.encode("utf-8"))
+
+        put(before)
+        opened = False
+        for entry in files:
+            one = json.dumps(manifest_file(entry), indent=2, sort_keys=True, ensure_ascii=False)
+            put((",\n    " if opened else "[\n    ") + one.replace("\n", "\n    "))
+            opened = True
+        put("\n  ]" if opened else "[]")
+        put(after)
+    return digest.hexdigest()
+
+
+def describe_differences(diff: FileDifferences, date: str) -> tuple[list[str], str]:
+    """How two manifests' file lists differ (:func:`compare_files`): the ``<date>/<key>`` of every
+    changed, local-only and remote-only file, and a one-line summary naming the first of each."""
+    changed, only_local, only_remote = diff.changed, diff.only_local, diff.only_remote
     parts = []
     if changed:
         parts.append(f"{len(changed)} file(s) differ, e.g. {date}/{changed[0]}")

@@ -26,30 +26,36 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._shared.fs import canonical_json, parse_size, sha256_bytes
+from .._shared.fs import parse_size, sha256_bytes
 from .._shared.jsonstream import JsonStream, Unstreamed, member_items, object_without
+from .._shared.ordered import outer_join
 from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3ConflictError, S3Error
-from ..release.release_manifest import RELEASE_MANIFEST, SCHEMA, ReleaseManifest, load_release
+from ..release.release_manifest import (
+    RELEASE_MANIFEST,
+    SCHEMA,
+    ReleaseManifest,
+    load_release,
+    sources_of,
+)
 from ..release.release_manifest import content_sha256 as sources_sha256
 from .client import S3Bucket, list_subfolders, make_client
+from .files import MirrorFiles, mirror_files
 from .layout import (
     KEEP_BODIES_BYTES,
     MANIFEST_SCHEMA,
     MIRROR_MANIFEST,
     MIRRORED_DIRS,
+    compare_files,
     describe_differences,
-    file_list,
-    manifest_doc,
+    manifest_head,
     next_date_suffix,
     parse_date,
-    same_files,
-    scan,
     tree_differences,
 )
 from .transfer import COPY_MAX, PartPool, copy_verified, file_composite, upload_verified
@@ -274,20 +280,18 @@ class MirrorResult:
     version: str | None = None
     uploaded_bytes: int = 0
     dry_run: bool = False
-    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
     copied: int = 0             # files copied on the server from ``copied_from`` (incremental)
     copied_bytes: int = 0
     copied_from: str | None = None  # the complete prefix an incremental mirror copied from (s3://.../<D>/)
 
 
-def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any], doc: dict[str, Any]) -> bool:
-    """True when ``remote`` is the manifest we would write; otherwise raise S3ConflictError."""
-    same = same_files(remote.get("files") or [], doc["files"])
-    rv, lv = remote.get("version"), doc["version"]
+def _check_existing_manifest(bucket: S3Bucket, date: str, remote: MirrorManifest, head: dict[str, Any],
+                             files: MirrorFiles) -> bool:
+    """True when ``remote`` is the manifest we would write (``head`` with ``files``); otherwise
+    raise S3ConflictError. The two file lists are walked side by side."""
+    rv, lv = remote.get("version"), head["version"]
     same_version = rv == lv or lv is None
-    same_content = doc["content_sha256"] is None or remote.get("content_sha256") == doc["content_sha256"]
-    if same and same_version and same_content:
-        return True
+    same_content = head["content_sha256"] is None or remote.get("content_sha256") == head["content_sha256"]
     where = bucket.uri(f"{date}/")
     hint = (f"a published prefix is never overwritten: mirror to a new prefix with "
             f"--date {next_date_suffix(date)} (any YYYYMMDD-<suffix> works)")
@@ -299,7 +303,10 @@ def _check_existing_manifest(bucket: S3Bucket, date: str, remote: dict[str, Any]
             f"refusing to write {want} there; {hint}",
             uri=where, version=rv, key=f"{date}/{MIRROR_MANIFEST}",
         )
-    keys, summary = describe_differences(remote.get("files") or [], doc["files"], date)
+    diff = compare_files(remote.files(), files.entries())
+    if not diff:
+        return True
+    keys, summary = describe_differences(diff, date)
     raise S3ConflictError(
         f"{where} already holds a complete mirror whose files differ from yours: {summary}; {hint}",
         uri=where, version=rv, key=keys[0] if keys else None, keys=keys,
@@ -328,7 +335,7 @@ class _Mirror:
     threshold: int
     chunksize: int
     bodies: dict[str, bytes]
-    copy_from: dict[str, str] = field(default_factory=dict)  # entry key -> full key of its copy source
+    copy_day: str | None = None  # the prefix an incremental mirror copies from (each file's ``copy_from``)
     copy_max: int = COPY_MAX
 
     def __post_init__(self) -> None:
@@ -407,20 +414,20 @@ class _Mirror:
 
     def _copy(self, key: str, entry: dict[str, Any]) -> str:
         """"copied", "exists" (412) or "refused" (the caller uploads instead)."""
-        outcome, stored = copy_verified(self.bucket, self.pool, self.copy_from[entry["key"]], key, entry["size"],
-                                        entry["sha256"], path=entry["path"], chunksize=self.chunksize,
+        outcome, stored = copy_verified(self.bucket, self.pool, f"{self.copy_day}/{entry['copy_from']}", key,
+                                        entry["size"], entry["sha256"], path=entry["path"], chunksize=self.chunksize,
                                         copy_max=self.copy_max)
         if stored is not None:
             entry["composite_sha256"] = stored
         if outcome == "refused":
-            del self.copy_from[entry["key"]]
+            del entry["copy_from"]
         return outcome
 
     def upload(self, entry: dict[str, Any]) -> str:
         """Copy (incremental) or send one missing file; "copied", "uploaded" or "skipped"."""
         key = self.key(entry)
         for _ in range(3):
-            copied = self._copy(key, entry) if entry["key"] in self.copy_from else None
+            copied = self._copy(key, entry) if "copy_from" in entry else None
             if copied == "copied":
                 self.counter.add(1, entry["size"])
                 return "copied"
@@ -441,13 +448,26 @@ class _Mirror:
             return self._send_large(key, entry)
         return self._send_small(key, entry)
 
-    def plan(self, entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Split ``entries`` into (already in the bucket, missing) with one listing; refuse a prefix
-        holding objects of other content (other keys, or other sizes under our keys)."""
-        d = self.date
-        existing = self.bucket.list_sizes(f"{d}/")
-        wanted = {self.key(e) for e in entries}
-        strays = sorted(k for k in existing if k not in wanted and k != f"{d}/{MIRROR_MANIFEST}")
+    def plan(self, files: MirrorFiles) -> None:
+        """Note which files the bucket holds already, with one listing walked beside the file
+        list; refuse a prefix holding objects of other content (other keys, or other sizes under
+        our keys)."""
+        d, skip = self.date, f"{self.date}/{MIRROR_MANIFEST}"
+        listed = ((k, size) for k, size in self.bucket.iter_sizes(f"{d}/") if k != skip)
+        strays: list[str] = []
+        other_size: tuple[str, str] | None = None
+
+        def held() -> Iterator[str]:
+            nonlocal other_size
+            for e, obj in outer_join(files.entries(), listed, self.key, lambda o: o[0]):
+                if e is None:
+                    strays.append(obj[0])  # type: ignore[index]
+                elif obj is not None:
+                    if obj[1] != e["size"] and other_size is None:  # a size mismatch needs no HEAD to be a conflict
+                        other_size = obj[0], f"{obj[1]} bytes, expected {e['size']}"
+                    yield e["key"]
+
+        files.mark_present(held())
         if strays:
             raise S3ConflictError(
                 f"{self.bucket.uri(d + '/')} has no {MIRROR_MANIFEST} but holds {len(strays)} object(s) that "
@@ -455,26 +475,28 @@ class _Mirror:
                 f"mirror to a new prefix with --date {next_date_suffix(d)}, or delete those objects",
                 key=strays[0], keys=strays,
             )
-        present = [e for e in entries if self.key(e) in existing]
-        for e in present:  # a size mismatch needs no HEAD to be a conflict
-            if existing[self.key(e)] != e["size"]:
-                raise self.conflict(self.key(e), f"{existing[self.key(e)]} bytes, expected {e['size']}")
-        missing = [e for e in entries if self.key(e) not in existing]
-        log.info("mirroring %d files to %s: %d to send, %d to check", len(entries), self.bucket.uri(d + "/"),
-                 len(missing), len(present))
-        return present, missing
+        if other_size is not None:
+            raise self.conflict(*other_size)
+        present = files.held()
+        log.info("mirroring %d files to %s: %d to send, %d to check", files.count, self.bucket.uri(d + "/"),
+                 files.count - present, present)
 
-    def put_manifest(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def put_manifest(self, files: MirrorFiles, head: dict[str, Any]) -> None:
         """Write MANIFEST.json once; if another mirror wrote it first it must be the same."""
         key = f"{self.date}/{MIRROR_MANIFEST}"
-        body = canonical_json(doc).encode("utf-8")
-        if self.bucket.put_once(key, body, sha256_bytes(body), content_type="application/json"):
-            return doc
-        remote = manifest_at(self.bucket, self.date)
-        if remote is None:
-            raise S3ConflictError(f"{self.bucket.uri(key)} appeared and vanished during the mirror; re-run", key=key)
-        _check_existing_manifest(self.bucket, self.date, remote, doc)
-        return remote
+        path, sha256 = files.write_manifest(head)
+        with open(path, "rb") as body:
+            if self.bucket.put_once(key, body, sha256, content_type="application/json"):
+                return
+        with open_manifest(self.bucket, self.date) as remote:
+            if remote is None:
+                raise S3ConflictError(f"{self.bucket.uri(key)} appeared and vanished during the mirror; re-run",
+                                      key=key)
+            _check_existing_manifest(self.bucket, self.date, remote, head, files)
+
+    def send(self, entry: dict[str, Any]) -> str:
+        """Check a file the bucket held already (a resumed mirror), else copy or upload it."""
+        return self.resume_or_upload(entry) if entry.get("present") else self.upload(entry)
 
     def resume_or_upload(self, entry: dict[str, Any]) -> str:
         if self.check(entry):
@@ -527,122 +549,128 @@ def mirror_version(
         release, version, content_sha256 = _release_identity(release_dir, version, content_sha256)
     threshold = parse_size(multipart_threshold, "multipart_threshold")
     chunksize = parse_size(multipart_chunksize, "multipart_chunksize")
-    entries, bodies = scan(data, Path(release_dir) if release_dir is not None else None,
-                           keep_bytes=KEEP_BODIES_BYTES, folders=folders)
-    if not any(e["key"].startswith("data/") for e in entries) and release_dir is None:
-        raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
-    if release is not None:
-        _require_release_sources(data, entries, release)
-    doc = manifest_doc(entries, version=version, content_sha256=content_sha256, date=d, hub=hub)
-    bucket = open_bucket(settings, workers, client)
-    total_bytes = sum(e["size"] for e in entries)
-    result = MirrorResult(
-        uri=bucket.uri(f"{d}/data"), release_uri=bucket.uri(f"{d}/release") if release_dir else None,
-        manifest_uri=bucket.uri(f"{d}/{MIRROR_MANIFEST}"), date=d, files=len(entries), bytes=total_bytes,
-        uploaded=0, skipped=0, already_complete=False, version=version, dry_run=dry_run, manifest=doc,
-    )
-    counter = ProgressCounter(progress, len(entries), total_bytes)
+    with mirror_files() as files:
+        bodies = files.scan(data, Path(release_dir) if release_dir is not None else None,
+                            keep_bytes=KEEP_BODIES_BYTES, folders=folders)
+        if not files.has_data and release_dir is None:
+            raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
+        if release is not None:
+            _require_release_sources(data, files, release, Path(release_dir) / RELEASE_MANIFEST)  # type: ignore[arg-type]
+        head = manifest_head(version=version, content_sha256=content_sha256, date=d, hub=hub)
+        bucket = open_bucket(settings, workers, client)
+        result = MirrorResult(
+            uri=bucket.uri(f"{d}/data"), release_uri=bucket.uri(f"{d}/release") if release_dir else None,
+            manifest_uri=bucket.uri(f"{d}/{MIRROR_MANIFEST}"), date=d, files=files.count, bytes=files.bytes,
+            uploaded=0, skipped=0, already_complete=False, version=version, dry_run=dry_run,
+        )
+        counter = ProgressCounter(progress, files.count, files.bytes)
 
-    remote = manifest_at(bucket, d)
-    if remote is not None and _check_existing_manifest(bucket, d, remote, doc):
-        log.info("%s already complete: nothing to send", result.manifest_uri)
-        result.skipped, result.already_complete, result.manifest = len(entries), True, remote
-        counter.add(len(entries), total_bytes)
+        with open_manifest(bucket, d) as remote:
+            if remote is not None and _check_existing_manifest(bucket, d, remote, head, files):
+                log.info("%s already complete: nothing to send", result.manifest_uri)
+                result.skipped, result.already_complete = files.count, True
+                counter.add(files.count, files.bytes)
+                return result
+
+        job = _Mirror(bucket, d, workers, counter, threshold, chunksize,
+                      {k: b for k, b in bodies.items() if len(b) < threshold}, copy_max=copy_max)
+        if incremental:
+            result.copied_from, job.copy_day = copy_sources(bucket, d, files)
+        _send(job, files, head, result)
         return result
-
-    job = _Mirror(bucket, d, workers, counter, threshold, chunksize,
-                  {k: b for k, b in bodies.items() if len(b) < threshold}, copy_max=copy_max)
-    if incremental:
-        result.copied_from, job.copy_from = copy_sources(bucket, d, entries)
-    _send(job, entries, doc, result)
-    return result
 
 
 def _release_identity(release_dir: str | Path, version: str | None, content_sha256: str | None
                       ) -> tuple[ReleaseManifest, str, str]:
-    """The manifest, version and content_sha256 of the release at ``release_dir``; a ``version``
-    given must be the release's own."""
-    rel = load_release(release_dir)
+    """The manifest (without its sources, which are streamed from the file when compared), version
+    and content_sha256 of the release at ``release_dir``; a ``version`` given must be the release's own."""
+    rel = load_release(release_dir, sources=False)
     if version is not None and version != rel["version"]:
         raise ConfigError(f"the release folder {release_dir} is version {rel['version']}, not {version}; rebuild it")
     return rel, version or rel["version"], content_sha256 or rel["content_sha256"]
 
 
-def _require_release_sources(data: Path, entries: list[dict[str, Any]], release: ReleaseManifest) -> None:
+def _require_release_sources(data: Path, files: MirrorFiles, release: ReleaseManifest, manifest_file: Path) -> None:
     """Refuse, before anything is sent, a data tree whose files are not the release's sources: a
     file edited, added or removed since the build would be mirrored beside a release it is not part
     of, under a completion mark."""
-    wrong = tree_differences(entries, release)
-    if not wrong:
+    wrong = tree_differences(files.entries(), release, sources_of(release, manifest_file))
+    if wrong.first is None:
         return
-    key, what = wrong[0]
+    key, what = wrong.first
     path = data / key.removeprefix("data/")
-    more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+    more = f" (and {wrong.count - 1} more)" if wrong.count > 1 else ""
     raise IntegrityError(
         f"{path} {what}{more}: the data tree changed after release {release['version']} was built, so its "
         "S3 mirror would not hold the release's sources; nothing was sent. Restore the tree as it was "
         "built, or publish its new content as a new version", path=path, key=key)
 
 
-def latest_complete(bucket: S3Bucket, exclude: str) -> tuple[str, dict[str, Any]] | None:
-    """The newest date prefix other than ``exclude`` that holds a vmeval-hf ``MANIFEST.json``, with
-    that manifest (one LIST of the bucket's top level, then a GET per prefix, newest first)."""
+def _dated_prefixes(bucket: S3Bucket, exclude: str) -> Iterator[str]:
+    """The bucket's date prefixes other than ``exclude``, newest first (one LIST of its top level)."""
     for folder in sorted(list_subfolders(bucket), reverse=True):
         day = folder.rstrip("/")
         try:
-            if day == exclude or parse_date(day) != day:
-                continue
+            if day != exclude and parse_date(day) == day:
+                yield day
+        except ConfigError:
+            continue  # not a date prefix
+
+
+def latest_complete(bucket: S3Bucket, exclude: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest date prefix other than ``exclude`` that holds a vmeval-hf ``MANIFEST.json``, with
+    that manifest (a GET per prefix, newest first)."""
+    for day in _dated_prefixes(bucket, exclude):
+        try:
             found = manifest_at(bucket, day)
-        except (ConfigError, S3Error):
-            continue  # not a date prefix, or not one of ours
+        except S3Error:
+            continue  # not one of ours
         if found is not None:
             return day, found
     return None
 
 
-def copy_sources(bucket: S3Bucket, date: str, entries: list[dict[str, Any]]) -> tuple[str | None, dict[str, str]]:
-    """``(the prefix copied from, entry key -> the key to copy it from)``: every file the latest
-    complete prefix records with the same size and sha256, under the same key where it can."""
-    found = latest_complete(bucket, date)
-    if found is None:
-        return None, {}
-    day, manifest = found
-    files = [f for f in manifest["files"] if isinstance(f, dict)]
-    by_key = {f.get("key"): f for f in files}
-    by_content = {(f.get("sha256"), f.get("size")): f.get("key") for f in files}
-    sources: dict[str, str] = {}
-    for e in entries:
-        same = by_key.get(e["key"])
-        if same is not None and (same.get("sha256"), same.get("size")) == (e["sha256"], e["size"]):
-            sources[e["key"]] = f"{day}/{e['key']}"
-        elif (src := by_content.get((e["sha256"], e["size"]))) is not None:
-            sources[e["key"]] = f"{day}/{src}"
-    log.info("incremental: %d of %d files can be copied from %s", len(sources), len(entries), bucket.uri(day + "/"))
-    return bucket.uri(f"{day}/"), sources
+def copy_sources(bucket: S3Bucket, date: str, files: MirrorFiles) -> tuple[str | None, str | None]:
+    """``(the prefix copied from, as s3://.../<D>/, and its date)``, having noted in ``files`` each
+    file the latest complete prefix records with the same size and sha256 (under the same key
+    where it can: :meth:`~.files.MirrorFiles.set_copy_sources`); ``(None, None)`` when no
+    prefix is complete. The prefix's ``MANIFEST.json`` is streamed."""
+    for day in _dated_prefixes(bucket, date):
+        with ExitStack() as stack:
+            try:
+                manifest = stack.enter_context(open_manifest(bucket, day))
+            except S3Error:
+                continue  # not one of ours
+            if manifest is None:
+                continue
+            found = files.set_copy_sources(manifest.files())
+            log.info("incremental: %d of %d files can be copied from %s", found, files.count, bucket.uri(day + "/"))
+            return bucket.uri(f"{day}/"), day
+    return None, None
 
 
-def _send(job: _Mirror, entries: list[dict[str, Any]], doc: dict[str, Any], result: MirrorResult) -> None:
+def _send(job: _Mirror, files: MirrorFiles, head: dict[str, Any], result: MirrorResult) -> None:
     """Check what is there, send (or copy) the rest, then ``MANIFEST.json``; only count with ``dry_run``."""
-    present, missing = job.plan(entries)
+    job.plan(files)
     if result.dry_run:
         job.close()
-        copies = [e for e in missing if e["key"] in job.copy_from]
-        result.uploaded, result.skipped, result.copied = len(missing) - len(copies), len(present), len(copies)
-        result.uploaded_bytes = sum(e["size"] for e in missing) - sum(e["size"] for e in copies)
-        result.copied_bytes = sum(e["size"] for e in copies)
+        result.uploaded, result.uploaded_bytes, result.copied, result.copied_bytes = files.to_send()
+        result.skipped = files.held()
         return
-    order = present + sorted(missing, key=lambda e: -e["size"])  # large files start first
     try:
-        outcomes = run_parallel(job.resume_or_upload, present, job.workers)
-        outcomes += run_parallel(job.upload, order[len(present):], job.workers)
+        for batch in files.in_send_order():
+            outcomes = run_parallel(job.send, batch, job.workers)
+            files.record(batch)  # the composite checksum of each object stored in parts
+            for e, outcome in zip(batch, outcomes):
+                if outcome == "uploaded":
+                    result.uploaded, result.uploaded_bytes = result.uploaded + 1, result.uploaded_bytes + e["size"]
+                elif outcome == "copied":
+                    result.copied, result.copied_bytes = result.copied + 1, result.copied_bytes + e["size"]
+                else:
+                    result.skipped += 1
     finally:
         job.close()
-    result.uploaded, result.skipped = outcomes.count("uploaded"), outcomes.count("skipped")
-    result.copied = outcomes.count("copied")
-    result.uploaded_bytes = sum(e["size"] for e, o in zip(order, outcomes) if o == "uploaded")
-    result.copied_bytes = sum(e["size"] for e, o in zip(order, outcomes) if o == "copied")
-    doc["files"] = file_list(entries)  # with the composite checksum of each object stored in parts
-    result.manifest = job.put_manifest(doc)
+    job.put_manifest(files, head)
     log.info("mirrored %s: %d sent, %d copied, %d already there", result.manifest_uri, result.uploaded,
              result.copied, result.skipped)
 

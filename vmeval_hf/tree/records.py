@@ -21,34 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
-import sqlite3
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import LocalFileError
+from .._shared.scratch import as_blob as _text
+from .._shared.scratch import connect as _connect
+from .._shared.scratch import of_blob as _str
+from .._shared.scratch import scratch_folder
 from .dataset_manifest import ABSENT, USUAL_PATH, ManifestEntry, read_listed, sync_problems
 from .model import Listed, Problem, folded
 
-#: SQLite's page cache for each database, KiB: what the records hold in memory (the rest is on
-#: disk, in the OS's file cache)
-CACHE_KIB = 512
 #: rows written at a time
 _BATCH = 1000
 # the only integers among the stored values: ABSENT, and a path that is the usual one (not
 # stored: ManifestEntry builds it again)
 _ABSENT_CELL, _USUAL_CELL = 0, 1
-
-
-def _text(s: str) -> bytes:
-    """``s`` as stored: bytes that sort as Python sorts the strings."""
-    return s.encode("utf-8", "surrogatepass")
-
-
-def _str(cell: bytes) -> str:
-    return cell.decode("utf-8", "surrogatepass")
 
 
 class _Shown:
@@ -86,17 +74,6 @@ def _value(cell: Any) -> Any:
     if type(cell) is int:
         return ABSENT if cell == _ABSENT_CELL else USUAL_PATH
     return _Shown(cell)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A connection for scratch data: no journal, no fsync (a crash loses nothing of value), a
-    small page cache."""
-    conn = sqlite3.connect(path, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = OFF")
-    conn.execute("PRAGMA synchronous = OFF")
-    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-    conn.execute("PRAGMA temp_store = FILE")
-    return conn
 
 
 class StoredManifest(NamedTuple):
@@ -338,45 +315,9 @@ class Records:
 def tree_records() -> Iterator[Records]:
     """:class:`Records` in a new temporary folder, removed on the way out (whatever happens); a
     failure to write them (a full disk) is a :class:`~vmeval_hf.errors.LocalFileError`."""
-    try:
-        folder = Path(tempfile.mkdtemp(prefix="vmeval-checks-"))
-    except OSError as exc:
-        raise LocalFileError(f"cannot make a temporary folder for the tree-wide checks' records ({exc.strerror}); "
-                             "set TMPDIR to a writable folder", path=tempfile.gettempdir()) from exc
-    try:
+    with scratch_folder("vmeval-checks-", "the tree-wide checks' records") as folder:
         records = Records(folder)
         try:
             yield records
         finally:
             records.conn.close()
-    except sqlite3.Error as exc:
-        if not _local(exc):
-            raise
-        raise LocalFileError(f"{folder}: cannot write the tree-wide checks' records ({exc}); free some space there "
-                             "(or set TMPDIR to another folder) and run it again", path=str(folder)) from exc
-    finally:
-        _remove(folder)
-
-
-#: SQLite's errors that are this machine's (a full disk, a folder not writable), not a bug's
-_LOCAL_ERRORS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM")
-
-
-#: how SQLite words them (Python 3.10 gives no error name)
-_LOCAL_WORDS = ("disk is full", "disk I/O error", "unable to open database file", "readonly database")
-
-
-def _local(exc: sqlite3.Error) -> bool:
-    name = getattr(exc, "sqlite_errorname", None)
-    if name is not None:
-        return str(name).startswith(_LOCAL_ERRORS)
-    return any(words in str(exc) for words in _LOCAL_WORDS)
-
-
-def _remove(folder: Path) -> None:
-    """Remove the records' folder: it holds only files."""
-    with contextlib.suppress(OSError):
-        for name in os.listdir(folder):
-            with contextlib.suppress(OSError):
-                os.unlink(folder / name)
-        os.rmdir(folder)
