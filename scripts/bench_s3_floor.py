@@ -55,6 +55,27 @@ def _timed(fn: Any, items: range, workers: int, pid: int) -> dict[str, float]:
             "server_ms": (_server_cpu(pid) - s0) / n * 1000}
 
 
+def client_for(url: str, workers: int) -> Any:
+    """A bare boto3 client for the benchmark's moto server at ``url``."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=url, region_name=DEFAULT_REGION, aws_access_key_id=S3_KEY_ID,
+                        aws_secret_access_key=S3_SECRET, config=Config(max_pool_connections=workers * 2))
+
+
+def probe(s3: Any, bucket: str, prefix: str, n: int, workers: int, pid: int) -> dict[str, dict[str, float]]:
+    """``n`` PUTs then ``n`` HEADs of a 9 KB body under ``prefix`` (new keys), as the mirror and
+    verify send them: per request, wall time and the client's and server's CPU."""
+    body = random.Random(0).randbytes(9000)
+    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    put = _timed(lambda i: s3.put_object(Bucket=bucket, Key=f"{prefix}{i:07d}", Body=body,
+                                         ChecksumSHA256=checksum, IfNoneMatch="*"), range(n), workers, pid)
+    head = _timed(lambda i: s3.head_object(Bucket=bucket, Key=f"{prefix}{i:07d}", ChecksumMode="ENABLED"),
+                  range(n), workers, pid)
+    return {"PUT": put, "HEAD": head}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--objects", type=int, nargs="+", default=[3000, 20000])
@@ -62,27 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--questions", type=int, default=100_000, help="N for the estimate (default 100,000)")
     args = ap.parse_args(argv)
 
-    import boto3
-    from botocore.config import Config
-
-    body = random.Random(0).randbytes(9000)
-    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
     with tempfile.TemporaryDirectory(prefix="s3-floor-") as tmp, Servers(Path(tmp), s3=True) as servers:
         assert servers.s3 is not None
         servers.create_bucket(BUCKET)
-        s3 = boto3.client("s3", endpoint_url=servers.s3.url, region_name=DEFAULT_REGION, aws_access_key_id=S3_KEY_ID,
-                          aws_secret_access_key=S3_SECRET, config=Config(max_pool_connections=args.workers * 2))
+        s3 = client_for(servers.s3.url, args.workers)
         pid = servers.s3.proc.pid
         print(f"{'request':8} {'objects':>8} {'wall ms':>8} {'client CPU ms':>14} {'server CPU ms':>14}")
         rows = []
         for n in args.objects:
-            prefix = f"run-{n}/"
-            put = _timed(lambda i, prefix=prefix: s3.put_object(Bucket=BUCKET, Key=f"{prefix}{i:07d}", Body=body,
-                                                 ChecksumSHA256=checksum, IfNoneMatch="*"),
-                         range(n), args.workers, pid)
-            head = _timed(lambda i, prefix=prefix: s3.head_object(Bucket=BUCKET, Key=f"{prefix}{i:07d}", ChecksumMode="ENABLED"),
-                          range(n), args.workers, pid)
-            for name, r in (("PUT", put), ("HEAD", head)):
+            for name, r in probe(s3, BUCKET, f"run-{n}/", n, args.workers, pid).items():
                 rows.append(r)
                 print(f"{name:8} {n:>8,} {r['wall_ms']:>8.2f} {r['client_ms']:>14.2f} {r['server_ms']:>14.2f}")
         wall = statistics.median(r["wall_ms"] for r in rows)

@@ -46,6 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import cached_tree, measure  # noqa: E402  (the sampler: one process tree's peak PSS)
+from bench_s3_floor import client_for, probe  # noqa: E402  (the server's own cost a request)
 from bench_servers import Servers  # noqa: E402
 
 TREE_FORMAT = 1  # bump when the generated tree changes, so stale caches are not reused
@@ -259,8 +260,20 @@ def _warm(data: Path) -> None:
     subprocess.run(["bash", "-c", "tar -cf - questions | cat >/dev/null"], cwd=data, check=True)
 
 
+S3_STAGES = ("publish-s3", "verify", "pull-s3")
+FLOOR_WORKERS = 16
+
+
+def server_floor(servers: Servers, bucket: str, prefix: str, n: int) -> float:
+    """The moto server's own cost now: ``n`` bare PUTs and HEADs of a 9 KB body (as
+    ``scripts/bench_s3_floor.py`` sends them) into a bucket of their own; the mean wall ms a request."""
+    assert servers.s3 is not None
+    got = probe(client_for(servers.s3.url, FLOOR_WORKERS), bucket, prefix, n, FLOOR_WORKERS, servers.s3.proc.pid)
+    return (got["PUT"]["wall_ms"] + got["HEAD"]["wall_ms"]) / 2
+
+
 def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers, run_id: str,
-             keep: bool) -> dict[str, Any]:
+             keep: bool, floor: int = 0) -> dict[str, Any]:
     data = ensure_tree(cache_dir, n)
     stats = json.loads((data / ".complete").read_text())
     _clean(data)
@@ -271,6 +284,11 @@ def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers,
     env = {**os.environ, **servers.env(repo=f"bench/scale-{run_id}-{n}", bucket=bucket, hf_home=scratch / "hf")}
     date = "20270101"
     results: dict[str, Any] = {}
+    floors: dict[str, float] = {}
+    probing = floor > 0 and any(s in S3_STAGES for s in stages)
+    if probing:
+        servers.create_bucket(f"bench-floor-{run_id}-{n}")
+        floors["before"] = server_floor(servers, f"bench-floor-{run_id}-{n}", "before/", floor)
     try:
         for stage in stages:
             print(f"N={n}: {stage} ...", file=sys.stderr, flush=True)
@@ -281,11 +299,13 @@ def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers,
             print(f"  {r['wall']:.1f} s, {r['tree_pss_mb']:.0f} MB", file=sys.stderr, flush=True)
             if stage == "build" and not keep:
                 shutil.rmtree(scratch / "release", ignore_errors=True)
+        if probing:
+            floors["after"] = server_floor(servers, f"bench-floor-{run_id}-{n}", "after/", floor)
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
             _clean(data)
-    return {"questions": n, "png_mb": stats["png_bytes"] / 1e6, "stages": results}
+    return {"questions": n, "png_mb": stats["png_bytes"] / 1e6, "stages": results, "server_floor_ms": floors}
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
@@ -306,6 +326,12 @@ def table(results: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{stage:12} {n:>8,} {r['wall']:9.1f} {per * 1000:12.2f} "
                          f"{'' if ratio is None else f'{ratio:.2f}x':>7} {r['cpu']:8.1f} {r['tree_pss_mb']:12.0f} "
                          f"{'' if growth is None else f'{growth:+.0%}':>8}  {verdict}")
+    for res in results:
+        f, b = res.get("server_floor_ms") or {}, base.get("server_floor_ms") or {}
+        if f:
+            ratio = f" ({f['after'] / b['after']:.2f}x the first N's after)" if res is not base and b else ""
+            lines.append(f"server floor at N={res['questions']:,}: {f['before']:.2f} ms a request before the "
+                         f"stages, {f['after']:.2f} ms after{ratio}")
     return lines
 
 
@@ -321,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="where generated trees are kept between runs (default /tmp/vmeval-scale)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folders (releases, pulls)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--floor", type=int, default=2000, metavar="REQUESTS",
+                    help="with an S3 stage: time this many bare PUTs and HEADs against the same moto server "
+                         "before and after each N's stages, to tell the server's slowing (it holds every "
+                         "object sent) from ours (default 2000; 0: none)")
     args = ap.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     stages = tuple(s for s in STAGES if s in args.stages)
@@ -329,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="servers-", dir=args.cache_dir) as root, \
             Servers(Path(root), s3=True) as servers:
         for n in args.questions:
-            results.append(run_size(n, stages, args.cache_dir, servers, run_id, args.keep))
+            results.append(run_size(n, stages, args.cache_dir, servers, run_id, args.keep, args.floor))
             if not args.json:
                 print("\n".join(table(results)) + "\n", flush=True)
     if args.json:

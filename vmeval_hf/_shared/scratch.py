@@ -13,8 +13,9 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from ..errors import LocalFileError
 
@@ -67,6 +68,25 @@ def scratch_folder(prefix: str, what: str) -> Iterator[Path]:
         raise _cannot_write(folder, what, exc.strerror) from exc
     finally:
         _remove(folder)
+
+
+class _Store(Protocol):
+    conn: sqlite3.Connection
+
+
+S = TypeVar("S", bound=_Store)
+
+
+@contextlib.contextmanager
+def scratch_store(make: Callable[[Path], S], prefix: str, what: str) -> Iterator[S]:
+    """``make(folder)``, a store whose ``conn`` is a database in a new :func:`scratch_folder`, closed
+    and removed on the way out."""
+    with scratch_folder(prefix, what) as folder:
+        store = make(folder)
+        try:
+            yield store
+        finally:
+            store.conn.close()
 
 
 def _cannot_write(folder: Path, what: str, why: object) -> LocalFileError:

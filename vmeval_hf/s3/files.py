@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._shared.scratch import as_blob, connect, of_blob, scratch_folder
+from .._shared.scratch import as_blob, connect, of_blob, scratch_store
 from .layout import MANIFEST_SCHEMA, hash_files, walk_files, write_manifest
 
 #: rows read or written at a time
@@ -153,13 +153,7 @@ def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
     return entry
 
 
-@contextlib.contextmanager
-def mirror_files() -> Iterator[MirrorFiles]:
+def mirror_files() -> contextlib.AbstractContextManager[MirrorFiles]:
     """:class:`MirrorFiles` in a new temporary folder, removed on the way out (whatever happens);
     a failure to write there (a full disk) is a :class:`~vmeval_hf.errors.LocalFileError`."""
-    with scratch_folder("vmeval-mirror-", "the mirror's file list") as folder:
-        files = MirrorFiles(folder)
-        try:
-            yield files
-        finally:
-            files.conn.close()
+    return scratch_store(MirrorFiles, "vmeval-mirror-", "the mirror's file list")

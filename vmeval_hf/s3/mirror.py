@@ -544,18 +544,18 @@ def mirror_version(
     data = Path(data_dir)
     if not data.is_dir():
         raise ConfigError(f"data folder {data} does not exist; pass --data-dir", path=data)
-    release = None
+    release = rel_dir = None
     if release_dir is not None:
-        release, version, content_sha256 = _release_identity(release_dir, version, content_sha256)
+        rel_dir = Path(release_dir)
+        release, version, content_sha256 = _release_identity(rel_dir, version, content_sha256)
     threshold = parse_size(multipart_threshold, "multipart_threshold")
     chunksize = parse_size(multipart_chunksize, "multipart_chunksize")
     with mirror_files() as files:
-        bodies = files.scan(data, Path(release_dir) if release_dir is not None else None,
-                            keep_bytes=KEEP_BODIES_BYTES, folders=folders)
-        if not files.has_data and release_dir is None:
+        bodies = files.scan(data, rel_dir, keep_bytes=KEEP_BODIES_BYTES, folders=folders)
+        if not files.has_data and rel_dir is None:
             raise ConfigError(f"nothing to mirror: {data} has no files under {', '.join(MIRRORED_DIRS)}", path=data)
-        if release is not None:
-            _require_release_sources(data, files, release, Path(release_dir) / RELEASE_MANIFEST)  # type: ignore[arg-type]
+        if release is not None and rel_dir is not None:
+            _require_release_sources(data, files, release, rel_dir / RELEASE_MANIFEST)
         head = manifest_head(version=version, content_sha256=content_sha256, date=d, hub=hub)
         bucket = open_bucket(settings, workers, client)
         result = MirrorResult(

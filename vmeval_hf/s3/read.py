@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .._shared.fs import sha256_file
+from .._shared.ordered import outer_join
 from ..config import Settings
 from ..errors import IntegrityError, S3Error
 from ..release.release_manifest import Mismatch
@@ -84,23 +85,15 @@ def _side_by_side(files: Iterator[dict[str, Any]], listed: Iterator[tuple[str, i
     ``(key, entry)`` of every object listed with its size is yielded, to be HEADed."""
     skip = f"{d}/{MIRROR_MANIFEST}"
     listing = ((k, size) for k, size in listed if k != skip)
-    here = next(listing, None)
-    for e in files:
-        key = f"{d}/{e['key']}"
-        while here is not None and here[0] < key:
-            problems.append(Mismatch(here[0], "extra", "not in the manifest"))
-            here = next(listing, None)
-        if here is None or here[0] != key:
-            problems.append(Mismatch(key, "missing", "not in the bucket"))
-            continue
-        size, here = here[1], next(listing, None)
-        if size != e["size"]:
-            problems.append(Mismatch(key, "size", f"{size} bytes, expected {e['size']}"))
+    for e, here in outer_join(files, listing, lambda e: f"{d}/{e['key']}", lambda obj: obj[0]):
+        if e is None:
+            problems.append(Mismatch(here[0], "extra", "not in the manifest"))  # type: ignore[index]
+        elif here is None:
+            problems.append(Mismatch(f"{d}/{e['key']}", "missing", "not in the bucket"))
+        elif here[1] != e["size"]:
+            problems.append(Mismatch(here[0], "size", f"{here[1]} bytes, expected {e['size']}"))
         else:
-            yield key, e
-    while here is not None:
-        problems.append(Mismatch(here[0], "extra", "not in the manifest"))
-        here = next(listing, None)
+            yield here[0], e
 
 
 def _check_object(bucket: S3Bucket, key: str, e: dict[str, Any]) -> Mismatch | None:

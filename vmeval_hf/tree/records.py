@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from .._shared.scratch import as_blob as _text
 from .._shared.scratch import connect as _connect
 from .._shared.scratch import of_blob as _str
-from .._shared.scratch import scratch_folder
+from .._shared.scratch import scratch_store
 from .dataset_manifest import ABSENT, USUAL_PATH, ManifestEntry, read_listed, sync_problems
 from .model import Listed, Problem, folded
 
@@ -311,13 +311,7 @@ class Records:
                                  stored.count, stored.total)
 
 
-@contextlib.contextmanager
-def tree_records() -> Iterator[Records]:
+def tree_records() -> contextlib.AbstractContextManager[Records]:
     """:class:`Records` in a new temporary folder, removed on the way out (whatever happens); a
     failure to write them (a full disk) is a :class:`~vmeval_hf.errors.LocalFileError`."""
-    with scratch_folder("vmeval-checks-", "the tree-wide checks' records") as folder:
-        records = Records(folder)
-        try:
-            yield records
-        finally:
-            records.conn.close()
+    return scratch_store(Records, "vmeval-checks-", "the tree-wide checks' records")
