@@ -61,9 +61,7 @@ class MirrorFiles:
 
     def mark_present(self, keys: Iterable[str]) -> None:
         """Note these files as held by the bucket already (under their keys)."""
-        rows = ((as_blob(k),) for k in keys)
-        while batch := list(itertools.islice(rows, PAGE)):
-            self.conn.executemany("UPDATE files SET present = 1 WHERE key = ?", batch)
+        self._write("UPDATE files SET present = 1 WHERE key = ?", ((as_blob(k),) for k in keys))
         self.conn.commit()
 
     def set_copy_sources(self, previous: Iterable[dict[str, Any]]) -> int:
@@ -71,9 +69,8 @@ class MirrorFiles:
         files): the same key with the same size and sha256, else any key with them (the last in
         key order). How many files can be copied."""
         self.conn.execute("CREATE TABLE prev (key BLOB PRIMARY KEY, size, sha256) WITHOUT ROWID")
-        rows = ((as_blob(f["key"]), f.get("size"), f.get("sha256")) for f in previous if isinstance(f.get("key"), str))
-        while batch := list(itertools.islice(rows, PAGE)):
-            self.conn.executemany("INSERT OR REPLACE INTO prev VALUES (?, ?, ?)", batch)
+        self._write("INSERT OR REPLACE INTO prev VALUES (?, ?, ?)",
+                    ((as_blob(f["key"]), f.get("size"), f.get("sha256")) for f in previous if isinstance(f.get("key"), str)))
         self.conn.execute("CREATE INDEX prev_by_content ON prev (sha256, size, key)")
         self.conn.execute(
             "UPDATE files SET copy_from = coalesce("
@@ -83,6 +80,12 @@ class MirrorFiles:
         self.conn.commit()
         found: int = self.conn.execute("SELECT count(*) FROM files WHERE copy_from IS NOT NULL").fetchone()[0]
         return found
+
+    def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        """``sql`` for each of ``rows``, a page of them at a time (a stream of any length)."""
+        it = iter(rows)
+        while batch := list(itertools.islice(it, PAGE)):
+            self.conn.executemany(sql, batch)
 
     def record(self, entries: Iterable[dict[str, Any]]) -> None:
         """Keep the composite checksum of each of ``entries`` found stored in parts (sent, copied
@@ -99,11 +102,8 @@ class MirrorFiles:
         ``composite_sha256`` and ``copy_from`` when set and ``present`` when held already; a
         page at a time (no statement stays open between pages, so the table may change between
         them)."""
-        after = b""
-        while page := self.conn.execute(f"SELECT {_COLUMNS} FROM files WHERE key > ? ORDER BY key LIMIT ?",
-                                        (after, PAGE)).fetchall():
+        for page in self._pages(f"SELECT {_COLUMNS} FROM files WHERE key > ? ORDER BY key LIMIT ?", b""):
             yield from map(_entry, page)
-            after = page[-1][0]
 
     def in_send_order(self) -> Iterator[list[dict[str, Any]]]:
         """Every file, a page at a time: those held already first (to be checked), in key order;
@@ -113,11 +113,18 @@ class MirrorFiles:
         self.conn.execute("INSERT INTO queue (key) SELECT key FROM files WHERE present ORDER BY key")
         self.conn.execute("INSERT INTO queue (key) SELECT key FROM files WHERE NOT present ORDER BY size DESC, key")
         self.conn.commit()
-        after = 0
         cols = ", ".join(f"f.{c}" for c in _COLUMNS.split(", "))
-        while page := self.conn.execute(f"SELECT q.seq, {cols} FROM queue q JOIN files f ON f.key = q.key "
-                                        "WHERE q.seq > ? ORDER BY q.seq LIMIT ?", (after, PAGE)).fetchall():
+        for page in self._pages(f"SELECT q.seq, {cols} FROM queue q JOIN files f ON f.key = q.key "
+                                "WHERE q.seq > ? ORDER BY q.seq LIMIT ?", 0):
             yield [_entry(row[1:]) for row in page]
+
+    def _pages(self, sql: str, first: Any) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of ``sql``, :data:`PAGE` at a time; no statement stays open between pages.
+        ``sql`` orders its rows by their first column and takes two parameters: the first column's
+        value to start after (``first``, then the last row's) and how many rows to give."""
+        after = first
+        while page := self.conn.execute(sql, (after, PAGE)).fetchall():
+            yield page
             after = page[-1][0]
 
     def to_send(self) -> tuple[int, int, int, int]:
