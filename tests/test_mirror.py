@@ -671,3 +671,38 @@ def test_pull_refuses_an_unsafe_key_before_writing_anything(tmp_path: Path, s3_s
     with pytest.raises(S3Error, match="unsafe key"):
         pull_s3(settings=s3_settings, date=DAY, dest=dest, workers=2)
     assert not dest.exists()
+
+
+def test_parts_of_files_uploaded_side_by_side_are_read_into_one_fixed_set_of_buffers(tmp_path: Path,
+                                                                                    s3_settings: Settings) -> None:
+    """Four files of 2.5 parts each, uploaded by four threads at once through a pool of 3 slots:
+    every object holds its file's bytes with the server's composite checksum, and the parts were
+    read into at most 3 buffers, reused part after part (the memory the parts hold does not grow
+    with the number of files uploaded side by side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vmeval_hf.s3.client import S3Bucket
+    from vmeval_hf.s3.transfer import PartPool, upload_verified
+
+    part = 5 * 2**20
+    bucket, pool = S3Bucket(make_client(s3_settings), s3_settings), PartPool(threads=2, in_flight=3)
+    files = {}
+    for i in range(4):
+        path = tmp_path / f"big-{i}.bin"
+        path.write_bytes(os.urandom(part * 2 + part // 2))
+        files[f"side-by-side/big-{i}.bin"] = path
+
+    def upload(key: str) -> str | None:
+        path = files[key]
+        return upload_verified(bucket, pool, key, str(path), path.stat().st_size, sha256_file(path), chunksize=part)
+
+    try:
+        with ThreadPoolExecutor(4) as threads:
+            composites = dict(zip(files, threads.map(upload, files), strict=True))
+    finally:
+        pool.close()
+    stored = keys_in(s3_settings, "side-by-side/")
+    for key, path in files.items():
+        body = path.read_bytes()
+        assert stored[key] == body and composites[key] == _composite(body, part)
+    assert 1 <= pool.buffers_made <= 3

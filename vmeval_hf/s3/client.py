@@ -451,7 +451,7 @@ class S3Bucket:
             resp = self.client.create_multipart_upload(Bucket=self.name, Key=key, ChecksumAlgorithm="SHA256", **extra)
         return str(resp["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, body: bytes, checksum_b64: str) -> dict[str, Any]:
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes | bytearray, checksum_b64: str) -> dict[str, Any]:
         """Send one part with the SHA-256 of its bytes (S3 refuses the part if they differ)."""
         with self.errors("UploadPart", key):
             return self.client.upload_part(  # type: ignore[no-any-return]

@@ -48,21 +48,63 @@ COPY_MAX = 5 * 2**30
 class PartPool:
     """The threads that send the parts of every multipart upload and copy of one mirror.
 
-    ``submit`` blocks while ``in_flight`` parts are queued or being sent, so the memory held is
-    at most ``in_flight`` parts, however many files are uploaded at once."""
+    At most ``in_flight`` parts are being read, queued or sent at once, however many files are
+    uploaded at once (the mirror uploads up to its ``workers`` files side by side): a part's slot
+    is taken before its bytes are read (:meth:`buffer`) and given back when it has been sent. The
+    uploads read their parts into a fixed set of buffers, one per slot, each reused part after
+    part, so the memory the parts hold is ``in_flight`` x the part size for the whole mirror and
+    nothing is allocated per part (glibc would keep the freed 8 MiB blocks of every thread that
+    read one, and the process would grow with the number of files uploaded side by side)."""
 
     def __init__(self, threads: int = TRANSFER_CONCURRENCY, in_flight: int | None = None) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="vmeval-s3-part")
         self._slots = threading.BoundedSemaphore(in_flight or 2 * threads)
+        self._lock = threading.Lock()
+        self._free: list[bytearray] = []  # buffers whose part has been sent
+        #: buffers made so far (at most ``in_flight`` while the part size stays the same)
+        self.buffers_made = 0
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` (a part that holds no bytes here: a copy) once a slot is free."""
         self._slots.acquire()
+        return self._run(None, fn, *args)
+
+    def buffer(self, size: int) -> bytearray:
+        """A buffer of ``size`` bytes for one part, once a slot is free: a sent part's if one of that
+        size is free, else a new one. Pass it to :meth:`send` (or :meth:`give_back` if unused)."""
+        self._slots.acquire()
+        with self._lock:
+            for i, buf in enumerate(self._free):
+                if len(buf) == size:
+                    return self._free.pop(i)
+            if self._free:  # another part size (a file too large for 10,000 parts): drop one
+                self._free.pop()
+            self.buffers_made += 1
+        return bytearray(size)
+
+    def send(self, buf: bytearray, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` (which sends ``buf``'s bytes); ``buf`` and its slot come back when it ends."""
+        return self._run(buf, fn, *args)
+
+    def give_back(self, buf: bytearray) -> None:
+        """Return a buffer from :meth:`buffer` that is not sent, and its slot."""
+        with self._lock:
+            self._free.append(buf)
+        self._slots.release()
+
+    def _run(self, buf: bytearray | None, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        def release() -> None:
+            if buf is None:
+                self._slots.release()
+            else:
+                self.give_back(buf)
+
         try:
             future = self._pool.submit(fn, *args)
         except BaseException:
-            self._slots.release()
+            release()
             raise
-        future.add_done_callback(lambda _: self._slots.release())
+        future.add_done_callback(lambda _: release())
         return future
 
     def close(self) -> None:
@@ -116,7 +158,7 @@ class _Upload:
     on_bytes: Callable[[int], None] | None
     upload_id: str = ""
 
-    def send_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def send_part(self, number: int, data: bytes | bytearray) -> dict[str, Any]:
         digest = hashlib.sha256(data).digest()
         checksum = base64.b64encode(digest).decode("ascii")
         echoed = self.bucket.upload_part(self.key, self.upload_id, number, data, checksum)
@@ -128,19 +170,32 @@ class _Upload:
         return {"PartNumber": number, "ETag": echoed["ETag"], "ChecksumSHA256": checksum, "digest": digest}
 
     def send_parts(self, part: int) -> list[dict[str, Any]]:
-        """Read the file once, in order, hashing every byte read; send each part on the pool.
-        Raise IntegrityError, once every part sent has finished, if what was read is not the
-        manifest's bytes."""
+        """Read the file once, in order, hashing every byte read; send each part on the pool, from
+        one of its buffers. Raise IntegrityError, once every part sent has finished, if what was
+        read is not the manifest's bytes."""
         whole, futures, read = hashlib.sha256(), [], 0
         with open(self.path, "rb") as fh:
             for number, offset in enumerate(range(0, self.size, part), 1):
                 if any(f.done() and f.exception() is not None for f in futures):
                     break  # a part failed: stop reading; its error is raised below
-                data = fh.read(min(part, self.size - offset))
-                whole.update(data)
-                read += len(data)
-                futures.append(self.pool.submit(self.send_part, number, data))
-                if len(data) < min(part, self.size - offset):
+                want = min(part, self.size - offset)
+                buf = self.pool.buffer(part)
+                try:
+                    got = fh.readinto(memoryview(buf)[:want])
+                except BaseException:
+                    self.pool.give_back(buf)
+                    raise
+                # a full part is sent from the buffer itself; the file's last, shorter part as a
+                # copy of its bytes (botocore sends bytes or a bytearray, not a memoryview)
+                body: bytes | bytearray = buf if got == part else bytes(memoryview(buf)[:got])
+                whole.update(body)
+                read += got
+                if body is buf:
+                    futures.append(self.pool.send(buf, self.send_part, number, buf))
+                else:
+                    self.pool.give_back(buf)
+                    futures.append(self.pool.submit(self.send_part, number, body))
+                if got < want:
                     break  # the file shrank
         wait(futures)
         parts = [f.result() for f in futures]  # the first failed part's error, as raised
