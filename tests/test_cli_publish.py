@@ -399,6 +399,33 @@ def test_sync_mirrors_the_data_tree_only(env: Env) -> None:
     assert entry["files"] == first["files"]
 
 
+def test_a_logged_data_tree_mirror_verifies_against_its_manifests_recorded_hash(env: Env) -> None:
+    """``sync --log`` records the sha256 of ``MANIFEST.json``'s canonical JSON, computed from the
+    stream: the same as the whole document's, whatever the object's formatting; verify passes,
+    and fails naming MANIFEST.json once a field of it changes."""
+    import hashlib
+
+    ok("sync", "--data-dir", env.data, "--date", DAY, "--log")
+    (entry,) = env.entries()
+    client, key = raw_client(env.direct), f"{DAY}/MANIFEST.json"
+    body = client.get_object(Bucket=env.direct.s3_bucket, Key=key)["Body"].read()
+    doc = json.loads(body)
+    canonical = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert entry["mirror_manifest_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+    assert json.loads(ok("verify", "1.0", "--data-dir", env.data, "--json").stdout)["ok"] is True
+
+    # the same document in other formatting (compact, keys in another order): still the same manifest
+    client.put_object(Bucket=env.direct.s3_bucket, Key=key,
+                      Body=json.dumps({k: doc[k] for k in reversed(list(doc))}, separators=(",", ":")).encode())
+    assert json.loads(ok("verify", "1.0", "--data-dir", env.data, "--json").stdout)["ok"] is True
+
+    client.put_object(Bucket=env.direct.s3_bucket, Key=key, Body=json.dumps({**doc, "tool": "vmeval-hf 0.0"}).encode())
+    got = json.loads(run("verify", "1.0", "--data-dir", env.data, "--json").stdout)
+    assert got["ok"] is False
+    assert [(m["where"], m["problem"]) for m in got["mismatches"]] == [
+        (f"s3://{env.direct.s3_bucket}/{key}", "sha256")]
+
+
 @pytest.mark.parametrize("case", ["corrupt", "taken"])
 def test_sync_log_problems_are_found_before_any_upload(counted: Env, case: str) -> None:
     counted.log_path.parent.mkdir(parents=True)

@@ -23,6 +23,7 @@ from vmeval_hf.errors import IntegrityError, S3ConflictError
 from vmeval_hf.s3 import files as files_mod
 from vmeval_hf.s3.files import MirrorFiles, mirror_files
 from vmeval_hf.s3.layout import (
+    canonical_sha256,
     compare_files,
     file_list,
     manifest_head,
@@ -30,9 +31,29 @@ from vmeval_hf.s3.layout import (
     tree_differences,
     write_manifest,
 )
-from vmeval_hf.s3.mirror import mirror_version, read_manifest
+from vmeval_hf.s3.mirror import MirrorManifest, mirror_version, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("files", [[], [{"key": "a"}], None])
+def test_the_canonical_hash_of_a_manifest_read_a_file_at_a_time_is_the_whole_documents(
+        tmp_path: Path, files: list[dict[str, Any]] | None) -> None:
+    """Entries of any shape (extra and nested fields, non-ASCII, quotes and newlines in strings),
+    head fields sorting before and after ``files``: streamed from a compact copy of the document,
+    the hash is that of ``canonical_json`` of the whole."""
+    if files is None:
+        files = [{"key": f"data/q/\u00e9t\u00e9_{i:03d}/prompt.txt", "size": i, "sha256": f"{i:064x}",
+                  "extra": {"nested": [1, {"b": "say \"hi\"\n"}], "a": None}} for i in range(40)]
+    doc = {"schema": 1, "version": "1.0", "content_sha256": None, "date": "20250101", "hub": {"repo": "o/r"},
+           "aaa": [1, 2], "tool": "vmeval-hf x", "files": files}
+    want = sha256_bytes(canonical_json(doc).encode("utf-8"))
+    head = {k: v for k, v in doc.items() if k != "files"}
+    assert canonical_sha256(head, iter(files)) == want
+    compact = tmp_path / "MANIFEST.json"
+    compact.write_text(json.dumps(doc, separators=(",", ":"), ensure_ascii=True), encoding="utf-8")
+    assert MirrorManifest(head, path=compact).sha256() == want
+    assert MirrorManifest.of(doc).sha256() == want
 
 
 def test_outer_join_pairs_equal_keys_and_keeps_each_sides_own_in_order() -> None:

@@ -14,15 +14,17 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ._shared.fs import canonical_json, sha256_bytes, sha256_file
 from ._shared.labels import numeric_key, same_label, validate_label
 from ._shared.meta import TOOL
+from ._shared.ordered import outer_join
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -65,7 +67,6 @@ from .s3.mirror import (
     MirrorManifest,
     MirrorResult,
     mirror_version,
-    read_manifest,
     read_manifest_stream,
     read_release_manifest,
 )
@@ -73,6 +74,8 @@ from .s3.read import pull_s3, verify_s3
 from .versions import VersionLog, complete_entry
 from .versions.lookup import next_free_version, require_version
 from .versions.remote import RecordWrite, RemoteLog
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -378,23 +381,23 @@ def check_prefix_free(settings: Settings, day: str, version: str, content: str,
     """Raise S3ConflictError if ``s3://<bucket>/<day>/`` is complete with another version or content,
     or (given the release ``manifest``, and ``manifest_file`` when it was read without its sources)
     with the same questions in other release files."""
-    held = read_manifest(settings=settings, date=day)
-    where = f"s3://{settings.s3_bucket}/{day}/"
-    if held is not None and manifest is not None and (held.get("version"), held.get("content_sha256")) == (
-            version, content) and (wrong := _s3_against_release(settings, day, held, manifest, manifest_file)):
+    with read_manifest_stream(settings=settings, date=day) as held:  # streamed: one GET, never held whole
+        where = f"s3://{settings.s3_bucket}/{day}/"
+        if held is not None and manifest is not None and (held.get("version"), held.get("content_sha256")) == (
+                version, content) and (wrong := _s3_against_release(settings, day, held, manifest, manifest_file)):
+            raise S3ConflictError(
+                f"{where} already holds version {version} with the same questions but other release files "
+                f"({wrong[0].where.rsplit('/release/', 1)[-1]} differs): a published prefix is never overwritten; "
+                f"publish this build with --date {next_date_suffix(day)}", uri=where, version=version,
+                key=f"{day}/{MIRROR_MANIFEST}")
+        if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
+            return
+        what = f"version {held.get('version')}" if held.get("version") is not None else "a data-tree mirror"
         raise S3ConflictError(
-            f"{where} already holds version {version} with the same questions but other release files "
-            f"({wrong[0].where.rsplit('/release/', 1)[-1]} differs): a published prefix is never overwritten; "
-            f"publish this build with --date {next_date_suffix(day)}", uri=where, version=version,
-            key=f"{day}/{MIRROR_MANIFEST}")
-    if held is None or (held.get("version"), held.get("content_sha256")) == (version, content):
-        return
-    what = f"version {held['version']}" if held.get("version") is not None else "a data-tree mirror"
-    raise S3ConflictError(
-        f"{where} already holds {what} (content {str(held.get('content_sha256'))[:12]}); refusing to write "
-        f"version {version} there: a published prefix is never overwritten; publish with "
-        f"--date {next_date_suffix(day)} (any YYYYMMDD-<suffix> works)",
-        uri=where, version=held.get("version"), key=f"{day}/{MIRROR_MANIFEST}")
+            f"{where} already holds {what} (content {str(held.get('content_sha256'))[:12]}); refusing to write "
+            f"version {version} there: a published prefix is never overwritten; publish with "
+            f"--date {next_date_suffix(day)} (any YYYYMMDD-<suffix> works)",
+            uri=where, version=held.get("version"), key=f"{day}/{MIRROR_MANIFEST}")
 
 
 def _commit_message(version: str, message: str | None) -> str:
@@ -493,21 +496,27 @@ def _s3_against_release(settings: Settings, date: str, remote: dict[str, Any] | 
     sources = ((key, s) for s in sources_of(manifest, manifest_file) if (key := source_key(manifest, s["path"])))
     files = sorted((f"release/{f['path']}", f) for f in manifest["files"])
     recorded = ((e.get("key"), e) for e in held.files())
-    here = next(recorded, None)
     out: list[Mismatch] = []
-    last = None
-    for key, want in itertools.chain(sources, files):
-        if last is not None and not last < key:
-            raise ValueError(f"release entries not in key order: {key!r} after {last!r}")
-        last = key
-        while here is not None and here[0] < key:
-            here = next(recorded, None)
-        got, where = here[1] if here is not None and here[0] == key else None, f"s3://{settings.s3_bucket}/{date}/{key}"
+    for mine, here in outer_join(_ascending(itertools.chain(sources, files)), recorded, itemgetter(0), itemgetter(0)):
+        if mine is None:
+            continue  # recorded, not the release's: verify_s3 compares the objects with MANIFEST.json
+        key, want = mine
+        got, where = here[1] if here is not None else None, f"s3://{settings.s3_bucket}/{date}/{key}"
         if got is None:
             out.append(Mismatch(where, "missing", "in the release but not in MANIFEST.json"))
         elif (got.get("size"), got.get("sha256")) != (want["size"], want["sha256"]):
             out.append(Mismatch(where, "sha256", "MANIFEST.json records other bytes than the release"))
     return out
+
+
+def _ascending(entries: Iterable[tuple[str, T]]) -> Iterator[tuple[str, T]]:
+    """``entries`` as they come, checked to be in strictly ascending key order."""
+    last = None
+    for key, value in entries:
+        if last is not None and not last < key:
+            raise ValueError(f"release entries not in key order: {key!r} after {last!r}")
+        last = key
+        yield key, value
 
 
 def _verify_message(version: str, problems: list[Mismatch]) -> str:
@@ -679,21 +688,24 @@ def sync_data_tree(data_dir: str | Path = "data", *, settings: Settings, date: s
     result = SyncResult(mirrored)
     if log_entry:
         assert version is not None
-        remote = read_manifest(settings=settings, date=mirrored.date)
-        problems = verify_s3(settings=settings, date=mirrored.date, manifest=remote)
-        if problems:
-            raise VerifyError(_verify_message(version, problems), mismatches=problems, version=version)
+        with read_manifest_stream(settings=settings, date=mirrored.date) as remote:
+            problems = verify_s3(settings=settings, date=mirrored.date, manifest=remote)
+            if problems:
+                raise VerifyError(_verify_message(version, problems), mismatches=problems, version=version)
+            digest = _manifest_hash(remote)
         entry = complete_entry({
             "version": version, "date": mirrored.date, "s3_uri": mirrored.uri,
             "size_mb": round(mirrored.bytes / 2**20, 3), "files": mirrored.files,
-            "mirror_manifest_sha256": _manifest_hash(remote or {})})
+            "mirror_manifest_sha256": digest})
         recorded = RemoteLog(settings).record(entry)  # the shared record first: it is the arbiter
         result.entry = dict(versions.append(recorded.record.entry))
     return result
 
 
-def _manifest_hash(doc: dict[str, Any]) -> str:
-    return sha256_bytes(canonical_json(doc).encode("utf-8"))
+def _manifest_hash(manifest: MirrorManifest | None) -> str:
+    """What the log records of a data-tree mirror's ``MANIFEST.json``: the sha256 of its canonical
+    JSON (of ``{}`` when there is none), computed from the stream."""
+    return manifest.sha256() if manifest is not None else sha256_bytes(canonical_json({}).encode("utf-8"))
 
 
 def _tree_only(entry: dict[str, Any]) -> bool:
@@ -707,9 +719,9 @@ def _verify_tree_mirror(settings: Settings, entry: dict[str, Any]) -> list[Misma
     where = f"s3://{settings.s3_bucket}/{day}/{MIRROR_MANIFEST}"
     if day is None:
         return [Mismatch(str(entry.get("s3_uri")), "missing", "the log's s3_uri is not s3://<bucket>/<date>/data")]
-    remote = read_manifest(settings=settings, date=day)
-    problems = verify_s3(settings=settings, date=day, manifest=remote)
-    recorded = entry.get("mirror_manifest_sha256")
-    if remote is not None and recorded and _manifest_hash(remote) != recorded:
-        problems.append(Mismatch(where, "sha256", "MANIFEST.json differs from the one the log recorded"))
+    with read_manifest_stream(settings=settings, date=day) as remote:
+        problems = verify_s3(settings=settings, date=day, manifest=remote)
+        recorded = entry.get("mirror_manifest_sha256")
+        if remote is not None and recorded and _manifest_hash(remote) != recorded:
+            problems.append(Mismatch(where, "sha256", "MANIFEST.json differs from the one the log recorded"))
     return problems

@@ -292,25 +292,37 @@ def manifest_head(*, version: str | None, content_sha256: str | None, date: str,
 _FILES_MARK = "\0files\0"
 
 
+def canonical_parts(head: dict[str, Any], files: Iterable[Any]) -> Iterator[str]:
+    """``canonical_json`` of ``head`` with ``files`` (in that order) as its ``files``, a part at a
+    time: the document's text without the document or its text held whole."""
+    before, after = canonical_json({**head, "files": _FILES_MARK}).split(json.dumps(_FILES_MARK))
+    yield before
+    opened = False
+    for entry in files:
+        one = json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False)
+        yield (",\n    " if opened else "[\n    ") + one.replace("\n", "\n    ")
+        opened = True
+    yield "\n  ]" if opened else "[]"
+    yield after
+
+
+def canonical_sha256(head: dict[str, Any], files: Iterable[Any]) -> str:
+    """The sha256 of :func:`canonical_parts`: of ``canonical_json`` of the whole document."""
+    digest = hashlib.sha256()
+    for part in canonical_parts(head, files):
+        digest.update(part.encode("utf-8"))
+    return digest.hexdigest()
+
+
 def write_manifest(path: Path, head: dict[str, Any], files: Iterable[dict[str, Any]]) -> str:
     """Write ``MANIFEST.json`` to ``path``: ``head`` with ``files`` (each a :func:`manifest_file`,
     given in key order) as its file list, a file at a time; the bytes are exactly
     ``canonical_json`` of the whole document. Returns their sha256."""
-    before, after = canonical_json({**head, "files": _FILES_MARK}).split(json.dumps(_FILES_MARK))
     digest = hashlib.sha256()
     with open(path, "w", encoding="utf-8") as out:
-        def put(part: str) -> None:
+        for part in canonical_parts(head, map(manifest_file, files)):
             out.write(part)
             digest.update(part.encode("utf-8"))
-
-        put(before)
-        opened = False
-        for entry in files:
-            one = json.dumps(manifest_file(entry), indent=2, sort_keys=True, ensure_ascii=False)
-            put((",\n    " if opened else "[\n    ") + one.replace("\n", "\n    "))
-            opened = True
-        put("\n  ]" if opened else "[]")
-        put(after)
     return digest.hexdigest()
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._shared.fs import parse_size, sha256_bytes
+from .._shared.fs import canonical_json, parse_size, sha256_bytes
 from .._shared.jsonstream import JsonStream, Unstreamed, member_items, object_without
 from .._shared.ordered import outer_join
 from ..config import Settings
@@ -51,6 +51,7 @@ from .layout import (
     MANIFEST_SCHEMA,
     MIRROR_MANIFEST,
     MIRRORED_DIRS,
+    canonical_sha256,
     compare_files,
     describe_differences,
     manifest_head,
@@ -177,14 +178,22 @@ class MirrorManifest:
     at 100,000 questions are never held); made by :meth:`of` from a document held whole."""
 
     def __init__(self, head: dict[str, Any], *, path: Path | None = None,
-                 files: list[dict[str, Any]] | None = None) -> None:
-        self.head, self._path, self._files = head, path, files
+                 files: list[dict[str, Any]] | None = None, doc: dict[str, Any] | None = None) -> None:
+        self.head, self._path, self._files, self._doc = head, path, files, doc
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> MirrorManifest:
         files = [f for f in doc.get("files") or [] if isinstance(f, dict)]
         return cls({k: v for k, v in doc.items() if k != "files"},
-                   files=sorted(files, key=lambda f: str(f.get("key"))))
+                   files=sorted(files, key=lambda f: str(f.get("key"))), doc=doc)
+
+    def sha256(self) -> str:
+        """The sha256 of ``canonical_json`` of the document (what the version log records of a
+        data-tree mirror's manifest), computed a file entry at a time for a streamed copy."""
+        if self._doc is not None:
+            return sha256_bytes(canonical_json(self._doc).encode("utf-8"))
+        assert self._path is not None
+        return canonical_sha256(self.head, member_items(self._path, "files"))
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.head.get(name, default)

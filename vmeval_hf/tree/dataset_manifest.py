@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
 from .._shared.jsonstream import JsonStream, JsonStreamError
+from .._shared.ordered import outer_join
 from .model import DATASET_MANIFEST, Folders, Listed, Problem, Question, folded
 
 
@@ -333,17 +334,15 @@ def sync_problems(where: str, repeated: Iterable[str], listed: Iterable[Manifest
                 for qid in repeated]
     in_file, on_disk = _last_of_runs(listed), _last_of_runs(questions)
     lists_missing, missing, differs = [], [], []
-    e, q = next(in_file, None), next(on_disk, None)
-    while e is not None or q is not None:
-        if q is None or (e is not None and e.id < q.id):  # listed, not a valid question
+    for e, q in outer_join(in_file, on_disk, attrgetter("id"), attrgetter("id")):
+        if q is None:  # listed, not a valid question
+            assert e is not None
             if not is_folder(e.id):
                 lists_missing.append(Problem(where, "manifest_lists_missing",
                                              f"lists {e.id} but no folder holds it; {fix}", question=e.id))
-            e = next(in_file, None)
-        elif e is None or q.id < e.id:  # a valid question, not listed
+        elif e is None:  # a valid question, not listed
             missing.append(Problem(where, "manifest_missing_question", f"does not list {q.source_path}; {fix}",
                                    question=q.source_path))
-            q = next(on_disk, None)
         else:
             for key, listed_as, is_ in (("domain", e.domain, q.domain), ("difficulty", e.difficulty, q.difficulty),
                                         ("path", e.path, q.source_path)):
@@ -352,7 +351,6 @@ def sync_problems(where: str, repeated: Iterable[str], listed: Iterable[Manifest
                         where, "manifest_field_differs",
                         f"{q.id}: {key} is {listed_as!r} in the manifest but {is_!r} in the folder; {fix}",
                         question=q.source_path))
-            e, q = next(in_file, None), next(on_disk, None)
     problems += lists_missing + missing + differs
     if total is not None and total != count:
         problems.append(Problem(where, "manifest_count_differs",
