@@ -34,7 +34,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "vmeval-bench"
@@ -94,11 +94,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Run(NamedTuple):
+    wall: float    # s
+    cpu: float     # user + sys, s
+    rss_mb: float  # peak RSS of the child (ru_maxrss), MB
+
+
 class Measured:
-    """Runs a child with pipes, reaping it ourselves so wait4 gives its CPU."""
+    """Runs a child with pipes, reaping it ourselves so wait4 gives its CPU and peak RSS."""
 
     @staticmethod
-    def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    def run(cmd: list[str], env: dict[str, str]) -> Run:
         with tempfile.TemporaryFile() as out:
             t0 = time.perf_counter()
             pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
@@ -110,7 +116,7 @@ class Measured:
             if os.waitstatus_to_exitcode(status) != 0:
                 out.seek(0)
                 raise RuntimeError(f"{' '.join(cmd[:4])} ... failed:\n{out.read().decode(errors='replace')[-3000:]}")
-        return wall, usage.ru_utime + usage.ru_stime
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def s3(endpoint: str) -> Any:
@@ -170,7 +176,7 @@ def large_files(args: argparse.Namespace, work: Path, env: dict[str, str], aws: 
         target.parent.mkdir(parents=True)
         target.write_bytes(rng.randbytes(args.video_mb * 10**6))
     total = args.videos * args.video_mb * 10**6
-    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "aws": []}
+    runs: dict[str, list[Run]] = {"ours": [], "aws": []}
     for r in range(args.repeats):
         for which in (("ours", "aws") if r % 2 == 0 else ("aws", "ours")):
             warm(data)
@@ -183,17 +189,20 @@ def large_files(args: argparse.Namespace, work: Path, env: dict[str, str], aws: 
                        "--no-progress", "--endpoint-url", endpoint]
                 prefix = f"aws-large-r{r}/"
             runs[which].append(Measured.run(cmd, env))
-            print(f"  large {which:<6} wall {runs[which][-1][0]:6.2f} s   cpu {runs[which][-1][1]:6.2f} s", flush=True)
+            last = runs[which][-1]
+            print(f"  large {which:<6} wall {last.wall:6.2f} s   cpu {last.cpu:6.2f} s   peak RSS {last.rss_mb:6.1f} MB",
+                  flush=True)
             delete_prefix(client, prefix)
     print()
     print(f"## {args.videos} files of {args.video_mb} MB ({total / 1e6:.0f} MB); medians of {args.repeats}")
     print()
-    print("| run | wall s | MB/s | client CPU s |")
-    print("|---|---:|---:|---:|")
+    print("| run | wall s | MB/s | client CPU s | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
     for which, name in (("ours", "ours (s3_sync.py)"), ("aws", "aws s3 sync")):
-        w = statistics.median(x[0] for x in runs[which])
-        c = statistics.median(x[1] for x in runs[which])
-        print(f"| {name} | {w:.2f} | {total / 1e6 / w:.1f} | {c:.2f} |")
+        w = statistics.median(x.wall for x in runs[which])
+        c = statistics.median(x.cpu for x in runs[which])
+        m = statistics.median(x.rss_mb for x in runs[which])
+        print(f"| {name} | {w:.2f} | {total / 1e6 / w:.1f} | {c:.2f} | {m:.1f} |")
     paired = statistics.median(o[0] / a[0] for o, a in zip(runs["ours"], runs["aws"]))
     print(f"\nlarge files, ours / aws wall, paired per repeat: {paired:.2f}x\n", flush=True)
 
@@ -209,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=16, help="our mirror's workers")
     ap.add_argument("--videos", type=int, default=0, help="also time N large files (multipart), ours vs aws")
     ap.add_argument("--video-mb", type=int, default=20, help="size of each large file, MB")
+    ap.add_argument("--large-only", action="store_true", help="with --videos: only the large files (no question tree)")
     ap.add_argument("--put-loop", nargs=3, metavar=("DATA", "PREFIX", "CONCURRENCY"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.put_loop:
@@ -227,8 +237,6 @@ def main(argv: list[str] | None = None) -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        data = build_tree(work, args.questions)
-        nfiles, nbytes = tree_stats(data)
         client = s3(endpoint)
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         (work / "aws-config").write_text("[default]\n")
@@ -240,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         if aws is None:
             print("aws-cli not found: pip install awscli", file=sys.stderr)
             return 2
+        if args.large_only and args.videos:
+            print(f"{args.videos} files of {args.video_mb} MB; moto at {endpoint}; {os.cpu_count()} CPUs; "
+                  f"{args.repeats} repeats; load average {os.getloadavg()[0]:.1f}", flush=True)
+            large_files(args, work, env, aws, endpoint, client)
+            return 0
+        data = build_tree(work, args.questions)
+        nfiles, nbytes = tree_stats(data)
         print(f"tree: {args.questions} questions, {nfiles} files, {nbytes / 1e6:.1f} MB; moto at {endpoint}; "
               f"{os.cpu_count()} CPUs; {args.repeats} repeats; load average {os.getloadavg()[0]:.1f}", flush=True)
 
@@ -247,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def record(name: str, cmd: list[str], expect_prefix: str | None = None) -> None:
             warm(data)
-            wall, cpu = Measured.run(cmd, env)
+            wall, cpu, _ = Measured.run(cmd, env)
             if expect_prefix is not None:
                 got = count_prefix(client, expect_prefix)
                 if got < nfiles:
@@ -326,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in rows:
         w, c = med(name, 0), med(name, 1)
         print(f"| {name} | {w:.2f} | {nfiles / w:.0f} | {c:.2f} | {1000 * c / nfiles:.3f} |")
-    s_ours = statistics.median(c for _, c in startup_ours)
-    s_aws = statistics.median(c for _, c in startup_aws)
+    s_ours = statistics.median(r.cpu for r in startup_ours)
+    s_aws = statistics.median(r.cpu for r in startup_aws)
     print(f"| start-up alone (interpreter, client, one LIST): ours / aws | | | {s_ours:.2f} / {s_aws:.2f} | |")
     print(f"| ours no-change, library call in-process | {statistics.median(lib_noop):.3f} | | | |")
     print()
