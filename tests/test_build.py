@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from huggingface_hub import DatasetCard
 from PIL import Image as PILImage
 
-from tests.support.files import snapshot
+from tests.support.files import killable_env, snapshot
 from tests.support.pngs import noise_png, png_bytes
 from tests.support.trees import make_question, make_tree
 from vmeval_hf._shared.fs import canonical_json
@@ -676,7 +676,8 @@ def test_temp_folders_of_a_killed_build_are_removed_by_the_next(tmp_path: Path) 
     releases = tmp_path / "releases"
     argv = [sys.executable, "-m", "vmeval_hf.cli", "build", "--data-dir", str(data_dir),
             "--out", str(releases / "1.0"), "--version", "1.0", "--repo", "org/r", "--workers", "2"]
-    killed = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=killable_env(tmp_path))
     prefix = f".1.0.building-{killed.pid}-"
     try:
         deadline = time.monotonic() + 120

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.cli import ok, run
 from tests.support.experiments import EXPERIMENT, write_experiment, write_json
-from tests.support.files import snapshot
+from tests.support.files import killable_env, snapshot
 from tests.support.s3 import keys_in, raw_client
 from tests.support.trees import make_tree
 from vmeval_hf._shared.fs import sha256_file
@@ -235,7 +235,7 @@ def test_sigkill_during_deletion_the_rerun_completes_and_the_record_is_right(tmp
     before = experiment_files(data)
     killed = subprocess.run([sys.executable, "-c", _KILL_AFTER_THREE_DELETIONS, EXPERIMENT, str(data), D1],
                             cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+                            env=killable_env(tmp_path, PYTHONPATH=str(REPO)))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert len(experiment_files(data)) == len(before) - 3
     (record,) = [e for e in VersionLog(data_dir=data).entries() if e.get("kind") == "archive"]

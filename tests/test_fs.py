@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.files import killable_env
 from tests.support.trees import change_tree, make_tree
 from vmeval_hf._shared import fs
 from vmeval_hf._shared.fs import atomic_write_json, recover_dir
@@ -193,7 +194,8 @@ def test_a_build_killed_at_any_step_of_the_swap_leaves_the_old_or_the_new_releas
     out = releases / "current"
     build_release(old, out, version="1.0")
     proc = subprocess.run([sys.executable, "-c", _CRASH_CHILD, str(new), str(out), "1.1", step, str(nth), when,
-                           exchange], capture_output=True, text=True, timeout=120, cwd=REPO)
+                           exchange], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env=killable_env(tmp_path))
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr[-3000:])
 
     if expected is None:  # killed between the fallback's two renames: no output until the next run

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.files import killable_tmp
 from tests.support.s3 import TEST_REGION, FaultProxy, FaultRule, raw_client
 from tests.support.trees import make_tree
 from vmeval_hf.config import Settings
@@ -122,10 +123,8 @@ class Stage:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("HF_", "AWS_", "HUGGING", "VMEVAL_", "S3_"))}
         nowhere = str(self.work / ".no-aws-config")
-        scratch = self.work / "tmp"  # a killed publisher's scratch folders stay in the test's folder
-        scratch.mkdir(exist_ok=True)
         env.update({
-            "TMPDIR": str(scratch),
+            "TMPDIR": killable_tmp(self.work),
             "HF_ENDPOINT": self.hub_proxy.url, "HF_TOKEN": HUB_SECRET, "HF_HUB_DISABLE_XET": "1",
             "HF_UPDATE_DOWNLOAD_COUNTS": "0", "HF_HUB_DISABLE_TELEMETRY": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HOME": str(self.hf_home),
