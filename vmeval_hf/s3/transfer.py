@@ -50,7 +50,7 @@ class PartPool:
 
     At most ``in_flight`` parts are being read, queued or sent at once, however many files are
     uploaded at once (the mirror uploads up to its ``workers`` files side by side): a part's slot
-    is taken before its bytes are read (:meth:`buffer`) and given back when it has been sent. The
+    is taken before its bytes are read (:meth:`buffer`) and given back once they are sent and hashed. The
     uploads read their parts into a fixed set of buffers, one per slot, each reused part after
     part, so the memory the parts hold is ``in_flight`` x the part size for the whole mirror and
     nothing is allocated per part (glibc would keep the freed 8 MiB blocks of every thread that
@@ -67,7 +67,7 @@ class PartPool:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` (a part that holds no bytes here: a copy) once a slot is free."""
         self._slots.acquire()
-        return self._run(None, fn, *args)
+        return self._run(fn, *args)
 
     def buffer(self, size: int) -> bytearray:
         """A buffer of ``size`` bytes for one part, once a slot is free: a sent part's if one of that
@@ -82,9 +82,26 @@ class PartPool:
             self.buffers_made += 1
         return bytearray(size)
 
-    def send(self, buf: bytearray, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run ``fn(*args)`` (which sends ``buf``'s bytes); ``buf`` and its slot come back when it ends."""
-        return self._run(buf, fn, *args)
+    def send(self, buf: bytearray, fn: Callable[..., Any], *args: Any) -> tuple[Future[Any], Callable[[], None]]:
+        """Run ``fn(*args)`` (which sends ``buf``'s bytes). Returns its future and ``done_reading``:
+        ``buf`` and its slot come back once ``fn`` has ended *and* ``done_reading()`` was called, so
+        the caller may read ``buf`` (hash it) while it is being sent."""
+        claims, lock = [2], threading.Lock()
+
+        def drop() -> None:
+            with lock:
+                claims[0] -= 1
+                last = claims[0] == 0
+            if last:
+                self.give_back(buf)
+
+        try:
+            future = self._pool.submit(fn, *args)
+        except BaseException:
+            self.give_back(buf)
+            raise
+        future.add_done_callback(lambda _: drop())
+        return future, drop
 
     def give_back(self, buf: bytearray) -> None:
         """Return a buffer from :meth:`buffer` that is not sent, and its slot."""
@@ -92,19 +109,13 @@ class PartPool:
             self._free.append(buf)
         self._slots.release()
 
-    def _run(self, buf: bytearray | None, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        def release() -> None:
-            if buf is None:
-                self._slots.release()
-            else:
-                self.give_back(buf)
-
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         try:
             future = self._pool.submit(fn, *args)
         except BaseException:
-            release()
+            self._slots.release()
             raise
-        future.add_done_callback(lambda _: release())
+        future.add_done_callback(lambda _: self._slots.release())
         return future
 
     def close(self) -> None:
@@ -185,16 +196,22 @@ class _Upload:
                 except BaseException:
                     self.pool.give_back(buf)
                     raise
-                # a full part is sent from the buffer itself; the file's last, shorter part as a
-                # copy of its bytes (botocore sends bytes or a bytearray, not a memoryview)
-                body: bytes | bytearray = buf if got == part else bytes(memoryview(buf)[:got])
-                whole.update(body)
                 read += got
-                if body is buf:
-                    futures.append(self.pool.send(buf, self.send_part, number, buf))
+                # a full part is sent from the buffer itself, and hashed into the whole file's
+                # sha256 while it goes; the file's last, shorter part as a copy of its bytes
+                # (botocore sends bytes or a bytearray, not a memoryview)
+                if got == part:
+                    future, done_reading = self.pool.send(buf, self.send_part, number, buf)
+                    futures.append(future)
+                    try:
+                        whole.update(buf)
+                    finally:
+                        done_reading()
                 else:
+                    body = bytes(memoryview(buf)[:got])
                     self.pool.give_back(buf)
                     futures.append(self.pool.submit(self.send_part, number, body))
+                    whole.update(body)
                 if got < want:
                     break  # the file shrank
         wait(futures)
