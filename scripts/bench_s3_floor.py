@@ -40,19 +40,20 @@ def _client_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _server_cpu(pid: int) -> float:
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + sys) the process ``pid`` has used so far (/proc/<pid>/stat)."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _timed(fn: Any, items: range, workers: int, pid: int) -> dict[str, float]:
-    c0, s0, t0 = _client_cpu(), _server_cpu(pid), time.perf_counter()
+    c0, s0, t0 = _client_cpu(), server_cpu(pid), time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(fn, items))
     n = len(items)
     return {"wall_ms": (time.perf_counter() - t0) / n * 1000, "client_ms": (_client_cpu() - c0) / n * 1000,
-            "server_ms": (_server_cpu(pid) - s0) / n * 1000}
+            "server_ms": (server_cpu(pid) - s0) / n * 1000}
 
 
 def client_for(url: str, workers: int) -> Any:

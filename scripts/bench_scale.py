@@ -24,7 +24,9 @@ the stages as users run them, each a ``vmeval-hf`` subprocess:
 Each stage's wall time, CPU (user + sys, reaped children included) and the peak of its process
 tree's summed PSS, sampled every 100 ms by ``bench_build.measure`` (reading PSS slows the
 process it reads, the same at every N). One run per stage and N; the table gives time per
-question and the ratios against the smallest N. The targets: time per question within 1.15x,
+question and the ratios against the smallest N (of the wall time and of the client's CPU); an
+S3 stage also gives the CPU the moto server used during it (``/proc/<pid>/stat``), which tells
+its growing cost per request from the tool's. The targets: time per question within 1.15x,
 peak memory within +20%.
 """
 
@@ -46,7 +48,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import cached_tree, measure  # noqa: E402  (the sampler: one process tree's peak PSS)
-from bench_s3_floor import client_for, probe  # noqa: E402  (the server's own cost a request)
+from bench_s3_floor import client_for, probe, server_cpu  # noqa: E402  (the server's own cost a request)
 from bench_servers import Servers  # noqa: E402
 
 TREE_FORMAT = 1  # bump when the generated tree changes, so stale caches are not reused
@@ -292,9 +294,13 @@ def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers,
     try:
         for stage in stages:
             print(f"N={n}: {stage} ...", file=sys.stderr, flush=True)
+            s3_pid = servers.s3.proc.pid if servers.s3 is not None else None
+            before = server_cpu(s3_pid) if s3_pid else 0.0
             r = measure(stage_commands(stage, data, scratch, date, stages), cwd=scratch, env=env, memory=True,
                         parse_json=False, interval=SAMPLE_EVERY)
             r.pop("stdout", None)
+            if s3_pid:  # the moto server's CPU during the stage: its share of the stage's time
+                r["s3_server_cpu"] = server_cpu(s3_pid) - before
             results[stage] = r
             print(f"  {r['wall']:.1f} s, {r['tree_pss_mb']:.0f} MB", file=sys.stderr, flush=True)
             if stage == "build" and not keep:
@@ -311,7 +317,7 @@ def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers,
 def table(results: list[dict[str, Any]]) -> list[str]:
     base = results[0]
     lines = [f"{'stage':12} {'N':>8} {'wall s':>9} {'ms/question':>12} {'ratio':>7} {'CPU s':>8} "
-             f"{'peak PSS MB':>12} {'growth':>8}  verdict"]
+             f"{'CPU ratio':>9} {'moto CPU s':>10} {'peak PSS MB':>12} {'growth':>8}  verdict"]
     for res in results:
         n = res["questions"]
         for stage, r in res["stages"].items():
@@ -319,12 +325,16 @@ def table(results: list[dict[str, Any]]) -> list[str]:
             b = base["stages"].get(stage)
             ratio = per / (b["wall"] / base["questions"]) if b else None
             growth = r["tree_pss_mb"] / b["tree_pss_mb"] - 1 if b else None
+            cpu_ratio = r["cpu"] / n / (b["cpu"] / base["questions"]) if b else None
+            moto = r.get("s3_server_cpu")
             verdict = ""
             if res is not base and ratio is not None and growth is not None:
                 verdict = "ok" if ratio <= TIME_TARGET and growth <= MEMORY_TARGET else "MISSED:" + ",".join(
                     w for w, bad in (("time", ratio > TIME_TARGET), ("memory", growth > MEMORY_TARGET)) if bad)
             lines.append(f"{stage:12} {n:>8,} {r['wall']:9.1f} {per * 1000:12.2f} "
-                         f"{'' if ratio is None else f'{ratio:.2f}x':>7} {r['cpu']:8.1f} {r['tree_pss_mb']:12.0f} "
+                         f"{'' if ratio is None else f'{ratio:.2f}x':>7} {r['cpu']:8.1f} "
+                         f"{'' if cpu_ratio is None else f'{cpu_ratio:.2f}x':>9} {'' if moto is None else f'{moto:.1f}':>10} "
+                         f"{r['tree_pss_mb']:12.0f} "
                          f"{'' if growth is None else f'{growth:+.0%}':>8}  {verdict}")
     for res in results:
         f, b = res.get("server_floor_ms") or {}, base.get("server_floor_ms") or {}
