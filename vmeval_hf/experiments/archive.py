@@ -32,12 +32,19 @@ from .._shared.fs import sha256_file
 from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3ConflictError, VerifyError, VersionConflictError
 from ..s3.layout import next_date_suffix, parse_date, scan
-from ..s3.mirror import MirrorResult, latest_complete, manifest_at, mirror_version, open_bucket
+from ..s3.mirror import (
+    MirrorManifest,
+    MirrorResult,
+    mirror_version,
+    open_bucket,
+    open_latest_complete,
+    open_manifest,
+)
 from ..s3.read import check_objects
 from ..tree.model import Problem
 from ..versions import ARCHIVE_KIND, VersionLog
 from .model import check_name, experiment_folders, summarize
-from .records import in_folders, latest_record, listing, listing_sha256, record_label
+from .records import folder_filter, latest_record, listing, listing_sha256, record_label
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +107,14 @@ def archive_experiment(experiment: str, data_dir: str | Path = "data", *, settin
     entries, result = job.scan()
     if not entries:
         return job.nothing_left(result)
-    day, manifest, pinned = job.holding_prefix(entries)
+    day, held, pinned = job.holding_prefix(entries)
     if dry_run:
         return job.plan(result, entries, day, date, full)
     if day is None:
         result.snapshot = job.snapshot(date, full, s3_progress)
-        day, manifest = result.snapshot.date, manifest_at(job.bucket, result.snapshot.date)
-    assert manifest is not None
-    job.verify(day, manifest, entries, pinned)
+        day, held = result.snapshot.date, job.under_folders(result.snapshot.date)
+    assert held is not None
+    job.verify(day, held, entries, pinned)
     stats = job.unchanged(entries, day)
     result.date, result.uri = day, job.bucket.uri(f"{day}/data")
     result.entry = pinned or job.record(day, entries, result)
@@ -155,21 +162,36 @@ class _Archive:
         return result
 
     def holding_prefix(self, entries: list[dict[str, Any]]
-                       ) -> tuple[str | None, dict[str, Any] | None, dict[str, Any] | None]:
-        """``(prefix, its MANIFEST.json, the record that already pins these files)`` of a complete
-        prefix holding every local file byte for byte: the prefix of this experiment's record when
-        what is left is part of what it recorded (a re-run), else the latest complete prefix when its
-        copy of the experiment's folders is exactly these files (so the listing of those folders
-        there is the record's); ``(None, None, None)`` when none does."""
+                       ) -> tuple[str | None, list[dict[str, Any]] | None, dict[str, Any] | None]:
+        """``(prefix, its MANIFEST.json's entries under the experiment's folders, the record that
+        already pins these files)`` of a complete prefix holding every local file byte for byte: the
+        prefix of this experiment's record when what is left is part of what it recorded (a re-run),
+        else the latest complete prefix when its copy of the experiment's folders is exactly these
+        files (so the listing of those folders there is the record's); ``(None, None, None)`` when
+        none does. Each ``MANIFEST.json`` is streamed: only the entries under the folders are kept."""
         record = latest_record(self.log, self.experiment, self.models or [])
-        if record is not None and (manifest := manifest_at(self.bucket, str(record.get("date")))) is not None:
-            recorded = in_folders(manifest["files"], record.get("folders") or [])
-            if listing_sha256(recorded) == record.get("listing_sha256") and _holds_all(recorded, entries):
-                return str(record["date"]), manifest, record  # a re-run: the record covers what is left
-        found = latest_complete(self.bucket, "")
-        if found is not None and listing(in_folders(found[1]["files"], self.folders)) == listing(entries):
-            return found[0], found[1], None  # exactly these files under the folders: the record pins them
+        if record is not None:
+            day = str(record.get("date"))
+            with open_manifest(self.bucket, day) as manifest:
+                found = None if manifest is None else \
+                    _under(manifest, record.get("folders") or [], self.folders)
+            if found is not None:
+                recorded, held = found
+                if listing_sha256(recorded) == record.get("listing_sha256") and _holds_all(recorded, entries):
+                    return day, held, record  # a re-run: the record covers what is left
+        with open_latest_complete(self.bucket, "") as latest:
+            if latest is not None:
+                day, manifest = latest
+                (held,) = _under(manifest, self.folders)
+                if listing(held) == listing(entries):
+                    return day, held, None  # exactly these files under the folders: the record pins them
         return None, None, None
+
+    def under_folders(self, day: str) -> list[dict[str, Any]] | None:
+        """The entries of ``day``'s ``MANIFEST.json`` under the experiment's folders (streamed);
+        None when the prefix has none."""
+        with open_manifest(self.bucket, day) as manifest:
+            return None if manifest is None else _under(manifest, self.folders)[0]
 
     def snapshot(self, date: str | None, full: bool,
                  s3_progress: Callable[[int, int, int, int], None] | None) -> MirrorResult:
@@ -198,11 +220,12 @@ class _Archive:
         result.listing_sha256 = listing_sha256(entries)
         return result
 
-    def verify(self, day: str, manifest: dict[str, Any], entries: list[dict[str, Any]],
+    def verify(self, day: str, under: list[dict[str, Any]], entries: list[dict[str, Any]],
                pinned: dict[str, Any] | None) -> None:
-        """Each file's object in ``day``, by the checksum the server stored."""
+        """Each file's object in ``day`` (``under``: its ``MANIFEST.json``'s entries under the
+        experiment's folders), by the checksum the server stored."""
         _stage(self.progress, "verify", f"{len(entries)} objects in {self.bucket.uri(day + '/')}")
-        held = {f["key"]: f for f in in_folders(manifest["files"], self.folders)}
+        held = {f["key"]: f for f in under}
         for e in entries:  # a file that changed between the experiment's scan and the snapshot's
             if (held[e["key"]]["size"], held[e["key"]]["sha256"]) != (e["size"], e["sha256"]):
                 raise IntegrityError(f"{e['path']} changed while it was being archived; nothing was deleted or "
@@ -282,3 +305,15 @@ def _remove_empty(root: Path) -> None:
         except OSError:
             pass  # not empty (hidden files are never archived, so they keep their folder)
 
+
+
+def _under(manifest: MirrorManifest, *folder_sets: list[str]) -> list[list[dict[str, Any]]]:
+    """For each of ``folder_sets``, the manifest's entries under one of its folders
+    (:func:`~.records.in_folders`), from one walk of its files."""
+    tests = [folder_filter(folders) for folders in folder_sets]
+    found: list[list[dict[str, Any]]] = [[] for _ in folder_sets]
+    for entry in manifest.files():
+        for under, kept in zip(tests, found, strict=True):
+            if under(entry):
+                kept.append(dict(entry))
+    return found

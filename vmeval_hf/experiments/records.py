@@ -15,7 +15,7 @@ the record, so archiving the same files again finds the same record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._shared.fs import canonical_json, sha256_bytes
@@ -37,8 +37,14 @@ def record_label(experiment: str, digest: str) -> str:
 
 def in_folders(files: Iterable[Mapping[str, Any]], folders: Iterable[str]) -> list[dict[str, Any]]:
     """The entries of ``files`` (keys ``data/...``) under one of ``folders`` (relative to ``data/``)."""
+    under = folder_filter(folders)
+    return [dict(f) for f in files if under(f)]
+
+
+def folder_filter(folders: Iterable[str]) -> Callable[[Any], bool]:
+    """Whether an entry (a mapping with a key ``data/...``) is under one of ``folders``."""
     prefixes = tuple(f"data/{f.strip('/')}/" for f in folders)
-    return [dict(f) for f in files if isinstance(f, Mapping) and str(f.get("key", "")).startswith(prefixes)]
+    return lambda f: isinstance(f, Mapping) and str(f.get("key", "")).startswith(prefixes)
 
 
 def archive_records(log: VersionLog, experiment: str | None = None) -> list[dict[str, Any]]:

@@ -626,25 +626,12 @@ def _dated_prefixes(bucket: S3Bucket, exclude: str) -> Iterator[str]:
             continue  # not a date prefix
 
 
-def latest_complete(bucket: S3Bucket, exclude: str) -> tuple[str, dict[str, Any]] | None:
+@contextmanager
+def open_latest_complete(bucket: S3Bucket, exclude: str) -> Iterator[tuple[str, MirrorManifest] | None]:
     """The newest date prefix other than ``exclude`` that holds a vmeval-hf ``MANIFEST.json``, with
-    that manifest (a GET per prefix, newest first)."""
+    that manifest opened as :func:`open_manifest` opens it (streamed; a GET per prefix, newest
+    first); None when no prefix is complete."""
     for day in _dated_prefixes(bucket, exclude):
-        try:
-            found = manifest_at(bucket, day)
-        except S3Error:
-            continue  # not one of ours
-        if found is not None:
-            return day, found
-    return None
-
-
-def copy_sources(bucket: S3Bucket, date: str, files: MirrorFiles) -> tuple[str | None, str | None]:
-    """``(the prefix copied from, as s3://.../<D>/, and its date)``, having noted in ``files`` each
-    file the latest complete prefix records with the same size and sha256 (under the same key
-    where it can: :meth:`~.files.MirrorFiles.set_copy_sources`); ``(None, None)`` when no
-    prefix is complete. The prefix's ``MANIFEST.json`` is streamed."""
-    for day in _dated_prefixes(bucket, date):
         with ExitStack() as stack:
             try:
                 manifest = stack.enter_context(open_manifest(bucket, day))
@@ -652,10 +639,23 @@ def copy_sources(bucket: S3Bucket, date: str, files: MirrorFiles) -> tuple[str |
                 continue  # not one of ours
             if manifest is None:
                 continue
-            found = files.set_copy_sources(manifest.files())
-            log.info("incremental: %d of %d files can be copied from %s", found, files.count, bucket.uri(day + "/"))
-            return bucket.uri(f"{day}/"), day
-    return None, None
+            yield day, manifest
+            return
+    yield None
+
+
+def copy_sources(bucket: S3Bucket, date: str, files: MirrorFiles) -> tuple[str | None, str | None]:
+    """``(the prefix copied from, as s3://.../<D>/, and its date)``, having noted in ``files`` each
+    file the latest complete prefix records with the same size and sha256 (under the same key
+    where it can: :meth:`~.files.MirrorFiles.set_copy_sources`); ``(None, None)`` when no
+    prefix is complete. The prefix's ``MANIFEST.json`` is streamed."""
+    with open_latest_complete(bucket, date) as latest:
+        if latest is None:
+            return None, None
+        day, manifest = latest
+        found = files.set_copy_sources(manifest.files())
+    log.info("incremental: %d of %d files can be copied from %s", found, files.count, bucket.uri(day + "/"))
+    return bucket.uri(f"{day}/"), day
 
 
 def _send(job: _Mirror, files: MirrorFiles, head: dict[str, Any], result: MirrorResult) -> None:
