@@ -306,7 +306,6 @@ def _remove_empty(root: Path) -> None:
             pass  # not empty (hidden files are never archived, so they keep their folder)
 
 
-
 def _under(manifest: MirrorManifest, *folder_sets: list[str]) -> list[list[dict[str, Any]]]:
     """For each of ``folder_sets``, the manifest's entries under one of its folders
     (:func:`~.records.in_folders`), from one walk of its files."""

@@ -192,8 +192,7 @@ class MirrorManifest:
         data-tree mirror's manifest), computed a file entry at a time for a streamed copy."""
         if self._doc is not None:
             return sha256_bytes(canonical_json(self._doc).encode("utf-8"))
-        assert self._path is not None
-        return canonical_sha256(self.head, member_items(self._path, "files"))
+        return canonical_sha256(self.head, self.files())
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.head.get(name, default)
