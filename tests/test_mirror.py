@@ -596,8 +596,8 @@ def _rewrite_manifest(settings: Settings, doc: dict[str, Any], *, text: bytes | 
                                     Body=text if text is not None else canonical_json(doc).encode())
 
 
-def test_the_manifest_is_streamed_in_key_order_and_an_unordered_one_read_whole(tmp_path: Path,
-                                                                               s3_settings: Settings) -> None:
+def test_the_manifest_is_streamed_in_key_order_and_an_unordered_one_read_whole(
+        tmp_path: Path, s3_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """``open_manifest``: the prefix's own ``MANIFEST.json`` streams from a temporary copy (removed
     after); one whose files are out of key order is read whole and sorted, with the same result;
     one that is not ours is refused as ``manifest_at`` refuses it; no manifest is None."""
@@ -610,11 +610,14 @@ def test_the_manifest_is_streamed_in_key_order_and_an_unordered_one_read_whole(t
     doc = read_manifest(settings=s3_settings, date=DAY)
     assert doc is not None
     bucket = open_bucket(s3_settings, 1, None)
-    before = set(Path(tempfile.gettempdir()).glob("vmeval-manifest-*"))
+    private = tmp_path / "tmp"  # this test's own temporary folder: other tests' come and go in parallel
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     with open_manifest(bucket, DAY) as streamed:
         assert streamed is not None and streamed._path is not None  # read as a stream, from its copy
+        assert streamed._path.parent.parent == private
         assert list(streamed.files()) == doc["files"] and streamed.head == {k: v for k, v in doc.items() if k != "files"}
-    assert set(Path(tempfile.gettempdir()).glob("vmeval-manifest-*")) == before
+    assert list(private.iterdir()) == []
 
     _rewrite_manifest(s3_settings, {**doc, "files": list(reversed(doc["files"]))})
     with open_manifest(bucket, DAY) as whole:

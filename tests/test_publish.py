@@ -242,9 +242,11 @@ def test_a_machine_without_the_release_verifies_and_pulls_from_the_hubs_copy_str
         raise AssertionError("the Hub's manifest was read whole")
 
     monkeypatch.setattr(publish_module, "remote_manifest", whole_read)
-    left = set(Path(tempfile.gettempdir()).glob("vmeval-verify-*"))
+    private = tmp_path / "tmp"  # this test's own temporary folder: other tests' come and go in parallel
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     assert verify_version("1.0", settings=settings, data_dir=data) == []
-    assert set(Path(tempfile.gettempdir()).glob("vmeval-verify-*")) == left  # the download is removed
+    assert list(private.iterdir()) == []  # the download is removed
     pulled = pull_version("1.0", settings=settings, dest=tmp_path / "copy", data_dir=data)
     assert pulled["files"] == 3 * 4 + 1  # four files a question and vmeval_dataset.json
 
