@@ -50,11 +50,12 @@ class PartPool:
 
     At most ``in_flight`` parts are being read, queued or sent at once, however many files are
     uploaded at once (the mirror uploads up to its ``workers`` files side by side): a part's slot
-    is taken before its bytes are read (:meth:`buffer`) and given back once they are sent and hashed. The
-    uploads read their parts into a fixed set of buffers, one per slot, each reused part after
-    part, so the memory the parts hold is ``in_flight`` x the part size for the whole mirror and
-    nothing is allocated per part (glibc would keep the freed 8 MiB blocks of every thread that
-    read one, and the process would grow with the number of files uploaded side by side)."""
+    is taken before its bytes are read (:meth:`buffer`) and given back once they are sent and
+    hashed. The uploads read their parts into a fixed set of buffers, one per slot, each reused
+    part after part, so the memory the parts hold is ``in_flight`` x the part size for the whole
+    mirror and nothing is allocated per part (glibc would keep the freed 8 MiB blocks of every
+    thread that read one, and the process would grow with the number of files uploaded side by
+    side)."""
 
     def __init__(self, threads: int = TRANSFER_CONCURRENCY, in_flight: int | None = None) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="vmeval-s3-part")
@@ -67,7 +68,13 @@ class PartPool:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Run ``fn(*args)`` (a part that holds no bytes here: a copy) once a slot is free."""
         self._slots.acquire()
-        return self._run(fn, *args)
+        try:
+            future = self._pool.submit(fn, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
 
     def buffer(self, size: int) -> bytearray:
         """A buffer of ``size`` bytes for one part, once a slot is free: a sent part's if one of that
@@ -108,15 +115,6 @@ class PartPool:
         with self._lock:
             self._free.append(buf)
         self._slots.release()
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        try:
-            future = self._pool.submit(fn, *args)
-        except BaseException:
-            self._slots.release()
-            raise
-        future.add_done_callback(lambda _: self._slots.release())
-        return future
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
