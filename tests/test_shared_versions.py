@@ -421,6 +421,46 @@ def test_versions_sync_reports_a_moved_tag_an_unlogged_prefix_and_a_tag_without_
     assert added is not None and added["s3_uri"] is None and added["hf_commit"]
 
 
+def test_versions_sync_finds_an_unlogged_version_by_its_prefix_and_warns_of_a_foreign_manifest(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version published without ``--log`` (no entry, no record): sync adds it from its tag with
+    the prefix whose ``MANIFEST.json`` holds that release (tag-without-record). Each prefix's
+    manifest is read as a stream from a temporary copy, removed after. A prefix whose
+    ``MANIFEST.json`` is not ours is a warning naming it, not a finding; once the logged prefix
+    loses its manifest, the entry's prefix is missing-prefix."""
+    import tempfile
+
+    data = make_tree(Path("data"), {"chess": 2})
+    ok("publish", "--data-dir", data, "--date", "20250115")  # neither logged nor recorded
+    assert VersionLog(data_dir=data).get("1.0") is None and RemoteLog(settings).current("1.0") is None
+    client = raw_client(settings)
+    client.put_object(Bucket=settings.s3_bucket, Key="20250301/MANIFEST.json", Body=b'{"schema": 99, "files": []}')
+    private = tmp_path / "tmp"  # this test's own temporary folder: other tests' come and go in parallel
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real_mkdtemp(*a, **k)) or made[-1])
+
+    result = run("versions", "sync", "--data-dir", data)
+    assert result.exit_code == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(x.startswith(f"tag-without-record: hf://datasets/{settings.hf_repo}@1.0: published on the Hub and "
+                            f"mirrored to s3://{settings.s3_bucket}/20250115/") for x in lines), lines
+    assert lines[-1] == "1 disagreement(s)"
+    assert (f"WARNING: s3://{settings.s3_bucket}/20250301/MANIFEST.json is not a schema-1 vmeval-hf manifest"
+            in result.stderr), result.stderr
+    assert any(Path(m).name.startswith("vmeval-manifest-") for m in made), made  # streamed from a copy
+    assert list(private.iterdir()) == []
+    added = VersionLog(data_dir=data).get("1.0")
+    assert added is not None and added["s3_uri"] == f"s3://{settings.s3_bucket}/20250115/data"
+
+    client.delete_object(Bucket=settings.s3_bucket, Key="20250115/MANIFEST.json")
+    again = run("versions", "sync", "--data-dir", data)
+    assert again.exit_code == 1, again.stderr
+    assert f"missing-prefix: s3://{settings.s3_bucket}/20250115/: the log names this prefix" in again.stdout
+
+
 def test_sync_log_is_shared_and_verifiable_from_another_machine(settings: Settings, tmp_path: Path) -> None:
     data = make_tree(Path("data"), {"chess": 1})
     logged = json.loads(ok("sync", "--data-dir", data, "--date", "20250115", "--log", "--json").stdout)["entry"]

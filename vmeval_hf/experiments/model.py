@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def evaluation_place(parts: Parts, flat: set[str], nested: set[tuple[str, str]])
     return Place(parts[base - 1], "evaluation", model, domain, task, evaluator=evaluator)
 
 
-def evaluation_roots(files: list[Parts]) -> tuple[set[str], set[tuple[str, str]]]:
+def evaluation_roots(files: Iterable[Parts]) -> tuple[set[str], set[tuple[str, str]]]:
     """The experiment folders under ``evaluations/``: flat ``X`` and (evaluator folder, experiment)
     pairs, each holding at least one file at evaluation depth."""
     flat, nested = set(), set()

@@ -18,7 +18,7 @@ from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3Error
 from ..s3.client import S3Bucket
 from ..s3.layout import MIRROR_MANIFEST, parse_date
-from ..s3.mirror import manifest_at, open_bucket
+from ..s3.mirror import MirrorManifest, open_bucket, open_manifest
 from ..s3.read import fetch_files
 from ..tree.model import DOMAIN_DIR_RE
 from ..versions import VersionLog
@@ -88,34 +88,36 @@ def _plan(bucket: S3Bucket, experiment: str, sources: list[tuple[str, dict[str, 
     taken: set[str] = set()
     plan = []
     for day, record in sources:
-        manifest = manifest_at(bucket, day)
-        if manifest is None:
-            raise S3Error(f"{bucket.uri(day + '/')} has no {MIRROR_MANIFEST}: it is not a complete snapshot; "
-                          "pick another --from", key=f"{day}/{MIRROR_MANIFEST}")
-        files = [f for f in _experiment_files(manifest["files"], experiment, record, bucket.uri(day + "/"))
-                 if f["key"] not in taken and _wanted(f["key"], experiment, models, domains)]
+        with open_manifest(bucket, day) as manifest:
+            if manifest is None:
+                raise S3Error(f"{bucket.uri(day + '/')} has no {MIRROR_MANIFEST}: it is not a complete snapshot; "
+                              "pick another --from", key=f"{day}/{MIRROR_MANIFEST}")
+            files = [f for f in _experiment_files(manifest, experiment, record, bucket.uri(day + "/"))
+                     if f["key"] not in taken and _wanted(f["key"], experiment, models, domains)]
         taken |= {f["key"] for f in files}
         if files:
             plan.append((day, files))
     return plan
 
 
-def _experiment_files(files: list[Any], experiment: str, record: dict[str, Any] | None,
+def _experiment_files(manifest: MirrorManifest, experiment: str, record: dict[str, Any] | None,
                       where: str) -> list[dict[str, Any]]:
-    """The experiment's entries of a ``MANIFEST.json``: the record's folders, whose listing must be
-    the recorded one; without a record, every folder of the experiment in the prefix."""
+    """The experiment's entries of a ``MANIFEST.json`` (streamed: only these are held): the record's
+    folders, whose listing must be the recorded one; without a record, every folder of the
+    experiment in the prefix (found by a first walk of the keys)."""
     if record is not None:
-        found = in_folders(files, record.get("folders") or [])
+        found = in_folders(manifest.files(), record.get("folders") or [])
         if listing_sha256(found) != record.get("listing_sha256"):
             raise IntegrityError(f"{where} no longer holds experiment {experiment} as archived (the listing of its "
                                  f"files is not the one {record.get('version')} recorded): it was altered after the "
                                  "archive; nothing was restored", key=where)
         return found
-    parts = [tuple(str(f.get("key", "")).split("/")[1:]) for f in files if isinstance(f, dict)]
-    flat, nested = evaluation_roots([p for p in parts if p[:1] == (EVALUATIONS,)])
+    under = f"data/{EVALUATIONS}/"
+    flat, nested = evaluation_roots(tuple(key.split("/")[1:]) for f in manifest.files()
+                                    if (key := str(f.get("key", ""))).startswith(under))
     folders = [f"{OUTPUTS}/{experiment}"] + ([f"{EVALUATIONS}/{experiment}"] if experiment in flat else [])
     folders += [f"{EVALUATIONS}/{f}/{x}" for f, x in sorted(nested) if x == experiment]
-    return in_folders(files, folders)
+    return in_folders(manifest.files(), folders)
 
 
 def _wanted(key: str, experiment: str, models: set[str] | None, domains: set[str] | None) -> bool:
