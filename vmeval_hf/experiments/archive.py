@@ -44,7 +44,7 @@ from ..s3.read import check_objects
 from ..tree.model import Problem
 from ..versions import ARCHIVE_KIND, VersionLog
 from .model import check_name, experiment_folders, summarize
-from .records import folder_filter, latest_record, listing, listing_sha256, record_label
+from .records import folder_filter, in_folders, latest_record, listing, listing_sha256, record_label
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class _Archive:
         with open_latest_complete(self.bucket, "") as latest:
             if latest is not None:
                 day, manifest = latest
-                (held,) = _under(manifest, self.folders)
+                held = in_folders(manifest.files(), self.folders)
                 if listing(held) == listing(entries):
                     return day, held, None  # exactly these files under the folders: the record pins them
         return None, None, None
@@ -191,7 +191,7 @@ class _Archive:
         """The entries of ``day``'s ``MANIFEST.json`` under the experiment's folders (streamed);
         None when the prefix has none."""
         with open_manifest(self.bucket, day) as manifest:
-            return None if manifest is None else _under(manifest, self.folders)[0]
+            return None if manifest is None else in_folders(manifest.files(), self.folders)
 
     def snapshot(self, date: str | None, full: bool,
                  s3_progress: Callable[[int, int, int, int], None] | None) -> MirrorResult:
@@ -308,7 +308,7 @@ def _remove_empty(root: Path) -> None:
 
 def _under(manifest: MirrorManifest, *folder_sets: list[str]) -> list[list[dict[str, Any]]]:
     """For each of ``folder_sets``, the manifest's entries under one of its folders
-    (:func:`~.records.in_folders`), from one walk of its files."""
+    (:func:`~.records.in_folders` of several sets at once), from one walk of its files."""
     tests = [folder_filter(folders) for folders in folder_sets]
     found: list[list[dict[str, Any]]] = [[] for _ in folder_sets]
     for entry in manifest.files():
