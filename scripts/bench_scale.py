@@ -8,8 +8,11 @@ For each N it makes (once, cached under ``--cache-dir`` keyed by N) a synthetic 
 N questions over the five domains, each with two PNG frames of 3-16 KB (a grid and shapes drawn
 with Pillow, every frame distinct bytes), a domain's prompt and metadata as the upstream
 generators wrote them, and ``vmeval_dataset.json``. Then it starts the project's Hub server and a
-moto S3 server, each in its own process on 127.0.0.1 (``scripts/bench_servers.py``), and runs
-the stages as users run them, each a ``vmeval-hf`` subprocess:
+moto S3 server, each in its own process on 127.0.0.1 (``scripts/bench_servers.py``), fresh for
+each N, and runs the stages as users run them, each a ``vmeval-hf`` subprocess. The moto server
+answers listings from an index (``--listing indexed``, the default): moto's own listing sorts the
+whole prefix for every page, so listing the 400,000 objects of N = 100,000 would cost it 100 times
+what the 40,000 of N = 10,000 cost, a cost of the stand-in that S3 does not have.
 
 - ``validate``: ``vmeval-hf validate``;
 - ``build``: ``vmeval-hf build --out <scratch>``;
@@ -49,7 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import cached_tree, measure  # noqa: E402  (the sampler: one process tree's peak PSS)
 from bench_s3_floor import client_for, probe, server_cpu  # noqa: E402  (the server's own cost a request)
-from bench_servers import Servers  # noqa: E402
+from bench_servers import LISTINGS, Servers  # noqa: E402
 
 TREE_FORMAT = 1  # bump when the generated tree changes, so stale caches are not reused
 DOMAINS = ("chess", "maze", "raven", "rotation", "sudoku")
@@ -361,17 +364,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="with an S3 stage: time this many bare PUTs and HEADs against the same moto server "
                          "before and after each N's stages, to tell the server's slowing (it holds every "
                          "object sent) from ours (default 2000; 0: none)")
+    ap.add_argument("--listing", choices=LISTINGS, default="indexed",
+                    help="how the moto server answers ListObjectsV2: from a sorted index, in time that does "
+                         "not grow with the bucket, as S3 does (default), or with moto's own code, which sorts "
+                         "the whole prefix for every page of 1,000 (see scripts/bench_servers.py)")
     args = ap.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     stages = tuple(s for s in STAGES if s in args.stages)
     run_id = time.strftime("%H%M%S")
     results = []
-    with tempfile.TemporaryDirectory(prefix="servers-", dir=args.cache_dir) as root, \
-            Servers(Path(root), s3=True) as servers:
-        for n in args.questions:
+    for n in args.questions:  # each N on servers of its own: the 100,000 do not pay for what the 10,000 left
+        with tempfile.TemporaryDirectory(prefix="servers-", dir=args.cache_dir) as root, \
+                Servers(Path(root), s3=True, listing=args.listing) as servers:
             results.append(run_size(n, stages, args.cache_dir, servers, run_id, args.keep, args.floor))
-            if not args.json:
-                print("\n".join(table(results)) + "\n", flush=True)
+        if not args.json:
+            print("\n".join(table(results)) + "\n", flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
