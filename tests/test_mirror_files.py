@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.s3 import keys_in, raw_client
 from tests.test_mirror import DAY, make_release, make_tree
-from vmeval_hf._shared.fs import canonical_json, sha256_bytes
+from vmeval_hf._shared.fs import canonical_json, sha256_bytes, sha256_file
 from vmeval_hf._shared.ordered import outer_join
 from vmeval_hf.config import Settings
 from vmeval_hf.errors import IntegrityError, S3ConflictError
@@ -26,6 +26,7 @@ from vmeval_hf.s3.layout import (
     canonical_sha256,
     compare_files,
     file_list,
+    manifest_file,
     manifest_head,
     scan,
     tree_differences,
@@ -36,12 +37,25 @@ from vmeval_hf.s3.mirror import MirrorManifest, mirror_version, read_manifest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("files", [[], [{"key": "a"}], None])
+#: entries as mirror_version writes them (one f-string each in canonical_parts), with the strings
+#: JSON must escape, beside look-alikes that must go through json: a bool size, a None composite
+PLAIN_FILES = [
+    {"key": "data/q/\u00e9t\u00e9_001/prompt.txt", "size": 0, "sha256": "0" * 64},
+    {"key": 'data/q/say "hi"\\\n\t\x01\u2028/x.png', "size": 10**12, "sha256": "a" * 64,
+     "composite_sha256": "QUJD/+==-3"},
+    {"key": "data/r", "size": True, "sha256": "b" * 64},
+    {"key": "data/s", "size": 5, "sha256": "c" * 64, "composite_sha256": None},
+    {"key": "data/t", "size": 5.0, "sha256": "d" * 64},
+]
+
+
+@pytest.mark.parametrize("files", [[], [{"key": "a"}], None, PLAIN_FILES])
 def test_the_canonical_hash_of_a_manifest_read_a_file_at_a_time_is_the_whole_documents(
         tmp_path: Path, files: list[dict[str, Any]] | None) -> None:
-    """Entries of any shape (extra and nested fields, non-ASCII, quotes and newlines in strings),
-    head fields sorting before and after ``files``: streamed from a compact copy of the document,
-    the hash is that of ``canonical_json`` of the whole."""
+    """Entries of any shape (extra and nested fields, non-ASCII, quotes and newlines in strings,
+    the plain entries the mirror writes and their look-alikes), head fields sorting before and
+    after ``files``: streamed from a compact copy of the document, the hash is that of
+    ``canonical_json`` of the whole, and ``write_manifest`` writes exactly that text."""
     if files is None:
         files = [{"key": f"data/q/\u00e9t\u00e9_{i:03d}/prompt.txt", "size": i, "sha256": f"{i:064x}",
                   "extra": {"nested": [1, {"b": "say \"hi\"\n"}], "a": None}} for i in range(40)]
@@ -54,6 +68,11 @@ def test_the_canonical_hash_of_a_manifest_read_a_file_at_a_time_is_the_whole_doc
     compact.write_text(json.dumps(doc, separators=(",", ":"), ensure_ascii=True), encoding="utf-8")
     assert MirrorManifest(head, path=compact).sha256() == want
     assert MirrorManifest.of(doc).sha256() == want
+    written = tmp_path / "written.json"
+    assert write_manifest(written, head, [dict(f, size=f.get("size", 0), sha256=f.get("sha256", ""))
+                                          for f in files]) == sha256_file(written)
+    assert written.read_text(encoding="utf-8") == canonical_json(
+        {**doc, "files": [manifest_file(dict(f, size=f.get("size", 0), sha256=f.get("sha256", ""))) for f in files]})
 
 
 def test_outer_join_pairs_equal_keys_and_keeps_each_sides_own_in_order() -> None:

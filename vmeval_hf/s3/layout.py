@@ -24,6 +24,9 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from json.encoder import (
+    encode_basestring as _json_text,  # json.dumps' string form, ensure_ascii=False
+)
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -292,6 +295,22 @@ def manifest_head(*, version: str | None, content_sha256: str | None, date: str,
 _FILES_MARK = "\0files\0"
 
 
+def _entry_text(entry: Any) -> str:
+    """One entry of ``files`` as ``canonical_json`` of the document writes it (indented inside
+    the list). A :func:`manifest_file` entry is one f-string with its strings escaped by
+    :mod:`json`'s C encoder. :mod:`json` encodes the indented form in pure Python: writing the
+    400,000 entries of N = 100,000 took 6.1 s of CPU that way, 1.4 s this way, and hashing a
+    downloaded copy 6.6 s, now 1.9 s. Any other entry goes through :mod:`json` itself."""
+    if (type(entry) is dict and type(entry.get("key")) is str and type(entry.get("sha256")) is str
+            and type(entry.get("size")) is int
+            and (len(entry) == 3 or (len(entry) == 4 and type(entry.get("composite_sha256")) is str))):
+        composite = (f'\n      "composite_sha256": {_json_text(entry["composite_sha256"])},'
+                     if len(entry) == 4 else "")
+        return (f'{{{composite}\n      "key": {_json_text(entry["key"])},\n      "sha256": '
+                f'{_json_text(entry["sha256"])},\n      "size": {entry["size"]}\n    }}')
+    return json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n    ")
+
+
 def canonical_parts(head: dict[str, Any], files: Iterable[Any]) -> Iterator[str]:
     """``canonical_json`` of ``head`` with ``files`` (in that order) as its ``files``, a part at a
     time: the document's text without the document or its text held whole."""
@@ -299,8 +318,8 @@ def canonical_parts(head: dict[str, Any], files: Iterable[Any]) -> Iterator[str]
     yield before
     opened = False
     for entry in files:
-        one = json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False)
-        yield (",\n    " if opened else "[\n    ") + one.replace("\n", "\n    ")
+        one = _entry_text(entry)
+        yield (",\n    " if opened else "[\n    ") + one
         opened = True
     yield "\n  ]" if opened else "[]"
     yield after
