@@ -5,6 +5,7 @@ script's child processes on 127.0.0.1 (the index changes moto's classes, so neve
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,17 @@ def test_indexed_listing_pages_like_moto_through_writes_and_deletes(servers: Any
     after = same("after an overwrite, a delete and a new key")
     listed = dict(kv for page, _, _ in after[1] for kv in page)
     assert listed[keys[0]] == 30 and keys[5] not in listed and "20270101/data/chess_task/chess_0001/zz" in listed
+
+
+def test_bench_listing_fills_each_size_and_lists_its_pages() -> None:
+    """``scripts/bench_listing.py`` at a tiny size: each server is filled to each count (2 pages of
+    1,000 need more than 1,000 objects held, 3 pages more than 2,000) and its pages are listed.
+    No timing is asserted."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_listing.py"
+    proc = subprocess.run([sys.executable, str(script), "--objects", "1500", "2500", "--pages", "3"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("moto", "1,500", "2"), ("moto", "2,500", "3"),
+                                                  ("indexed", "1,500", "2"), ("indexed", "2,500", "3")]
+    assert all(float(v) > 0 for r in rows for v in r[3:5])
