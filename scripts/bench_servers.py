@@ -15,9 +15,10 @@ stdin closes: when ``Servers`` exits, whatever the reason, or when the benchmark
 
 ``Servers(root, s3=True, listing="indexed")`` starts moto with :func:`indexed_listing`: moto lists
 a page of ``ListObjectsV2`` by copying, filtering and sorting the whole bucket (1.27 s of server
-CPU a page of 1,000 with 440,000 objects held, 0.27 s with 44,000: ``scripts/bench_listing.py``), so listing a prefix costs it
-the square of the prefix's size, where S3 answers a page in the same time at any size. The
-benchmarks that scale the S3 stages use the index so that they measure the client, not that.
+CPU a page of 1,000 with 440,000 objects held, 0.27 s with 44,000: ``scripts/bench_listing.py``),
+so listing a prefix costs it the square of the prefix's size, where S3 answers a page in the same
+time at any size. The benchmarks that scale the S3 stages use the index so that they measure the
+client, not that.
 """
 
 from __future__ import annotations
