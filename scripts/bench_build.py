@@ -290,16 +290,20 @@ def _tree_pids(pid: int) -> list[int]:
 
 
 def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, memory: bool = False,
-            parse_json: bool = True, interval: float = 0.01) -> dict[str, Any]:
+            parse_json: bool = True, interval: float = 0.01,
+            on_start: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Run ``cmd``; wall time, CPU (user + sys of it and its reaped children, ``cpu``) and ru_maxrss
     of the largest process. With ``memory``, also the sampled peaks of the tree's summed RSS
     (``tree_rss_mb``) and summed PSS (``tree_pss_mb``): the sampling thread takes CPU from a
     process that uses both cores, so such a run is not timed. The last line of stdout is parsed
     as JSON into the result (``parse_json``), else the whole stdout is returned as ``stdout``.
     ``interval``: seconds between memory samples (a busy, many-threaded process is slowed more
-    by each read of its PSS)."""
+    by each read of its PSS). ``on_start`` is called with the child's pid once it is started (to
+    attach a profiler to it)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if on_start is not None:
+        on_start(proc.pid)
     peaks = {False: 0, True: 0}  # pss? -> peak KiB
     done = threading.Event()
 

@@ -36,13 +36,17 @@ peak memory within +20%.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
 import shutil
+import statistics
 import struct
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -269,6 +273,94 @@ S3_STAGES = ("publish-s3", "verify", "pull-s3")
 FLOOR_WORKERS = 16
 
 
+def reference_work() -> int:
+    """A fixed piece of CPU work in the stages' mix (Python bytecode, JSON, SHA-256): the yardstick
+    of :class:`MachineGauge`. About 13 ms of CPU on this machine."""
+    total = 0
+    for i in range(200_000):
+        total += i * i % 7
+    rows = [{"key": f"data/questions/chess_task/chess_{i:07d}/first_frame.png", "size": i} for i in range(2_000)]
+    digest = hashlib.sha256(json.dumps(rows).encode() * 8).digest()
+    return total + digest[0]
+
+
+def _steal_seconds() -> float:
+    """CPU seconds the hypervisor has taken from this machine's CPUs so far (``steal`` in /proc/stat)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class MachineGauge:
+    """How fast the machine is during a stage, measured beside it: every ``every`` seconds a thread
+    runs :func:`reference_work` and records the CPU time it took (``time.thread_time``, so waiting
+    for a core is not counted; a shared host's contention, frequency and steal are). The median of
+    a stage's samples (``ref_ms``) against the first N's tells a slower machine from more work per
+    question; ``steal`` is the share of the machine's CPU time the hypervisor took during the
+    stage. The yardstick costs about 0.3% of one core."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self.samples: list[float] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            t0 = time.thread_time()
+            reference_work()
+            self.samples.append((time.thread_time() - t0) * 1000)
+
+    def __enter__(self) -> MachineGauge:
+        self._steal0, self._t0 = _steal_seconds(), time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        wall = time.perf_counter() - self._t0
+        self.steal = (_steal_seconds() - self._steal0) / max(wall * (os.cpu_count() or 1), 1e-9)
+
+    def result(self) -> dict[str, Any]:
+        if not self.samples:  # a stage shorter than one interval: one sample now
+            t0 = time.thread_time()
+            reference_work()
+            self.samples.append((time.thread_time() - t0) * 1000)
+        return {"ref_ms": statistics.median(self.samples), "ref_samples": len(self.samples), "steal": self.steal}
+
+
+class Profiler:
+    """``py-spy record`` attached to a stage's process (sampling ``rate`` times a second without
+    pausing it, ``--nonblocking``), its stacks written in py-spy's raw (collapsed) format to
+    ``<out>/<stage>-<N>.txt`` (``-2``, ``-3`` for the same N again): one line a stack, ``frame;frame;... count``."""
+
+    def __init__(self, py_spy: str, out: Path, rate: int) -> None:
+        self.py_spy, self.out, self.rate = py_spy, out, rate
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def attach(self, name: str) -> Any:
+        def start(pid: int) -> None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            path, again = self.out / f"{name}.txt", 1
+            while path.exists():  # the same N run twice: -2, -3, ...
+                again += 1
+                path = self.out / f"{name}-{again}.txt"
+            self.procs.append(subprocess.Popen(
+                [self.py_spy, "record", "--pid", str(pid), "--rate", str(self.rate), "--nonblocking",
+                 "--format", "raw", "--output", str(path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return start
+
+    def wait(self) -> None:
+        for p in self.procs:  # py-spy ends when the process it samples does, and writes its file
+            p.wait(timeout=120)
+        self.procs.clear()
+
+
 def server_floor(servers: Servers, bucket: str, prefix: str, n: int) -> float:
     """The moto server's own cost now: ``n`` bare PUTs and HEADs of a 9 KB body (as
     ``scripts/bench_s3_floor.py`` sends them) into a bucket of their own; the mean wall ms a request."""
@@ -278,7 +370,8 @@ def server_floor(servers: Servers, bucket: str, prefix: str, n: int) -> float:
 
 
 def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers, run_id: str,
-             keep: bool, floor: int = 0) -> dict[str, Any]:
+             keep: bool, floor: int = 0, profiler: Profiler | None = None,
+             profile: tuple[str, ...] = ()) -> dict[str, Any]:
     data = ensure_tree(cache_dir, n)
     stats = json.loads((data / ".complete").read_text())
     _clean(data)
@@ -299,9 +392,14 @@ def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers,
             print(f"N={n}: {stage} ...", file=sys.stderr, flush=True)
             s3_pid = servers.s3.proc.pid if servers.s3 is not None else None
             before = server_cpu(s3_pid) if s3_pid else 0.0
-            r = measure(stage_commands(stage, data, scratch, date, stages), cwd=scratch, env=env, memory=True,
-                        parse_json=False, interval=SAMPLE_EVERY)
+            on_start = profiler.attach(f"{stage}-{n}") if profiler is not None and stage in profile else None
+            with MachineGauge() as gauge:
+                r = measure(stage_commands(stage, data, scratch, date, stages), cwd=scratch, env=env, memory=True,
+                            parse_json=False, interval=SAMPLE_EVERY, on_start=on_start)
+            if profiler is not None:
+                profiler.wait()
             r.pop("stdout", None)
+            r.update(gauge.result())
             if s3_pid:  # the moto server's CPU during the stage: its share of the stage's time
                 r["s3_server_cpu"] = server_cpu(s3_pid) - before
             results[stage] = r
@@ -318,9 +416,18 @@ def run_size(n: int, stages: tuple[str, ...], cache_dir: Path, servers: Servers,
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
+    """One line a stage and N. ``ratio`` and ``CPU ratio``: time and client CPU per question against
+    the first N's; ``ref ratio``: the machine's yardstick (:class:`MachineGauge`) against the first
+    N's, and ``CPU / ref``: the CPU ratio divided by it, the growth with the machine's drift taken
+    out; ``steal``: the share of CPU time the hypervisor took."""
     base = results[0]
     lines = [f"{'stage':12} {'N':>8} {'wall s':>9} {'ms/question':>12} {'ratio':>7} {'CPU s':>8} "
-             f"{'CPU ratio':>9} {'moto CPU s':>10} {'peak PSS MB':>12} {'growth':>8}  verdict"]
+             f"{'CPU ratio':>9} {'moto CPU s':>10} {'ref ms':>7} {'ref ratio':>9} {'CPU / ref':>9} {'steal':>6} "
+             f"{'peak PSS MB':>12} {'growth':>8}  verdict"]
+
+    def x(v: float | None) -> str:
+        return "" if v is None else f"{v:.2f}x"
+
     for res in results:
         n = res["questions"]
         for stage, r in res["stages"].items():
@@ -329,15 +436,18 @@ def table(results: list[dict[str, Any]]) -> list[str]:
             ratio = per / (b["wall"] / base["questions"]) if b else None
             growth = r["tree_pss_mb"] / b["tree_pss_mb"] - 1 if b else None
             cpu_ratio = r["cpu"] / n / (b["cpu"] / base["questions"]) if b else None
+            ref_ratio = r["ref_ms"] / b["ref_ms"] if b and "ref_ms" in r and "ref_ms" in b else None
+            net = cpu_ratio / ref_ratio if cpu_ratio is not None and ref_ratio else None
             moto = r.get("s3_server_cpu")
             verdict = ""
             if res is not base and ratio is not None and growth is not None:
                 verdict = "ok" if ratio <= TIME_TARGET and growth <= MEMORY_TARGET else "MISSED:" + ",".join(
                     w for w, bad in (("time", ratio > TIME_TARGET), ("memory", growth > MEMORY_TARGET)) if bad)
-            lines.append(f"{stage:12} {n:>8,} {r['wall']:9.1f} {per * 1000:12.2f} "
-                         f"{'' if ratio is None else f'{ratio:.2f}x':>7} {r['cpu']:8.1f} "
-                         f"{'' if cpu_ratio is None else f'{cpu_ratio:.2f}x':>9} {'' if moto is None else f'{moto:.1f}':>10} "
-                         f"{r['tree_pss_mb']:12.0f} "
+            ref = f"{r['ref_ms']:.2f}" if "ref_ms" in r else ""
+            steal = f"{r['steal']:.1%}" if "steal" in r else ""
+            lines.append(f"{stage:12} {n:>8,} {r['wall']:9.1f} {per * 1000:12.2f} {x(ratio):>7} {r['cpu']:8.1f} "
+                         f"{x(cpu_ratio):>9} {'' if moto is None else f'{moto:.1f}':>10} {ref:>7} "
+                         f"{x(ref_ratio):>9} {x(net):>9} {steal:>6} {r['tree_pss_mb']:12.0f} "
                          f"{'' if growth is None else f'{growth:+.0%}':>8}  {verdict}")
     for res in results:
         f, b = res.get("server_floor_ms") or {}, base.get("server_floor_ms") or {}
@@ -352,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=int, nargs="+", default=[1000], metavar="N",
-                    help="tree sizes, smallest first (default 1000); ratios are against the first")
+                    help="tree sizes, smallest first (default 1000); ratios are against the first. An N may come "
+                         "again (10000 100000 10000), to bracket the big run with two baselines")
     ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                     help="stages to run, in this order (default: all; verify and pull need a publish "
                          "stage; without publish-s3, pull-s3 cannot run)")
@@ -368,15 +479,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="how the moto server answers ListObjectsV2: from a sorted index, in time that does "
                          "not grow with the bucket, as S3 does (default), or with moto's own code, which sorts "
                          "the whole prefix for every page of 1,000 (see scripts/bench_servers.py)")
+    ap.add_argument("--profile", nargs="+", choices=STAGES, default=[], metavar="STAGE",
+                    help="sample these stages' processes with py-spy (--py-spy), without pausing them; the "
+                         "stacks go to --profile-dir as <stage>-<N>.txt (py-spy's raw format)")
+    ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="the py-spy to run (default: on PATH)")
+    ap.add_argument("--profile-dir", type=Path, default=Path("bench-scale-profiles"))
+    ap.add_argument("--profile-rate", type=int, default=10, help="samples a second (default 10)")
     args = ap.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
+    profiler = Profiler(args.py_spy, args.profile_dir, args.profile_rate) if args.profile else None
     stages = tuple(s for s in STAGES if s in args.stages)
     run_id = time.strftime("%H%M%S")
     results = []
     for n in args.questions:  # each N on servers of its own: the 100,000 do not pay for what the 10,000 left
         with tempfile.TemporaryDirectory(prefix="servers-", dir=args.cache_dir) as root, \
                 Servers(Path(root), s3=True, listing=args.listing) as servers:
-            results.append(run_size(n, stages, args.cache_dir, servers, run_id, args.keep, args.floor))
+            results.append(run_size(n, stages, args.cache_dir, servers, run_id, args.keep, args.floor,
+                                    profiler, tuple(args.profile)))
         if not args.json:
             print("\n".join(table(results)) + "\n", flush=True)
     if args.json:
