@@ -458,6 +458,66 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _frame(frame: str) -> str:
+    """py-spy's ``fn (path/to/file.py:123)`` as ``fn (to/file.py)``: no line, the path's last two parts."""
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0]
+    return f"{name} ({'/'.join(path.split('/')[-2:])})" if path else name
+
+
+def _waiting(frame: str) -> bool:
+    """A stack ending here waits (py-spy counts a thread blocked in a socket read as active)."""
+    return frame.split(" (")[0] in {"SocketIO.readinto", "Condition.wait", "Event.wait", "Thread.join",
+                                    "_wait_for_tstate_lock", "select", "poll", "Queue.get", "_worker"}
+
+
+def profile_summary(folder: Path, top: int = 25) -> list[str]:
+    """The stacks :class:`Profiler` wrote, compared across N: for each stage, the functions with the
+    most samples (self: the stack's last frame; total: anywhere in it), in samples per 1,000
+    questions, and each N's figure against the first N's. Read from ``<stage>-<N>[-k].txt``."""
+    import re
+    from collections import Counter, defaultdict
+
+    runs: dict[str, dict[str, tuple[Counter[str], Counter[str], int]]] = defaultdict(dict)
+    for path in sorted(folder.glob("*.txt")):
+        m = re.fullmatch(r"(.+?)-(\d+)(?:-(\d+))?", path.stem)
+        if not m:
+            continue
+        stage, n = m.group(1), int(m.group(2))
+        own, anywhere = Counter[str](), Counter[str]()
+        total = 0
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            frames = [_frame(f) for f in stack.split(";")]
+            own[frames[-1]] += int(count)
+            for f in set(frames):
+                anywhere[f] += int(count)
+            total += int(count)
+        runs[stage][path.stem] = (own, anywhere, n)
+    lines: list[str] = []
+    for stage, by_run in runs.items():
+        names = sorted(by_run, key=lambda k: (by_run[k][2], k))
+        for kind, idx in (("self", 0), ("total", 1)):
+            lines.append(f"{stage}: samples per 1,000 questions ({kind}); ratio against {names[0]}")
+            lines.append(f"{'function':70}" + "".join(f"{k:>16}" for k in names) + "   ratio(s)")
+            ranked = sum((by_run[k][idx] for k in names), Counter[str]()).most_common(top)
+            for fn, _ in ranked:
+                per = [by_run[k][idx][fn] / by_run[k][2] * 1000 for k in names]
+                base = per[0] or float("nan")
+                lines.append(f"{fn[:70]:70}" + "".join(f"{v:16.1f}" for v in per) + "   "
+                             + " ".join(f"{v / base:.2f}x" for v in per[1:]))
+            for label, counted in (("(all samples)", lambda fn: True),
+                                   ("(all but waits for a socket or a lock)", lambda fn: not _waiting(fn))):
+                totals = [sum(c for fn, c in by_run[k][0].items() if counted(fn)) / by_run[k][2] * 1000
+                          for k in names]
+                lines.append(f"{label:70}" + "".join(f"{v:16.1f}" for v in totals) + "   "
+                             + " ".join(f"{v / totals[0]:.2f}x" for v in totals[1:]))
+            lines.append("")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -485,7 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="the py-spy to run (default: on PATH)")
     ap.add_argument("--profile-dir", type=Path, default=Path("bench-scale-profiles"))
     ap.add_argument("--profile-rate", type=int, default=10, help="samples a second (default 10)")
+    ap.add_argument("--summarize-profiles", type=Path, metavar="DIR",
+                    help="print the comparison of the stacks in DIR (from --profile) across N, and run nothing")
     args = ap.parse_args(argv)
+    if args.summarize_profiles is not None:
+        print("\n".join(profile_summary(args.summarize_profiles)))
+        return 0
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     profiler = Profiler(args.py_spy, args.profile_dir, args.profile_rate) if args.profile else None
     stages = tuple(s for s in STAGES if s in args.stages)
