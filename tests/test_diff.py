@@ -101,6 +101,65 @@ def test_diff_json_from_the_cli(published, monkeypatch):
     assert "  - chess_0002" in human.stdout
 
 
+@pytest.mark.slow
+def test_an_altered_s3_copy_of_a_release_manifest_is_named_never_diffed(published):
+    """One source entry of 1.1's manifest on S3 edited (the object replaced, its old bytes put back
+    after): the diff from S3 refuses it, naming the object, and the other sources still diff."""
+    from tests.support.s3 import raw_client
+
+    data, settings = published
+    client = raw_client(settings)
+    key = f"20250102/release/{RELEASE_MANIFEST}"
+    good = client.get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
+    doc = json.loads(good)
+    doc["sources"][0]["sha256"] = "0" * 64
+    client.put_object(Bucket=settings.s3_bucket, Key=key, Body=json.dumps(doc, indent=2).encode())
+    try:
+        with pytest.raises(IntegrityError) as err:
+            diff_versions("1.0", "1.1", settings=settings, data_dir=data, source="s3")
+        assert str(err.value).startswith(f"s3://{settings.s3_bucket}/{key}: content_sha256 does not match")
+        assert "re-publish that version" in str(err.value)
+    finally:
+        client.put_object(Bucket=settings.s3_bucket, Key=key, Body=good)
+    for source in ("local", "hub"):
+        assert diff_versions("1.0", "1.1", settings=settings, data_dir=data, source=source).as_dict() == EXPECTED
+
+
+def test_a_diff_holds_neither_source_list(tmp_path):
+    """Two versions of 20,000 source entries each (about 2.7 MB of JSON apiece), 100 questions
+    changed: the diff walks both lists from their files, so its traced peak stays a small part of
+    one file; reading either list whole would take several times the file."""
+    import hashlib
+    import tracemalloc
+
+    from vmeval_hf._shared.fs import canonical_json
+    from vmeval_hf.release.build import build_release
+    from vmeval_hf.release.release_manifest import content_sha256
+
+    data = make_tree(tmp_path / "data", {"chess": 1})
+    template = load_release(build_release(data, version="1.0", repo_id="o/r").out)
+    sizes = []
+    for version, changed in (("1.0", set()), ("1.1", set(range(0, 5000, 50)))):
+        sources = [{"path": f"chess_task/chess_{q:05d}/{name}", "size": 10,
+                    "sha256": hashlib.sha256(b"%d/%s/%d" % (q, name.encode(), q in changed)).hexdigest()}
+                   for q in range(5000) for name in ("final_frame.png", "first_frame.png", "prompt.txt",
+                                                     "question_metadata.json")]
+        doc = {**template, "version": version, "sources": sources, "content_sha256": content_sha256(sources)}
+        folder = data / "releases" / version
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RELEASE_MANIFEST).write_text(canonical_json(doc), encoding="utf-8")
+        sizes.append((folder / RELEASE_MANIFEST).stat().st_size)
+    tracemalloc.start()
+    try:
+        got = diff_versions("1.0", "1.1", settings=Settings(), data_dir=data, source="local")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(got.changed) == 100 and not got.added and not got.removed
+    assert set(got.changed["chess_00050"]) == {"prompt", "first_frame", "final_frame", "metadata"}
+    assert peak < min(sizes) / 4, (peak, sizes)
+
+
 def test_a_diff_with_itself_is_empty(tmp_path):
     data = make_tree(tmp_path / "data", {"chess": 2})
     from vmeval_hf.release.build import build_release

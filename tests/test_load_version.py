@@ -139,6 +139,25 @@ def test_an_altered_s3_shard_is_refused(in_b: World, tmp_path: Path) -> None:
         client.put_object(Bucket=in_b.bucket, Key=key, Body=good)
 
 
+def test_an_altered_s3_release_manifest_is_refused_before_any_shard_is_read(in_b: World, tmp_path: Path) -> None:
+    """1.1's manifest on S3 with one source entry edited (put back after): the load names the
+    object and says what to do; nothing reaches the datasets cache."""
+    key = f"{in_b.entries['1.1']['date']}/release/vmeval_release.json"
+    client = raw_client(in_b.settings)
+    good = client.get_object(Bucket=in_b.bucket, Key=key)["Body"].read()
+    doc = json.loads(good)
+    doc["sources"][-1]["size"] += 1
+    client.put_object(Bucket=in_b.bucket, Key=key, Body=json.dumps(doc, indent=2).encode())
+    try:
+        with pytest.raises(IntegrityError) as err:
+            load_version("1.1", source="s3", cache_dir=tmp_path / "ds-cache")
+        assert str(err.value).startswith(f"s3://{in_b.bucket}/{key}: content_sha256 does not match its source list")
+        assert "re-publish that version" in str(err.value)
+        assert not (tmp_path / "ds-cache").exists()
+    finally:
+        client.put_object(Bucket=in_b.bucket, Key=key, Body=good)
+
+
 def test_hub_without_s3_settings_and_without_a_token(in_b: World, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (*S3_VARS, "HF_TOKEN"):
         monkeypatch.delenv(name, raising=False)

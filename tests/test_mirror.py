@@ -31,7 +31,7 @@ from vmeval_hf.errors import (
     S3UnreachableError,
     VmevalError,
 )
-from vmeval_hf.release.release_manifest import content_sha256
+from vmeval_hf.release.release_manifest import content_sha256, load_release
 from vmeval_hf.s3.client import make_client
 from vmeval_hf.s3.layout import build_manifest_entries, parse_date
 from vmeval_hf.s3.mirror import mirror_version, read_manifest, read_release_manifest, sync_to_s3
@@ -122,6 +122,32 @@ def test_manifest_entries_cover_the_three_trees_and_skip_the_log(tmp_path: Path)
 # -- mirror ------------------------------------------------------------------------------------
 
 
+def test_a_version_only_on_s3_is_read_from_its_prefix_without_holding_its_source_list(tmp_path: Path,
+                                                                                       s3_settings: Settings) -> None:
+    """A machine without the release, a version mirrored to S3 only: ``recorded_release`` (verify's
+    and pull's reader) downloads the prefix's manifest into its scratch folder and streams the list
+    from there; ``recorded_manifest`` (a caller that wants the list) gets it whole, the same."""
+    from tests.support.trees import make_tree as make_plain_tree
+    from vmeval_hf.publish import publish_version, recorded_manifest, recorded_release
+    from vmeval_hf.release.release_manifest import sources_of
+
+    data = make_plain_tree(tmp_path / "a" / "data", {"chess": 2, "maze": 1})
+    result = publish_version(data, settings=s3_settings, version="1.0", date=DAY, hub=False, log_entry=True)
+    entry = result.entry
+    assert entry is not None and entry["s3_uri"].endswith(f"/{DAY}/data")
+    local = load_release(data / "releases" / "1.0")
+    elsewhere = tmp_path / "b" / "data"
+    manifest, file = recorded_release(s3_settings, entry, elsewhere, tmp_path / "scratch")
+    assert file is not None and file.is_relative_to(tmp_path / "scratch") and "sources" not in manifest
+    assert manifest == {k: v for k, v in local.items() if k != "sources"}
+    assert list(sources_of(manifest, file)) == local["sources"]
+    assert recorded_manifest(s3_settings, entry, elsewhere) == local
+    gone = {**entry, "s3_uri": entry["s3_uri"].replace(DAY, "20000101")}
+    assert recorded_release(s3_settings, gone, elsewhere, tmp_path / "scratch2") == (None, None)
+
+
+
+
 def test_mirror_layout_bytes_and_manifest(tmp_path: Path, s3_settings: Settings) -> None:
     data = make_tree(tmp_path)
     rel = make_release(tmp_path, data)
@@ -151,7 +177,10 @@ def test_mirror_layout_bytes_and_manifest(tmp_path: Path, s3_settings: Settings)
     assert manifest["tool"].startswith("vmeval-hf ")
     assert {f"{DAY}/{e['key']}" for e in manifest["files"]} == set(expected)
     assert read_manifest(settings=s3_settings, date=DAY) == manifest
-    assert read_release_manifest(settings=s3_settings, date=DAY)["version"] == "1.0"
+    copy, copy_file = read_release_manifest(settings=s3_settings, date=DAY, dest=tmp_path / "copy")
+    assert copy_file.read_bytes() == (rel / "vmeval_release.json").read_bytes()
+    assert copy == load_release(rel, sources=False) and copy["version"] == "1.0"
+    assert read_release_manifest(settings=s3_settings, date="20000101", dest=tmp_path / "none") is None
     assert calls[-1] == (r.files, r.bytes, r.files, r.bytes)
     head = raw_client(s3_settings).head_object(Bucket=b, Key=f"{DAY}/data/questions/chess_task/chess_0000/first_frame.png")
     assert head["ContentType"] == "image/png"

@@ -16,7 +16,14 @@ from tests.support.trees import make_tree
 from vmeval_hf._shared.fs import canonical_json
 from vmeval_hf.errors import BuildError, IntegrityError
 from vmeval_hf.release.build import build_release
-from vmeval_hf.release.release_manifest import RELEASE_MANIFEST, content_sha256, load_release
+from vmeval_hf.release.release_manifest import (
+    RELEASE_MANIFEST,
+    content_sha256,
+    iter_sources,
+    load_release,
+    load_release_copy,
+    sources_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +51,17 @@ def test_without_sources_is_the_manifest_less_its_source_list(release: Path) -> 
     assert len(whole["sources"]) == 5 * 4  # the list really was there to stream
 
 
-def test_sources_out_of_path_order_are_read_whole_with_the_same_result(release: Path, tmp_path: Path) -> None:
-    doc = load_release(release)
-    doc["sources"] = list(reversed(doc["sources"]))  # content_sha256 sorts them: still this content
+def test_sources_out_of_path_order_are_read_whole_and_kept_sorted(release: Path, tmp_path: Path) -> None:
+    """A list that cannot be streamed is read whole and kept, in path order, so that ``sources_of``
+    (the diff's and verify's walk) still gives it; the rest is what the stream gives."""
+    whole = load_release(release)
+    doc = {**whole, "sources": list(reversed(whole["sources"]))}  # content_sha256 sorts them: still this content
     folder = _rewrite(tmp_path / "reversed", doc)
-    assert load_release(folder, sources=False) == {k: v for k, v in doc.items() if k != "sources"}
+    read = load_release(folder, sources=False)
+    assert read == whole and read["sources"] == sorted(doc["sources"], key=lambda s: s["path"])
+    assert list(sources_of(read, folder / RELEASE_MANIFEST)) == whole["sources"]
+    with pytest.raises(IntegrityError, match="not plain entries in path order"):
+        list(iter_sources(folder / RELEASE_MANIFEST))  # the file itself would not walk
 
 
 @pytest.mark.parametrize("damage", ["edited-source", "dropped-source", "not-json", "cut", "no-sources", "not-an-object"])
@@ -72,6 +85,32 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
     kind, message = _refusal(folder, sources=False)
     assert message.startswith(str(folder / RELEASE_MANIFEST)) and "rebuild" in message
     assert kind is (IntegrityError if damage.endswith("-source") else BuildError)
+
+
+@pytest.mark.parametrize("damage", ["edited-source", "not-json", "cut", "no-sources", "not-an-object"])
+def test_a_damaged_downloaded_copy_is_refused_naming_where_it_came_from(release: Path, tmp_path: Path,
+                                                                        damage: str) -> None:
+    """``load_release_copy``: the same checks as a local read, but the error names the remote copy
+    (not the scratch file it was downloaded to) and says to re-publish, never to rebuild."""
+    doc = load_release(release)
+    text = {"not-json": canonical_json(doc).replace('"files"', "'files'", 1), "cut": canonical_json(doc)[:-200],
+            "not-an-object": json.dumps([doc])}.get(damage)
+    if damage == "edited-source":
+        doc["sources"][3]["sha256"] = "0" * 64
+    elif damage == "no-sources":
+        del doc["sources"]
+    folder = _rewrite(tmp_path / damage, doc, text=text)
+    where = "s3://bucket/20250101/release/vmeval_release.json"
+    with pytest.raises(IntegrityError) as err:
+        load_release_copy(folder / RELEASE_MANIFEST, where)
+    assert str(err.value).startswith(f"{where}: ") and err.value.path == where
+    assert "re-publish that version" in str(err.value) and "rebuild" not in str(err.value)
+    assert str(folder) not in str(err.value)
+
+
+def test_an_intact_downloaded_copy_reads_as_the_local_read_without_sources(release: Path) -> None:
+    assert load_release_copy(release / RELEASE_MANIFEST, "hf://datasets/o/r@1.0/vmeval_release.json") == \
+        load_release(release, sources=False)
 
 
 def test_the_source_list_is_never_held(release: Path, tmp_path: Path) -> None:

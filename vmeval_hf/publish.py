@@ -561,7 +561,8 @@ def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path,
 
     ``sources=False``: a local copy is read without its source list (see ``load_release``) and
     taken only if its bytes are the logged release's (``release_sha256`` is the hash of the
-    canonical text the build writes); a copy from the Hub or S3 comes whole.
+    canonical text the build writes); a copy from the Hub comes whole, one from S3 with its list
+    when ``sources`` (:func:`recorded_release` reads either without holding it).
     ``remotes=False``: the local copy only."""
     local = data_dir / "releases" / entry["version"]
     if (local / RELEASE_MANIFEST).is_file():
@@ -585,7 +586,11 @@ def recorded_manifest(settings: Settings, entry: dict[str, Any], data_dir: Path,
             return m
     day = _date_from_uri(entry.get("s3_uri"))
     if day:
-        return read_release_manifest(settings=settings, date=day)  # type: ignore[no-any-return]
+        with tempfile.TemporaryDirectory(prefix="vmeval-manifest-") as scratch:
+            got = read_release_manifest(settings=settings, date=day, dest=scratch)
+            if got is not None:
+                m, file = got
+                return {**m, "sources": list(sources_of(m, file))} if sources else m
     return None
 
 
@@ -594,23 +599,29 @@ def recorded_release(settings: Settings, entry: dict[str, Any], data_dir: Path,
     """:func:`recorded_manifest` without holding a source list (400,000 entries at 100,000
     questions): the manifest, and the file its sources are streamed from when it was read without
     them (:func:`~vmeval_hf.release.release_manifest.sources_of`). The local copy is read so; with
-    ``scratch`` (a folder the caller removes), so is the Hub's copy at the logged commit, downloaded
-    there a chunk at a time: a machine without the release verifies it in the same memory. A copy
-    the streamed read refuses, and one from S3, come whole, as :func:`recorded_manifest` reads them."""
+    ``scratch`` (a folder the caller removes), so is the Hub's copy at the logged commit, else the
+    S3 prefix's, downloaded there a chunk at a time: a machine without the release verifies it in
+    the same memory. A Hub copy the streamed read refuses comes whole, as
+    :func:`recorded_manifest` reads it."""
     manifest = recorded_manifest(settings, entry, data_dir, sources=False, remotes=False)
     if manifest is not None:
         return manifest, data_dir / "releases" / entry["version"] / RELEASE_MANIFEST
-    if scratch is not None and entry.get("hf_commit") and entry.get("hf_repo"):
+    if scratch is None:
+        return recorded_manifest(settings, entry, data_dir), None
+    if entry.get("hf_commit") and entry.get("hf_repo"):
         try:
-            file = fetch_release_manifest(settings, entry["hf_repo"], entry["hf_commit"], scratch)
+            file = fetch_release_manifest(settings, entry["hf_repo"], entry["hf_commit"], scratch / "hub")
         except HubNotFoundError:
             file = None
         if file is not None:
             try:
                 return load_release(file.parent, sources=False), file
-            except VmevalError:  # not a manifest that reads in a stream: read whole below, as before
-                log.debug("the Hub's release manifest did not read as a stream", exc_info=True)
-    return recorded_manifest(settings, entry, data_dir), None
+            except VmevalError:  # damaged: read whole below, as before (verify then names what differs)
+                log.debug("the Hub's release manifest did not read", exc_info=True)
+                return recorded_manifest(settings, entry, data_dir), None
+    day = _date_from_uri(entry.get("s3_uri"))
+    got = read_release_manifest(settings=settings, date=day, dest=scratch / "s3") if day else None
+    return got if got is not None else (None, None)
 
 
 def pull_version(version: str, *, settings: Settings, source: str = "s3", dest: str | Path,

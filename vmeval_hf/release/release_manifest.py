@@ -358,10 +358,36 @@ def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseMan
 
     ``sources=False``: the manifest without its ``sources`` key (the list of every source file,
     about 70 MB of JSON at 100,000 questions), for callers that need only the release files and
-    the hashes: the list is read a chunk at a time and checked against ``content_sha256`` on the
-    way, never held (a list not in path order, or any other surprise, is read whole instead, with
-    the same checks and errors)."""
+    the hashes, or that walk the list from the file (:func:`sources_of`): the list is read a chunk
+    at a time and checked against ``content_sha256`` on the way, never held. A list not in path
+    order, or any other surprise, is read whole instead, with the same checks and errors, and
+    kept (sorted), so that :func:`sources_of` still gives it."""
     path = Path(release_dir) / RELEASE_MANIFEST
+    return _read_release(path, sources, _Reading(path, BuildError, "the manifest was edited, rebuild the release",
+                                                 "rebuild the release"))
+
+
+def load_release_copy(file: str | Path, where: str) -> ReleaseManifest:
+    """A release manifest downloaded from ``where`` (its ``hf://`` or ``s3://`` address) into
+    ``file``, read as ``load_release(..., sources=False)`` reads one (the list streamed from
+    ``file`` by :func:`sources_of`, never held). Every refusal is an :class:`IntegrityError` naming
+    ``where``: the copy there was altered after it was published."""
+    return _read_release(Path(file), False, _Reading(where, IntegrityError,
+                                                     "the copy there was altered after publishing, re-publish "
+                                                     "that version", "re-publish that version"))
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How :func:`_read_release` names the manifest it reads and what it tells the user to do."""
+
+    label: Path | str                               # the path, or the remote address of a copy
+    error: type[BuildError] | type[IntegrityError]  # for a file that is not a release manifest
+    edited: str                                     # the sources no longer match content_sha256
+    fix: str                                        # anything else
+
+
+def _read_release(path: Path, sources: bool, how: _Reading) -> ReleaseManifest:
     # the document without its sources, and their content_sha256 as streamed; else read whole
     data, streamed = (None if sources else _without_sources(path)) or (None, None)
     if data is None:
@@ -373,21 +399,21 @@ def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseMan
                 path=path,
             ) from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BuildError(f"{path}: not valid JSON ({exc}); rebuild the release", path=path) from exc
+            raise _refused(how.error, how, f"not valid JSON ({exc}); {how.fix}") from exc
     missing = [k for k in ReleaseManifest.__annotations__ if k not in data and (streamed is None or k != "sources")]
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
-        raise BuildError(
-            f"{path}: not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); rebuild the release",
-            path=path,
-        )
+        raise _refused(how.error, how, f"not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); "
+                       f"{how.fix}")
     if (streamed if streamed is not None else content_sha256(data["sources"])) != data["content_sha256"]:
-        raise IntegrityError(
-            f"{path}: content_sha256 does not match its source list; the manifest was edited, rebuild the release",
-            path=path,
-        )
-    if not sources:
-        data.pop("sources", None)
+        raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
+    if not sources and streamed is None:  # read whole: keep the list, in the order a stream would give it
+        data["sources"] = sorted(data["sources"], key=lambda s: s["path"])
     return data  # type: ignore[no-any-return]
+
+
+def _refused(error: type[BuildError] | type[IntegrityError], how: _Reading, why: str) -> BuildError | IntegrityError:
+    """The error for the manifest ``how`` names (a path, or a remote address), refused for ``why``."""
+    return error(f"{how.label}: {why}", path=how.label)
 
 
 def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:

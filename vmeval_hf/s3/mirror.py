@@ -38,12 +38,11 @@ from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3ConflictError, S3Error
 from ..release.release_manifest import (
     RELEASE_MANIFEST,
-    SCHEMA,
     ReleaseManifest,
     load_release,
+    load_release_copy,
     sources_of,
 )
-from ..release.release_manifest import content_sha256 as sources_sha256
 from .client import S3Bucket, list_subfolders, make_client
 from .files import MirrorFiles, mirror_files
 from .layout import (
@@ -253,22 +252,22 @@ def read_manifest(*, settings: Settings, date: str, client: Any | None = None) -
     return manifest_at(open_bucket(settings, 1, client), parse_date(date))
 
 
-def read_release_manifest(*, settings: Settings, date: str, client: Any | None = None) -> dict[str, Any] | None:
-    """The release manifest mirrored under ``<D>/release/``, checked, or None if there is none."""
+def read_release_manifest(*, settings: Settings, date: str, dest: str | Path, client: Any | None = None
+                          ) -> tuple[ReleaseManifest, Path] | None:
+    """The release manifest mirrored under ``<D>/release/``, or None if there is none: downloaded
+    into the folder ``dest`` a chunk at a time (about 70 MB at 100,000 questions) and read without
+    holding its source list (:func:`~vmeval_hf.release.release_manifest.load_release_copy`), with
+    the file it was read from, whence :func:`~vmeval_hf.release.release_manifest.sources_of`
+    streams the list. A copy that fails its checks is an :class:`IntegrityError` naming its
+    ``s3://`` address."""
     d = parse_date(date)
     bucket = open_bucket(settings, 1, client)
     key = f"{d}/release/{RELEASE_MANIFEST}"
-    doc = _get_json(bucket, key, IntegrityError)
-    if doc is None:
+    file = Path(dest) / RELEASE_MANIFEST
+    file.parent.mkdir(parents=True, exist_ok=True)
+    if not bucket.get_to_file(key, file):
         return None
-    try:
-        ok = doc.get("schema") == SCHEMA and sources_sha256(doc["sources"]) == doc["content_sha256"]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise IntegrityError(f"{bucket.uri(key)} is not a readable release manifest ({exc})", key=key) from exc
-    if not ok:
-        raise IntegrityError(f"{bucket.uri(key)}: content_sha256 does not match its source list; the object "
-                             "was altered after publishing", key=key)
-    return doc  # type: ignore[no-any-return]
+    return load_release_copy(file, bucket.uri(key)), file
 
 
 # -- mirror ------------------------------------------------------------------------------------
