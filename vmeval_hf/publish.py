@@ -54,6 +54,7 @@ from .release.release_manifest import (
     ReleaseManifest,
     iter_sources,
     load_release,
+    load_release_copy,
     sources_of,
 )
 from .s3.layout import (
@@ -615,7 +616,8 @@ def recorded_release(settings: Settings, entry: dict[str, Any], data_dir: Path,
             file = None
         if file is not None:
             try:
-                return load_release(file.parent, sources=False), file
+                where = f"hf://datasets/{entry['hf_repo']}@{entry['hf_commit']}/{RELEASE_MANIFEST}"
+                return load_release_copy(file, where), file
             except VmevalError:  # damaged: read whole below, as before (verify then names what differs)
                 log.debug("the Hub's release manifest did not read", exc_info=True)
                 return recorded_manifest(settings, entry, data_dir), None
