@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build import measure  # noqa: E402  (wall, CPU, the process tree's peak PSS)
 from bench_scale import TREE_FORMAT, ensure_tree  # noqa: E402  (the synthetic trees)
 
+from vmeval_hf.release.release_manifest import RELEASE_MANIFEST, content_sha256, manifest_text  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE_MANIFEST = "vmeval_release.json"
 CHANGED_EVERY = 100
 
 
@@ -56,8 +57,6 @@ def release_manifest(cache_dir: Path, n: int) -> Path:
 def two_versions(manifest: Path, data: Path) -> int:
     """``<data>/releases/1.0`` (``manifest``) and ``1.1`` (one question in a hundred with another
     prompt); the number of questions changed."""
-    from vmeval_hf.release.release_manifest import content_sha256, manifest_text
-
     old = data / "releases" / "1.0"
     old.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(manifest, old / RELEASE_MANIFEST)

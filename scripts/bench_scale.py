@@ -308,11 +308,14 @@ class MachineGauge:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        t0 = time.thread_time()
+        reference_work()
+        self.samples.append((time.thread_time() - t0) * 1000)
+
     def _run(self) -> None:
         while not self._done.wait(self.every):
-            t0 = time.thread_time()
-            reference_work()
-            self.samples.append((time.thread_time() - t0) * 1000)
+            self._sample()
 
     def __enter__(self) -> MachineGauge:
         self._steal0, self._t0 = _steal_seconds(), time.perf_counter()
@@ -327,9 +330,7 @@ class MachineGauge:
 
     def result(self) -> dict[str, Any]:
         if not self.samples:  # a stage shorter than one interval: one sample now
-            t0 = time.thread_time()
-            reference_work()
-            self.samples.append((time.thread_time() - t0) * 1000)
+            self._sample()
         return {"ref_ms": statistics.median(self.samples), "ref_samples": len(self.samples), "steal": self.steal}
 
 
@@ -485,7 +486,6 @@ def profile_summary(folder: Path, top: int = 25) -> list[str]:
             continue
         stage, n = m.group(1), int(m.group(2))
         own, anywhere = Counter[str](), Counter[str]()
-        total = 0
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
             if not stack or not count.isdigit():
@@ -494,7 +494,6 @@ def profile_summary(folder: Path, top: int = 25) -> list[str]:
             own[frames[-1]] += int(count)
             for f in set(frames):
                 anywhere[f] += int(count)
-            total += int(count)
         runs[stage][path.stem] = (own, anywhere, n)
     lines: list[str] = []
     for stage, by_run in runs.items():

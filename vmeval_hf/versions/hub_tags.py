@@ -17,7 +17,6 @@ import logging
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .._shared.labels import validate_label
@@ -83,7 +82,7 @@ def _tagged_manifest(settings: Settings, repo_id: str, commit: str) -> tuple[Any
             return load_release_copy(file, f"hf://datasets/{repo_id}@{commit}/{RELEASE_MANIFEST}"), True
         except IntegrityError:
             try:
-                return json.loads(Path(file).read_text(encoding="utf-8")), False
+                return json.loads(file.read_text(encoding="utf-8")), False
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
                 return None, False
 
