@@ -98,6 +98,13 @@ class _BaseHandler(BaseHTTPRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    #: TCP_NODELAY on every connection, as production HTTP servers set it: a response goes out as
+    #: its head, then its body (two writes), and on a kept-alive connection Nagle's algorithm holds
+    #: the body until the client acknowledges the head, which Linux delays by up to 40 ms. Without
+    #: it every request after a connection's first took about 44 ms on loopback
+    #: (``scripts/bench_hub.py``), a stall no real Hub has, which made a client's request count
+    #: its cost.
+    disable_nagle_algorithm = True
     server_version = "vmeval-sandbox/1"
     timeout = 120
     service = "sandbox"
