@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -299,6 +300,37 @@ def test_a_release_file_changed_in_place_is_caught_before_anything_is_written(
     assert (after["lfs_bytes"], after["inline_bytes"], after["commits"]) == (
         before["lfs_bytes"], before["inline_bytes"], before["commits"])
     assert not hub_api(settings).repo_exists(repo, repo_type="dataset")
+
+
+@pytest.mark.parametrize("repo_holds", ["nothing", "an earlier version", "this version, other content"])
+def test_a_manifest_whose_source_list_was_edited_writes_nothing(tmp_path: Path, settings: Settings, hub_server,  # noqa: ANN001
+                                                                repo_holds: str) -> None:
+    """The source list is checked against ``content_sha256`` beside the first requests, not before
+    them: still nothing is created, uploaded, committed or tagged, whatever the repo holds (a tag of
+    this version with other content is refused as the edit, not as a conflict)."""
+    from vmeval_hf.hub import hub_api, list_tags
+
+    repo = f"test/edited-sources-{repo_holds.split()[0]}"
+    version = "1.1" if repo_holds == "an earlier version" else "1.0"
+    if repo_holds != "nothing":
+        other = make_tree(tmp_path / "other", {"maze": 1})
+        publish_to_hub(_build(other, tmp_path / "o", "1.0", repo).out, settings=settings, repo_id=repo)
+    built = _build(make_tree(tmp_path / "data", {"chess": 2}), tmp_path / "a", version, repo)
+    path = built.out / "vmeval_release.json"
+    doc = json.loads(path.read_text())
+    doc["sources"][0]["sha256"] = "0" * 64
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    tags, before = (list_tags(settings, repo) if repo_holds != "nothing" else {}), hub_server.traffic
+    with pytest.raises(IntegrityError, match="vmeval_release.json: content_sha256 does not match its source list.*"
+                                             "rebuild the release"):
+        publish_to_hub(built.out, settings=settings, repo_id=repo)
+    after = hub_server.traffic
+    assert (after["lfs_bytes"], after["inline_bytes"], after["commits"]) == (
+        before["lfs_bytes"], before["inline_bytes"], before["commits"])
+    if repo_holds == "nothing":
+        assert not hub_api(settings).repo_exists(repo, repo_type="dataset")
+    else:
+        assert list_tags(settings, repo) == tags
 
 
 def test_pull_from_hub_verifies(tmp_path: Path, hub_repo: str, settings: Settings) -> None:

@@ -18,6 +18,7 @@ from vmeval_hf.errors import BuildError, IntegrityError
 from vmeval_hf.release.build import build_release
 from vmeval_hf.release.release_manifest import (
     RELEASE_MANIFEST,
+    check_content,
     content_sha256,
     iter_sources,
     load_release,
@@ -85,6 +86,27 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
     kind, message = _refusal(folder, sources=False)
     assert message.startswith(str(folder / RELEASE_MANIFEST)) and "rebuild" in message
     assert kind is (IntegrityError if damage.endswith("-source") else BuildError)
+
+
+def test_the_content_check_left_for_later_is_the_one_load_release_makes(release: Path, tmp_path: Path) -> None:
+    """``content=False`` reads a manifest with an edited source list without the check, and
+    ``check_content`` then refuses it with the very error ``load_release`` gives; an intact one
+    passes both. Read without its sources, the list is checked as it streams, whatever ``content``."""
+    whole = load_release(release)
+    assert load_release(release, content=False) == whole
+    check_content(whole, release)
+    doc = {**whole, "sources": [{**whole["sources"][0], "size": whole["sources"][0]["size"] + 1},
+                                *whole["sources"][1:]]}
+    folder = _rewrite(tmp_path / "edited", doc)
+    kind, message = _refusal(folder, sources=True)
+    assert kind is IntegrityError and "content_sha256 does not match its source list" in message
+    unchecked = load_release(folder, content=False)
+    assert unchecked["sources"] == doc["sources"]
+    with pytest.raises(IntegrityError) as err:
+        check_content(unchecked, folder)
+    assert str(err.value) == message and str(folder / RELEASE_MANIFEST) in message
+    with pytest.raises(IntegrityError, match="content_sha256 does not match"):
+        load_release(folder, sources=False, content=False)
 
 
 @pytest.mark.parametrize("damage", ["edited-source", "not-json", "cut", "no-sources", "not-an-object"])

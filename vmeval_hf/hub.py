@@ -85,6 +85,7 @@ from .release.release_manifest import (
     RELEASE_MANIFEST,
     Mismatch,
     ReleaseManifest,
+    check_content,
     check_release_files,
     load_release,
     manifest_text,
@@ -437,15 +438,16 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     moves the tag to it (``tag_moved``).
 
     Before any request, every release file must be there, readable and of its size; its bytes are
-    then hashed once against the manifest, beside the first requests (which only read), and the
-    hashes are awaited before anything is created or committed: a release edited since its build
-    writes nothing. The commit reuses those hashes (``huggingface_hub`` would hash each file again).
+    then hashed once against the manifest, and the manifest's source list checked against its
+    ``content_sha256``, beside the first requests (which only read), and both are awaited before
+    anything is created or committed: a release edited since its build writes nothing. The commit
+    reuses those hashes (``huggingface_hub`` would hash each file again).
     """
     per_commit = check_files_per_commit(files_per_commit)
     release = Path(release_dir)
     repo = repo_id or settings.hf_repo
     try:  # before any request: every file there, readable, of its size (a local problem is not retried)
-        manifest = manifest if manifest is not None else load_release(release)
+        manifest = manifest if manifest is not None else load_release(release, content=False)
         bad = check_release_files(release, manifest, contents=False)
     except OSError as exc:
         raise _local_error(exc, _Where(settings, repo, None, f"reading the release {release}")) from exc
@@ -456,11 +458,21 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
                  commit_message or f"Release {manifest['version']}",
                  commit_description or f"vmeval-hf release {manifest['version']}, content "
                  f"sha256:{manifest['content_sha256']}", per_commit, force)
-    with ThreadPoolExecutor(1, thread_name_prefix="hash") as pool:
+    with ThreadPoolExecutor(1, thread_name_prefix="check") as pool:
         # every byte against the manifest, beside the first requests (reads); awaited before anything is
         # created or committed (_Push.require_intact)
-        push.intact = pool.submit(check_release_files, release, manifest)
+        push.intact = pool.submit(_intact, release, manifest)
         return push.run(private)
+
+
+def _intact(release: Path, manifest: ReleaseManifest) -> list[str]:
+    """:func:`check_release_files` of every byte (on its threads: ``hashlib`` lets go of the GIL),
+    with the manifest's source list checked against ``content_sha256`` meanwhile on this one
+    (:func:`check_content`: an :class:`IntegrityError`)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="hash") as pool:
+        files = pool.submit(check_release_files, release, manifest)
+        check_content(manifest, release)
+        return files.result()
 
 
 @dataclass
@@ -535,7 +547,9 @@ class _Push:
         return HubResult(self.repo, self.version, commit, hf_uri(self.repo, self.version), url, **flags)
 
     def conflict(self, held: str, theirs: ReleaseManifest | None, *, just_now: bool) -> VersionConflictError:
-        """The refusal for a tag that names another release, saying how it differs and what to do."""
+        """The refusal for a tag that names another release, saying how it differs and what to do
+        (a release edited since its build is refused as that first: :meth:`require_intact`)."""
+        self.require_intact()
         what, same_questions = _difference(theirs, self.manifest)
         when = "was just published by another publisher" if just_now else "is already published"
         if same_questions:
@@ -653,6 +667,7 @@ class _Push:
         as an earlier vmeval-hf left it) is simply followed."""
         if self.force:
             return
+        self.require_intact()  # a release edited since its build is refused as that first
         theirs = remote_manifest(self.settings, self.repo, head)
         if theirs is None or theirs.get("version") != self.version:
             return

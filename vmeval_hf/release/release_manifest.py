@@ -353,7 +353,7 @@ def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[
         fh.write(tail.encode("utf-8"))
 
 
-def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseManifest:
+def load_release(release_dir: str | Path, *, sources: bool = True, content: bool = True) -> ReleaseManifest:
     """Read and sanity-check ``<release_dir>/vmeval_release.json``.
 
     ``sources=False``: the manifest without its ``sources`` key (the list of every source file,
@@ -361,10 +361,26 @@ def load_release(release_dir: str | Path, *, sources: bool = True) -> ReleaseMan
     the hashes, or that walk the list from the file (:func:`sources_of`): the list is read a chunk
     at a time and checked against ``content_sha256`` on the way, never held. A list not in path
     order, or any other surprise, is read whole instead, with the same checks and errors, and
-    kept (sorted), so that :func:`sources_of` still gives it."""
+    kept (sorted), so that :func:`sources_of` still gives it.
+
+    ``content=False`` (with ``sources=True``): the source list is not checked against
+    ``content_sha256`` here; the caller must :func:`check_content` before it relies on the
+    manifest (``publish_to_hub`` does, beside its first requests, before anything is written)."""
     path = Path(release_dir) / RELEASE_MANIFEST
-    return _read_release(path, sources, _Reading(path, BuildError, "the manifest was edited, rebuild the release",
-                                                 "rebuild the release"))
+    return _read_release(path, sources, _release_reading(path), content=content or not sources)
+
+
+def _release_reading(path: Path) -> _Reading:
+    return _Reading(path, BuildError, "the manifest was edited, rebuild the release", "rebuild the release")
+
+
+def check_content(manifest: ReleaseManifest, release_dir: str | Path) -> None:
+    """The check ``load_release(..., content=False)`` left out: ``manifest``'s source list against
+    its ``content_sha256``, an :class:`IntegrityError` naming the release's manifest otherwise. A
+    manifest read without its sources was checked as it was streamed: nothing to do."""
+    if "sources" in manifest and content_sha256(manifest["sources"]) != manifest["content_sha256"]:
+        how = _release_reading(Path(release_dir) / RELEASE_MANIFEST)
+        raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
 
 
 def load_release_copy(file: str | Path, where: str) -> ReleaseManifest:
@@ -387,7 +403,7 @@ class _Reading:
     fix: str                                        # anything else
 
 
-def _read_release(path: Path, sources: bool, how: _Reading) -> ReleaseManifest:
+def _read_release(path: Path, sources: bool, how: _Reading, *, content: bool = True) -> ReleaseManifest:
     # the document without its sources, and their content_sha256 as streamed; else read whole
     data, streamed = (None if sources else _without_sources(path)) or (None, None)
     if data is None:
@@ -404,7 +420,7 @@ def _read_release(path: Path, sources: bool, how: _Reading) -> ReleaseManifest:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
         raise _refused(how.error, how, f"not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); "
                        f"{how.fix}")
-    if (streamed if streamed is not None else content_sha256(data["sources"])) != data["content_sha256"]:
+    if content and (streamed if streamed is not None else content_sha256(data["sources"])) != data["content_sha256"]:
         raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
     if not sources and streamed is None:  # read whole: keep the list, in the order a stream would give it
         data["sources"] = sorted(data["sources"], key=lambda s: s["path"])
