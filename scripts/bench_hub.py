@@ -13,7 +13,11 @@ order, each contender runs as a child process against the project's Hub server
 - ``upload_folder``: ``HfApi.create_repo`` + ``HfApi.upload_folder`` of the same release folder;
 - ``push_to_hub``: the release's Parquet loaded with ``datasets.Dataset.from_parquet`` (before the
   clock), then ``Dataset.push_to_hub`` of those rows;
-- ``ours no-op``: ``publish_to_hub`` of the same release again, on the repo ``ours`` just made.
+- ``ours no-op``: ``publish_to_hub`` of the same release again, on the repo ``ours`` just made;
+- with ``--attribute``, also ``ours unchecked``: ``publish_to_hub`` with its release check taken
+  out, to measure what the check costs: the manifest read before the clock, and the check of every
+  byte against it (``check_release_files``, ``check_content``) replaced by a pass. Not a mode of
+  the product; a diagnostic of where ``ours`` spends the time ``upload_folder`` does not.
 
 The Hub server stores blobs by content, shared between repos: a second upload of the same shards
 would send nothing. So every contender gets a server with an empty store of its own (the no-op
@@ -61,13 +65,18 @@ def child(kind: str, release: Path, repo: str) -> None:
     from huggingface_hub import HfApi
 
     extra: dict[str, Any] = {}
-    if kind in ("ours", "ours-noop"):
+    if kind in ("ours", "ours-noop", "ours-unchecked"):
+        from vmeval_hf import hub
         from vmeval_hf.config import Settings
-        from vmeval_hf.hub import publish_to_hub
 
         settings = Settings.from_env()
+        manifest = None
+        if kind == "ours-unchecked":  # the diagnostic of --attribute: the release check taken out
+            manifest = hub.load_release(release, content=False)
+            hub._intact = lambda *_: []  # type: ignore[assignment]
+            hub.check_release_files = lambda *_, **__: []  # type: ignore[assignment]
         t0, c0 = time.perf_counter(), _cpu()
-        result = publish_to_hub(release, settings=settings, repo_id=repo)
+        result = hub.publish_to_hub(release, settings=settings, repo_id=repo, manifest=manifest)
         extra = {"noop": result.noop}
     elif kind == "upload_folder":
         api = HfApi()
@@ -118,13 +127,13 @@ def run_one(kind: str, release: Path, scratch: Path, n: int, rep: int,
                 assert servers.hub is not None
                 r.update(sent, content_bytes=sent["lfs_bytes"] + sent["inline_bytes"],
                          **_history(servers.hub.url, servers.token, repo))
-                out.append(("ours no-op" if k == "ours-noop" else k, r))
+                out.append(({"ours-noop": "ours no-op", "ours-unchecked": "ours unchecked"}.get(k, k), r))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return out
 
 
-def bench(n: int, repeat: int, cache_dir: Path) -> dict[str, Any]:
+def bench(n: int, repeat: int, cache_dir: Path, attribute: bool = False) -> dict[str, Any]:
     data = ensure_tree(cache_dir, n)
     scratch = Path(tempfile.mkdtemp(prefix=f"hub-{n}-", dir=cache_dir))
     try:
@@ -136,8 +145,9 @@ def bench(n: int, repeat: int, cache_dir: Path) -> dict[str, Any]:
         size = sum(p.stat().st_size for p in release.rglob("*") if p.is_file())
         nfiles = sum(1 for p in release.rglob("*") if p.is_file())
         runs: dict[str, list[dict[str, Any]]] = {}
+        kinds = (*CONTENDERS, "ours-unchecked") if attribute else CONTENDERS
         for rep in range(repeat):
-            order = CONTENDERS[rep % 3:] + CONTENDERS[:rep % 3]
+            order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
             for kind in order:
                 for name, r in run_one(kind, release, scratch, n, rep, noop_after=kind == "ours"):
                     runs.setdefault(name, []).append(r)
@@ -179,6 +189,10 @@ def targets(res: dict[str, Any]) -> list[str]:
         ok = m["commits"] == 1 and m["tags"] == 1
         out.append(f"N={n}: ours made {m['commits']:.0f} commits ({m['main_commits']:.0f} new on main) and "
                    f"{m['tags']:.0f} tag (target: exactly 1 commit, 1 tag): {'ok' if ok else 'MISSED'}")
+    if {"ours", "ours unchecked", "upload_folder"} <= med.keys():
+        a, u, b = med["ours"]["call"], med["ours unchecked"]["call"], med["upload_folder"]["call"]
+        out.append(f"N={n}: the release check costs ours {a - u:.2f} s; without it, ours / upload_folder = "
+                   f"{u / b:.2f} (a diagnostic, not a target)")
     if "ours no-op" in med:
         m = med["ours no-op"]
         ok = m["content_bytes"] == 0 and m["commits"] == 0
@@ -196,8 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "vmeval-scale",
                     help="where generated trees are kept between runs (default /tmp/vmeval-scale, shared "
                          "with bench_scale.py)")
+    ap.add_argument("--attribute", action="store_true",
+                    help="also run `ours unchecked`, publish_to_hub with its release check taken out (a "
+                         "diagnostic of what the check costs, not a mode of the product)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    ap.add_argument("--_run", choices=("ours", "ours-noop", *CONTENDERS[1:]), help=argparse.SUPPRESS)
+    ap.add_argument("--_run", choices=("ours", "ours-noop", "ours-unchecked", *CONTENDERS[1:]),
+                    help=argparse.SUPPRESS)
     ap.add_argument("--_release", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--_repo", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -207,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for n in args.questions:
-        res = bench(n, args.repeat, args.cache_dir)
+        res = bench(n, args.repeat, args.cache_dir, args.attribute)
         results.append(res)
         if not args.json:
             print("\n".join(report(res) + targets(res)) + "\n", flush=True)
