@@ -182,7 +182,7 @@ def targets(res: dict[str, Any]) -> list[str]:
     med, n, out = res["median"], res["questions"], []
     if {"ours", "upload_folder", "push_to_hub"} <= med.keys():
         a, b, c = med["ours"]["call"], med["upload_folder"]["call"], med["push_to_hub"]["call"]
-        out.append(f"N={n}: ours / upload_folder = {a / b:.2f} (target <= 1): {'ok' if a <= b else 'MISSED'}")
+        out.append(f"N={n}: ours / upload_folder = {a / b:.3f} (target <= 1): {'ok' if a <= b else 'MISSED'}")
         out.append(f"N={n}: ours / push_to_hub = {a / c:.2f} (target < 1): {'ok' if a < c else 'MISSED'}")
     if "ours" in med:
         m = med["ours"]
