@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -282,3 +283,126 @@ def member_items(path: str | Path, key: str) -> Iterator[Any]:
                 return
             stream.value()
     raise Unstreamed(f"{path} has no {key}")
+
+
+#: bytes read at a time by :class:`IndentedArray`: a slice of about this much is parsed at once
+_SLICE = 1 << 15
+#: how far into the file :func:`indented_array` looks for the array, and the most it reads after it
+_ENDS = 1 << 20
+
+
+class IndentedArray:
+    """A top-level array member of an object in a file written as ``json.dumps(doc, indent=2)``
+    writes it, elements of objects: the document without the member, and the elements read a slice
+    at a time (:meth:`batches`), each slice parsed by ``json.loads``, in C, where
+    :func:`member_items` hands each element to Python's loop on its own (2.2x the time for the
+    400,000 source entries of a 100,000-question release manifest). Made by :func:`indented_array`,
+    which checks the layout first.
+
+    A slice ends at ``},\n    {``, which in this layout only stands between two elements (a raw
+    newline cannot be inside a string; anything nested in an element is indented deeper). A cut
+    anywhere else would leave a bracket open and the slice would not parse; and slices that each
+    parse as elements, joined by the commas cut out, are the array: what is read is what
+    ``json.loads`` of the whole file gives, or :class:`Unstreamed`."""
+
+    def __init__(self, path: Path, key: str, doc: dict[str, Any], start: int, end: int) -> None:
+        self.path, self.key, self.doc, self._start, self._end = path, key, doc, start, end
+
+    def items(self) -> Iterator[Any]:
+        """The array's elements one at a time, as :func:`member_items` gives them, errors included:
+        from :meth:`batches`, and where a slice does not parse, from :func:`member_items` past the
+        elements given, so a file that is not JSON there is reported as :class:`JsonStream`
+        reports it (which, decoding 64 KiB at a time, may have stopped a few elements sooner on
+        bytes that are not UTF-8)."""
+        given = 0
+        try:
+            for batch in self.batches():
+                for element in batch:
+                    yield element
+                    given += 1
+            return
+        except Unstreamed:
+            pass
+        yield from itertools.islice(member_items(self.path, self.key), given, None)
+
+    def batches(self) -> Iterator[list[Any]]:
+        """The array's elements, a list at a time, in order. :class:`Unstreamed` where a slice does
+        not parse (the file is not JSON there, or not this layout); the elements before it have
+        been given by then. :class:`OSError` as the read meets it."""
+        sep = b"},\n    {"  # between two elements: in this layout nowhere else (no raw newline in a string)
+        with open(self.path, "rb") as f:
+            f.seek(self._start + 1)  # after "["
+            left, buf = self._end - self._start - 2, b""  # up to "]"
+            while left > 0 or buf:
+                chunk = f.read(min(_SLICE, left)) if left > 0 else b""
+                if left > 0 and not chunk:
+                    raise OSError(f"{self.path}: the file got shorter while it was read")
+                left -= len(chunk)
+                buf += chunk
+                if left > 0:
+                    cut = buf.rfind(sep)
+                    if cut < 0:
+                        continue
+                    piece, buf = buf[:cut + 1], buf[cut + 2:]
+                else:
+                    piece, buf = buf, b""
+                try:
+                    batch = json.loads(b"[" + piece + b"]")
+                except ValueError:
+                    raise Unstreamed(f"{self.path}: not the indented layout") from None
+                yield batch
+
+
+def indented_array(path: str | Path, key: str) -> IndentedArray | None:
+    """The member ``key`` of the JSON object in the file ``path`` as an :class:`IndentedArray`, if the
+    file has the layout ``json.dumps(doc, indent=2)`` gives it: the member on a line of its own at
+    two spaces (``\\n  "key": [``) within the first MiB, closed by the first ``\\n  ]`` after it,
+    the rest of the document well-formed JSON with the member nowhere else. None otherwise
+    (missing, another layout, cut short, ...): the caller reads it with :class:`JsonStream`, which
+    reports each of those as it always has."""
+    path = Path(path)
+    opening, closing = b'\n  "' + json.dumps(key).encode()[1:-1] + b'": [', b"\n  ]"
+    try:
+        with open(path, "rb") as f:
+            first, at = b"", -1
+            while at < 0 and len(first) < _ENDS:
+                chunk = f.read(_SLICE)
+                if not chunk:
+                    return None
+                first += chunk
+                at = first.find(opening, max(0, len(first) - len(chunk) - len(opening)))
+            if at < 0:
+                return None
+            start = at + len(opening) - 1  # the "["
+            f.seek(start)
+            carry, pos, end = b"", start, -1
+            while end < 0:
+                chunk = f.read(_SLICE)
+                if not chunk:
+                    return None
+                window = carry + chunk
+                hit = window.find(closing)
+                if hit >= 0:
+                    end = pos - len(carry) + hit + len(closing)  # just after the "]"
+                carry = window[-(len(closing) - 1):]
+                pos += len(chunk)
+            f.seek(end)
+            tail = b""
+            while chunk := f.read(_SLICE):
+                tail += chunk
+                if len(tail) > _ENDS:
+                    return None
+        doc = json.loads(first[:start] + b"[]" + tail)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or doc.get(key) != []:
+        return None
+    del doc[key]
+    return IndentedArray(path, key, doc, start, end)
+
+
+def array_items(path: str | Path, key: str) -> Iterator[Any]:
+    """:func:`member_items`, the same elements and errors, a slice at a time in C when the file has
+    the layout of ``json.dumps(doc, indent=2)`` (:func:`indented_array`)."""
+    fast = indented_array(path, key)
+    return fast.items() if fast is not None else member_items(path, key)

@@ -32,7 +32,8 @@ from .._shared.jsonstream import (
     JsonStream,
     JsonStreamError,
     Unstreamed,
-    member_items,
+    array_items,
+    indented_array,
     object_without,
 )
 from ..errors import BuildError, IntegrityError
@@ -434,20 +435,32 @@ def _refused(error: type[BuildError] | type[IntegrityError], how: _Reading, why:
 
 def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:
     """The manifest at ``path`` without ``sources``, and the :func:`content_sha256` of the list,
-    streamed instead of kept; None when the file is not that simple case (missing,
-    not JSON, a source entry of another shape, sources not in path order): the caller reads it
-    whole, which reports each of those as it always has."""
-    return object_without(path, "sources", _stream_sources)
+    streamed instead of kept (a slice at a time in C for a file laid out as the build writes it,
+    :func:`~vmeval_hf._shared.jsonstream.indented_array`); None when the file is not that simple
+    case (missing, not JSON, a source entry of another shape, sources not in path order): the
+    caller reads it whole, which reports each of those as it always has."""
+    fast = indented_array(path, "sources")
+    if fast is None:
+        return object_without(path, "sources", _stream_sources)
+    try:
+        return fast.doc, _content_of(fast.items())
+    except (OSError, JsonStreamError, RecursionError, Unstreamed):
+        return None
 
 
 def _stream_sources(stream: JsonStream) -> str:
-    """:func:`content_sha256` of the ``sources`` array at the stream's position, one entry at a
-    time; :class:`Unstreamed` if it is not an array of ``{path: str, size: int, sha256: str}`` in
-    strictly increasing path order (what sorting would do then is left to :func:`content_sha256`)."""
+    """:func:`_content_of` the ``sources`` array at the stream's position."""
     if stream.skip_ws() != "[":
         raise Unstreamed("sources is not an array")
+    return _content_of(stream.value() for _ in stream.items())
+
+
+def _content_of(entries: Iterable[Any]) -> str:
+    """:func:`content_sha256` of a source list given an entry at a time; :class:`Unstreamed` if it
+    is not ``{path: str, size: int, sha256: str}`` entries in strictly increasing path order (what
+    sorting would do then is left to :func:`content_sha256`)."""
     h = hashlib.sha256(b"[")
-    for i, e in enumerate(_plain_sorted(stream.value() for _ in stream.items())):
+    for i, e in enumerate(_plain_sorted(entries)):
         h.update(b"," if i else b"")
         h.update(_compact(e["path"], e["size"], e["sha256"]).encode("utf-8"))
     h.update(b"]")
@@ -486,7 +499,7 @@ def iter_sources(manifest_file: str | Path) -> Iterator[FileEntry]:
         return IntegrityError(f"{path}: {why}; rebuild the release (or pull it again)", path=path)
 
     try:
-        yield from _plain_sorted(member_items(path, "sources"))
+        yield from _plain_sorted(array_items(path, "sources"))
     except _Unsorted:
         raise damaged("its source list is not plain entries in path order") from None
     except Unstreamed:
