@@ -71,7 +71,8 @@ def test_elements_with_values_nested_and_strings_that_look_like_the_cut(tmp_path
 
 
 @pytest.mark.parametrize("layout", ["compact", "indent 4", "indent 1", "empty", "absent", "nested only",
-                                    "not an object", "twice", "cut", "missing file"])
+                                    "nested, laid out as the member", "twice", "twice, first nested",
+                                    "not an object", "cut", "missing file"])
 def test_another_layout_is_left_to_the_generic_walk(tmp_path: Path, layout: str) -> None:
     path, sources = tmp_path / "m.json", _entries(50)
     doc: Any = {"a": 1, "sources": sources, "z": "end"}
@@ -92,10 +93,19 @@ def test_another_layout_is_left_to_the_generic_walk(tmp_path: Path, layout: str)
     elif layout == "twice":
         text = json.dumps(doc, indent=2)
         path.write_text(text.replace('"z": "end"', '"z": "end",\n  "sources": [\n    1\n  ]'), encoding="utf-8")
+    elif layout == "nested, laid out as the member":  # an inner "sources" at two spaces, the object's own empty
+        inner = json.dumps({"sources": sources}, indent=2)
+        path.write_text('{\n"a": ' + inner + ',\n"sources": []\n}\n', encoding="utf-8")
+    elif layout == "twice, first nested":
+        text = json.dumps(doc, indent=2)
+        path.write_text(text.replace('"a": 1', '"a": {"sources": [2]}'), encoding="utf-8")
     elif layout == "cut":
         path.write_bytes(json.dumps(doc, indent=2).encode()[:-200])
-    assert indented_array(path, "sources") is None
+    if layout != "twice, first nested":  # a nested member of the same name is no reason to walk slowly
+        assert indented_array(path, "sources") is None
     assert _outcome(array_items(path, "sources")) == _outcome(member_items(path, "sources"))
+    if layout.startswith("nested, laid out"):
+        assert list(member_items(path, "sources")) == []  # the object's own, not the inner one
 
 
 @pytest.mark.parametrize("damage", ["garbage", "missing comma", "bad number", "bad escape", "not utf-8"])

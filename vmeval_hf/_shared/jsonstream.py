@@ -19,6 +19,7 @@ import functools
 import itertools
 import json
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -357,7 +358,8 @@ def indented_array(path: str | Path, key: str) -> IndentedArray | None:
     """The member ``key`` of the JSON object in the file ``path`` as an :class:`IndentedArray`, if the
     file has the layout ``json.dumps(doc, indent=2)`` gives it: the member on a line of its own at
     two spaces (``\\n  "key": [``) within the first MiB, closed by the first ``\\n  ]`` after it,
-    the rest of the document well-formed JSON with the member nowhere else. None otherwise
+    the rest of the document well-formed JSON with that array as the object's only member ``key``
+    (a close found too soon leaves the rest unbalanced: it does not parse). None otherwise
     (missing, another layout, cut short, ...): the caller reads it with :class:`JsonStream`, which
     reports each of those as it always has."""
     path = Path(path)
@@ -392,10 +394,21 @@ def indented_array(path: str | Path, key: str) -> IndentedArray | None:
                 tail += chunk
                 if len(tail) > _ENDS:
                     return None
-        doc = json.loads(first[:start] + b"[]" + tail)
+        # the document with the array replaced by one no file holds: it must parse, with that array
+        # as the object's own member `key`, given once (not an array nested deeper that happens to
+        # be laid out so, nor one of two members of that name, which json.loads and a walk would
+        # each take differently)
+        token, twice = secrets.token_hex(16), []
+
+        def pairs(members: list[tuple[str, Any]]) -> dict[str, Any]:
+            if sum(1 for name, _ in members if name == key) > 1:
+                twice.append(True)
+            return dict(members)
+
+        doc = json.loads(first[:start] + json.dumps([token]).encode() + tail, object_pairs_hook=pairs)
     except (OSError, ValueError, RecursionError):
         return None
-    if not isinstance(doc, dict) or doc.get(key) != []:
+    if not isinstance(doc, dict) or doc.get(key) != [token] or twice:
         return None
     del doc[key]
     return IndentedArray(path, key, doc, start, end)
