@@ -140,3 +140,46 @@ def test_a_file_changed_to_a_shorter_one_while_read_is_an_oserror(tmp_path: Path
     path.write_text("{}", encoding="utf-8")
     with pytest.raises(OSError, match="got shorter"):
         list(fast.batches())
+
+
+@pytest.mark.parametrize("layout", ["indent 2", "compact", "not an array", "damaged mid-array", "walk refuses"])
+def test_object_without_items_gives_what_object_without_gives(tmp_path: Path, layout: str) -> None:
+    """The document without the member and what the walk made of its elements, or None, as
+    ``object_without`` (the generic walk) gives them, whichever way the file is read."""
+    sources = _entries(300)
+    doc: Any = {"a": 1, "sources": sources, "z": "end"}
+    path = tmp_path / "m.json"
+    if layout == "indent 2":
+        _write(path, doc, indent=2)
+    elif layout == "compact":
+        _write(path, doc)
+    elif layout == "not an array":
+        _write(path, {**doc, "sources": {"x": 1}}, indent=2)
+    elif layout == "damaged mid-array":
+        raw = json.dumps(doc, indent=2).encode()
+        at = raw.index(b'"chess_task/chess_000200/prompt.txt"')
+        path.write_bytes(raw[:at] + b"@@" + raw[at:])
+    else:
+        _write(path, {**doc, "sources": [*sources, "not an entry"]}, indent=2)
+
+    def walk(entries: Any) -> tuple[int, str]:
+        h = hashlib.sha256()
+        count = 0
+        for e in entries:
+            if not isinstance(e, dict):
+                raise jsonstream.Unstreamed("not an entry")
+            h.update(e["path"].encode())
+            count += 1
+        return count, h.hexdigest()
+
+    def on_stream(stream: jsonstream.JsonStream) -> tuple[int, str]:
+        if stream.skip_ws() != "[":
+            raise jsonstream.Unstreamed("not an array")
+        return walk(stream.value() for _ in stream.items())
+
+    got = jsonstream.object_without_items(path, "sources", walk)
+    assert got == jsonstream.object_without(path, "sources", on_stream)
+    if layout == "indent 2" or layout == "compact":
+        assert got == ({"a": 1, "z": "end"}, walk(iter(sources)))
+    else:
+        assert got is None

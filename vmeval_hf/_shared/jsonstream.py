@@ -414,6 +414,26 @@ def indented_array(path: str | Path, key: str) -> IndentedArray | None:
     return IndentedArray(path, key, doc, start, end)
 
 
+def object_without_items(path: str | Path, key: str, walk: Callable[[Iterator[Any]], T]
+                         ) -> tuple[dict[str, Any], T] | None:
+    """:func:`object_without` for an array member, ``walk`` given its elements one at a time: a
+    slice at a time in C when the file has the layout of ``json.dumps(doc, indent=2)``
+    (:func:`indented_array`), else from :class:`JsonStream`. None as :func:`object_without` says
+    (and when the member is not an array)."""
+    fast = indented_array(path, key)
+    if fast is None:
+        def elements(stream: JsonStream) -> T:
+            if stream.skip_ws() != "[":
+                raise Unstreamed(f"{key} is not an array")
+            return walk(stream.value() for _ in stream.items())
+
+        return object_without(path, key, elements)
+    try:
+        return fast.doc, walk(fast.items())
+    except (OSError, JsonStreamError, RecursionError, Unstreamed):
+        return None
+
+
 def array_items(path: str | Path, key: str) -> Iterator[Any]:
     """:func:`member_items`, the same elements and errors, a slice at a time in C when the file has
     the layout of ``json.dumps(doc, indent=2)`` (:func:`indented_array`)."""

@@ -33,8 +33,7 @@ from .._shared.jsonstream import (
     JsonStreamError,
     Unstreamed,
     array_items,
-    indented_array,
-    object_without,
+    object_without_items,
 )
 from ..errors import BuildError, IntegrityError
 
@@ -436,23 +435,10 @@ def _refused(error: type[BuildError] | type[IntegrityError], how: _Reading, why:
 def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:
     """The manifest at ``path`` without ``sources``, and the :func:`content_sha256` of the list,
     streamed instead of kept (a slice at a time in C for a file laid out as the build writes it,
-    :func:`~vmeval_hf._shared.jsonstream.indented_array`); None when the file is not that simple
-    case (missing, not JSON, a source entry of another shape, sources not in path order): the
-    caller reads it whole, which reports each of those as it always has."""
-    fast = indented_array(path, "sources")
-    if fast is None:
-        return object_without(path, "sources", _stream_sources)
-    try:
-        return fast.doc, _content_of(fast.items())
-    except (OSError, JsonStreamError, RecursionError, Unstreamed):
-        return None
-
-
-def _stream_sources(stream: JsonStream) -> str:
-    """:func:`_content_of` the ``sources`` array at the stream's position."""
-    if stream.skip_ws() != "[":
-        raise Unstreamed("sources is not an array")
-    return _content_of(stream.value() for _ in stream.items())
+    :func:`~vmeval_hf._shared.jsonstream.object_without_items`); None when the file is not that
+    simple case (missing, not JSON, a source entry of another shape, sources not in path order):
+    the caller reads it whole, which reports each of those as it always has."""
+    return object_without_items(path, "sources", _content_of)
 
 
 def _content_of(entries: Iterable[Any]) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._shared.fs import canonical_json, parse_size, sha256_bytes
-from .._shared.jsonstream import JsonStream, Unstreamed, member_items, object_without
+from .._shared.jsonstream import Unstreamed, array_items, object_without_items
 from .._shared.ordered import outer_join
 from ..config import Settings
 from ..errors import ConfigError, IntegrityError, S3ConflictError, S3Error
@@ -202,17 +202,14 @@ class MirrorManifest:
             yield from self._files
         else:
             assert self._path is not None
-            yield from member_items(self._path, "files")
+            yield from array_items(self._path, "files")
 
 
-def _files_in_order(stream: JsonStream) -> int:
+def _files_in_order(entries: Iterator[Any]) -> int:
     """Walk ``MANIFEST.json``'s ``files``: how many; :class:`Unstreamed` unless each is an object
     with a string key, in strictly ascending key order (anything else is read whole instead)."""
-    if stream.skip_ws() != "[":
-        raise Unstreamed("files is not an array")
     count, last = 0, None
-    for _ in stream.items():
-        e = stream.value()
+    for e in entries:
         key = e.get("key") if isinstance(e, dict) else None
         if not isinstance(key, str) or (last is not None and not last < key):
             raise Unstreamed("files not in key order")
@@ -231,7 +228,7 @@ def open_manifest(bucket: S3Bucket, date: str) -> Iterator[MirrorManifest | None
         if not bucket.get_to_file(key, path):
             yield None
             return
-        read = object_without(path, "files", _files_in_order)
+        read = object_without_items(path, "files", _files_in_order)
         if read is not None and read[0].get("schema") == MANIFEST_SCHEMA:
             yield MirrorManifest(read[0], path=path)
             return
