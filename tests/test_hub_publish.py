@@ -333,6 +333,27 @@ def test_a_manifest_whose_source_list_was_edited_writes_nothing(tmp_path: Path, 
         assert list_tags(settings, repo) == tags
 
 
+def test_a_manifest_with_a_malformed_source_entry_is_named_and_writes_nothing(tmp_path: Path, settings: Settings,
+                                                                            hub_server) -> None:  # noqa: ANN001
+    """A source entry without its size: one BuildError naming the manifest and the entry (before: a
+    raw KeyError from the hash of the list), and no repo created."""
+    from vmeval_hf.errors import BuildError
+    from vmeval_hf.hub import hub_api
+
+    repo = "test/malformed-source"
+    built = _build(make_tree(tmp_path / "data", {"chess": 2}), tmp_path / "a", "1.0", repo)
+    path = built.out / "vmeval_release.json"
+    doc = json.loads(path.read_text())
+    del doc["sources"][1]["size"]
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    before = hub_server.traffic
+    with pytest.raises(BuildError, match=r"vmeval_release.json: source entry 1 is not a \{path, size, sha256\} "
+                                         r"entry .*rebuild the release"):
+        publish_to_hub(built.out, settings=settings, repo_id=repo)
+    assert hub_server.traffic["commits"] == before["commits"]
+    assert not hub_api(settings).repo_exists(repo, repo_type="dataset")
+
+
 def test_pull_from_hub_verifies(tmp_path: Path, hub_repo: str, settings: Settings) -> None:
     data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
     built = _build(data, tmp_path / "a", "1.0", hub_repo)

@@ -65,7 +65,8 @@ def test_sources_out_of_path_order_are_read_whole_and_kept_sorted(release: Path,
         list(iter_sources(folder / RELEASE_MANIFEST))  # the file itself would not walk
 
 
-@pytest.mark.parametrize("damage", ["edited-source", "dropped-source", "not-json", "cut", "no-sources", "not-an-object"])
+@pytest.mark.parametrize("damage", ["edited-source", "dropped-source", "not-json", "cut", "no-sources", "not-an-object",
+                                    "entry-without-size", "entry-not-an-object", "size-as-text", "sources-an-object"])
 def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Path, tmp_path: Path, damage: str) -> None:
     doc = load_release(release)
     text = None
@@ -79,6 +80,14 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
         text = canonical_json(doc)[:-200]
     elif damage == "no-sources":
         del doc["sources"]
+    elif damage == "entry-without-size":
+        del doc["sources"][2]["size"]
+    elif damage == "entry-not-an-object":
+        doc["sources"][2] = "chess_task/chess_0000/prompt.txt"
+    elif damage == "size-as-text":
+        doc["sources"][2]["size"] = str(doc["sources"][2]["size"])
+    elif damage == "sources-an-object":
+        doc["sources"] = {"chess_task/chess_0000/prompt.txt": doc["sources"][0]}
     else:
         text = json.dumps([doc])
     folder = _rewrite(tmp_path / damage, doc, text=text)
@@ -86,6 +95,12 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
     kind, message = _refusal(folder, sources=False)
     assert message.startswith(str(folder / RELEASE_MANIFEST)) and "rebuild" in message
     assert kind is (IntegrityError if damage.endswith("-source") else BuildError)
+    if damage.startswith(("entry", "size")):
+        assert "source entry 2 is not a {path, size, sha256} entry" in message
+        unchecked = load_release(folder, content=False) if damage != "sources-an-object" else None
+        with pytest.raises(BuildError) as later:  # the check publish_to_hub leaves for later says the same
+            check_content(unchecked, folder)
+        assert str(later.value) == message
 
 
 def test_the_content_check_left_for_later_is_the_one_load_release_makes(release: Path, tmp_path: Path) -> None:
@@ -109,7 +124,8 @@ def test_the_content_check_left_for_later_is_the_one_load_release_makes(release:
         load_release(folder, sources=False, content=False)
 
 
-@pytest.mark.parametrize("damage", ["edited-source", "not-json", "cut", "no-sources", "not-an-object"])
+@pytest.mark.parametrize("damage", ["edited-source", "not-json", "cut", "no-sources", "not-an-object",
+                                    "entry-without-size"])
 def test_a_damaged_downloaded_copy_is_refused_naming_where_it_came_from(release: Path, tmp_path: Path,
                                                                         damage: str) -> None:
     """``load_release_copy``: the same checks as a local read, but the error names the remote copy
@@ -121,6 +137,8 @@ def test_a_damaged_downloaded_copy_is_refused_naming_where_it_came_from(release:
         doc["sources"][3]["sha256"] = "0" * 64
     elif damage == "no-sources":
         del doc["sources"]
+    elif damage == "entry-without-size":
+        del doc["sources"][2]["size"]
     folder = _rewrite(tmp_path / damage, doc, text=text)
     where = "s3://bucket/20250101/release/vmeval_release.json"
     with pytest.raises(IntegrityError) as err:

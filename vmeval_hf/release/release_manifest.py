@@ -378,9 +378,11 @@ def check_content(manifest: ReleaseManifest, release_dir: str | Path) -> None:
     """The check ``load_release(..., content=False)`` left out: ``manifest``'s source list against
     its ``content_sha256``, an :class:`IntegrityError` naming the release's manifest otherwise. A
     manifest read without its sources was checked as it was streamed: nothing to do."""
-    if "sources" in manifest and content_sha256(manifest["sources"]) != manifest["content_sha256"]:
+    if "sources" in manifest:
         how = _release_reading(Path(release_dir) / RELEASE_MANIFEST)
-        raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
+        _require_source_entries(manifest["sources"], how)
+        if content_sha256(manifest["sources"]) != manifest["content_sha256"]:
+            raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
 
 
 def load_release_copy(file: str | Path, where: str) -> ReleaseManifest:
@@ -420,11 +422,26 @@ def _read_release(path: Path, sources: bool, how: _Reading, *, content: bool = T
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
         raise _refused(how.error, how, f"not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); "
                        f"{how.fix}")
+    if streamed is None and content:
+        _require_source_entries(data["sources"], how)
     if content and (streamed if streamed is not None else content_sha256(data["sources"])) != data["content_sha256"]:
         raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
     if not sources and streamed is None:  # read whole: keep the list, in the order a stream would give it
         data["sources"] = sorted(data["sources"], key=lambda s: s["path"])
     return data  # type: ignore[no-any-return]
+
+
+def _require_source_entries(sources: Any, how: _Reading) -> None:
+    """``sources`` is a list of entries with a string ``path`` and ``sha256`` and an integer
+    ``size`` (what :func:`content_sha256` reads of each); else the refusal ``how`` says, naming the
+    first entry that is not."""
+    if not isinstance(sources, list):
+        raise _refused(how.error, how, f"its sources are not a list; {how.fix}")
+    for i, e in enumerate(sources):
+        if not (isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
+                and type(e.get("size")) is int):
+            raise _refused(how.error, how, f"source entry {i} is not a {{path, size, sha256}} entry "
+                                           f"({json.dumps(e)[:100]}); {how.fix}")
 
 
 def _refused(error: type[BuildError] | type[IntegrityError], how: _Reading, why: str) -> BuildError | IntegrityError:
