@@ -66,7 +66,9 @@ def test_sources_out_of_path_order_are_read_whole_and_kept_sorted(release: Path,
 
 
 @pytest.mark.parametrize("damage", ["edited-source", "dropped-source", "not-json", "cut", "no-sources", "not-an-object",
-                                    "entry-without-size", "entry-not-an-object", "size-as-text", "sources-an-object"])
+                                    "entry-without-size", "entry-not-an-object", "size-as-text", "sources-an-object",
+                                    "file-without-sha256", "file-path-escaping", "file-path-absolute",
+                                    "version-a-number", "shards-not-a-list"])
 def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Path, tmp_path: Path, damage: str) -> None:
     doc = load_release(release)
     text = None
@@ -88,6 +90,16 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
         doc["sources"][2]["size"] = str(doc["sources"][2]["size"])
     elif damage == "sources-an-object":
         doc["sources"] = {"chess_task/chess_0000/prompt.txt": doc["sources"][0]}
+    elif damage == "file-without-sha256":
+        del doc["files"][0]["sha256"]
+    elif damage == "file-path-escaping":
+        doc["files"][0]["path"] = "data/../../../etc/passwd"
+    elif damage == "file-path-absolute":
+        doc["files"][0]["path"] = "/etc/passwd"
+    elif damage == "version-a-number":
+        doc["version"] = 1.0
+    elif damage == "shards-not-a-list":
+        doc["shards"] = "data/chess.parquet"
     else:
         text = json.dumps([doc])
     folder = _rewrite(tmp_path / damage, doc, text=text)
@@ -101,6 +113,13 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
         with pytest.raises(BuildError) as later:  # the check publish_to_hub leaves for later says the same
             check_content(unchecked, folder)
         assert str(later.value) == message
+    expected = {"file-without-sha256": "files entry 0 is not a {path, size, sha256} entry",
+                "file-path-escaping": 'files entry 0 names a path outside the release ("data/../../../etc/passwd")',
+                "file-path-absolute": 'files entry 0 names a path outside the release ("/etc/passwd")',
+                "version-a-number": "its version is not a string (1.0)",
+                "shards-not-a-list": "its shards are not a list"}.get(damage)
+    if expected is not None:  # before: a raw KeyError or TypeError, or a file outside the release read
+        assert expected in message and load_release(release)["files"]  # the intact one still reads
 
 
 def test_the_content_check_left_for_later_is_the_one_load_release_makes(release: Path, tmp_path: Path) -> None:
@@ -125,7 +144,7 @@ def test_the_content_check_left_for_later_is_the_one_load_release_makes(release:
 
 
 @pytest.mark.parametrize("damage", ["edited-source", "not-json", "cut", "no-sources", "not-an-object",
-                                    "entry-without-size"])
+                                    "entry-without-size", "file-path-escaping"])
 def test_a_damaged_downloaded_copy_is_refused_naming_where_it_came_from(release: Path, tmp_path: Path,
                                                                         damage: str) -> None:
     """``load_release_copy``: the same checks as a local read, but the error names the remote copy
@@ -139,6 +158,8 @@ def test_a_damaged_downloaded_copy_is_refused_naming_where_it_came_from(release:
         del doc["sources"]
     elif damage == "entry-without-size":
         del doc["sources"][2]["size"]
+    elif damage == "file-path-escaping":
+        doc["files"][0]["path"] = "../outside.parquet"
     folder = _rewrite(tmp_path / damage, doc, text=text)
     where = "s3://bucket/20250101/release/vmeval_release.json"
     with pytest.raises(IntegrityError) as err:

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from json.encoder import encode_basestring as _text  # json.dumps' string form, ensure_ascii=False
 from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensure_ascii=True
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypedDict
 
 from .._shared.fs import CHUNK, canonical_json, sha256_file
@@ -422,6 +422,7 @@ def _read_release(path: Path, sources: bool, how: _Reading, *, content: bool = T
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
         raise _refused(how.error, how, f"not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); "
                        f"{how.fix}")
+    _require_shape(data, how)
     if streamed is None and content:
         _require_source_entries(data["sources"], how)
     if content and (streamed if streamed is not None else content_sha256(data["sources"])) != data["content_sha256"]:
@@ -429,6 +430,28 @@ def _read_release(path: Path, sources: bool, how: _Reading, *, content: bool = T
     if not sources and streamed is None:  # read whole: keep the list, in the order a stream would give it
         data["sources"] = sorted(data["sources"], key=lambda s: s["path"])
     return data  # type: ignore[no-any-return]
+
+
+def _require_shape(data: dict[str, Any], how: _Reading) -> None:
+    """The fields every reader uses, of the types it uses them as: ``version`` and
+    ``content_sha256`` strings, ``shards`` a list, ``files`` a list of ``{path, size, sha256}``
+    entries whose paths stay inside the release folder (publish reads and uploads them, pull and
+    verify read them); else the refusal ``how`` says, naming the field."""
+    for name in ("version", "content_sha256"):
+        if not isinstance(data[name], str) or not data[name]:
+            raise _refused(how.error, how, f"its {name} is not a string ({json.dumps(data[name])[:60]}); {how.fix}")
+    for name in ("files", "shards"):
+        if not isinstance(data[name], list):
+            raise _refused(how.error, how, f"its {name} are not a list; {how.fix}")
+    for i, e in enumerate(data["files"]):
+        if not (isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
+                and type(e.get("size")) is int):
+            raise _refused(how.error, how, f"files entry {i} is not a {{path, size, sha256}} entry "
+                                           f"({json.dumps(e)[:100]}); {how.fix}")
+        rel = PurePosixPath(e["path"])
+        if rel.is_absolute() or not rel.parts or ".." in rel.parts or "\\" in e["path"] or "\x00" in e["path"]:
+            raise _refused(how.error, how, f"files entry {i} names a path outside the release "
+                                           f"({json.dumps(e['path'])[:100]}); {how.fix}")
 
 
 def _require_source_entries(sources: Any, how: _Reading) -> None:
