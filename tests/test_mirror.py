@@ -705,6 +705,39 @@ def test_pull_refuses_an_unsafe_key_before_writing_anything(tmp_path: Path, s3_s
     assert not dest.exists()
 
 
+@pytest.mark.parametrize("damage", ["no size", "size as text", "no sha256", "key a number", "entry a string"])
+def test_a_manifest_entry_altered_in_shape_is_named_by_verify_and_pull(tmp_path: Path, s3_settings: Settings,
+                                                                     damage: str) -> None:
+    """A ``MANIFEST.json`` entry missing a field, or of another type: verify and pull each raise one
+    IntegrityError naming the manifest and the entry, and pull writes nothing (before: a raw
+    KeyError, TypeError or AttributeError from the first reader to touch it)."""
+    data = make_tree(tmp_path / "src")
+    mirror_version(data, settings=s3_settings, date=DAY)
+    doc = read_manifest(settings=s3_settings, date=DAY)
+    assert doc is not None
+    entry = doc["files"][1]
+    if damage == "no size":
+        del entry["size"]
+    elif damage == "size as text":
+        entry["size"] = str(entry["size"])
+    elif damage == "no sha256":
+        del entry["sha256"]
+    elif damage == "key a number":
+        entry["key"] = 7
+    else:
+        doc["files"][1] = entry["key"]
+    _rewrite_manifest(s3_settings, doc)
+    where = f"s3://{s3_settings.s3_bucket}/{DAY}/MANIFEST.json: files entry 1 is not a {{key, size, sha256}} entry"
+    with pytest.raises(IntegrityError) as verified:
+        verify_s3(settings=s3_settings, date=DAY)
+    assert str(verified.value).startswith(where) and "new --date" in str(verified.value)
+    dest = tmp_path / "pulled"
+    with pytest.raises(IntegrityError) as pulled:
+        pull_s3(settings=s3_settings, date=DAY, dest=dest, workers=2)
+    assert str(pulled.value) == str(verified.value)
+    assert not dest.exists()
+
+
 @pytest.mark.parametrize("slots", [1, 3])
 def test_parts_of_files_uploaded_side_by_side_are_read_into_one_fixed_set_of_buffers(tmp_path: Path,
                                                                                     s3_settings: Settings,

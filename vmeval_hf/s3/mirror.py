@@ -167,7 +167,18 @@ def _checked_manifest(bucket: S3Bucket, key: str, doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("schema") != MANIFEST_SCHEMA or not isinstance(doc.get("files"), list):
         raise S3Error(f"{bucket.uri(key)} is not a schema-{MANIFEST_SCHEMA} vmeval-hf manifest; "
                       "this prefix was not written by vmeval-hf: pick another --date", key=key)
+    for i, e in enumerate(doc["files"]):
+        if not _plain_entry(e):
+            raise IntegrityError(f"{bucket.uri(key)}: files entry {i} is not a {{key, size, sha256}} entry "
+                                 f"({json.dumps(e)[:100]}): the manifest was altered after the mirror; mirror "
+                                 "the version again under a new --date", key=key)
     return doc
+
+
+def _plain_entry(e: Any) -> bool:
+    """A ``MANIFEST.json`` file entry with the fields its readers use, of their types."""
+    return (isinstance(e, dict) and isinstance(e.get("key"), str) and type(e.get("size")) is int
+            and isinstance(e.get("sha256"), str))
 
 
 class MirrorManifest:
@@ -206,11 +217,12 @@ class MirrorManifest:
 
 
 def _files_in_order(entries: Iterator[Any]) -> int:
-    """Walk ``MANIFEST.json``'s ``files``: how many; :class:`Unstreamed` unless each is an object
-    with a string key, in strictly ascending key order (anything else is read whole instead)."""
+    """Walk ``MANIFEST.json``'s ``files``: how many; :class:`Unstreamed` unless each is a plain
+    entry (:func:`_plain_entry`), in strictly ascending key order (anything else is read whole
+    instead, and refused there if an entry is not plain)."""
     count, last = 0, None
     for e in entries:
-        key = e.get("key") if isinstance(e, dict) else None
+        key = e["key"] if _plain_entry(e) else None
         if not isinstance(key, str) or (last is not None and not last < key):
             raise Unstreamed("files not in key order")
         count, last = count + 1, key
