@@ -258,6 +258,11 @@ CORRUPT_SHAPES = {
     "duplicate versions": (
         '{"versions": [\n  {"version": "1.0"},\n  {"version": "1.1"},\n  {"version": "1.0"}\n]}\n', 4),
     "newer schema": ('{"schema": 99, "versions": []}\n', 1),
+    "an address that is a number": ('{"versions": [\n  {"version": "1.0"},\n  {"version": "1.1", "s3_uri": 5}\n]}\n', 3),
+    "a commit that is a list": ('{"versions": [\n  {"version": "1.0", "hf_commit": ["abc"]}\n]}\n', 2),
+    "a count that is text": ('{"versions": [\n  {"version": "1.0", "questions": "12"}\n]}\n', 2),
+    "a count that is true": ('{"versions": [\n  {"version": "1.0", "files": true}\n]}\n', 2),
+    "domains that are a list": ('{"versions": [\n  {"version": "1.0", "domains": ["chess"]}\n]}\n', 2),
 }
 
 
@@ -272,7 +277,21 @@ def test_wrong_shape_names_file_and_line(log_path: Path, case: str) -> None:
     assert exc_info.value.line == line, str(exc_info.value)
     assert f"{log_path}:{line}:" in str(exc_info.value)
     assert "never overwrites" in str(exc_info.value)
+    if case.startswith(("an address", "a commit", "a count", "domains")):  # before: a raw TypeError in verify
+        assert "must be" in str(exc_info.value) and "versions[" in str(exc_info.value)
     _assert_untouched_after_writes(log_path)
+
+
+def test_entries_of_the_seed_and_of_every_writer_keep_their_types(log_path: Path) -> None:
+    """The seed's s3_sync entry (six fields), one with nulls where a side was not published, and a
+    float size: all read; the field types are checked only where a field holds a value."""
+    save_log({"versions": [
+        {"version": "0.9", "date": "20250101", "s3_uri": "s3://b/20250101/data", "size_mb": 12.5, "files": 40,
+         "timestamp": "2025-01-01T00:00:00"},
+        {"version": "1.0", "date": "20250102", "s3_uri": None, "hf_uri": "hf://datasets/o/r@1.0", "hf_commit": "a" * 40,
+         "size_mb": 3, "files": 12, "questions": 10, "domains": {"chess": 10}, "content_sha256": "b" * 64,
+         "release_sha256": None, "message": None}]}, log_path)
+    assert [e["version"] for e in VersionLog(log_path).entries()] == ["0.9", "1.0"]
 
 
 # --- concurrent writers ---------------------------------------------------------------

@@ -156,6 +156,19 @@ def _entry_lines(text: str) -> tuple[int, list[int]]:
         return 1, []
 
 
+#: the entry fields the readers use, and the types they use them as (absent or null is fine: an
+#: entry of the seed's s3_sync has only version, date, s3_uri, size_mb, files and timestamp)
+_FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    *((name, str, "a string") for name in (
+        "date", "timestamp", "s3_uri", "hf_uri", "hf_repo", "hf_revision", "hf_commit", "content_sha256",
+        "release_sha256", "mirror_manifest_sha256", "kind", "experiment", "message")),
+    ("size_mb", (int, float), "a number"),
+    ("files", int, "an integer"),
+    ("questions", int, "an integer"),
+    ("domains", dict, "an object"),
+)
+
+
 def _check_shape(doc: Any, path: Path, text: str | None) -> None:
     """Raise :class:`VersionLogError` unless ``doc`` is a well-formed version log."""
     versions_line, item_lines = _entry_lines(text) if text is not None else (None, [])
@@ -188,6 +201,11 @@ def _check_shape(doc: Any, path: Path, text: str | None) -> None:
         version = entry.get("version")
         if not isinstance(version, str) or not version:
             fail(f"versions[{i}] has no 'version' string", item_line(i))
+        for name, kinds, what in _FIELD_TYPES:
+            value = entry.get(name)
+            if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+                fail(f"versions[{i}] ({version}): {name!r} must be {what}, found {json.dumps(value)[:60]}",
+                     item_line(i))
         key = canonical_label(version)  # v1.0 and 1.0 are one version (labels.canonical_label)
         if key in seen:
             fail(f"version {version!r} appears twice (versions[{seen[key]}] and versions[{i}])",
