@@ -354,6 +354,37 @@ def test_a_manifest_with_a_malformed_source_entry_is_named_and_writes_nothing(tm
     assert not hub_api(settings).repo_exists(repo, repo_type="dataset")
 
 
+@pytest.mark.parametrize("damage", [b"not json {", b'["a list"]'])
+def test_a_tag_whose_manifest_is_no_manifest_is_named_by_publish_and_verify(tmp_path: Path, hub_repo: str,
+                                                                           settings: Settings, damage: bytes) -> None:
+    """Tag 1.0 moved to a commit whose ``vmeval_release.json`` is not JSON, or not an object: a
+    publish of 1.0 is refused naming it (and ``--force`` publishes over it); verify reports it as a
+    mismatch. Before: ``json``'s own JSONDecodeError, or an AttributeError, from either."""
+    from huggingface_hub import CommitOperationAdd
+
+    from vmeval_hf.hub import hub_api, verify_hub
+
+    data = make_tree(tmp_path / "data", {"chess": 2})
+    built = _build(data, tmp_path / "a", "1.0", hub_repo)
+    publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    api = hub_api(settings)
+    bad = api.create_commit(hub_repo, [CommitOperationAdd("vmeval_release.json", damage)], commit_message="damaged",
+                            repo_type="dataset")
+    api.delete_tag(hub_repo, tag="1.0", repo_type="dataset")
+    api.create_tag(hub_repo, tag="1.0", revision=bad.oid, repo_type="dataset")
+
+    problems = verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=built.manifest)
+    assert [(p.problem, p.detail.split(" (")[0]) for p in problems if p.key.endswith("vmeval_release.json")] == [
+        ("sha256", "not a release manifest: not valid JSON" if damage.startswith(b"not") else
+         "not a release manifest: not a JSON object")]
+    with pytest.raises(VersionConflictError, match=r"version 1\.0 is already published .* with a vmeval_release\.json "
+                                                   r"that is no release manifest .*--force"):
+        publish_to_hub(built.out, settings=settings, repo_id=hub_repo)
+    forced = publish_to_hub(built.out, settings=settings, repo_id=hub_repo, force=True)
+    assert forced.tag_moved and _tags(hub_repo, settings)["1.0"] == forced.commit != bad.oid
+    assert verify_hub(settings=settings, repo_id=hub_repo, version="1.0", expected=built.manifest) == []
+
+
 def test_pull_from_hub_verifies(tmp_path: Path, hub_repo: str, settings: Settings) -> None:
     data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
     built = _build(data, tmp_path / "a", "1.0", hub_repo)

@@ -360,9 +360,30 @@ def remote_manifest(settings: Settings, repo_id: str, revision: str) -> ReleaseM
             raw = _fetch(settings, repo_id, RELEASE_MANIFEST, revision)
         except RemoteEntryNotFoundError:
             return None
-        return json.loads(raw)  # type: ignore[no-any-return]
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _altered(repo_id, revision, f"not valid JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise _altered(repo_id, revision, f"not a JSON object ({type(doc).__name__})")
+        return doc  # type: ignore[return-value]
 
     return _call(settings, repo_id, revision, "reading the release manifest", once)
+
+
+def _altered(repo_id: str, revision: str, why: str) -> IntegrityError:
+    """The refusal of a ``vmeval_release.json`` on the Hub that is no release manifest at all."""
+    where = f"hf://datasets/{repo_id}@{revision}/{RELEASE_MANIFEST}"
+    return IntegrityError(f"{where}: {why}; the copy there was altered after publishing, re-publish that version",
+                          path=where)
+
+
+@dataclass(frozen=True)
+class _Damaged:
+    """A revision's ``vmeval_release.json`` that is no release manifest (:func:`remote_manifest`
+    refused it): not this release, and said so in a conflict's message."""
+
+    why: str
 
 
 def fetch_release_manifest(settings: Settings, repo_id: str, revision: str, dest: str | Path) -> Path | None:
@@ -509,7 +530,7 @@ class _Push:
     def release_id(self) -> str:
         return self.release_ids[0]
 
-    def holds_release(self, revision: str) -> tuple[bool, ReleaseManifest | None]:
+    def holds_release(self, revision: str) -> tuple[bool, ReleaseManifest | _Damaged | None]:
         """Whether ``revision`` holds this very release, and its manifest when it was read.
 
         Settled by the hash the Hub lists for its ``vmeval_release.json`` (its LFS sha256, or git
@@ -524,7 +545,10 @@ class _Push:
         sha, blob = self.release_ids
         if (entry.lfs.sha256 if entry.lfs else entry.blob_id) == (sha if entry.lfs else blob):
             return True, None
-        theirs = remote_manifest(self.settings, self.repo, revision)
+        try:
+            theirs = remote_manifest(self.settings, self.repo, revision)
+        except IntegrityError as exc:
+            return False, _Damaged(str(exc))
         return theirs is not None and release_sha256(theirs) == sha, theirs
 
     @property
@@ -546,7 +570,8 @@ class _Push:
         url = f"{self.settings.hub_endpoint}/datasets/{self.repo}/tree/{self.version}"
         return HubResult(self.repo, self.version, commit, hf_uri(self.repo, self.version), url, **flags)
 
-    def conflict(self, held: str, theirs: ReleaseManifest | None, *, just_now: bool) -> VersionConflictError:
+    def conflict(self, held: str, theirs: ReleaseManifest | _Damaged | None, *, just_now: bool
+                 ) -> VersionConflictError:
         """The refusal for a tag that names another release, saying how it differs and what to do
         (a release edited since its build is refused as that first: :meth:`require_intact`)."""
         self.require_intact()
@@ -668,7 +693,10 @@ class _Push:
         if self.force:
             return
         self.require_intact()  # a release edited since its build is refused as that first
-        theirs = remote_manifest(self.settings, self.repo, head)
+        try:
+            theirs = remote_manifest(self.settings, self.repo, head)
+        except IntegrityError:
+            return  # no release at all there: followed, as main without a manifest is
         if theirs is None or theirs.get("version") != self.version:
             return
         what, _ = _difference(theirs, self.manifest)
@@ -815,10 +843,12 @@ class _Push:
             log.warning("could not delete the staging branch %s (%s); delete it by hand", self.staging, exc)
 
 
-def _difference(theirs: ReleaseManifest | None, ours: ReleaseManifest) -> tuple[str, bool]:
+def _difference(theirs: ReleaseManifest | _Damaged | None, ours: ReleaseManifest) -> tuple[str, bool]:
     """How the release ``theirs`` (on the Hub) differs from ``ours``, and whether the questions are the same."""
     if theirs is None:
         return "a commit that holds no vmeval_release.json", False
+    if isinstance(theirs, _Damaged):
+        return f"a vmeval_release.json that is no release manifest ({theirs.why.split(': ', 1)[-1]})", False
     if theirs.get("content_sha256") != ours["content_sha256"]:
         return (f"different content (sha256:{str(theirs.get('content_sha256'))[:12]}, this release has "
                 f"sha256:{ours['content_sha256'][:12]})"), False
@@ -1008,7 +1038,10 @@ def _manifest_mismatches(settings: Settings, repo_id: str, sha: str, where: str,
         raise ValueError("verify_hub: a manifest read without its sources needs expected_file")
     if (entry.lfs.sha256 if entry.lfs else entry.blob_id) == (ours if entry.lfs else blob):
         return []
-    theirs = remote_manifest(settings, repo_id, sha) or {}
+    try:
+        theirs = remote_manifest(settings, repo_id, sha) or {}
+    except IntegrityError as exc:
+        return [Mismatch(at, "sha256", f"not a release manifest: {str(exc).split(': ', 1)[-1]}")]
     if theirs.get("content_sha256") != expected["content_sha256"]:
         return [Mismatch(at, "sha256", "content_sha256 differs from the recorded release")]
     if release_sha256(theirs) != ours:  # type: ignore[arg-type]
