@@ -204,6 +204,7 @@ CORRUPT = {
     "foreign": b'{"name": "something else", "version": "1.0"}',
     "wrong-version": record_body(entry("9.9", "a")),
     "newer-schema": json.dumps({"schema": 7, "kind": "vmeval-version-record", "entry": {"version": "1.0"}}).encode(),
+    "a-field-of-another-type": record_body({**entry("1.0", "a"), "s3_uri": 20250115}),
 }
 
 

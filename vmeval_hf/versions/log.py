@@ -169,6 +169,16 @@ _FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
 )
 
 
+def field_problem(entry: Mapping[str, Any]) -> str | None:
+    """The first field of the log entry ``entry`` that holds a value of another type than its
+    readers use it as (:data:`_FIELD_TYPES`), said in words; None if there is none."""
+    for name, kinds, what in _FIELD_TYPES:
+        value = entry.get(name)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            return f"{name!r} must be {what}, found {json.dumps(value)[:60]}"
+    return None
+
+
 def _check_shape(doc: Any, path: Path, text: str | None) -> None:
     """Raise :class:`VersionLogError` unless ``doc`` is a well-formed version log."""
     versions_line, item_lines = _entry_lines(text) if text is not None else (None, [])
@@ -201,11 +211,8 @@ def _check_shape(doc: Any, path: Path, text: str | None) -> None:
         version = entry.get("version")
         if not isinstance(version, str) or not version:
             fail(f"versions[{i}] has no 'version' string", item_line(i))
-        for name, kinds, what in _FIELD_TYPES:
-            value = entry.get(name)
-            if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
-                fail(f"versions[{i}] ({version}): {name!r} must be {what}, found {json.dumps(value)[:60]}",
-                     item_line(i))
+        if (problem := field_problem(entry)) is not None:
+            fail(f"versions[{i}] ({version}): {problem}", item_line(i))
         key = canonical_label(version)  # v1.0 and 1.0 are one version (labels.canonical_label)
         if key in seen:
             fail(f"version {version!r} appears twice (versions[{seen[key]}] and versions[{i}])",

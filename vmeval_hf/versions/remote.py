@@ -38,6 +38,7 @@ from ..errors import ConfigError, S3Error, VersionConflictError, VersionLogError
 from ..s3.client import S3Bucket
 from ..s3.mirror import open_bucket, run_parallel
 from .identity import describe, same_content
+from .log import field_problem
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ def parse_record(raw: bytes, *, label: str, uri: str, key: str) -> dict[str, Any
     if entry.get("version") != label:
         raise VersionLogError(f"{uri} records version {entry.get('version')!r}, not {label!r} as its key says; "
                               f"{_FIX}", key=key)
+    if (problem := field_problem(entry)) is not None:
+        raise VersionLogError(f"{uri}: {problem}; {_FIX}", key=key)
     return entry
 
 
