@@ -257,6 +257,24 @@ def test_s3_down_the_local_log_answers_with_a_warning(settings: Settings, monkey
     assert "cannot reach" in error_line(run("versions", "summary", "--source", "s3"))
 
 
+def test_a_label_no_version_can_have_is_refused_before_any_remote_is_asked(settings: Settings) -> None:
+    """``../x`` is not looked for on S3 or the Hub (both unreachable here, so a request would fail
+    otherwise): one line saying what a label may be, from verify, diff and pull alike. A spelling
+    only a hand-written local log holds is still found there."""
+    from vmeval_hf.errors import ConfigError
+    from vmeval_hf.versions.lookup import find_version
+
+    down = settings.with_(aws_endpoint_url=f"http://127.0.0.1:{closed_port()}", s3_attempts=1,
+                          hf_endpoint=f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(ConfigError, match=r"invalid version label '\.\./x'"):
+        find_version("../x", settings=down)
+    for args in (("verify", "../x"), ("diff", "1.0", "../x"), ("pull", "../x", "--from", "hub", "--dest", "p")):
+        assert "invalid version label '../x'" in error_line(run(*args))
+    Path("data/data_logging").mkdir(parents=True)
+    Path("data/data_logging/version_log.json").write_text(json.dumps({"versions": [{"version": "1.0 (first)"}]}))
+    assert find_version("1.0 (first)", settings=down).source == "local"
+
+
 def test_a_remote_only_version_survives_local_writes_and_sync_restores_it(settings: Settings) -> None:
     data = make_tree(Path("data"), {"chess": 2, "maze": 1})
     first = publish_version(data, settings=settings, log_entry=True, date="20250115")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._shared.labels import canonical_label, next_after, numeric_key, same_label
+from .._shared.labels import canonical_label, next_after, numeric_key, same_label, validate_label
 from ..config import Settings
 from ..errors import ConfigError, RemoteError, VersionConflictError
 from .hub_tags import hub_versions
@@ -236,6 +236,8 @@ def find_version(version: str, *, settings: Settings, data_dir: PathArg = "data"
         if entry is not None:
             found.entry, found.source = dict(entry), "local"
             return found
+    if sides:  # a label no version can have is not asked for remotely (a local log may hold any spelling)
+        validate_label(version)
     while sides:
         side = sides.pop(0)
         found.looked_in.append(_where(side, settings, repo_id))
