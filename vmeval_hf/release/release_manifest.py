@@ -317,9 +317,16 @@ def content_sha256_runs(runs: Sequence[SourceRun]) -> str:
 _SOURCES_MARK = "\x00sources\x00"
 
 
+def _file_fields(entry: Any) -> bool:
+    """An entry with a string ``path`` and ``sha256`` and an integer ``size``: what every reader
+    reads of a source entry or a release file entry."""
+    return (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str)
+            and type(entry.get("size")) is int)
+
+
 def _plain_source(entry: Any) -> bool:
-    return (type(entry) is dict and len(entry) == 3 and type(entry.get("path")) is str
-            and type(entry.get("sha256")) is str and type(entry.get("size")) is int)
+    """A source entry of those three fields and no other (as the build writes them)."""
+    return _file_fields(entry) and len(entry) == 3
 
 
 def manifest_text(manifest: Any) -> str:
@@ -444,8 +451,7 @@ def _require_shape(data: dict[str, Any], how: _Reading) -> None:
         if not isinstance(data[name], list):
             raise _refused(how.error, how, f"its {name} are not a list; {how.fix}")
     for i, e in enumerate(data["files"]):
-        if not (isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
-                and type(e.get("size")) is int):
+        if not _file_fields(e):
             raise _refused(how.error, how, f"files entry {i} is not a {{path, size, sha256}} entry "
                                            f"({json.dumps(e)[:100]}); {how.fix}")
         rel = PurePosixPath(e["path"])
@@ -461,8 +467,7 @@ def _require_source_entries(sources: Any, how: _Reading) -> None:
     if not isinstance(sources, list):
         raise _refused(how.error, how, f"its sources are not a list; {how.fix}")
     for i, e in enumerate(sources):
-        if not (isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
-                and type(e.get("size")) is int):
+        if not _file_fields(e):
             raise _refused(how.error, how, f"source entry {i} is not a {{path, size, sha256}} entry "
                                            f"({json.dumps(e)[:100]}); {how.fix}")
 
@@ -502,8 +507,7 @@ def _plain_sorted(entries: Iterable[Any]) -> Iterator[FileEntry]:
     ``{path: str, size: int, sha256: str}`` or not after the one before."""
     last = None
     for e in entries:
-        if not (isinstance(e, dict) and len(e) == 3 and isinstance(e.get("path"), str)
-                and type(e.get("size")) is int and isinstance(e.get("sha256"), str)):
+        if not _plain_source(e):
             raise _Unsorted
         if last is not None and not last < e["path"]:
             raise _Unsorted

@@ -222,10 +222,9 @@ def _files_in_order(entries: Iterator[Any]) -> int:
     instead, and refused there if an entry is not plain)."""
     count, last = 0, None
     for e in entries:
-        key = e["key"] if _plain_entry(e) else None
-        if not isinstance(key, str) or (last is not None and not last < key):
+        if not _plain_entry(e) or (last is not None and not last < e["key"]):
             raise Unstreamed("files not in key order")
-        count, last = count + 1, key
+        count, last = count + 1, e["key"]
     return count
 
 
