@@ -385,6 +385,11 @@ class _Damaged:
 
     why: str
 
+    @classmethod
+    def of(cls, exc: IntegrityError) -> _Damaged:
+        """What :func:`remote_manifest` refused, in its words without the address it names."""
+        return cls(exc.message.removeprefix(f"{exc.path}: "))
+
 
 def fetch_release_manifest(settings: Settings, repo_id: str, revision: str, dest: str | Path) -> Path | None:
     """Download the ``vmeval_release.json`` at ``revision`` into the folder ``dest``, a chunk at a
@@ -548,7 +553,7 @@ class _Push:
         try:
             theirs = remote_manifest(self.settings, self.repo, revision)
         except IntegrityError as exc:
-            return False, _Damaged(str(exc))
+            return False, _Damaged.of(exc)
         return theirs is not None and release_sha256(theirs) == sha, theirs
 
     @property
@@ -848,7 +853,7 @@ def _difference(theirs: ReleaseManifest | _Damaged | None, ours: ReleaseManifest
     if theirs is None:
         return "a commit that holds no vmeval_release.json", False
     if isinstance(theirs, _Damaged):
-        return f"a vmeval_release.json that is no release manifest ({theirs.why.split(': ', 1)[-1]})", False
+        return f"a vmeval_release.json that is no release manifest ({theirs.why})", False
     if theirs.get("content_sha256") != ours["content_sha256"]:
         return (f"different content (sha256:{str(theirs.get('content_sha256'))[:12]}, this release has "
                 f"sha256:{ours['content_sha256'][:12]})"), False
@@ -1041,7 +1046,7 @@ def _manifest_mismatches(settings: Settings, repo_id: str, sha: str, where: str,
     try:
         theirs = remote_manifest(settings, repo_id, sha) or {}
     except IntegrityError as exc:
-        return [Mismatch(at, "sha256", f"not a release manifest: {str(exc).split(': ', 1)[-1]}")]
+        return [Mismatch(at, "sha256", f"not a release manifest: {_Damaged.of(exc).why}")]
     if theirs.get("content_sha256") != expected["content_sha256"]:
         return [Mismatch(at, "sha256", "content_sha256 differs from the recorded release")]
     if release_sha256(theirs) != ours:  # type: ignore[arg-type]
