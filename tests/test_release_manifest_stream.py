@@ -107,6 +107,9 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
     kind, message = _refusal(folder, sources=False)
     assert message.startswith(str(folder / RELEASE_MANIFEST)) and "rebuild" in message
     assert kind is (IntegrityError if damage.endswith("-source") else BuildError)
+    with pytest.raises((BuildError, IntegrityError)) as split:  # publish_to_hub's read, then its later check
+        check_content(load_release(folder, sources=False, content=False), folder)
+    assert (type(split.value), str(split.value)) == (kind, message)
     if damage.startswith(("entry", "size")):
         assert "source entry 2 is not a {path, size, sha256} entry" in message
         unchecked = load_release(folder, content=False) if damage != "sources-an-object" else None
@@ -125,7 +128,8 @@ def test_a_damaged_manifest_is_refused_as_the_whole_read_refuses_it(release: Pat
 def test_the_content_check_left_for_later_is_the_one_load_release_makes(release: Path, tmp_path: Path) -> None:
     """``content=False`` reads a manifest with an edited source list without the check, and
     ``check_content`` then refuses it with the very error ``load_release`` gives; an intact one
-    passes both. Read without its sources, the list is checked as it streams, whatever ``content``."""
+    passes both. Read without its sources and unchecked, the document is read alone, and
+    ``check_content`` streams the list from the file."""
     whole = load_release(release)
     assert load_release(release, content=False) == whole
     check_content(whole, release)
@@ -139,8 +143,12 @@ def test_the_content_check_left_for_later_is_the_one_load_release_makes(release:
     with pytest.raises(IntegrityError) as err:
         check_content(unchecked, folder)
     assert str(err.value) == message and str(folder / RELEASE_MANIFEST) in message
-    with pytest.raises(IntegrityError, match="content_sha256 does not match"):
-        load_release(folder, sources=False, content=False)
+    head = load_release(folder, sources=False, content=False)  # the document alone: the list is not read
+    assert head == {k: v for k, v in doc.items() if k != "sources"}
+    with pytest.raises(IntegrityError) as err:
+        check_content(head, folder)  # streamed from the file now
+    assert str(err.value) == message
+    check_content(load_release(release, sources=False, content=False), release)
 
 
 @pytest.mark.parametrize("damage", ["edited-source", "not-json", "cut", "no-sources", "not-an-object",
@@ -193,6 +201,60 @@ def test_the_source_list_is_never_held(release: Path, tmp_path: Path) -> None:
             tracemalloc.stop()
 
     assert peak(False) < size / 8 < size < peak(True)
+
+
+# -- the source list checked as text (_compact_digest), the walk deciding the rest ---------------------
+
+_AWKWARD = 'chess_task/a",\n      "size": 1\n    },\n    {/x.txt'  # the layout's own text, inside a path
+
+
+@pytest.mark.parametrize("case", ["as-built", "awkward-path", "beyond-ascii", "escaped", "keys-reordered",
+                                  "two-space-entries", "edited", "edited-awkward", "newline-in-a-path"])
+def test_the_list_checked_as_text_reads_as_the_walk_reads_it(release: Path, tmp_path: Path, case: str) -> None:
+    """A list as the build writes it is checked as text, no entry handled in Python; text the
+    build would not write (a path beyond ASCII, an escape, another layout) does not hash so and is
+    walked, which reads it as ``json.loads`` does; an edit is refused either way. Whatever a path
+    holds, even the layout's own words, the text check accepts only the list ``content_sha256``
+    was made of."""
+    from vmeval_hf._shared.jsonstream import indented_array
+    from vmeval_hf.release.release_manifest import _compact_digest, manifest_text
+
+    doc = load_release(release)
+    rename = {"awkward-path": _AWKWARD, "edited-awkward": _AWKWARD, "beyond-ascii": "chess_task/échecs/ü.txt",
+              "newline-in-a-path": "chess_task/a\nb.txt"}.get(case)
+    if rename is not None:
+        doc["sources"][0] = {**doc["sources"][0], "path": rename}
+        doc["sources"].sort(key=lambda e: e["path"])
+    doc["content_sha256"] = content_sha256(doc["sources"])
+    text = manifest_text(doc)
+    if case == "escaped":  # the same path, an escape where the build writes the letter
+        text = text.replace('"path": "chess_task/', '"path": "\\u0063hess_task/', 1)
+    elif case == "keys-reordered":
+        first = doc["sources"][0]
+        text = text.replace(f'"path": {json.dumps(first["path"])},\n      "sha256": "{first["sha256"]}"',
+                            f'"sha256": "{first["sha256"]}",\n      "path": {json.dumps(first["path"])}', 1)
+    elif case == "two-space-entries":
+        text = text.replace("\n      ", "\n        ")
+    elif case == "edited":
+        text = text.replace(f'"size": {doc["sources"][1]["size"]}\n', f'"size": {doc["sources"][1]["size"] + 1}\n', 1)
+    elif case == "edited-awkward":  # the path's text made into the layout's: another path, and one entry more
+        text = text.replace('a\\",\\n      \\"size\\": 1\\n    },\\n    {/x.txt',
+                            'a",\n      "size": 1\n    },\n    {"path": "/x.txt', 1)
+    folder = _rewrite(tmp_path / case, doc, text=text)
+    assert (folder / RELEASE_MANIFEST).read_text(encoding="utf-8") != canonical_json(doc) or case in (
+        "as-built", "awkward-path", "beyond-ascii", "newline-in-a-path")
+    fast = indented_array(folder / RELEASE_MANIFEST, "sources")
+    taken = fast is not None and _compact_digest(fast) == doc["content_sha256"]
+    assert taken == (case in ("as-built", "awkward-path", "newline-in-a-path"))
+    if case.startswith("edited"):
+        assert _refusal(folder, sources=False) == _refusal(folder, sources=True)
+        assert ("content_sha256 does not match its source list" if case == "edited" else
+                "source entry 0 is not a {path, size, sha256} entry") in _refusal(folder, sources=False)[1]
+        return
+    whole = load_release(folder)
+    assert json.loads(text) == whole and whole["sources"] == doc["sources"]
+    assert load_release(folder, sources=False) == {k: v for k, v in whole.items() if k != "sources"}
+    check_content(load_release(folder, sources=False, content=False), folder)
 
 
 def test_a_builds_manifest_file_is_its_canonical_text(release: Path) -> None:

@@ -473,7 +473,7 @@ def publish_to_hub(release_dir: str | Path, *, settings: Settings, repo_id: str 
     release = Path(release_dir)
     repo = repo_id or settings.hf_repo
     try:  # before any request: every file there, readable, of its size (a local problem is not retried)
-        manifest = manifest if manifest is not None else load_release(release, content=False)
+        manifest = manifest if manifest is not None else load_release(release, sources=False, content=False)
         bad = check_release_files(release, manifest, contents=False)
     except OSError as exc:
         raise _local_error(exc, _Where(settings, repo, None, f"reading the release {release}")) from exc

@@ -29,10 +29,12 @@ from typing import IO, Any, TypedDict
 
 from .._shared.fs import CHUNK, canonical_json, sha256_file
 from .._shared.jsonstream import (
+    IndentedArray,
     JsonStream,
     JsonStreamError,
     Unstreamed,
     array_items,
+    indented_array,
     object_without_items,
 )
 from ..errors import BuildError, IntegrityError
@@ -370,11 +372,13 @@ def load_release(release_dir: str | Path, *, sources: bool = True, content: bool
     order, or any other surprise, is read whole instead, with the same checks and errors, and
     kept (sorted), so that :func:`sources_of` still gives it.
 
-    ``content=False`` (with ``sources=True``): the source list is not checked against
-    ``content_sha256`` here; the caller must :func:`check_content` before it relies on the
-    manifest (``publish_to_hub`` does, beside its first requests, before anything is written)."""
+    ``content=False``: the source list is not checked against ``content_sha256`` here; the caller
+    must :func:`check_content` before it relies on the manifest (``publish_to_hub`` does, beside its
+    first requests, before anything is written). With ``sources=False`` the list is then not read
+    at all where the file is laid out as the build writes it: the document around it is found
+    and parsed alone, a few milliseconds at any size."""
     path = Path(release_dir) / RELEASE_MANIFEST
-    return _read_release(path, sources, _release_reading(path), content=content or not sources)
+    return _read_release(path, sources, _release_reading(path), content=content)
 
 
 def _release_reading(path: Path) -> _Reading:
@@ -383,13 +387,21 @@ def _release_reading(path: Path) -> _Reading:
 
 def check_content(manifest: ReleaseManifest, release_dir: str | Path) -> None:
     """The check ``load_release(..., content=False)`` left out: ``manifest``'s source list against
-    its ``content_sha256``, an :class:`IntegrityError` naming the release's manifest otherwise. A
-    manifest read without its sources was checked as it was streamed: nothing to do."""
+    its ``content_sha256``, an :class:`IntegrityError` naming the release's manifest otherwise (or
+    the refusal :func:`load_release` gives a list it cannot read). A manifest read without its
+    sources has the list streamed from the file (as ``load_release(..., sources=False)`` checks
+    it), which must hold the very list the manifest's ``content_sha256`` was made of."""
+    path = Path(release_dir) / RELEASE_MANIFEST
+    how = _release_reading(path)
     if "sources" in manifest:
-        how = _release_reading(Path(release_dir) / RELEASE_MANIFEST)
         _require_source_entries(manifest["sources"], how)
-        if content_sha256(manifest["sources"]) != manifest["content_sha256"]:
-            raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
+        digest = content_sha256(manifest["sources"])
+    else:
+        streamed = _without_sources(path)
+        # a list the stream does not take: read whole, which refuses what it refuses in its own words
+        digest = streamed[1] if streamed is not None else _read_release(path, True, how)["content_sha256"]
+    if digest != manifest["content_sha256"]:
+        raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
 
 
 def load_release_copy(file: str | Path, where: str) -> ReleaseManifest:
@@ -413,8 +425,17 @@ class _Reading:
 
 
 def _read_release(path: Path, sources: bool, how: _Reading, *, content: bool = True) -> ReleaseManifest:
-    # the document without its sources, and their content_sha256 as streamed; else read whole
-    data, streamed = (None if sources else _without_sources(path)) or (None, None)
+    # without its sources: the document, and their content_sha256 as streamed (or, content=False, the
+    # document alone, its list left for check_content); else, or when the file is not the simple
+    # case, read whole (held)
+    data: dict[str, Any] | None = None
+    streamed = None
+    if not sources and content:
+        data, streamed = _without_sources(path) or (None, None)
+    elif not sources:
+        fast = indented_array(path, "sources")
+        data = fast.doc if fast is not None else None
+    held = data is None
     if data is None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -425,16 +446,16 @@ def _read_release(path: Path, sources: bool, how: _Reading, *, content: bool = T
             ) from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _refused(how.error, how, f"not valid JSON ({exc}); {how.fix}") from exc
-    missing = [k for k in ReleaseManifest.__annotations__ if k not in data and (streamed is None or k != "sources")]
+    missing = [k for k in ReleaseManifest.__annotations__ if k not in data and (held or k != "sources")]
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or missing:
         raise _refused(how.error, how, f"not a schema-{SCHEMA} release manifest (missing {missing or 'schema'}); "
                        f"{how.fix}")
     _require_shape(data, how)
-    if streamed is None and content:
+    if held and (content or not sources):
         _require_source_entries(data["sources"], how)
-    if content and (streamed if streamed is not None else content_sha256(data["sources"])) != data["content_sha256"]:
+    if content and (streamed if not held else content_sha256(data["sources"])) != data["content_sha256"]:
         raise _refused(IntegrityError, how, f"content_sha256 does not match its source list; {how.edited}")
-    if not sources and streamed is None:  # read whole: keep the list, in the order a stream would give it
+    if not sources and held:  # read whole: keep the list, in the order a stream would give it
         data["sources"] = sorted(data["sources"], key=lambda s: s["path"])
     return data  # type: ignore[no-any-return]
 
@@ -479,11 +500,49 @@ def _refused(error: type[BuildError] | type[IntegrityError], how: _Reading, why:
 
 def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:
     """The manifest at ``path`` without ``sources``, and the :func:`content_sha256` of the list,
-    streamed instead of kept (a slice at a time in C for a file laid out as the build writes it,
-    :func:`~vmeval_hf._shared.jsonstream.object_without_items`); None when the file is not that
-    simple case (missing, not JSON, a source entry of another shape, sources not in path order):
-    the caller reads it whole, which reports each of those as it always has."""
+    streamed instead of kept; None when the file is not that simple case (missing, not JSON, a
+    source entry of another shape, sources not in path order): the caller reads it whole, which
+    reports each of those as it always has.
+
+    A file laid out as the build writes it (:func:`~vmeval_hf._shared.jsonstream.indented_array`)
+    is first checked as text (:func:`_compact_digest`), with no entry handled in Python; a list
+    that does not hash so is walked entry by entry (a slice at a time in C where the layout
+    allows, :func:`~vmeval_hf._shared.jsonstream.object_without_items`), which decides."""
+    fast = indented_array(path, "sources")
+    if fast is not None and isinstance(fast.doc.get("content_sha256"), str):
+        try:
+            digest = _compact_digest(fast)
+        except (OSError, Unstreamed):
+            digest = None
+        if digest == fast.doc["content_sha256"]:
+            return fast.doc, digest
     return object_without_items(path, "sources", _content_of)
+
+
+#: the build's indented source entry (:func:`_indented`, joined by ``,\n    ``) made into the compact
+#: form :func:`content_sha256` hashes, in this order; each piece starts at a raw newline
+_COMPACTED = ((b'\n      "path": ', b'"path":'), (b'\n      "sha256": ', b'"sha256":'),
+              (b'\n      "size": ', b'"size":'), (b"\n    ", b""), (b"\n  ", b""))
+
+
+def _compact_digest(fast: IndentedArray) -> str:
+    """The sha256 of the array's text with the whitespace of the build's layout taken out
+    (:data:`_COMPACTED`): :func:`content_sha256` of its entries, for a list the build wrote.
+
+    Sound as a check: every slice parses (:meth:`~IndentedArray.slices`), so each raw newline is
+    whitespace between tokens, and each replacement takes out only whitespace (a newline, the
+    spaces after it, and the one after the colon of a key written right there), never a token.
+    The text hashed thus parses to the very entries of the file; if it hashes to
+    ``content_sha256``, it is the compact form of the list that digest was made of. Any other text
+    (paths beyond ASCII, which the build writes unescaped, another layout, an edit) hashes
+    otherwise, and the caller walks the entries to decide."""
+    h = hashlib.sha256(b"[")
+    for i, (raw, _) in enumerate(fast.slices()):
+        for old, new in _COMPACTED:
+            raw = raw.replace(old, new)
+        h.update(b"," + raw if i else raw)
+    h.update(b"]")
+    return h.hexdigest()
 
 
 def _content_of(entries: Iterable[Any]) -> str:
