@@ -218,8 +218,12 @@ class _Publish:
             built = build_release(self.data, tmp_out or out, version=self.version, repo_id=self.repo,
                                   max_shard_size=max_shard_size, decode_images=True, history=history,
                                   frame_cache=self.frame_cache)
-            # without its source list (400,000 entries at 100,000 questions): the walks below stream it
-            self.release = manifest = load_release(built.out, sources=False)
+            # without its source list (400,000 entries at 100,000 questions): the walks below stream it.
+            # Not checked against content_sha256 here, as the build has just written it from the digest
+            # it made: each step that sends the release checks the list first (publish_to_hub beside
+            # its first requests, mirror_release as it reads the manifest), so an edit made after now
+            # still sends nothing
+            self.release = manifest = load_release(built.out, sources=False, content=False)
             result = PublishResult(self.version, None if dry_run else built.out, built.content_sha256,
                                    built.questions, built.domains, len(manifest["files"]) + 1, built.size_bytes,
                                    # the build writes the manifest's canonical text: its bytes' sha256 is

@@ -330,13 +330,6 @@ class IndentedArray:
         """The array's elements, a list at a time, in order. :class:`Unstreamed` where a slice does
         not parse (the file is not JSON there, or not this layout); the elements before it have
         been given by then. :class:`OSError` as the read meets it."""
-        for _, batch in self.slices():
-            yield batch
-
-    def slices(self) -> Iterator[tuple[bytes, list[Any]]]:
-        """:meth:`batches` with the bytes each list was parsed from: the array's text between ``[``
-        and ``]``, cut at the commas between elements (which are left out), so a caller may also
-        read the elements' text, known to be JSON, as it stands in the file."""
         sep = b"},\n    {"  # between two elements: in this layout nowhere else (no raw newline in a string)
         with open(self.path, "rb") as f:
             f.seek(self._start + 1)  # after "["
@@ -358,7 +351,7 @@ class IndentedArray:
                     batch = json.loads(b"[" + piece + b"]")
                 except ValueError:
                     raise Unstreamed(f"{self.path}: not the indented layout") from None
-                yield piece, batch
+                yield batch
 
 
 def indented_array(path: str | Path, key: str) -> IndentedArray | None:

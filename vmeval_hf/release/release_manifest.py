@@ -29,7 +29,6 @@ from typing import IO, Any, TypedDict
 
 from .._shared.fs import CHUNK, canonical_json, sha256_file
 from .._shared.jsonstream import (
-    IndentedArray,
     JsonStream,
     JsonStreamError,
     Unstreamed,
@@ -500,49 +499,11 @@ def _refused(error: type[BuildError] | type[IntegrityError], how: _Reading, why:
 
 def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:
     """The manifest at ``path`` without ``sources``, and the :func:`content_sha256` of the list,
-    streamed instead of kept; None when the file is not that simple case (missing, not JSON, a
-    source entry of another shape, sources not in path order): the caller reads it whole, which
-    reports each of those as it always has.
-
-    A file laid out as the build writes it (:func:`~vmeval_hf._shared.jsonstream.indented_array`)
-    is first checked as text (:func:`_compact_digest`), with no entry handled in Python; a list
-    that does not hash so is walked entry by entry (a slice at a time in C where the layout
-    allows, :func:`~vmeval_hf._shared.jsonstream.object_without_items`), which decides."""
-    fast = indented_array(path, "sources")
-    if fast is not None and isinstance(fast.doc.get("content_sha256"), str):
-        try:
-            digest = _compact_digest(fast)
-        except (OSError, Unstreamed):
-            digest = None
-        if digest == fast.doc["content_sha256"]:
-            return fast.doc, digest
+    streamed instead of kept (a slice at a time in C for a file laid out as the build writes it,
+    :func:`~vmeval_hf._shared.jsonstream.object_without_items`); None when the file is not that
+    simple case (missing, not JSON, a source entry of another shape, sources not in path order):
+    the caller reads it whole, which reports each of those as it always has."""
     return object_without_items(path, "sources", _content_of)
-
-
-#: the build's indented source entry (:func:`_indented`, joined by ``,\n    ``) made into the compact
-#: form :func:`content_sha256` hashes, in this order; each piece starts at a raw newline
-_COMPACTED = ((b'\n      "path": ', b'"path":'), (b'\n      "sha256": ', b'"sha256":'),
-              (b'\n      "size": ', b'"size":'), (b"\n    ", b""), (b"\n  ", b""))
-
-
-def _compact_digest(fast: IndentedArray) -> str:
-    """The sha256 of the array's text with the whitespace of the build's layout taken out
-    (:data:`_COMPACTED`): :func:`content_sha256` of its entries, for a list the build wrote.
-
-    Sound as a check: every slice parses (:meth:`~IndentedArray.slices`), so each raw newline is
-    whitespace between tokens, and each replacement takes out only whitespace (a newline, the
-    spaces after it, and the one after the colon of a key written right there), never a token.
-    The text hashed thus parses to the very entries of the file; if it hashes to
-    ``content_sha256``, it is the compact form of the list that digest was made of. Any other text
-    (paths beyond ASCII, which the build writes unescaped, another layout, an edit) hashes
-    otherwise, and the caller walks the entries to decide."""
-    h = hashlib.sha256(b"[")
-    for i, (raw, _) in enumerate(fast.slices()):
-        for old, new in _COMPACTED:
-            raw = raw.replace(old, new)
-        h.update(b"," + raw if i else raw)
-    h.update(b"]")
-    return h.hexdigest()
 
 
 def _content_of(entries: Iterable[Any]) -> str:
