@@ -17,7 +17,13 @@ order, each contender runs as a child process against the project's Hub server
 - with ``--attribute``, also ``ours unchecked``: ``publish_to_hub`` with its release check taken
   out, to measure what the check costs: the manifest read before the clock, and the check of every
   byte against it (``check_release_files``, ``check_content``) replaced by a pass. Not a mode of
-  the product; a diagnostic of where ``ours`` spends the time ``upload_folder`` does not.
+  the product; a diagnostic of where ``ours`` spends the time ``upload_folder`` does not. And
+  ``ours cold``: ``ours`` with an empty cache folder (``VMEVAL_CACHE_DIR``), so the manifest's
+  source list is walked, as on a machine that neither built the release nor checked it before.
+
+The build and every contender share a cache folder of the run's own (``VMEVAL_CACHE_DIR``): the
+build remembers the source list it wrote (:func:`vmeval_hf.release.release_manifest.write_release_manifest`),
+as it does on a maintainer's machine, so ``ours`` checks the manifest by its bytes' hash.
 
 The Hub server stores blobs by content, shared between repos: a second upload of the same shards
 would send nothing. So every contender gets a server with an empty store of its own (the no-op
@@ -71,7 +77,7 @@ def child(kind: str, release: Path, repo: str) -> None:
 
         settings = Settings.from_env()
         manifest = None
-        if kind == "ours-unchecked":  # the diagnostic of --attribute: the release check taken out
+        if kind == "ours-unchecked":  # a diagnostic of --attribute: the release check taken out
             manifest = hub.load_release(release, sources=False, content=False)
             hub._intact = lambda *_: []  # type: ignore[assignment]
             hub.check_release_files = lambda *_, **__: []  # type: ignore[assignment]
@@ -115,19 +121,21 @@ def run_one(kind: str, release: Path, scratch: Path, n: int, rep: int,
     try:
         with Servers(root) as servers:
             repo = f"bench/{kind.replace('_', '-')}-{n}-{rep}"
-            env = {**os.environ, **servers.env(repo=repo, hf_home=root / "hf")}
+            cache = root / "cold-cache" if kind == "ours-cold" else scratch / "cache"
+            env = {**os.environ, **servers.env(repo=repo, hf_home=root / "hf"), "VMEVAL_CACHE_DIR": str(cache)}
             kinds = [kind, "ours-noop"] if noop_after else [kind]
             for k in kinds:
                 before = servers.hub_traffic()
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--_run", k, "--_release", str(release),
-                       "--_repo", repo]
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--_run", "ours" if k == "ours-cold" else k,
+                       "--_release", str(release), "--_repo", repo]
                 r = measure(cmd, cwd=root, env=env)
                 after = servers.hub_traffic()
                 sent = {key: after[key] - before[key] for key in after}
                 assert servers.hub is not None
                 r.update(sent, content_bytes=sent["lfs_bytes"] + sent["inline_bytes"],
                          **_history(servers.hub.url, servers.token, repo))
-                out.append(({"ours-noop": "ours no-op", "ours-unchecked": "ours unchecked"}.get(k, k), r))
+                out.append(({"ours-noop": "ours no-op", "ours-unchecked": "ours unchecked",
+                             "ours-cold": "ours cold"}.get(k, k), r))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return out
@@ -138,14 +146,14 @@ def bench(n: int, repeat: int, cache_dir: Path, attribute: bool = False) -> dict
     scratch = Path(tempfile.mkdtemp(prefix=f"hub-{n}-", dir=cache_dir))
     try:
         release = scratch / "release"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VMEVAL_CACHE_DIR": str(scratch / "cache")}
         subprocess.run([str(Path(sys.executable).with_name("vmeval-hf")), "build", "--data-dir", str(data),
                         "--out", str(release), "--version", VERSION, "--repo", "bench/vmeval", "--json"],
                        cwd=scratch, env=env, check=True, stdout=subprocess.DEVNULL)
         size = sum(p.stat().st_size for p in release.rglob("*") if p.is_file())
         nfiles = sum(1 for p in release.rglob("*") if p.is_file())
         runs: dict[str, list[dict[str, Any]]] = {}
-        kinds = (*CONTENDERS, "ours-unchecked") if attribute else CONTENDERS
+        kinds = (*CONTENDERS, "ours-unchecked", "ours-cold") if attribute else CONTENDERS
         for rep in range(repeat):
             order = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]
             for kind in order:
@@ -193,6 +201,10 @@ def targets(res: dict[str, Any]) -> list[str]:
         a, u, b = med["ours"]["call"], med["ours unchecked"]["call"], med["upload_folder"]["call"]
         out.append(f"N={n}: the release check costs ours {a - u:.2f} s; without it, ours / upload_folder = "
                    f"{u / b:.2f} (a diagnostic, not a target)")
+    if {"ours cold", "upload_folder"} <= med.keys():
+        a, b = med["ours cold"]["call"], med["upload_folder"]["call"]
+        out.append(f"N={n}: with an empty cache folder (the source list walked), ours / upload_folder = "
+                   f"{a / b:.2f} (a diagnostic, not a target)")
     if "ours no-op" in med:
         m = med["ours no-op"]
         ok = m["content_bytes"] == 0 and m["commits"] == 0
@@ -212,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                          "with bench_scale.py)")
     ap.add_argument("--attribute", action="store_true",
                     help="also run `ours unchecked`, publish_to_hub with its release check taken out (a "
-                         "diagnostic of what the check costs, not a mode of the product)")
+                         "diagnostic of what the check costs, not a mode of the product), and `ours cold`, "
+                         "with an empty cache folder")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--_run", choices=("ours", "ours-noop", "ours-unchecked", *CONTENDERS[1:]),
                     help=argparse.SUPPRESS)

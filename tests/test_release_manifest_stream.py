@@ -287,6 +287,62 @@ def _indented_entry(e: dict) -> str:
     return json.dumps(e, indent=2, sort_keys=True).replace("\n", "\n    ")
 
 
+# -- manifests whose list was checked before, known by their bytes --------------------------------
+
+
+def test_a_list_checked_once_is_known_by_the_manifests_bytes(release: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build remembers the list it wrote; a manifest written otherwise is walked once, then
+    known. A known manifest is not walked again (the walk is made to fail here to show it), and
+    only those very bytes are known: a copy with one byte of the list changed is walked and
+    refused, also when the cache holds a key for its bytes with another content_sha256."""
+    from vmeval_hf.release import release_manifest as rm
+
+    def key(folder: Path) -> bytes:
+        raw = (folder / RELEASE_MANIFEST).read_bytes()
+        return rm._list_key(hashlib.sha256(raw).digest(), json.loads(raw)["content_sha256"])
+
+    assert rm._checked_lists().known(key(release))  # remembered by the build
+    doc = load_release(release)
+    other = _rewrite(tmp_path / "other", {**doc, "version": "9.9"})  # the same list, other bytes
+    assert not rm._checked_lists().known(key(other))
+    assert load_release(other, sources=False)["version"] == "9.9"
+    assert rm._checked_lists().known(key(other))  # walked, found to match: remembered
+
+    doc["sources"][3] = {**doc["sources"][3], "size": doc["sources"][3]["size"] + 1}  # content_sha256 kept
+    edited = _rewrite(tmp_path / "edited", doc)
+    cache = rm._checked_lists()
+    cache.remember(rm._list_key(hashlib.sha256((edited / RELEASE_MANIFEST).read_bytes()).digest(), "0" * 64))
+    cache.flush()
+    with pytest.raises(IntegrityError, match="content_sha256 does not match its source list"):
+        load_release(edited, sources=False)
+
+    def no_walk(*_: object, **__: object) -> None:
+        raise AssertionError("walked")
+
+    monkeypatch.setattr(rm, "object_without_items", no_walk)
+    light = load_release(release, sources=False)  # known: not walked
+    assert light == {k: v for k, v in load_release(release).items() if k != "sources"}
+    check_content(load_release(other, sources=False, content=False), other)
+    with pytest.raises(AssertionError, match="walked"):
+        load_release(_rewrite(tmp_path / "third", {**load_release(release), "version": "9.8"}), sources=False)
+
+
+def test_the_lists_checked_are_kept_in_the_cache_folder(release: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache lives in ``VMEVAL_CACHE_DIR`` beside the frame verdicts; with an empty one every
+    list is walked again (and remembered there), and one that cannot be made costs only the
+    shortcut: the list is walked and the read succeeds."""
+    from vmeval_hf.release import release_manifest as rm
+
+    monkeypatch.setenv("VMEVAL_CACHE_DIR", str(tmp_path / "fresh"))
+    assert load_release(release, sources=False)["version"] == "1.0"
+    assert [p.name for p in (tmp_path / "fresh").glob("*.sqlite3")] == [f"release-lists-v{rm.LIST_CHECK_VERSION}.sqlite3"]
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("VMEVAL_CACHE_DIR", str(tmp_path / "a-file"))
+    assert load_release(release, sources=False)["version"] == "1.0"
+
+
 def test_a_builds_manifest_file_is_its_canonical_text(release: Path) -> None:
     """``publish`` takes the sha256 of the file the build wrote as the release's own hash, and
     ``verify`` compares the Hub's copy with those bytes: both rest on the file being exactly the

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from json.encoder import encode_basestring_ascii as _ascii  # ... and with ensur
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypedDict
 
+from .._shared.digest_cache import DigestCache
 from .._shared.fs import CHUNK, canonical_json, sha256_file
 from .._shared.jsonstream import (
     JsonStream,
@@ -36,6 +36,7 @@ from .._shared.jsonstream import (
     indented_array,
     object_without_items,
 )
+from ..config import default_cache_dir
 from ..errors import BuildError, IntegrityError
 
 RELEASE_MANIFEST = "vmeval_release.json"
@@ -346,19 +347,52 @@ def manifest_text(manifest: Any) -> str:
 def write_release_manifest(path: Path, manifest: dict[str, Any], runs: Sequence[SourceRun]) -> None:
     """Write ``manifest`` plus its ``sources`` (given as runs, in path order) in
     :func:`~vmeval_hf._shared.fs.canonical_json`'s exact form, without building the source list:
-    it has an entry per source file (tens of thousands)."""
+    it has an entry per source file (tens of thousands). A list that hashes to the manifest's
+    ``content_sha256`` (the runs' compact form, :func:`content_sha256_runs`, written from the
+    same rows as the indented one) is remembered as checked for these bytes (:func:`_checked_lists`),
+    so the first reader need not walk it again."""
     head, tail = canonical_json({**manifest, "sources": _SOURCES_MARK}).split(_text(_SOURCES_MARK))
+    h = hashlib.sha256()
+
+    def write(fh: IO[bytes], data: bytes) -> None:
+        h.update(data)
+        fh.write(data)
+
     with open(path, "wb") as fh:
-        fh.write(head.encode("utf-8"))
+        write(fh, head.encode("utf-8"))
         if not runs:
-            fh.write(b"[]")
+            write(fh, b"[]")
         for i, run in enumerate(_in_order(runs)):
-            fh.write(b",\n    " if i else b"[\n    ")
+            write(fh, b",\n    " if i else b"[\n    ")
             with open(run.indented, "rb") as src:
-                shutil.copyfileobj(src, fh, CHUNK)
+                while chunk := src.read(CHUNK):
+                    write(fh, chunk)
         if runs:
-            fh.write(b"\n  ]")
-        fh.write(tail.encode("utf-8"))
+            write(fh, b"\n  ]")
+        write(fh, tail.encode("utf-8"))
+    if runs and content_sha256_runs(runs) == manifest.get("content_sha256"):
+        cache = _checked_lists()
+        cache.remember(_list_key(h.digest(), manifest["content_sha256"]))
+        cache.flush()
+
+
+#: what the source list's check (:func:`_without_sources`) accepts, as a number: raise it whenever
+#: it accepts less or more, and the cache of checked lists starts a new file
+LIST_CHECK_VERSION = 1
+
+
+def _checked_lists() -> DigestCache:
+    """The release manifests known to hold a source list that passes :func:`_without_sources`'
+    check, by :func:`_list_key` (a :class:`~vmeval_hf._shared.digest_cache.DigestCache` in the
+    user cache folder, beside the frame verdicts)."""
+    return DigestCache(default_cache_dir(), f"release-lists-v{LIST_CHECK_VERSION}", "release list cache",
+                       "checking every source list")
+
+
+def _list_key(file_sha256: bytes, content: str) -> bytes:
+    """The key of a manifest file whose bytes hash to ``file_sha256`` and whose ``content_sha256``
+    is ``content``: its source list is plain entries in path order that hash to ``content``."""
+    return hashlib.sha256(b"vmeval-hf release list\0" + file_sha256 + content.encode("utf-8")).digest()
 
 
 def load_release(release_dir: str | Path, *, sources: bool = True, content: bool = True) -> ReleaseManifest:
@@ -502,8 +536,28 @@ def _without_sources(path: Path) -> tuple[dict[str, Any], str] | None:
     streamed instead of kept (a slice at a time in C for a file laid out as the build writes it,
     :func:`~vmeval_hf._shared.jsonstream.object_without_items`); None when the file is not that
     simple case (missing, not JSON, a source entry of another shape, sources not in path order):
-    the caller reads it whole, which reports each of those as it always has."""
-    return object_without_items(path, "sources", _content_of)
+    the caller reads it whole, which reports each of those as it always has.
+
+    The bytes of a file laid out so are hashed first: a manifest with these very bytes whose list
+    passed this check before (:func:`_checked_lists`: written by the build, or walked here) is not
+    walked again; one walked now and found to match its ``content_sha256`` is remembered."""
+    fast = indented_array(path, "sources")
+    content = fast.doc.get("content_sha256") if fast is not None else None
+    if fast is None or not isinstance(content, str):
+        return object_without_items(path, "sources", _content_of)
+    try:
+        with open(path, "rb") as fh:  # hashlib's buffer of 256 KiB: this read holds no more than the walk
+            key = _list_key(hashlib.file_digest(fh, "sha256").digest(), content)
+    except OSError:
+        return None
+    cache = _checked_lists()
+    if cache.known(key):
+        return fast.doc, content
+    streamed = object_without_items(path, "sources", _content_of)
+    if streamed is not None and streamed[1] == content:
+        cache.remember(key)
+        cache.flush()
+    return streamed
 
 
 def _content_of(entries: Iterable[Any]) -> str:

@@ -5,33 +5,24 @@ again (:func:`~vmeval_hf.tree.png.pixel_problem`): re-validating or re-publishin
 tree only reads and hashes it. The key is the content, never a path, size or mtime, so a
 frame edited in place is checked again whatever its size and mtime say.
 
-Only passes are kept. The cache is an SQLite file in the user cache folder
-(:func:`~vmeval_hf.config.default_cache_dir`), named for :data:`CHECK_VERSION` (a change to
-what the check accepts takes a new file, so two vmeval-hf versions never share verdicts).
-It is safe with concurrent processes (SQLite's locking; WAL, so readers never wait for a
-writer; each process opens its own connection, also after a fork). It is only ever a
-shortcut: a file that is corrupt, unreadable, locked for too long or written by another
-schema is set aside and rebuilt, or, if that fails too, the check runs without it. Damage
-cannot make a bad frame pass: a row is a 32-byte digest, and a damaged digest names no frame.
+Only passes are kept, in a :class:`~vmeval_hf._shared.digest_cache.DigestCache` (an SQLite file
+in the user cache folder, :func:`~vmeval_hf.config.default_cache_dir`) named for
+:data:`CHECK_VERSION` (a change to what the check accepts takes a new file, so two vmeval-hf
+versions never share verdicts); see that module for concurrency and damage. Damage cannot make a
+bad frame pass: a row is a 32-byte digest, and a damaged digest names no frame.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import sqlite3
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from .._shared.digest_cache import DigestCache
 
 #: what the pixel check accepts, as a number: raise it whenever png.py accepts less or more
 CHECK_VERSION = 1
-_SCHEMA = 1  # the table layout; PRAGMA user_version holds it
-_TIMEOUT = 2.0  # seconds to wait for another process's write lock before going on without it
 
 
-class Verdicts:
+class Verdicts(DigestCache):
     """The digests of frames known to pass (see the module docstring).
 
     ``folder``: the cache folder (the file inside is ``png-verdicts-v<CHECK_VERSION>.sqlite3``);
@@ -39,104 +30,4 @@ class Verdicts:
     """
 
     def __init__(self, folder: str | Path | None) -> None:
-        self.path = Path(folder) / f"png-verdicts-v{CHECK_VERSION}.sqlite3" if folder is not None else None
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
-        self._pending: list[bytes] = []
-        self._inherited: list[sqlite3.Connection] = []  # a parent's connection, never used or closed here
-
-    def known(self, digest: bytes) -> bool:
-        """Whether the frame with sha256 ``digest`` (32 bytes) passed the check before."""
-        conn = self._connection()
-        if conn is None:
-            return False
-        try:
-            return conn.execute("SELECT 1 FROM ok WHERE digest = ?", (digest,)).fetchone() is not None
-        except sqlite3.Error as exc:
-            self._give_up(exc)
-            return False
-
-    def remember(self, digest: bytes) -> None:
-        """Note that the frame with sha256 ``digest`` passed; written by :meth:`flush`."""
-        if self.path is not None:
-            self._pending.append(digest)
-
-    def flush(self) -> None:
-        """Write the verdicts noted since the last flush, in one transaction (best effort)."""
-        pending, self._pending = self._pending, []
-        conn = self._connection() if pending else None
-        if conn is None:
-            return
-        try:
-            with conn:
-                conn.executemany("INSERT OR IGNORE INTO ok (digest) VALUES (?)", [(d,) for d in pending])
-        except sqlite3.Error as exc:
-            self._give_up(exc)
-
-    def _connection(self) -> sqlite3.Connection | None:
-        if self.path is None:
-            return None
-        if self._pid != os.getpid():  # first use, or a forked child: never share a connection
-            if self._conn is not None:
-                self._inherited.append(self._conn)
-            self._pid, self._conn = os.getpid(), None
-            self._conn = self._open()
-            if self._conn is None:
-                self.path = None
-        return self._conn
-
-    def _open(self) -> sqlite3.Connection | None:
-        """A connection to a sound cache file: the one there, else (set aside) a new one."""
-        assert self.path is not None
-        for attempt in (1, 2):
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                return _connect(self.path)
-            except (sqlite3.Error, OSError) as exc:
-                if attempt == 2 or isinstance(exc, OSError) or _locked(exc):
-                    log.warning("frame check cache %s not used (%s); checking every frame", self.path, exc)
-                    return None
-                log.warning("frame check cache %s is unusable (%s); starting a new one", self.path, exc)
-                _set_aside(self.path)
-        return None
-
-    def _give_up(self, exc: sqlite3.Error) -> None:
-        log.warning("frame check cache %s failed (%s); checking the remaining frames without it", self.path, exc)
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-        self._conn, self.path, self._pending = None, None, []
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """Open ``path`` and check (or create) its schema; :class:`sqlite3.DatabaseError` if it is
-    not a cache of this schema."""
-    conn = sqlite3.connect(path, timeout=_TIMEOUT, isolation_level="DEFERRED", check_same_thread=False)
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            with conn:
-                conn.execute("CREATE TABLE IF NOT EXISTS ok (digest BLOB PRIMARY KEY) WITHOUT ROWID")
-                conn.execute(f"PRAGMA user_version = {_SCHEMA}")
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA journal_mode = WAL")
-        elif version != _SCHEMA:
-            raise sqlite3.DatabaseError(f"written by another schema ({version}, this is {_SCHEMA})")
-        conn.execute("SELECT digest FROM ok LIMIT 1").fetchall()
-        # in WAL mode a commit then waits for no fsync (a verdict lost to a power cut is checked again)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        return conn
-    except BaseException:
-        conn.close()
-        raise
-
-
-def _locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
-
-
-def _set_aside(path: Path) -> None:
-    """Remove a broken cache file (and its journal files); another process may be doing the same."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(OSError):  # gone already, or not removable: the next open says so
-            os.unlink(f"{path}{suffix}")
+        super().__init__(folder, f"png-verdicts-v{CHECK_VERSION}", "frame check cache", "checking every frame")
