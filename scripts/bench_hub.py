@@ -30,6 +30,10 @@ would send nothing. So every contender gets a server with an empty store of its 
 re-publish reuses ``ours``' server, which is its point). Xet is off (``HF_HUB_DISABLE_XET=1``,
 as ``vmeval-hf sandbox`` sets it): the server speaks plain LFS.
 
+Before each run the page cache's dirty pages are written out (``os.sync``): the server writes what
+it receives, hundreds of MB per run at 10,000 questions, and the disk's write-back of one run
+would otherwise fall on the next.
+
 Per run: ``call s`` and ``CPU s`` (user + sys of the client process, all threads) around the
 upload call alone, imports and loading done before; ``proc s``, the whole child; what the server
 received (``HubServer.traffic``): file content (LFS uploads + inline file contents) and every
@@ -128,6 +132,7 @@ def run_one(kind: str, release: Path, scratch: Path, n: int, rep: int,
                 before = servers.hub_traffic()
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--_run", "ours" if k == "ours-cold" else k,
                        "--_release", str(release), "--_repo", repo]
+                os.sync()  # the last run's writes reach the disk before this one starts, not during it
                 r = measure(cmd, cwd=root, env=env)
                 after = servers.hub_traffic()
                 sent = {key: after[key] - before[key] for key in after}
