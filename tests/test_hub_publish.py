@@ -203,6 +203,50 @@ def test_verify_settles_the_release_manifest_by_its_listed_hash_and_reads_it_onl
         ("sha256", "content_sha256 differs from the recorded release")]
 
 
+def test_a_release_manifest_the_repo_keeps_in_lfs_is_compared_by_its_sha256(
+        tmp_path: Path, hub_repo: str, settings: Settings, hub_server) -> None:  # noqa: ANN001
+    """A repo whose ``.gitattributes`` sends ``vmeval_release.json`` through LFS (as the Hub does
+    for any file over 10 MB: the manifest of about 15,000 questions or more): ``main`` holding this
+    very release untagged (a publish stopped before its tag) is tagged with nothing sent; another
+    release's manifest is replaced, and the version verifies."""
+    import hashlib
+
+    from huggingface_hub import CommitOperationAdd
+
+    from vmeval_hf.hub import hub_api
+
+    api = hub_api(settings)
+    api.create_repo(hub_repo, repo_type="dataset")
+    api.create_commit(hub_repo, [CommitOperationAdd(".gitattributes", b"vmeval_release.json filter=lfs diff=lfs "
+                                                    b"merge=lfs -text\n*.parquet filter=lfs diff=lfs merge=lfs -text\n")],
+                      commit_message="manifests in LFS", repo_type="dataset")
+
+    def stored(revision: str) -> str | None:
+        (entry,) = api.get_paths_info(hub_repo, ["vmeval_release.json"], repo_type="dataset", revision=revision)
+        return entry.lfs.sha256 if entry.lfs else None
+
+    data = make_tree(tmp_path / "data", {"chess": 2, "maze": 1})
+    first = _build(data, tmp_path / "a", "1.0", hub_repo)
+    published = publish_to_hub(first.out, settings=settings, repo_id=hub_repo)
+    assert stored("1.0") == hashlib.sha256((first.out / "vmeval_release.json").read_bytes()).hexdigest()
+
+    api.delete_tag(hub_repo, tag="1.0", repo_type="dataset")  # main holds the release, untagged
+    before, commits = hub_server.traffic, _commits(hub_repo, settings)
+    again = publish_to_hub(first.out, settings=settings, repo_id=hub_repo)
+    sent = {k: v - before[k] for k, v in hub_server.traffic.items()}
+    assert again.commit == published.commit and _tags(hub_repo, settings) == {"1.0": published.commit}
+    assert _commits(hub_repo, settings) == commits
+    assert (sent["commits"], sent["lfs_bytes"], sent["inline_bytes"]) == (0, 0, 0)
+
+    _change(data)
+    other = _build(data, tmp_path / "b", "1.1", hub_repo)
+    result = publish_to_hub(other.out, settings=settings, repo_id=hub_repo)
+    assert stored("1.1") == hashlib.sha256((other.out / "vmeval_release.json").read_bytes()).hexdigest()
+    assert stored("1.1") != stored("1.0")
+    assert verify_hub(settings=settings, repo_id=hub_repo, version="1.1", expected=other.manifest,
+                      expected_commit=result.commit) == []
+
+
 def test_a_noop_republish_settles_the_release_by_its_listed_hash_with_nothing_downloaded(
         tmp_path: Path, hub_repo: str, settings: Settings, hub_server) -> None:  # noqa: ANN001
     """The tag names this very release: the re-publish reads the manifest's hash from the Hub's

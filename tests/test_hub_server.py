@@ -196,11 +196,16 @@ def test_commit_targets_branches_only(api: HfApi, published: dict[str, Any]) -> 
     assert not api.file_exists(repo, "z.txt", repo_type=DS)
 
 
-def test_invalid_readme_yaml_is_refused(api: HfApi, hub_repo: str) -> None:
+@pytest.mark.parametrize(("card", "why"), [(b"---\nfoo: [unclosed\n---\n", "Invalid YAML"),
+                                          (b"---\n- a\n- b\n---\n", "must be a YAML mapping")])
+def test_invalid_readme_yaml_is_refused(api: HfApi, hub_repo: str, card: bytes, why: str) -> None:
     api.create_repo(hub_repo, repo_type=DS)
-    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
-        api.create_commit(hub_repo, [CommitOperationAdd("README.md", b"---\nfoo: [unclosed\n---\n")],
-                          commit_message="bad card", repo_type=DS)
+    with pytest.raises(ValueError, match=f"(?s)Invalid metadata in README.md.*{why}"):
+        api.create_commit(hub_repo, [CommitOperationAdd("README.md", card)], commit_message="bad card", repo_type=DS)
+    assert not api.file_exists(hub_repo, "README.md", repo_type=DS)
+    api.create_commit(hub_repo, [CommitOperationAdd("README.md", b"---\nlicense: mit\ntags: [a, b]\n---\n# ok\n")],
+                      commit_message="good card", repo_type=DS)
+    assert api.file_exists(hub_repo, "README.md", repo_type=DS)
 
 
 def test_concurrent_uploads(api: HfApi, hub_repo: str) -> None:

@@ -879,7 +879,7 @@ class _Changes:
     add: list[str]          # missing or with other bytes, sorted
     delete: list[str]       # held but not in the release (``.gitattributes`` kept), sorted
     stale_manifest: bool    # holds a vmeval_release.json of another release
-    sha256: dict[str, str]  # every release file's sha256, as the manifest records it
+    sha256: dict[str, str]  # every release file's sha256, as the manifest records it (not the manifest's own)
 
     def __bool__(self) -> bool:
         return bool(self.add or self.delete)
@@ -903,14 +903,16 @@ def _changes(api: Any, repo: str, revision: str, release: Path, manifest: Releas
     held = {e.path: e for e in api.list_repo_tree(repo, repo_type="dataset", revision=revision, recursive=True)
             if hasattr(e, "blob_id") and e.path not in KEEP}
     wanted = {f["path"]: f["sha256"] for f in manifest["files"]}
-    wanted[RELEASE_MANIFEST] = sha256_file(release / RELEASE_MANIFEST)
 
     def same(path: str) -> bool:
         entry = held[path]
-        return bool(entry.lfs.sha256 == wanted[path]) if entry.lfs else entry.blob_id == _git_blob_sha1(release / path)
+        if not entry.lfs:
+            return bool(entry.blob_id == _git_blob_sha1(release / path))
+        return bool(entry.lfs.sha256 == (wanted.get(path) or sha256_file(release / path)))
 
-    add = [p for p in sorted(wanted) if p not in held or not same(p)]
-    return _Changes(add, sorted(set(held) - set(wanted)), RELEASE_MANIFEST in held and RELEASE_MANIFEST in add,
+    paths = sorted([*wanted, RELEASE_MANIFEST])
+    add = [p for p in paths if p not in held or not same(p)]
+    return _Changes(add, sorted(set(held) - set(paths)), RELEASE_MANIFEST in held and RELEASE_MANIFEST in add,
                     wanted)
 
 
@@ -920,9 +922,11 @@ def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path, 
     (:meth:`_Changes.batches`): each commit names the one before as its parent (a concurrent
     writer is refused, 412). The sha of the last commit; ``head`` when there is nothing to commit.
 
-    Each file's sha256 is given to ``huggingface_hub`` (``changes.sha256``: the release manifest's,
-    which the caller has checked against the files, :meth:`_Push.require_intact`), which would
-    otherwise read and hash every file again."""
+    Each release file's sha256 is given to ``huggingface_hub`` (``changes.sha256``: the release
+    manifest's, which the caller has checked against the files, :meth:`_Push.require_intact`), which
+    would otherwise read and hash every file again. The manifest's own is left to it: it hashes a file
+    only to send it through LFS, and one the Hub takes inline (the manifest below 10 MB, about 15,000
+    questions) is never hashed."""
     from huggingface_hub import (  # start-up: see the module docstring
         CommitOperationAdd,
         CommitOperationDelete,
@@ -930,7 +934,8 @@ def _commit_batches(api: Any, repo: str, branch: str, head: str, release: Path, 
 
     def add(path: str) -> Any:
         op = CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(release / path))
-        op.upload_info.sha256 = bytes.fromhex(changes.sha256[path])
+        if path in changes.sha256:
+            op.upload_info.sha256 = bytes.fromhex(changes.sha256[path])
         return op
 
     batches = changes.batches(per_commit)

@@ -308,8 +308,8 @@ class _Handler(_BaseHandler):
         if match:
             import yaml  # start-up: PyYAML ~20 ms; only this one endpoint parses YAML
 
-            try:
-                meta = yaml.safe_load(match.group(1))
+            try:  # libyaml's parser where PyYAML has it: a card's YAML in 4 ms, not 33 ms in pure Python
+                meta = yaml.load(match.group(1), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
                 if meta is not None and not isinstance(meta, dict):
                     errors.append({"message": "README.md metadata must be a YAML mapping"})
             except yaml.YAMLError as exc:
