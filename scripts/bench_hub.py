@@ -38,7 +38,8 @@ Per run: ``call s`` and ``CPU s`` (user + sys of the client process, all threads
 upload call alone, imports and loading done before; ``proc s``, the whole child; what the server
 received (``HubServer.traffic``): file content (LFS uploads + inline file contents) and every
 request's line, headers and body; commits the server made, and after the run the commits new in
-``main``'s history and the tags (``HfApi.list_repo_commits``, ``list_repo_refs``). Medians.
+``main``'s history and the tags (``HfApi.list_repo_commits``, ``list_repo_refs``). Medians; for ours against
+``upload_folder`` also the median of each round's own ratio.
 """
 
 from __future__ import annotations
@@ -191,11 +192,21 @@ def report(res: dict[str, Any]) -> list[str]:
     return lines
 
 
+def paired(res: dict[str, Any], a: str, b: str) -> float:
+    """The median of ``a``'s call time over ``b``'s in each round (the two ran minutes apart at
+    most, in the same rotation): less swayed than the ratio of medians by a slow stretch of the
+    machine that fell on one contender's runs."""
+    return statistics.median(x["call"] / y["call"] for x, y in zip(res["runs"][a], res["runs"][b], strict=True))
+
+
 def targets(res: dict[str, Any]) -> list[str]:
     med, n, out = res["median"], res["questions"], []
     if {"ours", "upload_folder", "push_to_hub"} <= med.keys():
         a, b, c = med["ours"]["call"], med["upload_folder"]["call"], med["push_to_hub"]["call"]
-        out.append(f"N={n}: ours / upload_folder = {a / b:.3f} (target <= 1): {'ok' if a <= b else 'MISSED'}")
+        pair = paired(res, "ours", "upload_folder")
+        verdict = "ok" if max(a / b, pair) <= 1 else "MISSED" if min(a / b, pair) > 1 else "at the boundary"
+        out.append(f"N={n}: ours / upload_folder = {a / b:.3f} of the medians, {pair:.3f} the median of each "
+                   f"round's own ratio (target <= 1): {verdict}")
         out.append(f"N={n}: ours / push_to_hub = {a / c:.2f} (target < 1): {'ok' if a < c else 'MISSED'}")
     if "ours" in med:
         m = med["ours"]
